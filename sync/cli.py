@@ -1,0 +1,150 @@
+"""The `leadsync` command: parse arguments, build what the command needs, call one function, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sync import __version__
+from sync.errors import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--now: not an ISO 8601 time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sync.config import load_portal
+
+    failed = 0
+    for file in args.configs:
+        try:
+            loaded = load_portal(file)
+        except ConfigError as exc:
+            failed += 1
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            continue
+        models = ", ".join(m.name for m in loaded.rules.models)
+        portal = loaded.config.portal.name
+        print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version})")
+    return EXIT_CONFIG if failed else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from sync.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import track
+
+    from sync.config import load_portal
+    from sync.core.rules import compile_ruleset
+    from sync.core.scoring import score
+    from sync.reports.scores import print_table, result_json
+    from sync.snapshot import read_snapshot
+
+    now = _now(args.now)
+    rules = compile_ruleset(load_portal(args.config).rules)
+    snapshot = read_snapshot(args.snapshot)
+    for problem in snapshot.problems:
+        print(f"{args.snapshot}: {problem}", file=sys.stderr)
+    inputs = list(snapshot.scoring_inputs())
+    if args.contact:
+        wanted = set(args.contact)
+        inputs = [(c, e) for c, e in inputs if c.id in wanted]
+        for missing in wanted - {c.id for c, _ in inputs}:
+            print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
+    quiet = args.json or not sys.stderr.isatty()
+    results = (
+        score(contact, events, rules, now)
+        for contact, events in track(inputs, description="scoring", disable=quiet, console=Console(stderr=True))
+    )
+    if args.json:
+        for result in results:
+            print(json.dumps(result_json(result), ensure_ascii=False))
+    else:
+        console = Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
+        count = print_table(results, console)
+        console.print(f"{count} contacts scored with rule-set version {rules.version} as of {now.isoformat()}")
+    if snapshot.problems or snapshot.unattached_events:
+        print(
+            f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadsync",
+        description="Explainable lead scoring for HubSpot: score contacts with versioned YAML rules "
+        "and write score, grade, reasons and lifecycle stage back.",
+        epilog="Run 'leadsync COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"leadsync {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check portal config files",
+        description="Check portal config files. Every problem names the file, the line and the field; "
+        "exit status 2 when any file has a problem.",
+    )
+    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="portal YAML file(s)")
+    validate.set_defaults(func=cmd_validate)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of portal config files",
+        description="Print the JSON Schema of portal config files.",
+    )
+    schema.set_defaults(func=cmd_schema)
+
+    score = commands.add_parser(
+        "score",
+        help="score a portal snapshot offline",
+        description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes) offline "
+        "and print one result per contact. Bad records are reported on stderr and skipped.",
+    )
+    score.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    score.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
+    score.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
+    score.add_argument("--json", action="store_true", help="one JSON object per contact instead of a table")
+    score.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "now", None) is not None:
+            _now(args.now)
+        code: int = args.func(args)
+        return code
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_FAILED

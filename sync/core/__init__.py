@@ -1,0 +1,1 @@
+"""The pure scoring core: stdlib and sync.errors only; no I/O, no clock, no logging."""

@@ -1,0 +1,534 @@
+"""The condition language: tests on contact properties, email, lists and events.
+
+Conditions are plain frozen values. `compile_condition` turns one into a
+predicate over a `Ctx` (one contact, its events, `now`) once per rule set, so
+scoring a contact runs closures and never re-reads the config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sync.core.model import Contact, Event
+
+DAY_MS = 86_400_000
+
+# Operators on one property. Values are normalised by the config loader:
+# strings are casefolded, numbers are floats, dates are epoch milliseconds.
+STRING_OPS = frozenset({"contains", "not_contains", "starts_with", "ends_with"})
+NUMBER_OPS = frozenset({"gt", "gte", "lt", "lte"})
+DATE_OPS = frozenset({"date_gt", "date_gte", "date_lt", "date_lte"})
+AGE_OPS = frozenset({"within_days", "older_than_days"})
+SET_OPS = frozenset({"in", "not_in"})
+PROPERTY_OPS = STRING_OPS | NUMBER_OPS | DATE_OPS | AGE_OPS | SET_OPS | {"equals", "not_equals", "exists"}
+
+Scalar = str | float
+TestValue = str | float | int | bool | tuple[Scalar, ...] | tuple[str, ...]
+
+
+class Ctx:
+    """One contact under evaluation: its properties, email domain, events by type, `now`."""
+
+    __slots__ = ("by_kind", "contact", "domain", "email", "now_ms", "props")
+
+    def __init__(self, contact: Contact, by_kind: Mapping[str, Sequence[Event]], now_ms: int) -> None:
+        self.contact = contact
+        self.props = contact.properties
+        self.email = contact.email
+        self.domain = contact.email.rpartition("@")[2] if "@" in contact.email else ""
+        self.by_kind = by_kind
+        self.now_ms = now_ms
+
+
+Predicate = Callable[[Ctx], bool]
+
+
+def parse_number(value: str | None) -> float | None:
+    """HubSpot sends numbers as strings; None for a missing or non-numeric value."""
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_date_ms(value: str | None) -> int | None:
+    """Epoch milliseconds from HubSpot's date forms: ms digits, ISO date or ISO date-time."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def age_days(now_ms: int, at_ms: int) -> int:
+    """Whole days elapsed at `now` (59 days 23 hours is 59); a future time counts as 0."""
+    delta = now_ms - at_ms
+    return delta // DAY_MS if delta > 0 else 0
+
+
+def domain_suffixes(domain: str) -> Iterable[str]:
+    """'eu.acme.com' -> 'eu.acme.com', 'acme.com', 'com': a domain list entry covers subdomains."""
+    parts = domain.split(".")
+    return (".".join(parts[i:]) for i in range(len(parts)))
+
+
+def in_domains(domain: str, domains: frozenset[str]) -> bool:
+    return bool(domain) and any(s in domains for s in domain_suffixes(domain))
+
+
+# --- condition values -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropertyTest:
+    """`property <op> value`; a missing property fails every test but the negative ones."""
+
+    property: str
+    op: str
+    value: TestValue
+
+
+@dataclass(frozen=True)
+class EmailDomainIn:
+    domains: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FreeMail:
+    expected: bool
+
+
+@dataclass(frozen=True)
+class EmailIn:
+    emails: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ContactIdIn:
+    ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class InList:
+    list_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class CountSpec:
+    """How many matching events a rule wants; the default is at least one."""
+
+    at_least: int | None = None
+    at_most: int | None = None
+    exactly: int | None = None
+    between: tuple[int, int] | None = None
+
+    def bounds(self) -> tuple[int, int | None]:
+        lo, hi = 0, None
+        if self.at_least is not None:
+            lo = max(lo, self.at_least)
+        if self.at_most is not None:
+            hi = self.at_most
+        if self.exactly is not None:
+            lo = max(lo, self.exactly)
+            hi = self.exactly if hi is None else min(hi, self.exactly)
+        if self.between is not None:
+            lo = max(lo, self.between[0])
+            hi = self.between[1] if hi is None else min(hi, self.between[1])
+        if (self.at_least, self.at_most, self.exactly, self.between) == (None, None, None, None):
+            lo = 1
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which of a contact's events a rule looks at. Strings are casefolded."""
+
+    kind: str
+    form_ids: tuple[str, ...] = ()
+    form_name_contains: tuple[str, ...] = ()
+    page_url_contains: tuple[str, ...] = ()
+    url_contains: tuple[str, ...] = ()
+    campaign_ids: tuple[str, ...] = ()
+    within_days: int | None = None
+    include_filtered: bool = False
+
+    def matcher(self) -> Callable[[Event], bool] | None:
+        """A test of one event's attributes (not its age); None when any event of the kind fits."""
+        checks: list[Callable[[Event], bool]] = []
+        if not self.include_filtered:
+            checks.append(lambda e: not e.filtered)
+        if self.form_ids:
+            ids = frozenset(self.form_ids)
+            checks.append(lambda e: getattr(e, "form_id", None) in ids)
+        if self.form_name_contains:
+            checks.append(_attr_contains("form_name", self.form_name_contains))
+        if self.page_url_contains:
+            checks.append(_attr_contains("page_url", self.page_url_contains))
+        if self.url_contains:
+            checks.append(_attr_contains("url", self.url_contains))
+        if self.campaign_ids:
+            campaigns = frozenset(self.campaign_ids)
+            checks.append(lambda e: getattr(e, "campaign_id", None) in campaigns)
+        if not checks:
+            return None
+        if len(checks) == 1:
+            return checks[0]
+        return lambda e: all(check(e) for check in checks)
+
+
+def _attr_contains(attr: str, needles: tuple[str, ...]) -> Callable[[Event], bool]:
+    def check(event: Event) -> bool:
+        text: str = getattr(event, attr, "").casefold()
+        return any(n in text for n in needles)
+
+    return check
+
+
+@dataclass(frozen=True)
+class EventCondition:
+    filter: EventFilter
+    count: CountSpec = CountSpec()
+
+
+@dataclass(frozen=True)
+class All:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Condition
+
+
+Condition = (
+    PropertyTest | EmailDomainIn | FreeMail | EmailIn | ContactIdIn | InList | EventCondition | All | AnyOf | Not
+)
+
+
+# --- compilation --------------------------------------------------------------
+
+
+def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:
+    """A predicate for `cond`; `free_mail` is the domain list `free_mail:` tests against."""
+    match cond:
+        case PropertyTest():
+            return _compile_property_test(cond)
+        case EmailDomainIn(domains=domains):
+            return lambda ctx: in_domains(ctx.domain, domains)
+        case FreeMail(expected=expected):
+            return lambda ctx: bool(ctx.domain) and in_domains(ctx.domain, free_mail) is expected
+        case EmailIn(emails=emails):
+            return lambda ctx: ctx.email in emails
+        case ContactIdIn(ids=ids):
+            return lambda ctx: ctx.contact.id in ids
+        case InList(list_ids=list_ids):
+            return lambda ctx: not list_ids.isdisjoint(ctx.contact.list_ids)
+        case EventCondition():
+            return _compile_event_condition(cond)
+        case All(items=items):
+            preds = tuple(compile_condition(i, free_mail) for i in items)
+            return lambda ctx: all(p(ctx) for p in preds)
+        case AnyOf(items=items):
+            preds = tuple(compile_condition(i, free_mail) for i in items)
+            return lambda ctx: any(p(ctx) for p in preds)
+        case Not(item=item):
+            pred = compile_condition(item, free_mail)
+            return lambda ctx: not pred(ctx)
+    raise TypeError(f"not a condition: {cond!r}")  # pragma: no cover - exhaustive match
+
+
+EventCounter = Callable[[Ctx], list[tuple[Event, int]]]
+
+
+def compile_event_filter(flt: EventFilter) -> EventCounter:
+    """A function listing the contact's events that pass `flt`, each with its age in days."""
+    match = flt.matcher()
+    window = flt.within_days
+    kind = flt.kind
+
+    def matching(ctx: Ctx) -> list[tuple[Event, int]]:
+        now_ms = ctx.now_ms
+        found: list[tuple[Event, int]] = []
+        for event in ctx.by_kind.get(kind, ()):
+            if match is not None and not match(event):
+                continue
+            age = age_days(now_ms, event.at_ms)
+            if window is not None and age > window:
+                continue
+            found.append((event, age))
+        return found
+
+    return matching
+
+
+def _compile_event_condition(cond: EventCondition) -> Predicate:
+    lo, hi = cond.count.bounds()
+    matching = compile_event_filter(cond.filter)
+
+    def test(ctx: Ctx) -> bool:
+        n = len(matching(ctx))
+        return n >= lo and (hi is None or n <= hi)
+
+    return test
+
+
+def _compile_property_test(test: PropertyTest) -> Predicate:
+    name, op, value = test.property, test.op, test.value
+
+    if op == "exists":
+        want = bool(value)
+        return lambda ctx: bool(ctx.props.get(name)) is want
+
+    if op in ("equals", "not_equals"):
+        negate = op == "not_equals"
+        if isinstance(value, float):
+            number = value
+
+            def eq_num(ctx: Ctx) -> bool:
+                got = parse_number(ctx.props.get(name))
+                return (got is not None and got == number) is not negate
+
+            return eq_num
+        text = str(value)
+
+        def eq_str(ctx: Ctx) -> bool:
+            got = ctx.props.get(name)
+            return (bool(got) and got.casefold() == text) is not negate  # type: ignore[union-attr]
+
+        return eq_str
+
+    if op in SET_OPS:
+        assert isinstance(value, tuple)
+        negate = op == "not_in"
+        texts = frozenset(v for v in value if isinstance(v, str))
+        numbers = frozenset(v for v in value if isinstance(v, float))
+
+        def member(ctx: Ctx) -> bool:
+            got = ctx.props.get(name)
+            if not got:
+                return negate
+            hit = got.casefold() in texts or (bool(numbers) and parse_number(got) in numbers)
+            return hit is not negate
+
+        return member
+
+    if op in STRING_OPS:
+        assert isinstance(value, tuple)
+        needles = tuple(str(v) for v in value)
+        negate = op == "not_contains"
+        if op in ("contains", "not_contains"):
+
+            def found(text: str) -> bool:
+                return any(n in text for n in needles)
+
+        elif op == "starts_with":
+
+            def found(text: str) -> bool:
+                return text.startswith(needles)
+
+        else:
+
+            def found(text: str) -> bool:
+                return text.endswith(needles)
+
+        def substring(ctx: Ctx) -> bool:
+            got = ctx.props.get(name)
+            if not got:
+                return negate
+            return found(got.casefold()) is not negate
+
+        return substring
+
+    if op in NUMBER_OPS:
+        bound = float(value)  # type: ignore[arg-type]
+        compare = _COMPARE[op]
+
+        def num(ctx: Ctx) -> bool:
+            got = parse_number(ctx.props.get(name))
+            return got is not None and compare(got, bound)
+
+        return num
+
+    if op in DATE_OPS:
+        bound_ms = int(value)  # type: ignore[arg-type]
+        compare = _COMPARE[op[5:]]
+
+        def date(ctx: Ctx) -> bool:
+            got = parse_date_ms(ctx.props.get(name))
+            return got is not None and compare(got, bound_ms)
+
+        return date
+
+    if op in AGE_OPS:
+        days = int(value)  # type: ignore[arg-type]
+        within = op == "within_days"
+
+        def age(ctx: Ctx) -> bool:
+            got = parse_date_ms(ctx.props.get(name))
+            if got is None:
+                return False
+            elapsed = age_days(ctx.now_ms, got)
+            return elapsed <= days if within else elapsed > days
+
+        return age
+
+    raise ValueError(f"unknown operator {op!r}")
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+# --- descriptions -------------------------------------------------------------
+
+_OP_WORDS = {
+    "equals": "=",
+    "not_equals": "!=",
+    "in": "in",
+    "not_in": "not in",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "starts_with": "starts with",
+    "ends_with": "ends with",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "date_gt": "after",
+    "date_gte": "on or after",
+    "date_lt": "before",
+    "date_lte": "on or before",
+    "within_days": "within days",
+    "older_than_days": "older than days",
+}
+
+
+def _show(value: TestValue) -> str:
+    if isinstance(value, tuple):
+        return "|".join(_show(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def describe_filter(flt: EventFilter) -> str:
+    parts = [flt.kind]
+    for label, values in (
+        ("form", flt.form_ids),
+        ("form name contains", flt.form_name_contains),
+        ("page url contains", flt.page_url_contains),
+        ("url contains", flt.url_contains),
+        ("campaign", flt.campaign_ids),
+    ):
+        if values:
+            parts.append(f"{label} {'|'.join(values)}")
+    if flt.within_days is not None:
+        parts.append(f"within {flt.within_days}d")
+    if flt.include_filtered:
+        parts.append("bot-filtered included")
+    return ", ".join(parts)
+
+
+def describe_condition(cond: Condition) -> str:
+    """A short human form of a condition, for explanations."""
+    match cond:
+        case PropertyTest(property=name, op="exists", value=value):
+            return f"{name} {'is set' if value else 'is not set'}"
+        case PropertyTest(property=name, op=op, value=value):
+            return f"{name} {_OP_WORDS.get(op, op)} {_show(value)}"
+        case EmailDomainIn(domains=domains):
+            return "email domain in " + "|".join(sorted(domains))
+        case FreeMail(expected=expected):
+            return "free-mail address" if expected else "company email address"
+        case EmailIn(emails=emails):
+            return f"email is one of {len(emails)} named addresses"
+        case ContactIdIn(ids=ids):
+            return f"contact id is one of {len(ids)} named ids"
+        case InList(list_ids=ids):
+            return "member of list " + "|".join(str(i) for i in sorted(ids))
+        case EventCondition(filter=flt, count=count):
+            lo, hi = count.bounds()
+            wanted = f"at least {lo}" if hi is None else f"{lo}..{hi}"
+            return f"{wanted} {describe_filter(flt)}"
+        case All(items=items):
+            return " and ".join(describe_condition(i) for i in items)
+        case AnyOf(items=items):
+            return "(" + " or ".join(describe_condition(i) for i in items) + ")"
+        case Not(item=item):
+            return f"not ({describe_condition(item)})"
+    return repr(cond)  # pragma: no cover - exhaustive match
+
+
+# --- static checks ------------------------------------------------------------
+
+
+def interval_is_empty(gt: float | None, gte: float | None, lt: float | None, lte: float | None) -> bool:
+    """True when no number satisfies all the given bounds (e.g. lt 5 and gt 10)."""
+    lo, lo_open = (gt, True) if gt is not None else (gte, False)
+    if gt is not None and gte is not None and gte > gt:
+        lo, lo_open = gte, False
+    hi, hi_open = (lt, True) if lt is not None else (lte, False)
+    if lt is not None and lte is not None and lte < lt:
+        hi, hi_open = lte, False
+    if lo is None or hi is None:
+        return False
+    if lo > hi:
+        return True
+    return lo == hi and (lo_open or hi_open)
+
+
+def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:
+    """Why the AND of these tests on one property can never hold, or None if it can."""
+    by_op: dict[str, TestValue] = {t.op: t.value for t in tests}
+
+    def num(op: str) -> float | None:
+        v = by_op.get(op)
+        return None if v is None else float(v)  # type: ignore[arg-type]
+
+    if interval_is_empty(num("gt"), num("gte"), num("lt"), num("lte")):
+        return "the numeric bounds exclude every value"
+    if interval_is_empty(num("date_gt"), num("date_gte"), num("date_lt"), num("date_lte")):
+        return "the date bounds exclude every date"
+    within, older = by_op.get("within_days"), by_op.get("older_than_days")
+    if within is not None and older is not None and int(older) >= int(within):  # type: ignore[arg-type]
+        return "within_days and older_than_days exclude every age"
+    if by_op.get("exists") is False and len(by_op) > 1:
+        positive = set(by_op) - {"exists", "not_equals", "not_in", "not_contains"}
+        if positive:
+            return "exists: false cannot hold together with " + ", ".join(sorted(positive))
+    for op in ("in", "contains", "starts_with", "ends_with"):
+        if by_op.get(op) == ():
+            return f"{op} has an empty list"
+    if "equals" in by_op:
+        eq = by_op["equals"]
+        if "not_equals" in by_op and by_op["not_equals"] == eq:
+            return "equals and not_equals name the same value"
+        in_values = by_op.get("in")
+        if isinstance(in_values, tuple) and eq not in in_values:
+            return "the equals value is not in the in list"
+        not_in = by_op.get("not_in")
+        if isinstance(not_in, tuple) and eq in not_in:
+            return "the equals value is in the not_in list"
+    return None

@@ -1,0 +1,429 @@
+"""The rule set: what a portal config means, and its compiled form.
+
+The config loader builds a `RuleSetSpec` (plain frozen values, points already
+in cents); `compile_ruleset` turns it into evaluators once, so scoring a
+contact never re-reads the config. Breakdown lines that do not depend on the
+contact (a rule that did not match, a mapped value) are built once and shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sync.core.conditions import (
+    Condition,
+    CountSpec,
+    Ctx,
+    EventFilter,
+    Predicate,
+    compile_condition,
+    compile_event_filter,
+    describe_condition,
+    describe_filter,
+    parse_number,
+)
+from sync.core.model import DEFAULT_DECAY_EVENTS, RuleHit
+
+STANDARD_STAGE_ORDER: tuple[str, ...] = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+)
+
+
+def round_half_away(value: float) -> int:
+    """Round half away from zero; tiny float noise (100.49999999999999) is folded first."""
+    folded = round(value, 6)
+    magnitude = math.floor(abs(folded) + 0.5)
+    return magnitude if folded >= 0 else -magnitude
+
+
+def to_cents(points: float) -> int:
+    return round_half_away(points * 100)
+
+
+def cents_to_points(cents: int) -> int:
+    """Whole points from cents, half away from zero (exact: integer arithmetic)."""
+    whole, rest = divmod(abs(cents), 100)
+    whole += 1 if rest >= 50 else 0
+    return whole if cents >= 0 else -whole
+
+
+def show_points(cents: int) -> str:
+    """'+70', '-10', '+1.5': the signed short form used in reasons and details."""
+    return f"{cents / 100:+g}"
+
+
+# --- spec ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapRule:
+    id: str
+    property: str
+    points: Mapping[str, int]  # casefolded value -> cents
+    labels: Mapping[str, str]  # casefolded value -> the value as written in the config
+    default: int = 0
+    missing: int | None = None
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Band:
+    points: int
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    def holds(self, value: float) -> bool:
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+            and (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+        )
+
+    def describe(self) -> str:
+        parts = []
+        for op, bound in ((">", self.gt), (">=", self.gte), ("<", self.lt), ("<=", self.lte)):
+            if bound is not None:
+                parts.append(f"{op}{bound:g}")
+        return " ".join(parts) or "any value"
+
+
+@dataclass(frozen=True)
+class BandRule:
+    id: str
+    property: str
+    bands: tuple[Band, ...]
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class ConditionRule:
+    id: str
+    condition: Condition
+    points: int
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class EventRule:
+    id: str
+    filter: EventFilter
+    points: int
+    count: CountSpec = field(default_factory=CountSpec)
+    per_occurrence: bool = False
+    max: int | None = None  # cap on the rule's total magnitude, in cents
+    half_life_days: float | None = None
+    when: Condition | None = None
+
+
+Rule = MapRule | BandRule | ConditionRule | EventRule
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    name: str
+    rules: tuple[Rule, ...] = ()
+    max: int | None = None
+    min: int | None = None
+
+
+@dataclass(frozen=True)
+class DecayStep:
+    after_days: int
+    points: int
+
+
+@dataclass(frozen=True)
+class Decay:
+    steps: tuple[DecayStep, ...]
+    cumulative: bool = False
+    events: frozenset[str] = DEFAULT_DECAY_EVENTS
+
+
+@dataclass(frozen=True)
+class GradeBand:
+    grade: str
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class Grades:
+    fit: tuple[GradeBand, ...]
+    engagement: tuple[GradeBand, ...]
+    label: str = "{fit}{engagement}"
+
+
+@dataclass(frozen=True)
+class StageThreshold:
+    stage: str
+    min_score: float
+    min_fit_grade: str | None = None
+
+
+@dataclass(frozen=True)
+class StageRule:
+    stage: str
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    mode: Literal["score", "rules", "off"] = "off"
+    thresholds: tuple[StageThreshold, ...] = ()
+    rules: tuple[StageRule, ...] = ()
+    hysteresis: float = 0
+    never_touch: frozenset[str] = frozenset()
+    demote: bool = False
+    demote_to: str = "lead"
+    order: tuple[str, ...] = STANDARD_STAGE_ORDER
+
+
+@dataclass(frozen=True)
+class OutputProperties:
+    """The HubSpot properties this worker owns for one model."""
+
+    group: str = "lead_scoring_sync"
+    score: str = "ls_score"
+    fit: str = "ls_fit"
+    engagement: str = "ls_engagement"
+    grade: str = "ls_grade"
+    reasons: str = "ls_reasons"
+    scored_at: str = "ls_scored_at"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    fit: RuleGroup
+    engagement: RuleGroup
+    segment: Condition | None = None
+    decay: Decay | None = None
+    clamp: tuple[int, int] | None = None
+    grades: Grades | None = None
+    lifecycle: Lifecycle = Lifecycle()
+    properties: OutputProperties = OutputProperties()
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    reason: str
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class RuleSetSpec:
+    models: tuple[ModelSpec, ...]
+    version: str
+    exclusions: tuple[Exclusion, ...] = ()
+    exclusion_action: Literal["skip", "zero"] = "skip"
+    holdout_percent: float = 0.0
+    holdout_salt: str = ""
+    free_mail_domains: frozenset[str] = field(default_factory=frozenset)
+
+
+# --- compiled -------------------------------------------------------------------
+
+Evaluator = Callable[[Ctx], RuleHit]
+_CACHE_LIMIT = 512  # per-rule memo of value-dependent breakdown lines
+
+
+@dataclass(frozen=True)
+class CompiledGroup:
+    name: str
+    evaluators: tuple[Evaluator, ...]
+    max: int | None
+    min: int | None
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    spec: ModelSpec
+    segment: Predicate | None
+    fit: CompiledGroup
+    engagement: CompiledGroup
+    stage_rules: tuple[tuple[str, Predicate], ...]
+    fit_grade_rank: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    spec: RuleSetSpec
+    models: tuple[CompiledModel, ...]
+    exclusions: tuple[tuple[str, Predicate], ...]
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def model_for(self, ctx: Ctx) -> CompiledModel | None:
+        for model in self.models:
+            if model.segment is None or model.segment(ctx):
+                return model
+        return None
+
+    def exclusion_for(self, ctx: Ctx) -> str | None:
+        for reason, pred in self.exclusions:
+            if pred(ctx):
+                return reason
+        return None
+
+    def in_holdout(self, contact_id: str) -> bool:
+        """A deterministic hash of (salt, contact id) below `percent` puts a contact in the control group."""
+        percent = self.spec.holdout_percent
+        if percent <= 0:
+            return False
+        digest = hashlib.sha256(f"{self.spec.holdout_salt}:{contact_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") * 100 < percent * 2**64
+
+
+def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
+    free_mail = spec.free_mail_domains
+    models = tuple(_compile_model(m, free_mail) for m in spec.models)
+    exclusions = tuple((e.reason, compile_condition(e.condition, free_mail)) for e in spec.exclusions)
+    return RuleSet(spec=spec, models=models, exclusions=exclusions)
+
+
+def _compile_model(spec: ModelSpec, free_mail: frozenset[str]) -> CompiledModel:
+    ranks = {b.grade: i for i, b in enumerate(spec.grades.fit)} if spec.grades else {}
+    return CompiledModel(
+        spec=spec,
+        segment=compile_condition(spec.segment, free_mail) if spec.segment is not None else None,
+        fit=_compile_group(spec.fit, free_mail),
+        engagement=_compile_group(spec.engagement, free_mail),
+        stage_rules=tuple((r.stage, compile_condition(r.condition, free_mail)) for r in spec.lifecycle.rules),
+        fit_grade_rank=ranks,
+    )
+
+
+def _compile_group(group: RuleGroup, free_mail: frozenset[str]) -> CompiledGroup:
+    return CompiledGroup(
+        name=group.name,
+        evaluators=tuple(_compile_rule(r, group.name, free_mail) for r in group.rules),
+        max=group.max,
+        min=group.min,
+    )
+
+
+def _compile_rule(rule: Rule, group: str, free_mail: frozenset[str]) -> Evaluator:
+    match rule:
+        case MapRule():
+            body, kind = _compile_map(rule, group), "map"
+        case BandRule():
+            body, kind = _compile_bands(rule, group), "bands"
+        case ConditionRule():
+            body, kind = _compile_condition_rule(rule, group, free_mail), "condition"
+        case EventRule():
+            body, kind = _compile_event_rule(rule, group), "event"
+    if rule.when is None:
+        return body
+    when = compile_condition(rule.when, free_mail)
+    gated = RuleHit(rule.id, group, kind, False, 0, f"when not met: {describe_condition(rule.when)}", rule.id)
+    return lambda ctx: body(ctx) if when(ctx) else gated
+
+
+def _compile_map(rule: MapRule, group: str) -> Evaluator:
+    rid, name = rule.id, rule.property
+    hits = {
+        key: RuleHit(rid, group, "map", True, cents, f"{name}={rule.labels[key]}", f"{rid}={rule.labels[key]}")
+        for key, cents in rule.points.items()
+    }
+    missing_cents = rule.missing if rule.missing is not None else rule.default
+    missing_hit = RuleHit(
+        rid, group, "map", rule.missing is not None, missing_cents, f"{name} is not set", f"{rid}=missing"
+    )
+    default, cache = rule.default, dict[str, RuleHit]()
+
+    def evaluate(ctx: Ctx) -> RuleHit:
+        raw = ctx.props.get(name)
+        if not raw:
+            return missing_hit
+        hit = hits.get(raw.casefold()) or cache.get(raw)
+        if hit is None:
+            hit = RuleHit(rid, group, "map", False, default, f"{name}={raw}, not mapped: default", f"{rid}={raw}")
+            if len(cache) < _CACHE_LIMIT:
+                cache[raw] = hit
+        return hit
+
+    return evaluate
+
+
+def _compile_bands(rule: BandRule, group: str) -> Evaluator:
+    rid, name, bands = rule.id, rule.property, rule.bands
+    no_value = RuleHit(rid, group, "bands", False, 0, f"{name} is not set or not a number", rid)
+    cache: dict[str, RuleHit] = {}
+
+    def evaluate(ctx: Ctx) -> RuleHit:
+        raw = ctx.props.get(name)
+        hit = cache.get(raw) if raw else no_value
+        if hit is not None:
+            return hit
+        number = parse_number(raw)
+        if number is None:
+            return no_value
+        for band in bands:
+            if band.holds(number):
+                hit = RuleHit(rid, group, "bands", True, band.points, f"{name}={raw} in band {band.describe()}", rid)
+                break
+        else:
+            hit = RuleHit(rid, group, "bands", False, 0, f"{name}={raw} in no band", rid)
+        if len(cache) < _CACHE_LIMIT:
+            cache[raw] = hit  # type: ignore[index]
+        return hit
+
+    return evaluate
+
+
+def _compile_condition_rule(rule: ConditionRule, group: str, free_mail: frozenset[str]) -> Evaluator:
+    pred = compile_condition(rule.condition, free_mail)
+    text = describe_condition(rule.condition)
+    yes = RuleHit(rule.id, group, "condition", True, rule.points, text, rule.id)
+    no = RuleHit(rule.id, group, "condition", False, 0, f"not: {text}", rule.id)
+    return lambda ctx: yes if pred(ctx) else no
+
+
+def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:
+    rid, points, cap, half_life = rule.id, rule.points, rule.max, rule.half_life_days
+    per_occurrence = rule.per_occurrence
+    lo, hi = rule.count.bounds()
+    matching = compile_event_filter(rule.filter)
+    what = describe_filter(rule.filter)
+    none_hit = RuleHit(rid, group, "event", False, 0, f"no {what} events", rid)
+
+    def evaluate(ctx: Ctx) -> RuleHit:
+        found = matching(ctx)
+        n = len(found)
+        if n < lo or (hi is not None and n > hi):
+            if n == 0:
+                return none_hit
+            return RuleHit(rid, group, "event", False, 0, f"{n} {what} events, count not met", rid)
+        if n == 0:  # at_most / exactly 0: the contact matched by having none
+            cents = 0 if per_occurrence else points
+            return RuleHit(rid, group, "event", True, cents, f"no {what} events", rid)
+        newest = min(age for _, age in found)
+        if per_occurrence:
+            weights = (0.5 ** (age / half_life) for _, age in found) if half_life else None
+            raw = points * sum(weights) if weights is not None else float(points * n)
+        else:
+            raw = points * 0.5 ** (newest / half_life) if half_life else float(points)
+        cents = round_half_away(raw)
+        detail = f"{n} {what} event{'s' if n > 1 else ''}, newest {newest}d ago"
+        if half_life:
+            detail += f", half-life {half_life:g}d"
+        if cap is not None and abs(cents) > cap:
+            detail += f", {show_points(cents)} capped at {cap / 100:g}"
+            cents = cap if cents > 0 else -cap
+        return RuleHit(rid, group, "event", True, cents, detail, rid)
+
+    return evaluate

@@ -1,0 +1,238 @@
+"""score(contact, events, ruleset, now) -> ScoreResult, with a breakdown that sums to the score.
+
+Order of evaluation (SCORING.md section 2): rule points with half-life
+weights -> per-rule max -> group max/min -> fit, engagement and decay each
+rounded half away from zero -> total = their sum -> clamp. Every adjustment
+is its own breakdown line, so the lines always add up to the written score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sync.core.conditions import Ctx, age_days
+from sync.core.lifecycle import decide_stage
+from sync.core.model import Contact, Event, RuleHit, ScoreResult
+from sync.core.rules import (
+    CompiledGroup,
+    Decay,
+    GradeBand,
+    RuleSet,
+    cents_to_points,
+    show_points,
+)
+
+
+def to_ms(now: datetime) -> int:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return int(now.timestamp() * 1000)
+
+
+def group_events(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """Events by type, each HubSpot event (conversion) id counted once however often it was synced."""
+    by_kind: dict[str, list[Event]] = {}
+    seen: set[tuple[str, str]] = set()
+    for event in events:
+        key = (event.kind, event.event_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        bucket = by_kind.get(event.kind)
+        if bucket is None:
+            by_kind[event.kind] = [event]
+        else:
+            bucket.append(event)
+    return by_kind
+
+
+def score(contact: Contact, events: Iterable[Event], rules: RuleSet, now: datetime) -> ScoreResult:
+    """Score one contact from its current properties and stored events, as of `now`."""
+    return score_at(contact, events, rules, to_ms(now))
+
+
+def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: int) -> ScoreResult:
+    ctx = Ctx(contact, group_events(events), now_ms)
+    exclusion = rules.exclusion_for(ctx)
+    holdout = rules.in_holdout(contact.id)
+    model = rules.model_for(ctx)
+    if model is None:
+        return ScoreResult(
+            contact_id=contact.id,
+            model=None,
+            fit=0,
+            engagement=0,
+            decay=0,
+            score=0,
+            fit_grade=None,
+            engagement_grade=None,
+            grade=None,
+            current_stage=contact.lifecycle_stage,
+            stage_target=None,
+            stage_write="none",
+            stage_reason="no model's segment matches",
+            excluded=True,
+            exclusion_reason=exclusion or "no_model",
+            holdout=holdout,
+            version=rules.version,
+        )
+    spec = model.spec
+    lines: list[RuleHit] = []
+    fit = _group_points(model.fit, ctx, lines)
+    engagement = _group_points(model.engagement, ctx, lines)
+    decay = _decay_points(spec.decay, ctx, lines) if spec.decay is not None else 0
+    total = fit + engagement + decay
+    if spec.clamp is not None:
+        lo, hi = spec.clamp
+        clamped = min(max(total, lo), hi)
+        if clamped != total:
+            lines.append(
+                RuleHit(
+                    "total:clamp",
+                    "total",
+                    "clamp",
+                    True,
+                    (clamped - total) * 100,
+                    f"{total} clamped to [{lo}, {hi}]",
+                    "",
+                )
+            )
+            total = clamped
+
+    fit_grade = engagement_grade = label = None
+    if spec.grades is not None:
+        fit_grade = _grade(spec.grades.fit, fit)
+        engagement_grade = _grade(spec.grades.engagement, engagement + decay)
+        label = spec.grades.label.format(fit=fit_grade, engagement=engagement_grade)
+
+    decision = decide_stage(
+        spec.lifecycle,
+        current=contact.lifecycle_stage,
+        score=total,
+        fit_grade=fit_grade,
+        fit_grade_rank=model.fit_grade_rank,
+        rule_stages=[stage for stage, pred in model.stage_rules if pred(ctx)],
+    )
+    write, reason = decision.write, decision.reason
+    if write != "none" and exclusion is not None:
+        write, reason = "none", f"excluded ({exclusion}); {reason}"
+    elif write != "none" and holdout:
+        write, reason = "none", f"holdout; {reason}"
+
+    return ScoreResult(
+        contact_id=contact.id,
+        model=spec.name,
+        fit=fit,
+        engagement=engagement,
+        decay=decay,
+        score=total,
+        fit_grade=fit_grade,
+        engagement_grade=engagement_grade,
+        grade=label,
+        current_stage=contact.lifecycle_stage,
+        stage_target=decision.target,
+        stage_write=write,
+        stage_reason=reason,
+        excluded=exclusion is not None,
+        exclusion_reason=exclusion,
+        holdout=holdout,
+        version=rules.version,
+        breakdown=tuple(lines),
+    )
+
+
+def _group_points(group: CompiledGroup, ctx: Ctx, lines: list[RuleHit]) -> int:
+    name = group.name
+    raw = 0
+    for evaluate in group.evaluators:
+        hit = evaluate(ctx)
+        lines.append(hit)
+        raw += hit.cents
+    capped = raw
+    if group.max is not None and capped > group.max:
+        capped = group.max
+    if group.min is not None and capped < group.min:
+        capped = group.min
+    if capped != raw:
+        lines.append(
+            RuleHit(f"{name}:cap", name, "cap", True, capped - raw, f"{raw / 100:g} capped to {capped / 100:g}", "")
+        )
+    return _rounded(name, capped, lines)
+
+
+def _rounded(name: str, cents: int, lines: list[RuleHit]) -> int:
+    points = cents_to_points(cents)
+    if points * 100 != cents:
+        lines.append(
+            RuleHit(
+                f"{name}:rounding",
+                name,
+                "rounding",
+                True,
+                points * 100 - cents,
+                f"{cents / 100:g} rounded to {points}",
+                "",
+            )
+        )
+    return points
+
+
+def _decay_points(decay: Decay, ctx: Ctx, lines: list[RuleHit]) -> int:
+    """Inactivity decay: the age of the newest engagement event, else of the contact itself."""
+    newest: int | None = None
+    for kind in decay.events:
+        for event in ctx.by_kind.get(kind, ()):
+            if not event.filtered and (newest is None or event.at_ms > newest):
+                newest = event.at_ms
+    source = "last engagement"
+    if newest is None:
+        newest, source = ctx.contact.created_at_ms, "created"
+    if newest is None:
+        lines.append(RuleHit("decay:inactivity", "decay", "decay", False, 0, "no engagement and no create date", ""))
+        return 0
+    age = age_days(ctx.now_ms, newest)
+    steps = [s for s in decay.steps if age >= s.after_days]
+    if not steps:
+        lines.append(RuleHit("decay:inactivity", "decay", "decay", False, 0, f"{source} {age}d ago: no step", ""))
+        return 0
+    deepest = max(steps, key=lambda s: s.after_days)
+    cents = sum(s.points for s in steps) if decay.cumulative else deepest.points
+    mode = "cumulative" if decay.cumulative else "replace"
+    lines.append(
+        RuleHit(
+            "decay:inactivity",
+            "decay",
+            "decay",
+            True,
+            cents,
+            f"{source} {age}d ago: step {deepest.after_days}d ({mode})",
+            f"inactive {deepest.after_days}d",
+        )
+    )
+    return _rounded("decay", cents, lines)
+
+
+def _grade(bands: Sequence[GradeBand], value: int) -> str | None:
+    for band in bands:
+        if band.min is None or value >= band.min:
+            return band.grade
+    return None
+
+
+def reasons_text(result: ScoreResult, limit: int = 500) -> str:
+    """The short text written to HubSpot: '+70 demo-request; +10 industry=ENERGY; -10 inactive 60d'.
+
+    Only stable labels go in (no ages), so the text changes only when the reasons do.
+    """
+    hits = [h for h in result.breakdown if h.cents and h.label]
+    hits.sort(key=lambda h: (-abs(h.cents), h.rule))
+    parts: list[str] = []
+    length = 0
+    for hit in hits:
+        part = f"{show_points(hit.cents)} {hit.label}"
+        if length + len(part) + 2 > limit:
+            break
+        parts.append(part)
+        length += len(part) + 2
+    return "; ".join(parts)

@@ -1,0 +1,54 @@
+"""The error classes of leadsync; each says what the caller should do next.
+
+- ConfigError: the operator must fix a config file; nothing runs for that portal.
+- FatalError: stop this portal's cycle (bad token, daily limit); do not retry now.
+- RetriableError: a passing fault; the same call may succeed later.
+- SkippableRecordError: one record is bad; report it, skip it, go on with the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SyncError(Exception):
+    """Base class of every error leadsync raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in one config file: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(SyncError):
+    """A config file is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FatalError(SyncError):
+    """Stop the current portal's work; retrying now would not help."""
+
+
+class RetriableError(SyncError):
+    """A passing fault: the same operation may succeed if tried again later."""
+
+
+class SkippableRecordError(SyncError):
+    """One input record is unusable; it is reported and skipped, the rest go on."""
+
+    def __init__(self, record: str, reason: str) -> None:
+        self.record = record
+        self.reason = reason
+        super().__init__(f"{record}: {reason}")

@@ -1,0 +1,156 @@
+"""HubSpot's JSON shapes -> the core's values. HubSpot wire names live here and nowhere else.
+
+Each function takes one record as HubSpot sends it and returns a core value,
+or raises SkippableRecordError naming what is wrong, so one bad record is
+reported and skipped while the rest go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sync.core.conditions import parse_date_ms
+from sync.core.model import (
+    EMAIL_BOUNCE,
+    EMAIL_CLICK,
+    EMAIL_DELIVERED,
+    EMAIL_OPEN,
+    EMAIL_SENT,
+    EMAIL_SPAM_REPORT,
+    EMAIL_UNSUBSCRIBE,
+    Contact,
+    EmailEvent,
+    FormSubmission,
+)
+from sync.errors import SkippableRecordError
+
+EMAIL = "email"
+CREATE_DATE = "createdate"
+LIFECYCLE_STAGE = "lifecyclestage"
+LAST_MODIFIED = "lastmodifieddate"
+OBJECT_ID = "hs_object_id"
+
+# HubSpot email event types -> the core's event types. STATUSCHANGE is handled apart:
+# only a change to unsubscribed is an email_unsubscribe.
+_EMAIL_TYPES = {
+    "SENT": EMAIL_SENT,
+    "DELIVERED": EMAIL_DELIVERED,
+    "OPEN": EMAIL_OPEN,
+    "CLICK": EMAIL_CLICK,
+    "BOUNCE": EMAIL_BOUNCE,
+    "SPAMREPORT": EMAIL_SPAM_REPORT,
+}
+# Real HubSpot types that no rule scores: ignored without a complaint.
+UNSCORED_EMAIL_TYPES = frozenset({"DROPPED", "PROCESSED", "DEFERRED", "PRINT", "FORWARD", "UNBOUNCE"})
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _ms(record: str, field: str, value: Any) -> int:
+    """HubSpot timestamps are epoch milliseconds, sometimes as strings, sometimes ISO text."""
+    if isinstance(value, bool):
+        raise SkippableRecordError(record, f"{field} is not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        return int(value)
+    parsed = parse_date_ms(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise SkippableRecordError(record, f"{field} is missing or not a timestamp: {value!r}")
+    return parsed
+
+
+def contact_from_wire(raw: Any, list_ids: frozenset[int] = frozenset()) -> Contact:
+    """`{"id", "properties": {...}}` -> Contact. Property values stay strings; nulls are dropped."""
+    if not isinstance(raw, Mapping):
+        raise SkippableRecordError("contact", "is not an object")
+    cid = _text(raw.get("id")).strip()
+    if not cid:
+        raise SkippableRecordError("contact", "has no id")
+    record = f"contact {cid}"
+    props_raw = raw.get("properties") or {}
+    if not isinstance(props_raw, Mapping):
+        raise SkippableRecordError(record, "properties is not an object")
+    props = {str(k): _text(v) for k, v in props_raw.items() if v is not None}
+    created_raw = props.get(CREATE_DATE)
+    created = None
+    if created_raw:
+        created = parse_date_ms(created_raw)
+        if created is None:
+            raise SkippableRecordError(record, f"{CREATE_DATE} is not a date: {created_raw!r}")
+    return Contact(
+        id=cid,
+        properties=props,
+        email=props.get(EMAIL, "").strip().lower(),
+        created_at_ms=created,
+        lifecycle_stage=props.get(LIFECYCLE_STAGE, ""),
+        list_ids=list_ids,
+    )
+
+
+def submission_from_wire(raw: Any, form_id: str, form_name: str = "") -> FormSubmission:
+    """One result of the form submissions endpoint; its `email` value ties it to a contact."""
+    if not isinstance(raw, Mapping):
+        raise SkippableRecordError(f"submission of form {form_id}", "is not an object")
+    conversion = _text(raw.get("conversionId")).strip()
+    if not conversion:
+        raise SkippableRecordError(f"submission of form {form_id}", "has no conversionId")
+    record = f"submission {conversion}"
+    values = raw.get("values") or []
+    if not isinstance(values, list):
+        raise SkippableRecordError(record, "values is not a list")
+    email = ""
+    for item in values:
+        if isinstance(item, Mapping) and item.get("name") == EMAIL:
+            email = _text(item.get("value")).strip().lower()
+    if not email:
+        raise SkippableRecordError(record, "has no email value to tie it to a contact")
+    return FormSubmission(
+        event_id=conversion,
+        at_ms=_ms(record, "submittedAt", raw.get("submittedAt")),
+        email=email,
+        form_id=form_id,
+        form_name=form_name,
+        page_url=_text(raw.get("pageUrl")),
+    )
+
+
+def email_event_from_wire(raw: Any) -> EmailEvent | None:
+    """One marketing email event, or None for a real type that no rule scores."""
+    if not isinstance(raw, Mapping):
+        raise SkippableRecordError("email event", "is not an object")
+    eid = _text(raw.get("id")).strip()
+    if not eid:
+        raise SkippableRecordError("email event", "has no id")
+    record = f"email event {eid}"
+    wire_type = _text(raw.get("type")).upper()
+    if wire_type == "STATUSCHANGE":
+        if not _is_unsubscribe(raw):
+            return None
+        kind = EMAIL_UNSUBSCRIBE
+    elif wire_type in _EMAIL_TYPES:
+        kind = _EMAIL_TYPES[wire_type]
+    elif wire_type in UNSCORED_EMAIL_TYPES:
+        return None
+    else:
+        raise SkippableRecordError(record, f"unknown event type {raw.get('type')!r}")
+    recipient = _text(raw.get("recipient")).strip().lower()
+    if not recipient:
+        raise SkippableRecordError(record, "has no recipient")
+    return EmailEvent(
+        event_id=eid,
+        kind=kind,
+        at_ms=_ms(record, "created", raw.get("created")),
+        email=recipient,
+        campaign_id=_text(raw.get("emailCampaignId")),
+        url=_text(raw.get("url")),
+        filtered=bool(raw.get("filteredEvent")),
+    )
+
+
+def _is_unsubscribe(raw: Mapping[str, Any]) -> bool:
+    if _text(raw.get("portalSubscriptionStatus")).upper() == "UNSUBSCRIBED":
+        return True
+    subscriptions = raw.get("subscriptions") or []
+    return any(isinstance(s, Mapping) and _text(s.get("status")).upper() == "UNSUBSCRIBED" for s in subscriptions)

@@ -1,0 +1,1 @@
+"""Operator-facing output: score tables and JSON, explanations, plans, backtests, reports."""
