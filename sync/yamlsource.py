@@ -8,6 +8,7 @@ stay as written.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,24 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+# YAML 1.2 core schema for booleans and numbers: no yes/no/on/off booleans, no 1:30 sexagesimals.
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
 )
 
 
@@ -55,6 +68,9 @@ def load_yaml(file: Path) -> tuple[Any, Lines]:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise YamlError(ConfigProblem(name, None, "", f"cannot read: {exc.strerror or exc}")) from exc
+    except UnicodeDecodeError as exc:
+        line = text_line_of(file.read_bytes(), exc.start)
+        raise YamlError(ConfigProblem(name, line, "", "not UTF-8 text; save the file as UTF-8")) from exc
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -73,24 +89,31 @@ def load_yaml(file: Path) -> tuple[Any, Lines]:
     return data, lines
 
 
+def text_line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
 def _build(loader: _Loader, node: yaml.Node, path: Path_, lines: Lines, name: str) -> Any:
     lines.setdefault(path, (name, node.start_mark.line + 1))
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<` merge keys
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # resolves `<<` merge keys; the mapping's own keys override merged ones
         out: dict[Any, Any] = {}
+        own_seen: set[Any] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, bool | float) or key is None:
-                key = str(key).lower() if isinstance(key, bool) else str(key)
-            if not isinstance(key, str | int):
-                raise YamlError(
-                    ConfigProblem(name, key_node.start_mark.line + 1, path_text(path), "keys must be plain text")
-                )
-            if key in out:
-                raise YamlError(
-                    ConfigProblem(name, key_node.start_mark.line + 1, path_text((*path, key)), "duplicate key")
-                )
-            lines[(*path, key)] = (name, key_node.start_mark.line + 1)
+            if isinstance(key, bool):
+                key = str(key).lower()
+            elif isinstance(key, int | float) or key is None:
+                key = str(key)  # keys such as 1: in a map are values to match, i.e. text
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise YamlError(ConfigProblem(name, line, path_text(path), "keys must be plain text"))
+            if id(key_node) in own:
+                if key in own_seen:
+                    raise YamlError(ConfigProblem(name, line, path_text((*path, key)), "duplicate key"))
+                own_seen.add(key)
+            lines[(*path, key)] = (name, line)
             out[key] = _build(loader, value_node, (*path, key), lines, name)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -134,7 +157,9 @@ def _merge(b: Any, bl: Lines, bp: Path_, o: Any, ol: Lines, op: Path_) -> tuple[
         return out, lines
     if isinstance(b, list) and isinstance(o, list):
         key = _list_key(b)
-        if key is not None and _list_key(o) == key:
+        # With a repeated id in the overriding list, it replaces the base list whole, so the
+        # duplicate is reported instead of silently merged away.
+        if key is not None and _list_key(o) == key and len({item[key] for item in o}) == len(o):
             over_by = {item[key]: i for i, item in enumerate(o)}
             merged: list[Any] = []
             lines = {mp: ol[op]} if op in ol else {}
@@ -157,21 +182,21 @@ def _merge(b: Any, bl: Lines, bp: Path_, o: Any, ol: Lines, op: Path_) -> tuple[
 
 def load_with_extends(file: Path, _stack: tuple[Path, ...] = ()) -> tuple[Any, Lines]:
     """Load `file`, merged onto the chain of files its `extends:` names (relative to it)."""
-    resolved = file.resolve()
-    if resolved in _stack:
-        chain = " -> ".join(str(p) for p in (*_stack, resolved))
-        raise YamlError(ConfigProblem(str(file), None, "extends", f"extends loops: {chain}"))
     data, lines = load_yaml(file)
     if not isinstance(data, dict) or "extends" not in data:
         return data, lines
     parent = data.pop("extends")
-    where = lines.get(("extends",), (str(file), 0))[1]
+    where = lines.get(("extends",), (str(file), 1))[1]
     if not isinstance(parent, str) or not parent:
         raise YamlError(ConfigProblem(str(file), where, "extends", "must be the path of a base YAML file"))
-    base_file = (file.parent / parent).resolve()
+    base_file = Path(os.path.normpath(file.parent / parent))  # shown as the user would write it
     if not base_file.is_file():
         raise YamlError(ConfigProblem(str(file), where, "extends", f"no such file: {parent}"))
-    base, base_lines = load_with_extends(base_file, (*_stack, resolved))
+    chain = (*_stack, file.resolve())
+    if base_file.resolve() in chain:
+        loop = " -> ".join(p.name for p in (*chain, base_file))
+        raise YamlError(ConfigProblem(str(file), where, "extends", f"extends loops: {loop}"))
+    base, base_lines = load_with_extends(base_file, chain)
     if not isinstance(base, dict):
         raise YamlError(ConfigProblem(str(base_file), 1, "", "a base config must be a mapping"))
     own = {k: v for k, v in lines.items() if k[:1] != ("extends",)}

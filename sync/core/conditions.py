@@ -8,7 +8,7 @@ scoring a contact runs closures and never re-reads the config.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,18 +29,86 @@ Scalar = str | float
 TestValue = str | float | int | bool | tuple[Scalar, ...] | tuple[str, ...]
 
 
-class Ctx:
-    """One contact under evaluation: its properties, email domain, events by type, `now`."""
+Aged = list[tuple[int, Event]]
+_NO_EVENTS: Aged = []
 
-    __slots__ = ("by_kind", "contact", "domain", "email", "now_ms", "props")
+
+def age_days(now_ms: int, at_ms: int) -> int:
+    """Whole days elapsed at `now` (59 days 23 hours is 59); a future time counts as 0."""
+    delta = now_ms - at_ms
+    return delta // DAY_MS if delta > 0 else 0
+
+
+class Ctx:
+    """One contact under evaluation: its properties, email domain, events with their ages, `now`.
+
+    Events are held by type as (age in whole days, event), bot-filtered ones apart,
+    so each event's age is computed once however many rules look at it.
+    """
+
+    __slots__ = ("_merged", "contact", "domain", "email", "filtered", "now_ms", "props", "unfiltered")
 
     def __init__(self, contact: Contact, by_kind: Mapping[str, Sequence[Event]], now_ms: int) -> None:
+        """A context from events already grouped by type (and free of duplicates)."""
+        unfiltered: dict[str, Aged] = {}
+        filtered: dict[str, Aged] = {}
+        for kind, events in by_kind.items():
+            for event in events:
+                target = filtered if event.filtered else unfiltered
+                target.setdefault(kind, []).append((age_days(now_ms, event.at_ms), event))
+        self._setup(contact, now_ms, unfiltered, filtered)
+
+    def _setup(self, contact: Contact, now_ms: int, unfiltered: dict[str, Aged], filtered: dict[str, Aged]) -> None:
         self.contact = contact
         self.props = contact.properties
         self.email = contact.email
         self.domain = contact.email.rpartition("@")[2] if "@" in contact.email else ""
-        self.by_kind = by_kind
         self.now_ms = now_ms
+        self.unfiltered = unfiltered
+        self.filtered = filtered
+        self._merged: dict[str, Aged] = {}
+
+    @classmethod
+    def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:
+        """The context for scoring: events of the listed types only, each event id counted once."""
+        unfiltered: dict[str, Aged] = {}
+        filtered: dict[str, Aged] = {}
+        seen: dict[str, set[str]] = {}
+        for event in events:
+            kind = event.kind
+            if kind not in kinds:
+                continue
+            ids = seen.get(kind)
+            if ids is None:
+                seen[kind] = {event.event_id}
+            elif event.event_id in ids:
+                continue  # the same HubSpot event synced twice counts once
+            else:
+                ids.add(event.event_id)
+            delta = now_ms - event.at_ms
+            item = (delta // DAY_MS if delta > 0 else 0, event)
+            target = filtered if event.filtered else unfiltered
+            bucket = target.get(kind)
+            if bucket is None:
+                target[kind] = [item]
+            else:
+                bucket.append(item)
+        ctx = cls(contact, {}, now_ms)
+        ctx.unfiltered = unfiltered
+        ctx.filtered = filtered
+        return ctx
+
+    def aged(self, kind: str, include_filtered: bool = False) -> Aged:
+        """(age in whole days, event) of the contact's events of one type.
+
+        Callers must not modify the list: it is shared by every rule that asks.
+        """
+        if not include_filtered:
+            return self.unfiltered.get(kind, _NO_EVENTS)
+        merged = self._merged.get(kind)
+        if merged is None:
+            merged = self._merged[kind] = self.unfiltered.get(kind, _NO_EVENTS) + self.filtered.get(kind, _NO_EVENTS)
+        return merged
 
 
 Predicate = Callable[[Ctx], bool]
@@ -73,20 +141,16 @@ def parse_date_ms(value: str | None) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
-def age_days(now_ms: int, at_ms: int) -> int:
-    """Whole days elapsed at `now` (59 days 23 hours is 59); a future time counts as 0."""
-    delta = now_ms - at_ms
-    return delta // DAY_MS if delta > 0 else 0
-
-
-def domain_suffixes(domain: str) -> Iterable[str]:
-    """'eu.acme.com' -> 'eu.acme.com', 'acme.com', 'com': a domain list entry covers subdomains."""
-    parts = domain.split(".")
-    return (".".join(parts[i:]) for i in range(len(parts)))
-
-
 def in_domains(domain: str, domains: frozenset[str]) -> bool:
-    return bool(domain) and any(s in domains for s in domain_suffixes(domain))
+    """Whether `domain` or a parent of it is listed: 'eu.acme.com' matches an entry 'acme.com'."""
+    while domain:
+        if domain in domains:
+            return True
+        dot = domain.find(".")
+        if dot < 0:
+            return False
+        domain = domain[dot + 1 :]
+    return False
 
 
 # --- condition values -------------------------------------------------------
@@ -166,10 +230,8 @@ class EventFilter:
     include_filtered: bool = False
 
     def matcher(self) -> Callable[[Event], bool] | None:
-        """A test of one event's attributes (not its age); None when any event of the kind fits."""
+        """A test of one event's attributes (not its age, not bot filtering); None when none is set."""
         checks: list[Callable[[Event], bool]] = []
-        if not self.include_filtered:
-            checks.append(lambda e: not e.filtered)
         if self.form_ids:
             ids = frozenset(self.form_ids)
             checks.append(lambda e: getattr(e, "form_id", None) in ids)
@@ -186,13 +248,23 @@ class EventFilter:
             return None
         if len(checks) == 1:
             return checks[0]
-        return lambda e: all(check(e) for check in checks)
+
+        def every(event: Event) -> bool:
+            for check in checks:
+                if not check(event):
+                    return False
+            return True
+
+        return every
 
 
 def _attr_contains(attr: str, needles: tuple[str, ...]) -> Callable[[Event], bool]:
     def check(event: Event) -> bool:
         text: str = getattr(event, attr, "").casefold()
-        return any(n in text for n in needles)
+        for needle in needles:
+            if needle in text:
+                return True
+        return False
 
     return check
 
@@ -255,28 +327,24 @@ def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:
     raise TypeError(f"not a condition: {cond!r}")  # pragma: no cover - exhaustive match
 
 
-EventCounter = Callable[[Ctx], list[tuple[Event, int]]]
+EventCounter = Callable[[Ctx], Aged]
 
 
 def compile_event_filter(flt: EventFilter) -> EventCounter:
-    """A function listing the contact's events that pass `flt`, each with its age in days."""
+    """A function listing (age in days, event) for the contact's events that pass `flt`.
+
+    The result may be a list shared with other rules: do not modify it.
+    """
     match = flt.matcher()
     window = flt.within_days
-    kind = flt.kind
-
-    def matching(ctx: Ctx) -> list[tuple[Event, int]]:
-        now_ms = ctx.now_ms
-        found: list[tuple[Event, int]] = []
-        for event in ctx.by_kind.get(kind, ()):
-            if match is not None and not match(event):
-                continue
-            age = age_days(now_ms, event.at_ms)
-            if window is not None and age > window:
-                continue
-            found.append((event, age))
-        return found
-
-    return matching
+    kind, with_filtered = flt.kind, flt.include_filtered
+    if match is None and window is None:
+        return lambda ctx: ctx.aged(kind, with_filtered)
+    if match is None:
+        return lambda ctx: [x for x in ctx.aged(kind, with_filtered) if x[0] <= window]  # type: ignore[operator]
+    if window is None:
+        return lambda ctx: [x for x in ctx.aged(kind, with_filtered) if match(x[1])]
+    return lambda ctx: [x for x in ctx.aged(kind, with_filtered) if x[0] <= window and match(x[1])]
 
 
 def _compile_event_condition(cond: EventCondition) -> Predicate:
@@ -399,6 +467,18 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "lt": lambda a, b: a < b,
     "lte": lambda a, b: a <= b,
 }
+
+
+def event_kinds(cond: Condition) -> set[str]:
+    """The event types a condition looks at."""
+    match cond:
+        case EventCondition(filter=flt):
+            return {flt.kind}
+        case All(items=items) | AnyOf(items=items):
+            return set().union(*(event_kinds(i) for i in items))
+        case Not(item=item):
+            return event_kinds(item)
+    return set()
 
 
 # --- descriptions -------------------------------------------------------------

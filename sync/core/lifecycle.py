@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sync.core.model import StageWrite
-from sync.core.rules import Lifecycle, StageThreshold
+from sync.core.rules import Lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,26 @@ class StageDecision:
     target: str | None
     write: StageWrite
     reason: str
+
+
+def _qualifying(
+    lc: Lifecycle,
+    score: int,
+    fit_rank: int | None,
+    fit_grade_rank: Mapping[str, int],
+    rule_stages: Collection[str],
+    slack: float,
+) -> list[str]:
+    """Stages the contact qualifies for, with thresholds lowered by `slack`."""
+    stages = list(rule_stages)
+    if lc.mode == "score":
+        for th in lc.thresholds:
+            if score < th.min_score - slack:
+                continue
+            if th.min_fit_grade is not None and (fit_rank is None or fit_rank > fit_grade_rank[th.min_fit_grade]):
+                continue
+            stages.append(th.stage)
+    return stages
 
 
 def decide_stage(
@@ -35,24 +55,10 @@ def decide_stage(
     """The target stage and the write that gets the contact there (or why none)."""
     if lc.mode == "off":
         return StageDecision(None, "none", "lifecycle is off")
-    index = {stage: i for i, stage in enumerate(lc.order)}
-
-    def grade_ok(th: StageThreshold) -> bool:
-        if th.min_fit_grade is None:
-            return True
-        rank = fit_grade_rank.get(fit_grade) if fit_grade is not None else None
-        return rank is not None and rank <= fit_grade_rank[th.min_fit_grade]
-
-    def qualifying(slack: float) -> list[str]:
-        stages = list(rule_stages)
-        if lc.mode == "score":
-            stages += [th.stage for th in lc.thresholds if score >= th.min_score - slack and grade_ok(th)]
-        return stages
-
-    def highest(stages: list[str]) -> str | None:
-        return max(stages, key=index.__getitem__, default=None)
-
-    target = highest(qualifying(0))
+    index = lc.index
+    fit_rank = fit_grade_rank.get(fit_grade) if fit_grade is not None else None
+    stages = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, 0)
+    target = max(stages, key=index.__getitem__) if stages else None
     if current in lc.never_touch:
         return StageDecision(target, "none", f"stage {current} is never touched")
     if current and current not in index:
@@ -66,11 +72,11 @@ def decide_stage(
         if target is None:
             return StageDecision(None, "none", "no stage qualifies")
         return StageDecision(target, "none", f"forward only: already past {target}")
-    managed = {th.stage for th in lc.thresholds} | {r.stage for r in lc.rules}
-    if current not in managed:
+    if current not in lc.managed:
         return StageDecision(target, "none", f"stage {current or '(none)'} is not set by this model")
-    if current in qualifying(lc.hysteresis):
+    held = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis)
+    if current in held:
         return StageDecision(target, "none", f"keeps {current} within hysteresis {lc.hysteresis:g}")
-    lower = [s for s in qualifying(lc.hysteresis) if index[s] < position]
-    demoted = highest(lower) or lc.demote_to
+    lower = [stage for stage in held if index[stage] < position]
+    demoted = max(lower, key=index.__getitem__) if lower else lc.demote_to
     return StageDecision(demoted, "clear_then_set", f"demote {current} -> {demoted}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Literal
 
 FORM_SUBMISSION = "form_submission"
 EMAIL_SENT = "email_sent"
@@ -57,8 +57,8 @@ class FormSubmission:
     form_name: str = ""
     page_url: str = ""
 
-    kind: ClassVar[str] = FORM_SUBMISSION
-    filtered: ClassVar[bool] = False
+    kind: str = field(default=FORM_SUBMISSION, init=False)
+    filtered: bool = field(default=False, init=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,9 +24,10 @@ from sync.core.conditions import (
     compile_event_filter,
     describe_condition,
     describe_filter,
+    event_kinds,
     parse_number,
 )
-from sync.core.model import DEFAULT_DECAY_EVENTS, RuleHit
+from sync.core.model import DEFAULT_DECAY_EVENTS, Contact, Event, RuleHit
 
 STANDARD_STAGE_ORDER: tuple[str, ...] = (
     "subscriber",
@@ -188,6 +189,13 @@ class Lifecycle:
     demote: bool = False
     demote_to: str = "lead"
     order: tuple[str, ...] = STANDARD_STAGE_ORDER
+    index: Mapping[str, int] = field(init=False, repr=False, compare=False)  # stage -> position in order
+    managed: frozenset[str] = field(init=False, repr=False, compare=False)  # stages this model can set
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {stage: i for i, stage in enumerate(self.order)})
+        managed = {th.stage for th in self.thresholds} | {r.stage for r in self.rules}
+        object.__setattr__(self, "managed", frozenset(managed))
 
 
 @dataclass(frozen=True)
@@ -262,10 +270,14 @@ class RuleSet:
     spec: RuleSetSpec
     models: tuple[CompiledModel, ...]
     exclusions: tuple[tuple[str, Predicate], ...]
+    event_kinds: frozenset[str]  # the event types any rule, condition or decay looks at
 
     @property
     def version(self) -> str:
         return self.spec.version
+
+    def context(self, contact: Contact, events: Iterable[Event], now_ms: int) -> Ctx:
+        return Ctx.build(contact, events, now_ms, self.event_kinds)
 
     def model_for(self, ctx: Ctx) -> CompiledModel | None:
         for model in self.models:
@@ -292,7 +304,28 @@ def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
     free_mail = spec.free_mail_domains
     models = tuple(_compile_model(m, free_mail) for m in spec.models)
     exclusions = tuple((e.reason, compile_condition(e.condition, free_mail)) for e in spec.exclusions)
-    return RuleSet(spec=spec, models=models, exclusions=exclusions)
+    return RuleSet(spec=spec, models=models, exclusions=exclusions, event_kinds=_event_kinds(spec))
+
+
+def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:
+    conditions: list[Condition] = [e.condition for e in spec.exclusions]
+    kinds: set[str] = set()
+    for model in spec.models:
+        conditions += [r.condition for r in model.lifecycle.rules]
+        if model.segment is not None:
+            conditions.append(model.segment)
+        for rule in (*model.fit.rules, *model.engagement.rules):
+            if rule.when is not None:
+                conditions.append(rule.when)
+            if isinstance(rule, EventRule):
+                kinds.add(rule.filter.kind)
+            elif isinstance(rule, ConditionRule):
+                conditions.append(rule.condition)
+        if model.decay is not None:
+            kinds |= model.decay.events
+    for cond in conditions:
+        kinds |= event_kinds(cond)
+    return frozenset(kinds)
 
 
 def _compile_model(spec: ModelSpec, free_mail: frozenset[str]) -> CompiledModel:
@@ -360,27 +393,22 @@ def _compile_map(rule: MapRule, group: str) -> Evaluator:
 
 
 def _compile_bands(rule: BandRule, group: str) -> Evaluator:
-    rid, name, bands = rule.id, rule.property, rule.bands
+    rid, name = rule.id, rule.property
     no_value = RuleHit(rid, group, "bands", False, 0, f"{name} is not set or not a number", rid)
-    cache: dict[str, RuleHit] = {}
+    no_band = RuleHit(rid, group, "bands", False, 0, f"{name} is in no band", rid)
+    bands = tuple(
+        (band.holds, RuleHit(rid, group, "bands", True, band.points, f"{name} {band.describe()}", rid))
+        for band in rule.bands
+    )
 
     def evaluate(ctx: Ctx) -> RuleHit:
-        raw = ctx.props.get(name)
-        hit = cache.get(raw) if raw else no_value
-        if hit is not None:
-            return hit
-        number = parse_number(raw)
+        number = parse_number(ctx.props.get(name))
         if number is None:
             return no_value
-        for band in bands:
-            if band.holds(number):
-                hit = RuleHit(rid, group, "bands", True, band.points, f"{name}={raw} in band {band.describe()}", rid)
-                break
-        else:
-            hit = RuleHit(rid, group, "bands", False, 0, f"{name}={raw} in no band", rid)
-        if len(cache) < _CACHE_LIMIT:
-            cache[raw] = hit  # type: ignore[index]
-        return hit
+        for holds, hit in bands:
+            if holds(number):
+                return hit
+        return no_band
 
     return evaluate
 
@@ -400,6 +428,7 @@ def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:
     matching = compile_event_filter(rule.filter)
     what = describe_filter(rule.filter)
     none_hit = RuleHit(rid, group, "event", False, 0, f"no {what} events", rid)
+    zero_hit = RuleHit(rid, group, "event", True, 0 if per_occurrence else points, f"no {what} events", rid)
 
     def evaluate(ctx: Ctx) -> RuleHit:
         found = matching(ctx)
@@ -407,21 +436,29 @@ def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:
         if n < lo or (hi is not None and n > hi):
             if n == 0:
                 return none_hit
-            return RuleHit(rid, group, "event", False, 0, f"{n} {what} events, count not met", rid)
+            return RuleHit(rid, group, "event", False, 0, f"{n} x {what}, count not met", rid)
         if n == 0:  # at_most / exactly 0: the contact matched by having none
-            cents = 0 if per_occurrence else points
-            return RuleHit(rid, group, "event", True, cents, f"no {what} events", rid)
-        newest = min(age for _, age in found)
-        if per_occurrence:
-            weights = (0.5 ** (age / half_life) for _, age in found) if half_life else None
-            raw = points * sum(weights) if weights is not None else float(points * n)
-        else:
-            raw = points * 0.5 ** (newest / half_life) if half_life else float(points)
-        cents = round_half_away(raw)
-        detail = f"{n} {what} event{'s' if n > 1 else ''}, newest {newest}d ago"
+            return zero_hit
         if half_life:
-            detail += f", half-life {half_life:g}d"
-        if cap is not None and abs(cents) > cap:
+            if per_occurrence:
+                raw = points * sum([0.5 ** (age / half_life) for age, _ in found])
+            else:
+                raw = points * 0.5 ** (min([age for age, _ in found]) / half_life)
+            cents = round_half_away(raw)
+        else:
+            cents = points * n if per_occurrence else points
+        hit = memo.get((n, cents))
+        if hit is None:
+            hit = _event_hit(n, cents)
+            if len(memo) < _CACHE_LIMIT:
+                memo[(n, cents)] = hit
+        return hit
+
+    memo: dict[tuple[int, int], RuleHit] = {}
+
+    def _event_hit(n: int, cents: int) -> RuleHit:
+        detail = f"{n} x {what}" + (f", half-life {half_life:g}d" if half_life else "")
+        if cap is not None and (cents > cap or cents < -cap):
             detail += f", {show_points(cents)} capped at {cap / 100:g}"
             cents = cap if cents > 0 else -cap
         return RuleHit(rid, group, "event", True, cents, detail, rid)

@@ -30,30 +30,13 @@ def to_ms(now: datetime) -> int:
     return int(now.timestamp() * 1000)
 
 
-def group_events(events: Iterable[Event]) -> dict[str, list[Event]]:
-    """Events by type, each HubSpot event (conversion) id counted once however often it was synced."""
-    by_kind: dict[str, list[Event]] = {}
-    seen: set[tuple[str, str]] = set()
-    for event in events:
-        key = (event.kind, event.event_id)
-        if key in seen:
-            continue
-        seen.add(key)
-        bucket = by_kind.get(event.kind)
-        if bucket is None:
-            by_kind[event.kind] = [event]
-        else:
-            bucket.append(event)
-    return by_kind
-
-
 def score(contact: Contact, events: Iterable[Event], rules: RuleSet, now: datetime) -> ScoreResult:
     """Score one contact from its current properties and stored events, as of `now`."""
     return score_at(contact, events, rules, to_ms(now))
 
 
 def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: int) -> ScoreResult:
-    ctx = Ctx(contact, group_events(events), now_ms)
+    ctx = rules.context(contact, events, now_ms)
     exclusion = rules.exclusion_for(ctx)
     holdout = rules.in_holdout(contact.id)
     model = rules.model_for(ctx)
@@ -182,16 +165,17 @@ def _decay_points(decay: Decay, ctx: Ctx, lines: list[RuleHit]) -> int:
     """Inactivity decay: the age of the newest engagement event, else of the contact itself."""
     newest: int | None = None
     for kind in decay.events:
-        for event in ctx.by_kind.get(kind, ()):
-            if not event.filtered and (newest is None or event.at_ms > newest):
-                newest = event.at_ms
+        for age, _ in ctx.aged(kind):
+            if newest is None or age < newest:
+                newest = age
     source = "last engagement"
-    if newest is None:
-        newest, source = ctx.contact.created_at_ms, "created"
-    if newest is None:
+    if newest is not None:
+        age = newest
+    elif ctx.contact.created_at_ms is not None:
+        age, source = age_days(ctx.now_ms, ctx.contact.created_at_ms), "created"
+    else:
         lines.append(RuleHit("decay:inactivity", "decay", "decay", False, 0, "no engagement and no create date", ""))
         return 0
-    age = age_days(ctx.now_ms, newest)
     steps = [s for s in decay.steps if age >= s.after_days]
     if not steps:
         lines.append(RuleHit("decay:inactivity", "decay", "decay", False, 0, f"{source} {age}d ago: no step", ""))
