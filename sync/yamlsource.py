@@ -80,8 +80,11 @@ def load_yaml(file: Path) -> tuple[Any, Lines]:
         data = _build(loader, node, (), lines, name)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise YamlError(ConfigProblem(name, line, "", f"not valid YAML: {exc.problem or exc}")) from exc
+        where = mark.line + 1 if mark is not None else None
+        message = f"not valid YAML: {exc.problem or exc}"
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise YamlError(ConfigProblem(name, where, "", message)) from exc
     except yaml.YAMLError as exc:
         raise YamlError(ConfigProblem(name, None, "", f"not valid YAML: {exc}")) from exc
     finally:

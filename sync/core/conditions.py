@@ -250,7 +250,7 @@ class EventFilter:
             return checks[0]
 
         def every(event: Event) -> bool:
-            for check in checks:
+            for check in checks:  # noqa: SIM110 - a plain loop beats all() over a generator here
                 if not check(event):
                     return False
             return True
@@ -261,7 +261,7 @@ class EventFilter:
 def _attr_contains(attr: str, needles: tuple[str, ...]) -> Callable[[Event], bool]:
     def check(event: Event) -> bool:
         text: str = getattr(event, attr, "").casefold()
-        for needle in needles:
+        for needle in needles:  # noqa: SIM110 - a plain loop beats any() over a generator here
             if needle in text:
                 return True
         return False
