@@ -9,7 +9,8 @@ DEMO_NOW := 2026-11-01T12:00:00Z
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reinstall (which recompiles the mypyc-built core) whenever the project or the core changes.
+$(STAMP): pyproject.toml setup.py $(wildcard sync/core/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -70,29 +70,38 @@ class Ctx:
 
     @classmethod
     def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:
-        """The context for scoring: events of the listed types only, each event id counted once."""
-        unfiltered: dict[str, Aged] = {}
-        filtered: dict[str, Aged] = {}
-        seen: dict[str, set[str]] = {}
+        """The context for scoring: events of the listed types only, each event id counted once.
+
+        Should two copies of one id disagree, the earliest is kept, so the order they come in never matters.
+        """
+        by_id: dict[str, dict[str, Event]] = {}
         for event in events:
             kind = event.kind
             if kind not in kinds:
                 continue
-            ids = seen.get(kind)
-            if ids is None:
-                seen[kind] = {event.event_id}
-            elif event.event_id in ids:
-                continue  # the same HubSpot event synced twice counts once
-            else:
-                ids.add(event.event_id)
-            delta = now_ms - event.at_ms
-            item = (delta // DAY_MS if delta > 0 else 0, event)
-            target = filtered if event.filtered else unfiltered
-            bucket = target.get(kind)
+            bucket = by_id.get(kind)
             if bucket is None:
-                target[kind] = [item]
-            else:
-                bucket.append(item)
+                by_id[kind] = {event.event_id: event}
+                continue
+            prior = bucket.get(event.event_id)
+            if prior is None or event.at_ms < prior.at_ms:
+                bucket[event.event_id] = event
+        unfiltered: dict[str, Aged] = {}
+        filtered: dict[str, Aged] = {}
+        for kind, bucket in by_id.items():
+            kept: Aged = []
+            dropped: Aged = []
+            for event in bucket.values():
+                delta = now_ms - event.at_ms
+                item = (delta // DAY_MS if delta > 0 else 0, event)
+                if event.filtered:
+                    dropped.append(item)
+                else:
+                    kept.append(item)
+            if kept:
+                unfiltered[kind] = kept
+            if dropped:
+                filtered[kind] = dropped
         ctx = cls(contact, {}, now_ms)
         ctx.unfiltered = unfiltered
         ctx.filtered = filtered
@@ -130,11 +139,11 @@ def parse_date_ms(value: str | None) -> int | None:
     if not value:
         return None
     text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
+        if text.lstrip("-").isdigit():
+            return int(text)
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+    except ValueError:  # '--5', superscript digits, not a date at all
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
@@ -603,12 +612,21 @@ def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:
             return f"{op} has an empty list"
     if "equals" in by_op:
         eq = by_op["equals"]
-        if "not_equals" in by_op and by_op["not_equals"] == eq:
+        if "not_equals" in by_op and _same_value(by_op["not_equals"], eq):
             return "equals and not_equals name the same value"
         in_values = by_op.get("in")
-        if isinstance(in_values, tuple) and eq not in in_values:
+        if isinstance(in_values, tuple) and not any(_same_value(eq, v) for v in in_values):
             return "the equals value is not in the in list"
         not_in = by_op.get("not_in")
-        if isinstance(not_in, tuple) and eq in not_in:
+        if isinstance(not_in, tuple) and any(_same_value(eq, v) for v in not_in):
             return "the equals value is in the not_in list"
     return None
+
+
+def _same_value(a: TestValue, b: TestValue) -> bool:
+    """Whether one property value could satisfy both: 5 (a number) and "5" (text) can."""
+    if isinstance(a, float) and isinstance(b, str):
+        return parse_number(b) == a
+    if isinstance(a, str) and isinstance(b, float):
+        return parse_number(a) == b
+    return a == b

@@ -10,17 +10,20 @@ asked to, below the threshold minus the hysteresis, as a clear then a set.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from typing import Final
 
 from sync.core.model import StageWrite
 from sync.core.rules import Lifecycle
 
 
-@dataclass(frozen=True, slots=True)
 class StageDecision:
-    target: str | None
-    write: StageWrite
-    reason: str
+    def __init__(self, target: str | None, write: StageWrite, reason: str) -> None:
+        self.target: Final = target
+        self.write: Final = write
+        self.reason: Final = reason
+
+    def __repr__(self) -> str:
+        return f"StageDecision({self.target!r}, {self.write!r}, {self.reason!r})"
 
 
 def _qualifying(
@@ -30,6 +33,7 @@ def _qualifying(
     fit_grade_rank: Mapping[str, int],
     rule_stages: Collection[str],
     slack: float,
+    check_grade: bool = True,
 ) -> list[str]:
     """Stages the contact qualifies for, with thresholds lowered by `slack`."""
     stages = list(rule_stages)
@@ -37,7 +41,11 @@ def _qualifying(
         for th in lc.thresholds:
             if score < th.min_score - slack:
                 continue
-            if th.min_fit_grade is not None and (fit_rank is None or fit_rank > fit_grade_rank[th.min_fit_grade]):
+            if (
+                check_grade
+                and th.min_fit_grade is not None
+                and (fit_rank is None or fit_rank > fit_grade_rank[th.min_fit_grade])
+            ):
                 continue
             stages.append(th.stage)
     return stages
@@ -74,9 +82,14 @@ def decide_stage(
         return StageDecision(target, "none", f"forward only: already past {target}")
     if current not in lc.managed:
         return StageDecision(target, "none", f"stage {current or '(none)'} is not set by this model")
-    held = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis)
+    # Only the score demotes (SCORING.md section 3): a fit grade that slips does not, or stages would flap.
+    held = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis, check_grade=False)
     if current in held:
         return StageDecision(target, "none", f"keeps {current} within hysteresis {lc.hysteresis:g}")
-    lower = [stage for stage in held if index[stage] < position]
+    lower = [
+        stage
+        for stage in _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis)
+        if index[stage] < position
+    ]
     demoted = max(lower, key=index.__getitem__) if lower else lc.demote_to
     return StageDecision(demoted, "clear_then_set", f"demote {current} -> {demoted}")

@@ -263,6 +263,8 @@ class CompiledModel:
     engagement: CompiledGroup
     stage_rules: tuple[tuple[str, Predicate], ...]
     fit_grade_rank: Mapping[str, int]
+    # Memo of rounding lines by (group, cents): identical immutable values, built once.
+    rounding_lines: dict[tuple[str, int], RuleHit] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,8 @@ class RuleSet:
     models: tuple[CompiledModel, ...]
     exclusions: tuple[tuple[str, Predicate], ...]
     event_kinds: frozenset[str]  # the event types any rule, condition or decay looks at
+    holdout_key: bytes = b""
+    holdout_below: int = 0  # hashes below this (out of 2**64) are in the holdout
 
     @property
     def version(self) -> str:
@@ -292,19 +296,28 @@ class RuleSet:
         return None
 
     def in_holdout(self, contact_id: str) -> bool:
-        """A deterministic hash of (salt, contact id) below `percent` puts a contact in the control group."""
-        percent = self.spec.holdout_percent
-        if percent <= 0:
+        """A deterministic hash of (salt, contact id) below `percent` puts a contact in the control group.
+
+        BLAKE2b keyed with the salt: stable across runs, platforms and Python versions.
+        """
+        if self.holdout_below <= 0:
             return False
-        digest = hashlib.sha256(f"{self.spec.holdout_salt}:{contact_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") * 100 < percent * 2**64
+        digest = hashlib.blake2b(contact_id.encode(), digest_size=8, key=self.holdout_key).digest()
+        return int.from_bytes(digest, "big") < self.holdout_below
 
 
 def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
     free_mail = spec.free_mail_domains
     models = tuple(_compile_model(m, free_mail) for m in spec.models)
     exclusions = tuple((e.reason, compile_condition(e.condition, free_mail)) for e in spec.exclusions)
-    return RuleSet(spec=spec, models=models, exclusions=exclusions, event_kinds=_event_kinds(spec))
+    return RuleSet(
+        spec=spec,
+        models=models,
+        exclusions=exclusions,
+        event_kinds=_event_kinds(spec),
+        holdout_key=hashlib.blake2b(spec.holdout_salt.encode(), digest_size=32).digest(),
+        holdout_below=int(spec.holdout_percent / 100 * 2**64),
+    )
 
 
 def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:

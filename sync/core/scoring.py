@@ -16,6 +16,7 @@ from sync.core.lifecycle import decide_stage
 from sync.core.model import Contact, Event, RuleHit, ScoreResult
 from sync.core.rules import (
     CompiledGroup,
+    CompiledModel,
     Decay,
     GradeBand,
     RuleSet,
@@ -62,9 +63,9 @@ def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: 
         )
     spec = model.spec
     lines: list[RuleHit] = []
-    fit = _group_points(model.fit, ctx, lines)
-    engagement = _group_points(model.engagement, ctx, lines)
-    decay = _decay_points(spec.decay, ctx, lines) if spec.decay is not None else 0
+    fit = _group_points(model, model.fit, ctx, lines)
+    engagement = _group_points(model, model.engagement, ctx, lines)
+    decay = _decay_points(model, spec.decay, ctx, lines) if spec.decay is not None else 0
     total = fit + engagement + decay
     if spec.clamp is not None:
         lo, hi = spec.clamp
@@ -125,7 +126,7 @@ def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: 
     )
 
 
-def _group_points(group: CompiledGroup, ctx: Ctx, lines: list[RuleHit]) -> int:
+def _group_points(model: CompiledModel, group: CompiledGroup, ctx: Ctx, lines: list[RuleHit]) -> int:
     name = group.name
     raw = 0
     for evaluate in group.evaluators:
@@ -141,14 +142,16 @@ def _group_points(group: CompiledGroup, ctx: Ctx, lines: list[RuleHit]) -> int:
         lines.append(
             RuleHit(f"{name}:cap", name, "cap", True, capped - raw, f"{raw / 100:g} capped to {capped / 100:g}", "")
         )
-    return _rounded(name, capped, lines)
+    return _rounded(model, name, capped, lines)
 
 
-def _rounded(name: str, cents: int, lines: list[RuleHit]) -> int:
+def _rounded(model: CompiledModel, name: str, cents: int, lines: list[RuleHit]) -> int:
     points = cents_to_points(cents)
     if points * 100 != cents:
-        lines.append(
-            RuleHit(
+        memo = model.rounding_lines
+        line = memo.get((name, cents))
+        if line is None:
+            line = RuleHit(
                 f"{name}:rounding",
                 name,
                 "rounding",
@@ -157,11 +160,13 @@ def _rounded(name: str, cents: int, lines: list[RuleHit]) -> int:
                 f"{cents / 100:g} rounded to {points}",
                 "",
             )
-        )
+            if len(memo) < 4096:
+                memo[(name, cents)] = line
+        lines.append(line)
     return points
 
 
-def _decay_points(decay: Decay, ctx: Ctx, lines: list[RuleHit]) -> int:
+def _decay_points(model: CompiledModel, decay: Decay, ctx: Ctx, lines: list[RuleHit]) -> int:
     """Inactivity decay: the age of the newest engagement event, else of the contact itself."""
     newest: int | None = None
     for kind in decay.events:
@@ -194,7 +199,7 @@ def _decay_points(decay: Decay, ctx: Ctx, lines: list[RuleHit]) -> int:
             f"inactive {deepest.after_days}d",
         )
     )
-    return _rounded("decay", cents, lines)
+    return _rounded(model, "decay", cents, lines)
 
 
 def _grade(bands: Sequence[GradeBand], value: int) -> str | None:
@@ -210,13 +215,14 @@ def reasons_text(result: ScoreResult, limit: int = 500) -> str:
     Only stable labels go in (no ages), so the text changes only when the reasons do.
     """
     hits = [h for h in result.breakdown if h.cents and h.label]
-    hits.sort(key=lambda h: (-abs(h.cents), h.rule))
+    hits.sort(key=lambda h: -abs(h.cents))  # stable: equal sizes keep breakdown order (fit, engagement, decay)
     parts: list[str] = []
     length = 0
     for hit in hits:
         part = f"{show_points(hit.cents)} {hit.label}"
-        if length + len(part) + 2 > limit:
+        added = len(part) + (2 if parts else 0)  # "; " goes between reasons, not before the first
+        if length + added > limit:
             break
         parts.append(part)
-        length += len(part) + 2
+        length += added
     return "; ".join(parts)

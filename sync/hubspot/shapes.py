@@ -7,6 +7,7 @@ reported and skipped while the rest go on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,8 @@ def _ms(record: str, field: str, value: Any) -> int:
     if isinstance(value, bool):
         raise SkippableRecordError(record, f"{field} is not a timestamp: {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise SkippableRecordError(record, f"{field} is not a finite timestamp: {value!r}")
         return int(value)
     parsed = parse_date_ms(value) if isinstance(value, str) else None
     if parsed is None:
