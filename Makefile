@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_NOW := 2026-11-01T12:00:00Z
 
-.PHONY: venv demo test lint typecheck imports unit bench clean
+.PHONY: venv demo test lint typecheck imports unit unit-pure bench clean
 
 venv: $(STAMP)
 
@@ -32,12 +32,18 @@ imports: venv
 	$(BIN)/lint-imports
 
 unit: venv
-	$(BIN)/python -m pytest
+	LEADSYNC_EXPECT_CORE=compiled $(BIN)/python -m pytest
 
-test: lint typecheck imports unit
+# The same core tests on the pure-Python source: a copy of the tree without the compiled modules.
+unit-pure: venv
+	rm -rf .pure && mkdir .pure && cp -r sync tests config pyproject.toml .pure/ && find .pure -name '*.so' -delete
+	cd .pure && LEADSYNC_EXPECT_CORE=pure ../$(BIN)/python -m pytest -q -p no:cacheprovider tests/core
+	rm -rf .pure
+
+test: lint typecheck imports unit unit-pure
 
 bench: venv
 	$(BIN)/python bench/score_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .pure build *.so sync/core/*.so

@@ -792,10 +792,14 @@ class _Builder:
             parts.append(c.EmailDomainIn(frozenset(d.lstrip("@") for d in _texts(m.email_domain_in))))
         if m.free_mail is not None:
             parts.append(c.FreeMail(m.free_mail))
+        # emails and contact_ids name contacts: given together, a contact named by either matches.
+        named: list[c.Condition] = []
         if m.emails is not None:
-            parts.append(c.EmailIn(frozenset(e.strip() for e in _texts(m.emails))))
+            named.append(c.EmailIn(frozenset(e.strip() for e in _texts(m.emails))))
         if m.contact_ids is not None:
-            parts.append(c.ContactIdIn(frozenset(_ids(m.contact_ids))))
+            named.append(c.ContactIdIn(frozenset(_ids(m.contact_ids))))
+        if named:
+            parts.append(named[0] if len(named) == 1 else c.AnyOf(tuple(named)))
         if m.hubspot_list is not None:
             lists = m.hubspot_list if isinstance(m.hubspot_list, list) else [m.hubspot_list]
             parts.append(c.InList(frozenset(lists)))

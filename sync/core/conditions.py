@@ -72,7 +72,8 @@ class Ctx:
     def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:
         """The context for scoring: events of the listed types only, each event id counted once.
 
-        Should two copies of one id disagree, the earliest is kept, so the order they come in never matters.
+        Should two copies of one id disagree, the earliest is kept (ties broken by their fields), so the
+        order they come in never matters.
         """
         by_id: dict[str, dict[str, Event]] = {}
         for event in events:
@@ -84,7 +85,7 @@ class Ctx:
                 by_id[kind] = {event.event_id: event}
                 continue
             prior = bucket.get(event.event_id)
-            if prior is None or event.at_ms < prior.at_ms:
+            if prior is None or _earlier(event, prior):
                 bucket[event.event_id] = event
         unfiltered: dict[str, Aged] = {}
         filtered: dict[str, Aged] = {}
@@ -118,6 +119,13 @@ class Ctx:
         if merged is None:
             merged = self._merged[kind] = self.unfiltered.get(kind, _NO_EVENTS) + self.filtered.get(kind, _NO_EVENTS)
         return merged
+
+
+def _earlier(a: Event, b: Event) -> bool:
+    """A total order on two copies of one event: the earlier, then (rare) the smaller repr."""
+    if a.at_ms != b.at_ms:
+        return a.at_ms < b.at_ms
+    return repr(a) < repr(b)
 
 
 Predicate = Callable[[Ctx], bool]

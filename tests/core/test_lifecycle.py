@@ -155,3 +155,9 @@ def test_demote_leaves_stages_the_model_does_not_set(current: str) -> None:
 
 def test_a_stage_rule_holds_the_stage_against_demotion() -> None:
     assert decide(0, SQL, rule_stages=(SQL,), demote=True).write == "none"
+
+
+@pytest.mark.parametrize(("score", "expected"), [(95, ("none", None)), (60, ("clear_then_set", MQL))])
+def test_only_the_score_demotes_a_slipping_fit_grade_does_not(score: int, expected: tuple[str, str | None]) -> None:
+    # Grade C no longer meets SQL's min_fit_grade B, but a high score keeps the stage (no flapping).
+    assert outcome(decide(score, SQL, fit_grade="C", demote=True)) == expected

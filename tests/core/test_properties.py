@@ -284,3 +284,29 @@ def test_every_result_carries_the_rule_set_version_and_a_reason(
     assert result.version == rules.version
     assert result.contact_id == subject.id
     assert result.excluded == (result.exclusion_reason is not None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_conflicting_copies_of_one_event_score_the_same_in_any_order(data: st.DataObject) -> None:
+    rules = example_rules()
+    subject = data.draw(contacts())
+    events = data.draw(event_lists())
+    if not events:
+        return
+    original = data.draw(st.sampled_from(events))
+    other_age = data.draw(st.integers(min_value=0, max_value=400))
+    if isinstance(original, FormSubmission):
+        clash: Event = FormSubmission(
+            original.event_id,
+            ms_ago(other_age),
+            original.email,
+            original.form_id,
+            original.form_name,
+            original.page_url,
+        )
+    else:
+        clash = EmailEvent(
+            original.event_id, original.kind, ms_ago(other_age), original.email, original.campaign_id, original.url
+        )
+    assert run(rules, subject, [*events, clash]) == run(rules, subject, [clash, *events])

@@ -183,3 +183,13 @@ def test_case_18_sales_feedback_unqualified_gives_minus_100_named() -> None:
 
 def test_the_version_is_the_same_however_the_config_is_loaded() -> None:
     assert example_rules().version == rules_from(example_data()).version
+
+
+@pytest.mark.parametrize(
+    ("cid", "email", "excluded"),
+    [("901", "someone@buyer-corp.com", True), ("5", "test@acme-eu.com", True), ("5", "other@buyer-corp.com", False)],
+)
+def test_named_exclusion_matches_a_contact_named_by_either_email_or_id(cid: str, email: str, excluded: bool) -> None:
+    result = score(contact(cid=cid, email=email), [], RULES, NOW)
+    assert result.excluded is excluded
+    assert result.exclusion_reason == ("named" if excluded else None)
