@@ -214,3 +214,16 @@ class ScoreResult(_Value):
         self.holdout: Final = holdout
         self.version: Final = version
         self.breakdown: Final = breakdown
+
+
+class PropertyUpdate(_Value):
+    """Values to write to one contact's properties ("" clears a value)."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("contact_id", "properties")
+
+    def __init__(self, contact_id: str, properties: Mapping[str, str]) -> None:
+        self.contact_id: Final = contact_id
+        self.properties: Final = properties
+
+    def __hash__(self) -> int:
+        return hash(("PropertyUpdate", self.contact_id, tuple(sorted(self.properties.items()))))

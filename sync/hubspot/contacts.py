@@ -1,0 +1,294 @@
+"""Contacts: backfill paging, incremental search past the 10k cap, batch read, batch update.
+
+Batch updates never drop an input: each one ends applied or as a dead letter
+with its reason. A 207 retries the items that failed for a passing reason; a
+whole-batch 400 is split in halves until the bad inputs stand alone, so one
+bad contact never holds back 99 good ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+)
+
+from sync.core.conditions import parse_date_ms
+from sync.core.model import Contact, PropertyUpdate
+from sync.errors import RetriableError, SkippableRecordError
+from sync.hubspot.client import HubSpotClient, Response
+from sync.hubspot.errors import RejectedError
+from sync.hubspot.shapes import EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, OBJECT_ID, contact_from_wire
+from sync.ports import ContactPage, DeadLetter, StageChange, WriteOutcome
+
+LIST_PAGE = 100  # the list endpoint's maximum
+SEARCH_PAGE = 200  # the search endpoint's maximum
+BATCH = 100  # batch read and update maximum
+SEARCH_CAP = 10_000  # a search returns at most 10,000 results; paging past that is a 400
+RETRIABLE_ITEM_CATEGORIES = frozenset({"RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
+
+
+class _ItemsToRetryError(RetriableError):
+    """Some inputs of a 207 failed for a passing reason: send those again."""
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Contacts:
+    def __init__(self, client: HubSpotClient, properties: Sequence[str]) -> None:
+        self.client = client
+        # Always read what the pipeline needs to place a contact and advance cursors.
+        self.properties = sorted({*properties, EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, "createdate"})
+
+    # -- reading --
+
+    def _page(self, results: list[Any], after: str | None) -> ContactPage:
+        contacts, problems, newest = [], [], None
+        for raw in results:
+            try:
+                contact = contact_from_wire(raw)
+            except SkippableRecordError as exc:
+                problems.append(str(exc))
+                continue
+            contacts.append(contact)
+            modified = parse_date_ms(contact.properties.get(LAST_MODIFIED))
+            if modified is not None and (newest is None or modified > newest):
+                newest = modified
+        return ContactPage(contacts, problems, after, newest)
+
+    def pages(self, after: str | None = None) -> Iterator[ContactPage]:
+        """Every contact through the list endpoint (the first full backfill); resumable from `after`."""
+        while True:
+            response = self.client.sdk(
+                "contacts.list",
+                self.client.contacts_basic.get_page,
+                limit=LIST_PAGE,
+                after=after,
+                properties=self.properties,
+            )
+            body = response.body or {}
+            after = _next_after(body)
+            yield self._page(body.get("results") or [], after)
+            if after is None:
+                return
+
+    def _search(self, filters: list[Filter], sort: str, after: int) -> dict[str, Any]:
+        request = PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=filters)],
+            sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
+            properties=self.properties,
+            limit=SEARCH_PAGE,
+            after=str(after),
+        )
+        response = self.client.sdk(
+            "contacts.search", self.client.contacts_search.do_search, public_object_search_request=request, search=True
+        )
+        return response.body or {}
+
+    def changed_since(self, since_ms: int) -> Iterator[ContactPage]:
+        """Contacts whose lastmodifieddate is at or after `since_ms`, in that order, each once.
+
+        A search stops at 10,000 results: the query restarts from the last timestamp seen,
+        skipping the contacts of that timestamp it already gave. When the whole window shares
+        one timestamp (bulk imports do that), that timestamp is paged by hs_object_id instead.
+        """
+        cursor = since_ms
+        given_at_cursor: set[str] = set()  # ids already given whose lastmodifieddate == cursor
+        while True:
+            after, window_ts, last_ts, last_ids = 0, set(), cursor, set(given_at_cursor)
+            while True:
+                body = self._search(
+                    [Filter(property_name=LAST_MODIFIED, operator="GTE", value=str(cursor))], LAST_MODIFIED, after
+                )
+                results = body.get("results") or []
+                fresh = []
+                for raw in results:
+                    ts = _modified_ms(raw)
+                    window_ts.add(ts)
+                    cid = str(raw.get("id"))
+                    if ts == cursor and cid in given_at_cursor:
+                        continue
+                    if ts != last_ts:
+                        last_ts, last_ids = ts, set()
+                    last_ids.add(cid)
+                    fresh.append(raw)
+                nxt = _next_after(body)
+                yield self._page(fresh, nxt)
+                if nxt is None:
+                    return
+                after = int(nxt)
+                if after >= SEARCH_CAP:
+                    break
+            if len(window_ts) == 1:
+                (shared,) = window_ts
+                yield from self._same_timestamp(shared, skip=last_ids if shared == last_ts else set())
+                cursor, given_at_cursor = shared + 1, set()
+            else:
+                cursor, given_at_cursor = last_ts, last_ids
+
+    def _same_timestamp(self, ts: int, skip: set[str]) -> Iterator[ContactPage]:
+        """All contacts with lastmodifieddate == ts, paged by hs_object_id (past the 10k cap too)."""
+        last_id = 0
+        while True:
+            after = 0
+            while True:
+                filters = [
+                    Filter(property_name=LAST_MODIFIED, operator="EQ", value=str(ts)),
+                    Filter(property_name=OBJECT_ID, operator="GT", value=str(last_id)),
+                ]
+                body = self._search(filters, OBJECT_ID, after)
+                results = body.get("results") or []
+                if results:
+                    last_id = max(last_id, *(int(r.get("id")) for r in results))
+                nxt = _next_after(body)
+                yield self._page([r for r in results if str(r.get("id")) not in skip], nxt)
+                if nxt is None:
+                    return
+                after = int(nxt)
+                if after >= SEARCH_CAP:
+                    break
+
+    def read(self, ids: Sequence[str], by_email: bool = False) -> list[Contact]:
+        """Contacts by id (or by email); unknown ones are simply absent."""
+        found: list[Contact] = []
+        for chunk in _chunks(list(ids), BATCH):
+            request = BatchReadInputSimplePublicObjectId(
+                properties=self.properties,
+                inputs=[{"id": value} for value in chunk],
+                id_property=EMAIL if by_email else None,
+            )
+            response = self.client.sdk(
+                "contacts.batch_read",
+                self.client.contacts_batch.read,
+                batch_read_input_simple_public_object_id=request,
+            )
+            found.extend(self._page((response.body or {}).get("results") or [], None).contacts)
+        return found
+
+    # -- writing --
+
+    def update(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        """Write `updates` in batches of 100; every input ends applied or dead-lettered."""
+        ids = [u.contact_id for u in updates]
+        if len(set(ids)) != len(ids):
+            raise ValueError("one contact twice in one write: merge its updates first")
+        outcome = WriteOutcome()
+        for chunk in _chunks(list(updates), BATCH):
+            self._write_with_item_retries(list(chunk), outcome)
+        return outcome
+
+    def _write_with_item_retries(self, chunk: list[PropertyUpdate], outcome: WriteOutcome) -> None:
+        pending = {u.contact_id: u for u in chunk}
+        try:
+            for attempt in self.client.policy.retrying():
+                with attempt:
+                    self._write(list(pending.values()), pending, outcome)
+                    if pending:
+                        raise _ItemsToRetryError(f"{len(pending)} items of a 207 to send again")
+        except _ItemsToRetryError:
+            for update in pending.values():
+                outcome.dead.append(DeadLetter(update.contact_id, update.properties, "still failing after retries"))
+
+    def _write(self, items: list[PropertyUpdate], pending: dict[str, PropertyUpdate], outcome: WriteOutcome) -> None:
+        """One batch update; removes from `pending` what was applied or is dead, splits a rejected batch."""
+        request = BatchInputSimplePublicObjectBatchInput(
+            inputs=[{"id": u.contact_id, "properties": dict(u.properties)} for u in items]
+        )
+        outcome.calls += 1
+        try:
+            response = self.client.sdk(
+                "contacts.batch_update",
+                self.client.contacts_batch.update,
+                batch_input_simple_public_object_batch_input=request,
+            )
+        except RejectedError as exc:
+            # HubSpot fails a whole batch for one invalid property or option: split to find it.
+            if exc.status == 400 and len(items) > 1:
+                half = len(items) // 2
+                self._write(items[:half], pending, outcome)
+                self._write(items[half:], pending, outcome)
+                return
+            for update in items:
+                pending.pop(update.contact_id, None)
+                outcome.dead.append(DeadLetter(update.contact_id, update.properties, exc.message, exc.status))
+            return
+        self._settle(items, response, pending, outcome)
+
+    def _settle(
+        self, items: list[PropertyUpdate], response: Response, pending: dict[str, PropertyUpdate], outcome: WriteOutcome
+    ) -> None:
+        body = response.body or {}
+        for result in body.get("results") or []:
+            cid = str(result.get("id"))
+            if pending.pop(cid, None) is not None:
+                outcome.applied.append(cid)
+        for error in body.get("errors") or []:
+            category = str(error.get("category") or "")
+            context = error.get("context") or {}
+            failed = [str(i) for i in context.get("ids") or []] or [
+                u.contact_id for u in items if u.contact_id in pending
+            ]
+            if category in RETRIABLE_ITEM_CATEGORIES:
+                continue  # stays pending: sent again
+            for cid in failed:
+                update = pending.pop(cid, None)
+                if update is not None:
+                    outcome.dead.append(
+                        DeadLetter(cid, update.properties, f"{category}: {error.get('message') or 'rejected'}")
+                    )
+        # Anything neither applied nor rejected stays pending and is sent again; it is never assumed applied.
+
+    def set_stages(self, changes: Sequence[StageChange]) -> WriteOutcome:
+        """Write lifecycle stages; backward moves as a clear, then a set, then a read-back check.
+
+        HubSpot keeps the old stage without an error when a backward value is written directly.
+        """
+        outcome = WriteOutcome()
+        clears = [c for c in changes if c.clear_first]
+        cleared = self.update([PropertyUpdate(c.contact_id, {LIFECYCLE_STAGE: ""}) for c in clears])
+        outcome.dead += cleared.dead
+        outcome.calls += cleared.calls
+        blocked = {d.contact_id for d in cleared.dead}
+        todo = [c for c in changes if c.contact_id not in blocked]
+        written = self.update([PropertyUpdate(c.contact_id, {LIFECYCLE_STAGE: c.stage}) for c in todo])
+        outcome.add(written)
+        wanted = {c.contact_id: c.stage for c in clears if c.contact_id in set(written.applied)}
+        if wanted:
+            for contact in self.read(list(wanted)):
+                if contact.lifecycle_stage != wanted.pop(contact.id, contact.lifecycle_stage):
+                    outcome.applied.remove(contact.id)
+                    outcome.dead.append(
+                        DeadLetter(
+                            contact.id,
+                            {LIFECYCLE_STAGE: contact.lifecycle_stage},
+                            f"HubSpot kept lifecyclestage={contact.lifecycle_stage!r} after clear and set",
+                        )
+                    )
+            for cid, stage in wanted.items():  # not found on read-back
+                outcome.applied.remove(cid)
+                outcome.dead.append(DeadLetter(cid, {LIFECYCLE_STAGE: stage}, "contact not found on read-back"))
+        return outcome
+
+
+def _next_after(body: Any) -> str | None:
+    paging = body.get("paging") if isinstance(body, dict) else None
+    nxt = (paging or {}).get("next") or {}
+    after = nxt.get("after")
+    return str(after) if after not in (None, "") else None
+
+
+def _modified_ms(raw: Any) -> int:
+    props = raw.get("properties") or {}
+    value = parse_date_ms(str(props.get(LAST_MODIFIED) or "")) if isinstance(props, dict) else None
+    if value is None:
+        value = parse_date_ms(str(raw.get("updatedAt") or ""))
+    return value or 0

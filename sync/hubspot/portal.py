@@ -1,0 +1,74 @@
+"""HubSpotPortal: one portal's CrmSource and CrmWriter, built from its config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+
+from sync.config import PortalConfig
+from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate
+from sync.errors import ConfigError, ConfigProblem
+from sync.hubspot.client import HubSpotClient
+from sync.hubspot.contacts import Contacts
+from sync.hubspot.engagement import Engagement
+from sync.hubspot.limits import Budget, RateLimiter
+from sync.hubspot.properties import Properties
+from sync.hubspot.retry import RetryPolicy
+from sync.ports import ContactPage, PropertySpec, StageChange, WriteOutcome
+
+
+class HubSpotPortal:
+    def __init__(self, client: HubSpotClient, contact_properties: Sequence[str]) -> None:
+        self.client = client
+        self.contacts = Contacts(client, contact_properties)
+        self.engagement = Engagement(client)
+        self.properties = Properties(client)
+
+    @classmethod
+    def from_config(
+        cls, config: PortalConfig, contact_properties: Sequence[str], policy: RetryPolicy | None = None
+    ) -> HubSpotPortal:
+        token = os.environ.get(config.portal.token_env, "")
+        if not token:
+            raise ConfigError(
+                [ConfigProblem("environment", None, config.portal.token_env, "is not set: export the portal's token")]
+            )
+        limits = config.effective_rate_limit()
+        limiter = RateLimiter(Budget(limits.per_10s, limits.daily, limits.daily_reserve_pct, limits.search_per_second))
+        client = HubSpotClient(token, config.portal.base_url, limiter, policy, portal=config.portal.name)
+        return cls(client, contact_properties)
+
+    # CrmSource
+    def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
+        return self.contacts.pages(after)
+
+    def contacts_changed_since(self, since_ms: int) -> Iterator[ContactPage]:
+        return self.contacts.changed_since(since_ms)
+
+    def read_contacts(self, ids: Sequence[str]) -> list[Contact]:
+        return self.contacts.read(ids)
+
+    def read_contacts_by_email(self, emails: Sequence[str]) -> list[Contact]:
+        return self.contacts.read(emails, by_email=True)
+
+    def forms(self) -> dict[str, str]:
+        return self.engagement.forms()
+
+    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
+        return self.engagement.submissions(form_id, form_name, since_ms)
+
+    def email_events(self, start_ms: int, end_ms: int) -> Iterator[tuple[list[EmailEvent], list[str]]]:
+        return self.engagement.email_events(start_ms, end_ms)
+
+    def list_members(self, list_id: int) -> set[str]:
+        return self.engagement.list_members(list_id)
+
+    # CrmWriter
+    def ensure_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None:
+        self.properties.ensure(group, group_label, specs)
+
+    def update_contacts(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        return self.contacts.update(updates)
+
+    def set_stages(self, changes: Sequence[StageChange]) -> WriteOutcome:
+        return self.contacts.set_stages(changes)
