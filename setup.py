@@ -14,6 +14,7 @@ CORE = [
     "sync/core/rules.py",
     "sync/core/lifecycle.py",
     "sync/core/scoring.py",
+    "sync/core/planning.py",
 ]
 
 ext_modules = []

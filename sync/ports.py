@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate
+from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate, StageChange
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,6 @@ class WriteOutcome:
         self.applied += other.applied
         self.dead += other.dead
         self.calls += other.calls
-
-
-@dataclass(frozen=True)
-class StageChange:
-    """A lifecycle stage to write; `clear_first` for a backward move (HubSpot keeps the old value otherwise)."""
-
-    contact_id: str
-    stage: str
-    clear_first: bool = False
 
 
 PropertyType = Literal["number", "enumeration", "string", "datetime"]

@@ -227,3 +227,14 @@ class PropertyUpdate(_Value):
 
     def __hash__(self) -> int:
         return hash(("PropertyUpdate", self.contact_id, tuple(sorted(self.properties.items()))))
+
+
+class StageChange(_Value):
+    """A lifecycle stage to write; `clear_first` for a backward move (HubSpot keeps the old value otherwise)."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("contact_id", "stage", "clear_first")
+
+    def __init__(self, contact_id: str, stage: str, clear_first: bool = False) -> None:
+        self.contact_id: Final = contact_id
+        self.stage: Final = stage
+        self.clear_first: Final = clear_first

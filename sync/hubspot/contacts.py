@@ -20,12 +20,12 @@ from hubspot.crm.contacts import (
 )
 
 from sync.core.conditions import parse_date_ms
-from sync.core.model import Contact, PropertyUpdate
+from sync.core.model import Contact, PropertyUpdate, StageChange
 from sync.errors import RetriableError, SkippableRecordError
 from sync.hubspot.client import HubSpotClient, Response
 from sync.hubspot.errors import RejectedError
 from sync.hubspot.shapes import EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, OBJECT_ID, contact_from_wire
-from sync.ports import ContactPage, DeadLetter, StageChange, WriteOutcome
+from sync.ports import ContactPage, DeadLetter, WriteOutcome
 
 LIST_PAGE = 100  # the list endpoint's maximum
 SEARCH_PAGE = 200  # the search endpoint's maximum

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from sync.config import PortalConfig
-from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate
+from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate, StageChange
 from sync.errors import ConfigError, ConfigProblem
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.contacts import Contacts
@@ -14,7 +14,7 @@ from sync.hubspot.engagement import Engagement
 from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.properties import Properties
 from sync.hubspot.retry import RetryPolicy
-from sync.ports import ContactPage, PropertySpec, StageChange, WriteOutcome
+from sync.ports import ContactPage, PropertySpec, WriteOutcome
 
 
 class HubSpotPortal:

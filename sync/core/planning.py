@@ -1,0 +1,91 @@
+"""The minimal writes for one scored contact: only values that differ from what HubSpot holds.
+
+Our own writes bump lastmodifieddate, so the next incremental pass sees the
+contacts just written: a write that changes nothing would make the worker feed
+on itself. `scored_at` is therefore written only together with a real change.
+Nothing is written for holdout contacts or, with `exclusion_action: skip`,
+excluded ones; `zero` writes zeros and leaves the stage alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+from sync.core.conditions import parse_number
+from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
+from sync.core.rules import OutputProperties
+from sync.core.scoring import reasons_text
+
+LIFECYCLE_STAGE = "lifecyclestage"
+
+
+class ContactPlan:
+    """What to write for one contact: property values (a forward stage among them) and a backward stage move."""
+
+    def __init__(self, update: PropertyUpdate | None, stage_change: StageChange | None) -> None:
+        self.update: Final = update
+        self.stage_change: Final = stage_change
+
+    @property
+    def empty(self) -> bool:
+        return self.update is None and self.stage_change is None
+
+
+def desired_values(
+    result: ScoreResult, props: OutputProperties, action: Literal["skip", "zero"]
+) -> dict[str, str] | None:
+    """The values our properties should hold, or None when nothing may be written."""
+    if result.holdout or result.model is None:
+        return None
+    if result.excluded:
+        if action == "skip":
+            return None
+        return {
+            props.score: "0",
+            props.fit: "0",
+            props.engagement: "0",
+            props.grade: "",
+            props.reasons: f"excluded: {result.exclusion_reason}",
+        }
+    return {
+        props.score: str(result.score),
+        props.fit: str(result.fit),
+        props.engagement: str(result.engagement),
+        props.grade: result.grade or "",
+        props.reasons: reasons_text(result),
+    }
+
+
+def _same(current: str | None, wanted: str) -> bool:
+    have = current or ""
+    if have == wanted:
+        return True
+    a, b = parse_number(have), parse_number(wanted)
+    return a is not None and a == b  # HubSpot may hand back "70.0" for 70
+
+
+def plan_contact(
+    result: ScoreResult,
+    contact: Contact,
+    props: OutputProperties,
+    action: Literal["skip", "zero"],
+    scored_at_ms: int,
+    current: Mapping[str, str] | None = None,
+) -> ContactPlan:
+    """The writes that bring HubSpot to `result`; `current` defaults to the contact's own properties."""
+    holding = contact.properties if current is None else current
+    desired = desired_values(result, props, action)
+    if desired is None:
+        return ContactPlan(None, None)
+    changed = {name: value for name, value in desired.items() if not _same(holding.get(name), value)}
+    stage_change = None
+    if not result.excluded and result.stage_target is not None:
+        if result.stage_write == "set":
+            changed[LIFECYCLE_STAGE] = result.stage_target
+        elif result.stage_write == "clear_then_set":
+            stage_change = StageChange(contact.id, result.stage_target, clear_first=True)
+    if changed:
+        changed[props.scored_at] = str(scored_at_ms)
+    update = PropertyUpdate(contact.id, changed) if changed else None
+    return ContactPlan(update, stage_change)
