@@ -44,6 +44,9 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 class Contacts:
+    search_page = SEARCH_PAGE
+    search_cap = SEARCH_CAP
+
     def __init__(self, client: HubSpotClient, properties: Sequence[str]) -> None:
         self.client = client
         # Always read what the pipeline needs to place a contact and advance cursors.
@@ -86,7 +89,7 @@ class Contacts:
             filter_groups=[FilterGroup(filters=filters)],
             sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
             properties=self.properties,
-            limit=SEARCH_PAGE,
+            limit=self.search_page,
             after=str(after),
         )
         response = self.client.sdk(
@@ -124,9 +127,11 @@ class Contacts:
                 nxt = _next_after(body)
                 yield self._page(fresh, nxt)
                 if nxt is None:
-                    return
+                    if not self._cut_by_cap(body, after, results):
+                        return
+                    break
                 after = int(nxt)
-                if after >= SEARCH_CAP:
+                if after >= self.search_cap:
                     break
             if len(window_ts) == 1:
                 (shared,) = window_ts
@@ -135,27 +140,35 @@ class Contacts:
             else:
                 cursor, given_at_cursor = last_ts, last_ids
 
+    def _cut_by_cap(self, body: dict[str, Any], after: int, results: list[Any]) -> bool:
+        """Whether a last page ended at the result cap rather than at the end of the matches."""
+        total = body.get("total")
+        return isinstance(total, int) and total > after + len(results) and after + len(results) >= self.search_cap
+
     def _same_timestamp(self, ts: int, skip: set[str]) -> Iterator[ContactPage]:
         """All contacts with lastmodifieddate == ts, paged by hs_object_id (past the 10k cap too)."""
-        last_id = 0
+        floor = highest = 0
         while True:
             after = 0
             while True:
-                filters = [
+                filters = [  # the floor stays fixed for one query; it moves only when the query restarts
                     Filter(property_name=LAST_MODIFIED, operator="EQ", value=str(ts)),
-                    Filter(property_name=OBJECT_ID, operator="GT", value=str(last_id)),
+                    Filter(property_name=OBJECT_ID, operator="GT", value=str(floor)),
                 ]
                 body = self._search(filters, OBJECT_ID, after)
                 results = body.get("results") or []
                 if results:
-                    last_id = max(last_id, *(int(r.get("id")) for r in results))
+                    highest = max(highest, *(int(r.get("id")) for r in results))
                 nxt = _next_after(body)
                 yield self._page([r for r in results if str(r.get("id")) not in skip], nxt)
                 if nxt is None:
-                    return
-                after = int(nxt)
-                if after >= SEARCH_CAP:
+                    if not self._cut_by_cap(body, after, results):
+                        return
                     break
+                after = int(nxt)
+                if after >= self.search_cap:
+                    break
+            floor = highest
 
     def read(self, ids: Sequence[str], by_email: bool = False) -> list[Contact]:
         """Contacts by id (or by email); unknown ones are simply absent."""
