@@ -86,7 +86,7 @@ def test_every_contact_changed_since_the_cursor_comes_exactly_once(data: st.Data
 
 @pytest.mark.parametrize("next_past_cap", [True, False])
 def test_more_contacts_on_one_timestamp_than_the_cap_are_paged_by_id(next_past_cap: bool) -> None:
-    stamps = {i: 1_700_000_000_000 for i in range(1, 131)} | {i: 1_700_000_005_000 for i in range(131, 141)}
+    stamps = dict.fromkeys(range(1, 131), 1700000000000) | dict.fromkeys(range(131, 141), 1700000005000)
     seen, requests = pull(stamps, 0, next_past_cap)
     assert len(seen) == 140 and set(seen.values()) == {1}
     assert requests < 40  # no endless restart at the shared timestamp
