@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sync import __version__
+from sync.buildcheck import stale_core_modules
 from sync.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -60,8 +61,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     from sync.snapshot import read_snapshot
 
     now = _now(args.now)
-    rules = compile_ruleset(load_portal(args.config).rules)
+    portal = load_portal(args.config)
+    rules = compile_ruleset(portal.rules)
     snapshot = read_snapshot(args.snapshot)
+    if snapshot.portal_id is not None and snapshot.portal_id != portal.config.portal.id:
+        print(
+            f"{args.snapshot}: warning: a snapshot of portal {snapshot.portal_id}, scored with the config "
+            f"of portal {portal.config.portal.id}",
+            file=sys.stderr,
+        )
     for problem in snapshot.problems:
         print(f"{args.snapshot}: {problem}", file=sys.stderr)
     inputs = list(snapshot.scoring_inputs())
@@ -134,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stale = stale_core_modules()
+    if stale:
+        print(
+            f"leadsync: the compiled scoring core is older than {', '.join(stale)}; "
+            "rebuild it (make venv, or pip install -e .) so it runs the code you see",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     try:
         if getattr(args, "now", None) is not None:
             _now(args.now)

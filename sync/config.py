@@ -9,6 +9,7 @@ and the field path, and all problems are reported at once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -126,6 +127,7 @@ class ConditionModel(_Model):
     all: list[ConditionModel] | None = None
     any: list[ConditionModel] | None = None
     not_: ConditionModel | None = Field(None, alias="not")
+    when: ConditionModel | None = Field(None, description="a further condition that must hold too")
 
 
 class BandModel(_Model):
@@ -481,22 +483,28 @@ class _Builder:
             entries = [(("models", i), m) for i, m in enumerate(cfg.models or [])]
         names: set[str] = set()
         models = []
+        catch_all: str | None = None
         for path, m in entries:
             if m.name in names:
                 self.error((*path, "name"), f"duplicate model name {m.name!r}")
             names.add(m.name)
+            if catch_all is not None:
+                self.error(path, f"unreachable: model {catch_all!r} before it has no segment and takes every contact")
+            if m.segment is None:
+                catch_all = m.name
             models.append(self.model(m, path, cfg.properties))
         if self.problems:
             return None
-        return RuleSetSpec(
+        spec = RuleSetSpec(
             models=tuple(m for m in models if m is not None),
-            version=ruleset_version(cfg, free_mail),
+            version="",
             exclusions=tuple(exclusions),
             exclusion_action=cfg.exclusion_action,
             holdout_percent=cfg.holdout.percent if cfg.holdout else 0.0,
             holdout_salt=cfg.holdout.salt if cfg.holdout else "",
             free_mail_domains=free_mail,
         )
+        return dataclasses.replace(spec, version=ruleset_version(spec))
 
     # -- portal and schedule --
 
@@ -544,6 +552,7 @@ class _Builder:
             clamp = (int(lo), int(hi))
         grades = self.grades(m.grades, (*path, "grades")) if m.grades is not None else None
         lifecycle = self.lifecycle(m.lifecycle or LifecycleModel(mode="off"), (*path, "lifecycle"), grades)
+        self._reachable(m, path, clamp)
         overrides = m.properties.model_dump(exclude_none=True) if m.properties else {}
         props = OutputProperties(**{**base_props.model_dump(), **overrides})
         if len(self.problems) > before:
@@ -559,6 +568,23 @@ class _Builder:
             lifecycle=lifecycle,
             properties=props,
         )
+
+    def _reachable(self, m: ModelModel, path: Path_, clamp: tuple[int, int] | None) -> None:
+        """Thresholds no score can reach: above the clamp, or a grade above its group's cap."""
+        if clamp is not None and m.lifecycle is not None:
+            for i, st in enumerate(m.lifecycle.stages):
+                if st.min_score > clamp[1]:
+                    self.error(
+                        (*path, "lifecycle", "stages", i, "min_score"),
+                        f"can never be reached: scores are clamped to at most {clamp[1]}",
+                    )
+        if m.grades is not None:
+            for part, cap in (("fit", m.fit.max), ("engagement", m.engagement.max)):
+                for i, band in enumerate(getattr(m.grades, part)):
+                    if cap is not None and band.min is not None and band.min > cap:
+                        self.error(
+                            (*path, "grades", part, i, "min"), f"can never be reached: {part} is capped at {cap:g}"
+                        )
 
     def group(self, g: GroupModel, path: Path_, name: str, ids: set[str]) -> RuleGroup:
         if g.max is not None and g.min is not None and g.min > g.max:
@@ -615,7 +641,7 @@ class _Builder:
             return self.band_rule(r, path, when)
         if kind == "event":
             return self.event_rule(r, path, when)
-        cond = self.condition(r, path)
+        cond = self.condition(r, path, with_when=False)
         if cond is None:
             return None
         assert r.points is not None
@@ -652,7 +678,7 @@ class _Builder:
         return BandRule(id=r.id, property=r.property, bands=tuple(bands), when=when)
 
     def event_rule(self, r: RuleModel, path: Path_, when: c.Condition | None) -> EventRule | None:
-        cond = self.condition(r, path)
+        cond = self.condition(r, path, with_when=False)
         if cond is None:
             return None
         if not isinstance(cond, c.EventCondition):
@@ -678,7 +704,9 @@ class _Builder:
         for i in range(1, len(steps)):
             if steps[i].after_days <= steps[i - 1].after_days:
                 self.error((*path, "inactivity", i, "after_days"), "steps must be in increasing after_days")
-        events = frozenset(d.events) if d.events is not None else None
+        if d.events is not None and not d.events:
+            self.error((*path, "events"), "is empty: inactivity would always count from createdate")
+        events = frozenset(d.events) if d.events else None
         return Decay(steps=tuple(steps), cumulative=d.mode == "cumulative", **({"events": events} if events else {}))
 
     def grades(self, g: GradesModel, path: Path_) -> Grades:
@@ -754,6 +782,11 @@ class _Builder:
             self.error((*path, "stages"), "mode score needs stages (or set mode: off)")
         if lc.mode == "rules" and not lc.rules:
             self.error((*path, "rules"), "mode rules needs rules")
+        if lc.mode == "rules" and lc.stages:
+            self.error((*path, "stages"), "score thresholds apply only in mode: score; remove them or change the mode")
+        for i, stage in enumerate(lc.never_touch):
+            if stage in managed:
+                self.error((*path, "never_touch", i), f"{stage} is set by this model, so it cannot be never touched")
         return Lifecycle(
             mode=lc.mode,
             thresholds=tuple(thresholds),
@@ -767,10 +800,34 @@ class _Builder:
 
     # -- conditions --
 
-    def condition(self, m: ConditionModel, path: Path_) -> c.Condition | None:
-        """The core condition for `m`, or None (with problems recorded) when it is invalid."""
+    def _no_empty_values(self, m: ConditionModel, path: Path_) -> None:
+        """An empty list or empty text in a test would match everything or nothing: both are mistakes."""
+        for name in (
+            "in_", "not_in", "contains", "not_contains", "starts_with", "ends_with", "email_domain_in", "emails",
+            "contact_ids", "hubspot_list", "form_id", "form_name_contains", "page_url_contains", "url_contains",
+            "campaign_id",
+        ):  # fmt: skip
+            value = getattr(m, name)
+            if value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            if not items:
+                self.error((*path, _key(name)), "is an empty list: it would never match (or match everything)")
+            elif any(isinstance(v, str) and not v.strip() for v in items):
+                self.error((*path, _key(name)), "has an empty value: it would match everything")
+
+    def condition(self, m: ConditionModel, path: Path_, with_when: bool = True) -> c.Condition | None:
+        """The core condition for `m`, or None (with problems recorded) when it is invalid.
+
+        `when:` is one more condition ANDed in, except on rules, where it gates the rule (with_when=False).
+        """
         before = len(self.problems)
+        self._no_empty_values(m, path)
         parts: list[c.Condition] = []
+        if with_when and m.when is not None:
+            gate = self.condition(m.when, (*path, "when"))
+            if gate is not None:
+                parts.append(gate)
         property_ops = [f for f in _PROPERTY_FIELDS if getattr(m, f) is not None]
         if m.within_days is not None and m.event is None:
             property_ops.append("within_days")
@@ -869,18 +926,13 @@ class _Builder:
             )
         if m.campaign_id is not None and kind not in EMAIL_EVENT_TYPES:
             self.error((*path, "campaign_id"), "can never match: campaign_id applies to email events")
+        if m.include_filtered and kind == FORM_SUBMISSION:
+            self.error((*path, "include_filtered"), "form submissions are never bot-filtered; remove it")
         count = m.count or CountModel()
         spec = c.CountSpec(count.at_least, count.at_most, count.exactly, count.between)
         lo, hi = spec.bounds()
         if hi is not None and lo > hi:
             self.error((*path, "count"), "can never match: the count bounds exclude every number")
-        for name, values in (
-            ("form_name_contains", m.form_name_contains),
-            ("page_url_contains", m.page_url_contains),
-            ("url_contains", m.url_contains),
-        ):
-            if values is not None and not _texts(values):
-                self.error((*path, name), "can never match: the list is empty")
         assert kind in EVENT_TYPES
         flt = c.EventFilter(
             kind=kind,
@@ -903,9 +955,29 @@ def parse_duration(text: str) -> int | None:
     return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
 
 
-def ruleset_version(cfg: PortalConfig, free_mail: frozenset[str]) -> str:
-    """A hash of the normalised scoring config: what decides a score, not where it connects."""
-    scoring = cfg.model_dump(mode="json", by_alias=True, exclude={"portal", "schedule", "extends"})
-    scoring["free_mail_list"] = hashlib.sha256("\n".join(sorted(free_mail)).encode()).hexdigest()
-    blob = json.dumps(scoring, sort_keys=True, separators=(",", ":"), default=str)
+# Bump when the engine gives a config a different meaning, so old audit lines name the old one.
+ENGINE_VERSION = "1"
+_UNHASHED = {"version", "free_mail_domains", "properties"}  # properties: output names, not scoring
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON form of the built rule set in which equivalent configs look the same."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = (f for f in dataclasses.fields(value) if f.init and f.name not in _UNHASHED)
+        return {"type": type(value).__name__, **{f.name: _canonical(getattr(value, f.name)) for f in fields}}
+    if isinstance(value, frozenset | set):
+        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, tuple | list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def ruleset_version(spec: RuleSetSpec) -> str:
+    """A hash of the normalised rule set: what decides a score, not how the YAML spelled it or where it connects."""
+    canonical = _canonical(spec)
+    canonical["engine"] = ENGINE_VERSION
+    canonical["free_mail_list"] = hashlib.sha256("\n".join(sorted(spec.free_mail_domains)).encode()).hexdigest()
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -129,9 +129,13 @@ def _reroot(lines: Lines, old: Path_, new: Path_) -> Lines:
     return {new + key[n:]: where for key, where in lines.items() if key[:n] == old}
 
 
+# Lists of mappings that all carry one of these keys merge item by item: rules by id, models by
+# name, exclusions by reason, stages and stage rules by stage, grades by grade.
+LIST_KEYS = ("id", "name", "reason", "stage", "grade")
+
+
 def _list_key(items: list[Any]) -> str | None:
-    """Lists of mappings that all carry `id` (rules) or `name` (models) merge item by item."""
-    for key in ("id", "name"):
+    for key in LIST_KEYS:
         if items and all(isinstance(i, dict) and key in i for i in items):
             return key
     return None

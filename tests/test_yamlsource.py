@@ -241,7 +241,7 @@ def test_merge_key_can_be_overridden(tmp_path: Path):
             {"rules": [{"id": "a", "contains": ["z"]}]},
         ),
         ({"l": [1, 2, 3]}, {"l": [4]}, {"l": [4]}),
-        ({"l": [{"reason": "a"}, {"reason": "b"}]}, {"l": [{"reason": "c"}]}, {"l": [{"reason": "c"}]}),
+        ({"l": [{"label": "a"}, {"label": "b"}]}, {"l": [{"label": "c"}]}, {"l": [{"label": "c"}]}),
         # a list where not every item has an id is replaced
         ({"l": [{"id": "a"}, {"p": 1}]}, {"l": [{"id": "a", "p": 2}]}, {"l": [{"id": "a", "p": 2}]}),
         ({"l": [{"id": "a", "p": 1}]}, {"l": [{"id": "a", "p": 2}, {"p": 3}]}, {"l": [{"id": "a", "p": 2}, {"p": 3}]}),
@@ -408,3 +408,30 @@ def test_extends_loop_is_an_error(tmp_path: Path):
         problem = yaml_error(tmp_path / name).problem
         assert problem.path == "extends"
         assert problem.message.startswith("extends loops:")
+
+
+@pytest.mark.parametrize(
+    ("key", "base", "over", "merged"),
+    [
+        (
+            "reason",
+            [{"reason": "a", "x": 1}, {"reason": "b"}],
+            [{"reason": "a", "x": 2}],
+            [{"reason": "a", "x": 2}, {"reason": "b"}],
+        ),
+        (
+            "stage",
+            [{"stage": "mql", "min_score": 50}],
+            [{"stage": "sql", "min_score": 80}],
+            [{"stage": "mql", "min_score": 50}, {"stage": "sql", "min_score": 80}],
+        ),
+        (
+            "grade",
+            [{"grade": "A", "min": 50}, {"grade": "C"}],
+            [{"grade": "A", "min": 60}],
+            [{"grade": "A", "min": 60}, {"grade": "C"}],
+        ),
+    ],
+)
+def test_exclusions_stages_and_grades_merge_by_their_key(key: str, base: Any, over: Any, merged: Any) -> None:
+    assert merge({"l": base}, {}, {"l": over}, {})[0] == {"l": merged}

@@ -54,6 +54,8 @@ class Ctx:
         filtered: dict[str, Aged] = {}
         for kind, events in by_kind.items():
             for event in events:
+                if event.at_ms > now_ms:
+                    continue
                 target = filtered if event.filtered else unfiltered
                 target.setdefault(kind, []).append((age_days(now_ms, event.at_ms), event))
         self._setup(contact, now_ms, unfiltered, filtered)
@@ -78,8 +80,8 @@ class Ctx:
         by_id: dict[str, dict[str, Event]] = {}
         for event in events:
             kind = event.kind
-            if kind not in kinds:
-                continue
+            if kind not in kinds or event.at_ms > now_ms:
+                continue  # a score is as of `now`: later events do not exist yet
             bucket = by_id.get(kind)
             if bucket is None:
                 by_id[kind] = {event.event_id: event}

@@ -17,6 +17,8 @@ from sync.core.rules import Lifecycle
 
 
 class StageDecision:
+    """`target` is set only when `write` is not "none": the stage the write puts the contact in."""
+
     def __init__(self, target: str | None, write: StageWrite, reason: str) -> None:
         self.target: Final = target
         self.write: Final = write
@@ -51,6 +53,10 @@ def _qualifying(
     return stages
 
 
+def _pointing(target: str | None) -> str:
+    return f" (the rules point to {target})" if target else ""
+
+
 def decide_stage(
     lc: Lifecycle,
     *,
@@ -68,24 +74,24 @@ def decide_stage(
     stages = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, 0)
     target = max(stages, key=index.__getitem__) if stages else None
     if current in lc.never_touch:
-        return StageDecision(target, "none", f"stage {current} is never touched")
+        return StageDecision(None, "none", f"stage {current} is never touched{_pointing(target)}")
     if current and current not in index:
-        return StageDecision(target, "none", f"stage {current} is outside the stage order")
+        return StageDecision(None, "none", f"stage {current} is outside the stage order{_pointing(target)}")
     position = index[current] if current else -1
     if target is not None and index[target] > position:
         return StageDecision(target, "set", f"promote {current or '(none)'} -> {target}")
     if target is not None and target == current:
-        return StageDecision(target, "none", f"already {current}")
+        return StageDecision(None, "none", f"already {current}")
     if not lc.demote:
         if target is None:
             return StageDecision(None, "none", "no stage qualifies")
-        return StageDecision(target, "none", f"forward only: already past {target}")
+        return StageDecision(None, "none", f"forward only: already past {target}")
     if current not in lc.managed:
-        return StageDecision(target, "none", f"stage {current or '(none)'} is not set by this model")
+        return StageDecision(None, "none", f"stage {current or '(none)'} is not set by this model{_pointing(target)}")
     # Only the score demotes (SCORING.md section 3): a fit grade that slips does not, or stages would flap.
     held = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis, check_grade=False)
     if current in held:
-        return StageDecision(target, "none", f"keeps {current} within hysteresis {lc.hysteresis:g}")
+        return StageDecision(None, "none", f"keeps {current} within hysteresis {lc.hysteresis:g}")
     lower = [
         stage
         for stage in _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis)

@@ -148,12 +148,25 @@ def email_event_from_wire(raw: Any) -> EmailEvent | None:
         email=recipient,
         campaign_id=_text(raw.get("emailCampaignId")),
         url=_text(raw.get("url")),
-        filtered=bool(raw.get("filteredEvent")),
+        filtered=_flag(raw.get("filteredEvent")),
     )
 
 
+# Status changes HubSpot makes itself, not the recipient: bounces and spam reports have their own events.
+_SYSTEM_SOURCES = frozenset({"SOURCE_BOUNCE", "SOURCE_SPAM_REPORT", "SOURCE_NON_COMPLIANCE"})
+
+
 def _is_unsubscribe(raw: Mapping[str, Any]) -> bool:
-    if _text(raw.get("portalSubscriptionStatus")).upper() == "UNSUBSCRIBED":
-        return True
-    subscriptions = raw.get("subscriptions") or []
-    return any(isinstance(s, Mapping) and _text(s.get("status")).upper() == "UNSUBSCRIBED" for s in subscriptions)
+    """A STATUSCHANGE *to* unsubscribed: the changed subscriptions say so (portalSubscriptionStatus is the
+    recipient's current overall status, not what changed, so it decides only when no subscription is listed)."""
+    if _text(raw.get("source")).upper() in _SYSTEM_SOURCES:
+        return False
+    subscriptions = [s for s in raw.get("subscriptions") or [] if isinstance(s, Mapping)]
+    if subscriptions:
+        return any(_text(s.get("status")).upper() == "UNSUBSCRIBED" for s in subscriptions)
+    return _text(raw.get("portalSubscriptionStatus")).upper() == "UNSUBSCRIBED"
+
+
+def _flag(value: Any) -> bool:
+    """HubSpot booleans arrive as true/false, sometimes as the strings "true"/"false"."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")

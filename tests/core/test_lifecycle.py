@@ -80,7 +80,7 @@ def test_mode_score_promotes_to_the_highest_qualifying_stage(
 def test_mode_rules_assigns_stages_from_conditions_alone(
     score: int, rule_stages: tuple[str, ...], expected: tuple[str, str | None]
 ) -> None:
-    assert outcome(decide(score, "lead", rule_stages=rule_stages, mode="rules")) == expected
+    assert outcome(decide(score, "lead", rule_stages=rule_stages, mode="rules", stages=[])) == expected
 
 
 @pytest.mark.parametrize(("score", "current"), [(0, "lead"), (60, "lead"), (60, MQL)])

@@ -46,6 +46,11 @@ def _lifecycle(**values: Any) -> Change:
     return lambda data: data["model"]["lifecycle"].update(values)
 
 
+def _tight_groups(data: dict[str, Any]) -> None:
+    data["model"]["fit"].update(max=20, min=-10)
+    data["model"]["grades"]["fit"] = [{"grade": "A", "min": 15}, {"grade": "B", "min": 5}, {"grade": "C"}]
+
+
 def _segmented(data: dict[str, Any]) -> None:
     model = data.pop("model")
     data["models"] = [
@@ -60,9 +65,9 @@ VARIANTS: dict[str, RuleSet] = {
     "cumulative": _variant(lambda data: data["model"]["engagement"]["decay"].update(mode="cumulative")),
     "demote": _variant(_lifecycle(demote=True)),
     "demote-unclamped": _variant(_lifecycle(demote=True, hysteresis=0), clamp=False),
-    "rules-mode": _variant(_lifecycle(mode="rules")),
+    "rules-mode": _variant(_lifecycle(mode="rules", stages=[])),
     "wide-holdout": _variant(lambda data: data.update(holdout={"percent": 50, "salt": "p"})),
-    "tight-groups": _variant(lambda data: data["model"]["fit"].update(max=20, min=-10), clamp=False),
+    "tight-groups": _variant(_tight_groups, clamp=False),
     "segmented": _variant(_segmented),
 }
 rulesets = st.sampled_from(sorted(VARIANTS)).map(lambda name: (name, VARIANTS[name]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sync.core.lifecycle import decide_stage
@@ -193,3 +195,31 @@ def test_named_exclusion_matches_a_contact_named_by_either_email_or_id(cid: str,
     result = score(contact(cid=cid, email=email), [], RULES, NOW)
     assert result.excluded is excluded
     assert result.exclusion_reason == ("named" if excluded else None)
+
+
+def test_events_after_now_do_not_count_yet() -> None:
+    later = form("d1", -3, name="Demo request")  # submitted three days after `now`
+    result = score(contact(created_days_ago=61), [later], RULES, NOW)
+    assert points(result, "demo-request") == 0
+    assert result.decay == -10  # inactivity still counts from createdate
+
+
+@pytest.mark.parametrize(
+    ("stage", "events", "expected"),
+    [
+        ("customer", [form("d1", 1, name="Demo request")], (None, "none")),  # never touched
+        ("marketingqualifiedlead", [form("d1", 1, name="Demo request")], (None, "none")),  # already there
+        ("", [form("d1", 1, name="Demo request")], ("marketingqualifiedlead", "set")),
+    ],
+)
+def test_stage_target_is_set_only_when_a_stage_is_written(
+    stage: str, events: list[Any], expected: tuple[str | None, str]
+) -> None:
+    result = score(contact(stage=stage), events, RULES, NOW)
+    assert (result.stage_target, result.stage_write) == expected
+
+
+def test_an_excluded_contact_shows_the_stage_it_would_get_but_writes_none() -> None:
+    result = score(contact(email="x@rival.com"), [form("d1", 1, name="Demo request")], RULES, NOW)
+    assert (result.stage_target, result.stage_write) == ("marketingqualifiedlead", "none")
+    assert "excluded" in result.stage_reason

@@ -267,3 +267,30 @@ def test_a_bad_email_event_is_a_skippable_record(raw: Any, message: str) -> None
 def test_a_non_finite_timestamp_is_a_skippable_record(created: float) -> None:
     with pytest.raises(SkippableRecordError):
         email_event_from_wire(email(created=created))
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind"),
+    [
+        ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_RECIPIENT"}, "email_unsubscribe"),
+        ({"subscriptions": [{"id": 7, "status": "SUBSCRIBED"}], "portalSubscriptionStatus": "UNSUBSCRIBED"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_RECIPIENT"}, "email_unsubscribe"),
+        ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_BOUNCE"}, None),
+        ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_SPAM_REPORT"}, None),
+    ],
+)
+def test_only_a_change_to_unsubscribed_by_the_recipient_is_an_unsubscribe(
+    fields: dict[str, Any], kind: str | None
+) -> None:
+    event = email_event_from_wire({"id": "e1", "type": "STATUSCHANGE", "recipient": "a@b.com", "created": 1, **fields})
+    assert (event.kind if event else None) == kind
+
+
+@pytest.mark.parametrize(
+    ("flag", "filtered"), [(True, True), ("true", True), (False, False), ("false", False), (None, False)]
+)
+def test_filtered_event_flags_are_read_strictly(flag: Any, filtered: bool) -> None:
+    event = email_event_from_wire(
+        {"id": "e1", "type": "OPEN", "recipient": "a@b.com", "created": 1, "filteredEvent": flag}
+    )
+    assert event is not None and event.filtered is filtered

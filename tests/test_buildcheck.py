@@ -1,0 +1,27 @@
+"""The check that keeps a stale compiled core from running."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sync import buildcheck, cli
+
+
+def test_a_source_newer_than_its_compiled_module_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "rules.py").write_text("x = 1\n")
+    (tmp_path / "rules.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    (tmp_path / "scoring.py").write_text("x = 1\n")  # never compiled: not stale
+    os.utime(tmp_path / "rules.cpython-311-x86_64-linux-gnu.so", (1, 1))
+    monkeypatch.setattr(buildcheck, "CORE", tmp_path)
+    assert buildcheck.stale_core_modules() == ["rules.py"]
+
+
+def test_the_cli_refuses_to_run_a_stale_core(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "stale_core_modules", lambda: ["rules.py"])
+    assert cli.main(["schema"]) == 1
+    assert "older than rules.py" in capsys.readouterr().err
