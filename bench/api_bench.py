@@ -89,6 +89,14 @@ def main() -> None:
         )
         requests.post(f"{url}/__sandbox/reset_stats", timeout=10)
         contacts = Contacts(client, ["ls_score"])
+        sent: list[float] = []
+        acquire = limiter.acquire
+
+        def counted(search: bool = False) -> None:
+            acquire(search)
+            sent.append(time.monotonic())
+
+        limiter.acquire = counted  # type: ignore[method-assign]
         pages: queue.Queue[list[PropertyUpdate] | None] = queue.Queue(maxsize=4)
         written = [0]
         failures: list[str] = []
@@ -104,7 +112,6 @@ def main() -> None:
         thread.start()
         pulled = 0
         rss_at_tenth: float | None = None
-        calls_at_10s: tuple[float, int] | None = None
         for page in contacts.pages():
             updates = [
                 PropertyUpdate(c.id, {"ls_score": str(len(c.properties) % 100), "ls_reasons": "+1 bench"})
@@ -113,8 +120,6 @@ def main() -> None:
             pages.put(updates)
             pulled += len(page.contacts)
             elapsed = time.monotonic() - started
-            if calls_at_10s is None and elapsed >= 10:
-                calls_at_10s = (elapsed, sum(client.calls.values()))
             if rss_at_tenth is None and pulled >= args.contacts // 10:
                 rss_at_tenth = rss_mb()
             if pulled % 10_000 < 100:
@@ -127,10 +132,12 @@ def main() -> None:
         contact_calls = sum(n for (endpoint, _), n in client.calls.items() if endpoint in WRITE_ENDPOINTS)
         client_429 = sum(n for (_, status), n in client.calls.items() if status == 429)
         stats = requests.get(f"{url}/__sandbox/stats", timeout=10).json()
-        limit_per_s = args.per_10s / 10
-        steady = None
-        if calls_at_10s is not None and elapsed > calls_at_10s[0] + 5:
-            steady = (total_calls - calls_at_10s[1]) / (elapsed - calls_at_10s[0])
+        # How full each complete 10-second window ran (windows starting every 0.5 s).
+        fills = []
+        t = sent[0] if sent else started
+        while sent and t + 10 <= sent[-1]:
+            fills.append(sum(1 for x in sent if t <= x < t + 10) / args.per_10s)
+            t += 0.5
         figures = {
             "contacts": args.contacts,
             "pulled": pulled,
@@ -140,10 +147,12 @@ def main() -> None:
             "limit_per_10s": args.per_10s,
             "requests": total_calls,
             "requests_per_second": round(total_calls / elapsed, 1),
-            "fraction_of_limit": round(total_calls / elapsed / limit_per_s, 3),
-            "steady_fraction_of_limit": round(steady / limit_per_s, 3) if steady is not None else None,
+            "full_10s_windows": len(fills),
+            "window_fill_min": round(min(fills), 3) if fills else None,
+            "window_fill_mean": round(sum(fills) / len(fills), 3) if fills else None,
+            "window_fill_max": round(max(fills), 3) if fills else None,
             "http_429": client_429,
-            "sandbox_429": stats.get("rate_limited", stats.get("429", None)),
+            "sandbox_429": sum(stats["rate_limited"].values()),
             "contact_calls_per_contact": round(contact_calls / max(pulled, 1), 4),
             "peak_rss_mb_at_10pct": round(rss_at_tenth or rss_mb(), 1),
             "peak_rss_mb": round(rss_mb(), 1),

@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
     score.add_argument("--json", action="store_true", help="one JSON object per contact instead of a table")
     score.set_defaults(func=cmd_score)
+
+    from sync.sandbox.cli import add_sandbox_command
+
+    add_sandbox_command(commands)
     return parser
 
 

@@ -25,6 +25,9 @@ log = structlog.get_logger("leadsync.hubspot")
 
 WINDOW_S = 10.0
 SEARCH_WINDOW_S = 1.0
+# Requests are also spread over the window (at most a tenth of it per second), so a long run
+# does not burst the whole budget and then stall, crowding out the portal's other integrations.
+SPREAD_S = 1.0
 # Our clock and HubSpot's differ by the time a request is in flight: count a request a
 # little longer than the window and keep one slot free, so edges never tip into a 429.
 EDGE_S = 0.15
@@ -59,6 +62,7 @@ class RateLimiter:
         self._today = today
         self._lock = threading.Lock()
         self._sent: deque[float] = deque()
+        self._spread: deque[float] = deque()
         self._searches: deque[float] = deque()
         self._external = 0  # requests in the window that other integrations made, per the headers
         self._header_max: int | None = None
@@ -90,21 +94,22 @@ class RateLimiter:
         """Block until one more request fits the budgets; DailyLimitError when the day's share is spent."""
         with self._lock:
             self._check_daily()
-            window, span, limit = (
-                (self._searches, SEARCH_WINDOW_S, self.budget.search_per_second)
-                if search
-                else (self._sent, WINDOW_S, 0)
-            )
             while True:
                 now = self._clock()
-                while window and window[0] <= now - span - EDGE_S:
-                    window.popleft()
-                allowed = limit if search else self._limit()
-                if len(window) < allowed:
-                    window.append(now)
+                if search:
+                    pause = _room(self._searches, now, SEARCH_WINDOW_S + EDGE_S, self.budget.search_per_second)
+                else:
+                    limit = self._limit()
+                    pause = max(
+                        _room(self._sent, now, WINDOW_S + EDGE_S, limit),
+                        _room(self._spread, now, SPREAD_S, max(1, -(-limit // 10))),
+                    )
+                if pause <= 0:
+                    (self._searches if search else self._sent).append(now)
+                    if not search:
+                        self._spread.append(now)
                     self.daily_used += 1
                     return
-                pause = window[0] + span + EDGE_S - now
                 self.waited_s += pause
                 self._sleep(max(pause, 0.001))
 
@@ -130,6 +135,13 @@ class RateLimiter:
             log.warning("rate_limit_backoff", wait_s=round(seconds, 3))
             self.waited_s += seconds
             self._sleep(seconds)
+
+
+def _room(window: deque[float], now: float, span: float, limit: int) -> float:
+    """0 when one more request fits `limit` per `span`, else the seconds until one does."""
+    while window and window[0] <= now - span:
+        window.popleft()
+    return 0.0 if len(window) < limit else window[0] + span - now
 
 
 def _int(value: str | None) -> int | None:

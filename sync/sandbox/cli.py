@@ -1,0 +1,171 @@
+"""`leadsync sandbox`: serve a snapshot or a synthetic portal as a HubSpot-compatible API on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from sync.errors import ConfigError, ConfigProblem
+from sync.sandbox.faults import FaultSpec
+from sync.sandbox.limits import RateLimitSpec
+
+if TYPE_CHECKING:
+    from sync.sandbox.portal import Portal
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _rate_limit(text: str) -> RateLimitSpec:
+    try:
+        return RateLimitSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _faults(text: str) -> FaultSpec:
+    try:
+        return FaultSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run a local HubSpot-compatible API",
+        description="Serve a portal snapshot, or a synthetic portal, as a HubSpot-compatible API on 127.0.0.1, "
+        "with HubSpot's rate limits and optional fault injection. Prints the base URL and the token, "
+        "then runs until interrupted (SIGINT or SIGTERM). Admin endpoints live under /__sandbox/ "
+        "(snapshot, stats, write_log, contacts, form_submissions, email_events, rate_limit, faults).",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--snapshot", metavar="S", help="serve this snapshot JSON file")
+    source.add_argument(
+        "--contacts", type=_non_negative, metavar="N", help="generate a synthetic portal of N contacts (default 1000)"
+    )
+    parser.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the synthetic portal (default 1)")
+    parser.add_argument(
+        "--shared-timestamp",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="give N synthetic contacts one lastmodifieddate, as a bulk import does",
+    )
+    parser.add_argument("--port", type=_non_negative, default=0, metavar="P", help="port (default 0: pick a free one)")
+    parser.add_argument("--token", default="sandbox-token", metavar="T", help="the bearer token to accept")
+    parser.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        default=RateLimitSpec(),
+        metavar="SPEC",
+        help="per10s=190,search=5,daily=625000 (the default, Professional), a tier "
+        "(free, starter, professional, enterprise) or off",
+    )
+    parser.add_argument(
+        "--faults",
+        type=_faults,
+        default=FaultSpec(),
+        metavar="SPEC",
+        help="fault probabilities, e.g. 429=0.05,500=0.02,503=0.02,timeout=0.01,reset=0.01,partial=0.05",
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, metavar="N", help="seed of the fault RNG (default 0)")
+    parser.add_argument(
+        "--fault-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a timeout fault holds the answer before closing (default 30)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    parser.add_argument("--json", action="store_true", help="print the URL and token as one JSON line")
+    parser.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def load_snapshot_portal(file: str, now_ms: int) -> tuple[Portal, list[str]]:
+    from sync.sandbox.portal import Portal  # noqa: PLC0415 - loaded when the command runs, not for --help
+
+    path = Path(file)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(path), exc.lineno, "", f"not valid JSON: {exc.msg}")]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem(str(path), 1, "", "a snapshot must be a JSON object")])
+    return Portal.from_snapshot(raw, now_ms)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    # Loaded when the command runs, so mounting it keeps `leadsync --help` fast.
+    from sync.sandbox.generator import generate_portal  # noqa: PLC0415
+    from sync.sandbox.server import Sandbox  # noqa: PLC0415
+
+    if args.snapshot:
+        portal, problems = load_snapshot_portal(args.snapshot, int(time.time() * 1000))
+        for problem in problems:
+            print(f"{args.snapshot}: {problem}", file=sys.stderr)
+    else:
+        contacts = 1000 if args.contacts is None else args.contacts
+        if args.shared_timestamp > contacts:
+            print(f"--shared-timestamp {args.shared_timestamp} is more than --contacts {contacts}", file=sys.stderr)
+            return EXIT_FAILED
+        portal = generate_portal(contacts, args.seed, shared_timestamp=args.shared_timestamp)
+    try:
+        sandbox = Sandbox(
+            portal,
+            port=args.port,
+            token=args.token,
+            rate_limit=args.rate_limit,
+            faults=args.faults,
+            fault_seed=args.fault_seed,
+            fault_timeout_seconds=args.fault_timeout,
+            verbose=args.verbose,
+        )
+    except OSError as exc:
+        print(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        sandbox.stop()
+
+    previous: dict[int, Any] = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        info = {
+            "url": sandbox.url,
+            "token": sandbox.token,
+            "portal_id": portal.portal_id,
+            "contacts": portal.contact_count(),
+            "rate_limit": args.rate_limit.describe(),
+            "faults": args.faults.describe(),
+        }
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"HubSpot sandbox for portal {info['portal_id']} ({info['contacts']} contacts) at {sandbox.url}")
+            print(f"token: {sandbox.token}")
+            print(f"rate limit: {info['rate_limit']}; faults: {info['faults']}")
+            print("stop with Ctrl-C", flush=True)
+        sandbox.serve_forever()
+    finally:
+        sandbox.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_OK

@@ -1,0 +1,353 @@
+"""A deterministic synthetic portal: the same seed always builds the same contacts and events.
+
+Everything is drawn from one `random.Random(seed)` in a fixed order, and every time is
+relative to `now_ms` (not the wall clock), so a seed names a portal exactly.
+
+The planted signal (on by default): contacts who submitted a demo or contact-sales form
+are far more likely to be opportunities or customers, and contacts with good fit answers
+engage more, so a scoring model has something real to find in a backtest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sync.sandbox.portal import DEFAULT_PORTAL_ID, Portal
+from sync.sandbox.properties import Option, PropertyDef, PropertyGroup
+from sync.sandbox.records import EmailEventRecord, FormRecord, Submission
+
+
+class Weighted:
+    """A weighted table drawn with one random() and a bisect: random.choices is slow at this volume."""
+
+    def __init__(self, *pairs: tuple[str, int]) -> None:
+        self.names = [name for name, _ in pairs]
+        total = sum(weight for _, weight in pairs)
+        self.cumulative = [c / total for c in itertools.accumulate(weight for _, weight in pairs)]
+
+
+DAY_MS = 86_400_000
+DEFAULT_NOW_MS = 1_793_534_400_000  # 2026-11-01T12:00:00Z, the demo's "now"
+EXCLUSION_LIST_ID = 42
+NEWSLETTER_LIST_ID = 7
+WEBINAR_LIST_ID = 9
+
+FIRST_NAMES = (
+    "Maria", "Andrei", "Ana", "Ioana", "Mihai", "Elena", "Alex", "Sofia", "Lukas", "Emma", "Jonas", "Lea",
+    "Lucas", "Chloé", "Hugo", "Léa", "Marco", "Giulia", "Pablo", "Lucía", "Jan", "Eva", "Piotr", "Zofia",
+    "Oliver", "Amelia", "Noah", "Olivia", "Liam", "Mia", "Erik", "Ingrid", "Mateo", "Sara", "Tomas", "Nina",
+)  # fmt: skip
+LAST_NAMES = (
+    "Ionescu", "Pop", "Marin", "Popescu", "Dumitru", "Stan", "Müller", "Schmidt", "Fischer", "Weber", "Martin",
+    "Bernard", "Dubois", "Rossi", "Russo", "Garcia", "Lopez", "Nowak", "Kowalski", "Smith", "Jones", "Brown",
+    "Taylor", "Wilson", "Jensen", "Hansen", "Novak", "Horvat", "Silva", "Santos", "Janssen", "De Vries",
+)  # fmt: skip
+COMPANY_WORDS = (
+    "volt", "grid", "fin", "solar", "wind", "hydro", "petro", "logi", "retail", "data", "cloud", "metro",
+    "nova", "terra", "aero", "bio", "medi", "fabri", "build", "tele", "agri", "steel", "blue", "north",
+)  # fmt: skip
+COMPANY_SUFFIXES = ("works", "tech", "corp", "labs", "systems", "group", "co", "energy", "bank", "link")
+TLDS = ("com", "eu", "de", "fr", "ro", "io", "net", "co.uk", "it", "es", "nl", "pl")
+FREE_MAIL = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "gmx.de", "yahoo.fr", "proton.me", "icloud.com")
+JOB_TITLES = Weighted(
+    ("CEO", 3), ("CTO", 3), ("CFO", 2), ("Founder", 2), ("Owner", 2), ("VP Operations", 3),
+    ("Head of Procurement", 4), ("Procurement Manager", 5), ("Energy Manager", 6), ("Operations Manager", 6),
+    ("Marketing Manager", 5), ("Sales Ops", 3), ("Engineer", 8), ("Analyst", 6), ("Buyer", 4),
+    ("Consultant", 4), ("Student", 2), ("Intern", 2), ("Project Manager", 5), ("IT Director", 3),
+)  # fmt: skip
+INDUSTRY_WEIGHTS = Weighted(
+    ("ENERGY", 18), ("OIL_GAS", 8), ("FINANCE", 10), ("SOFTWARE", 12), ("MANUFACTURING", 12), ("RETAIL", 8),
+    ("HEALTHCARE", 6), ("LOGISTICS", 8), ("EDUCATION", 4), ("GOVERNMENT", 3), ("TELECOM", 5), ("CONSTRUCTION", 6),
+)  # fmt: skip
+SOURCES = Weighted(
+    ("ORGANIC_SEARCH", 30), ("PAID_SEARCH", 12), ("EMAIL_MARKETING", 8), ("SOCIAL_MEDIA", 8), ("REFERRALS", 10),
+    ("OTHER_CAMPAIGNS", 4), ("DIRECT_TRAFFIC", 18), ("OFFLINE", 6), ("PAID_SOCIAL", 4),
+)  # fmt: skip
+REFERRERS = (
+    "https://www.google.com/", "https://www.linkedin.com/", "https://ecosystem.hubspot.com/marketplace/apps",
+    "https://www.bing.com/", "https://news.ycombinator.com/", "https://www.g2.com/", "https://duckduckgo.com/",
+)  # fmt: skip
+STAGES = Weighted(
+    ("subscriber", 10), ("lead", 55), ("marketingqualifiedlead", 14), ("salesqualifiedlead", 8),
+    ("opportunity", 5), ("customer", 6), ("evangelist", 1), ("other", 1),
+)  # fmt: skip
+# (form name, relative popularity, page path)
+FORMS = (
+    ("Demo request", 6, "/demo"), ("Book a demo - pricing page", 3, "/pricing"), ("Contact sales", 4, "/contact"),
+    ("Webinar: grid analytics", 6, "/webinars/grid-analytics"), ("Webinar: Q3 product update", 4, "/webinars/q3"),
+    ("Energy ebook", 10, "/resources/energy-ebook"), ("Procurement checklist", 8, "/resources/checklist"),
+    ("Newsletter signup", 14, "/blog"), ("Pricing question", 3, "/pricing"), ("Event registration", 4, "/events"),
+    ("Partner application", 1, "/partners"), ("Careers: open application", 1, "/careers"),
+)  # fmt: skip
+
+QUALIFICATION = (
+    ("decision_role", "Decision role", (("owner", "Owns the decision"), ("limited", "Influences"), ("none", "None"))),
+    ("need_level", "Need level", (("core", "Core need"), ("nice", "Nice to have"), ("none", "No need"))),
+    ("purchase_timeline", "Purchase timeline", (("days", "Days"), ("months", "Months"), ("none", "No plan"))),
+    ("budget_fit", "Budget fit", (("fits", "Fits"), ("moderate", "Moderate"), ("short", "Short"))),
+    ("ls_sales_feedback", "Sales feedback", (("qualified", "Qualified"), ("unqualified", "Unqualified"),
+                                              ("bad_timing", "Bad timing"))),
+)  # fmt: skip
+
+
+@dataclass
+class _Person:
+    cid: int
+    email: str
+    first: str
+    last: str
+    created: int
+    fit: float
+    optout: bool
+
+
+def generate_portal(
+    contacts: int,
+    seed: int,
+    *,
+    shared_timestamp: int = 0,
+    now_ms: int = DEFAULT_NOW_MS,
+    portal_id: int = DEFAULT_PORTAL_ID,
+    planted_signal: bool = True,
+    submission_rate: float = 0.25,
+    email_sends_per_contact: float = 1.0,
+) -> Portal:
+    """A portal of `contacts` synthetic contacts with forms, submissions, email events and lists.
+
+    `shared_timestamp=N` gives N contacts one lastmodifieddate, as a bulk import does; a search
+    window on lastmodifieddate then holds more than the 10,000 results one query can page.
+    """
+    if shared_timestamp > contacts:
+        raise ValueError(f"shared_timestamp={shared_timestamp} is more than the {contacts} contacts")
+    rng = random.Random(seed)
+    portal = Portal(portal_id, created_ms=now_ms - 5 * 365 * DAY_MS)
+    portal.define_group(PropertyGroup("lead_qualification", "Lead qualification", 10))
+    for name, label, options in QUALIFICATION:
+        opts = tuple(Option(text, value, i) for i, (value, text) in enumerate(options))
+        portal.define_property(PropertyDef(name, label, "enumeration", "select", "lead_qualification", opts))
+
+    forms = [FormRecord(_uuid(rng), name, now_ms - 900 * DAY_MS + i * DAY_MS) for i, (name, _, _) in enumerate(FORMS)]
+    for form in forms:
+        portal.add_form(form)
+
+    people = _people(rng, contacts, now_ms)
+    shared_ms = now_ms - 30 * DAY_MS
+    shared = set(rng.sample(range(contacts), shared_timestamp)) if shared_timestamp else set()
+    submissions: list[Submission] = []
+    rows: list[tuple[int, dict[str, str], int, int]] = []
+    demo_forms = {f.id for f in forms if "demo" in f.name.lower() or "contact sales" in f.name.lower()}
+    webinar_forms = {f.id for f in forms if "webinar" in f.name.lower()}
+    webinar_members: dict[int, int] = {}
+    form_weights = [w for _, w, _ in FORMS]
+    for index, person in enumerate(people):
+        props = _properties(rng, person)
+        subs = _submissions(rng, person, forms, form_weights, now_ms, submission_rate)
+        submissions.extend(subs)
+        props["lifecyclestage"] = _stage(rng, person, planted_signal and any(s.form_id in demo_forms for s in subs))
+        for sub in subs:
+            if sub.form_id in webinar_forms:
+                webinar_members.setdefault(person.cid, sub.submitted_at)
+        if index in shared:
+            modified = shared_ms
+            if person.created > shared_ms:
+                person.created = shared_ms - rng.randrange(1, 365 * DAY_MS)
+        else:
+            modified = person.created + rng.randrange(0, now_ms - person.created + 1)
+        rows.append((person.cid, props, person.created, modified))
+
+    events = _email_events(rng, people, portal_id, now_ms, email_sends_per_contact)
+    portal.bulk_load(rows, submissions, events)
+
+    exclusion = {p.cid: p.created + DAY_MS for p in people if rng.random() < 0.005}
+    newsletter = {p.cid: p.created for p in people if not p.optout and rng.random() < 0.2}
+    portal.set_list(EXCLUSION_LIST_ID, "Exclusion: competitors, partners and staff", exclusion)
+    portal.set_list(NEWSLETTER_LIST_ID, "Newsletter subscribers", newsletter)
+    portal.set_list(WEBINAR_LIST_ID, "Webinar attendees", webinar_members)
+    return portal
+
+
+def _uuid(rng: random.Random) -> str:
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _pick(rng: random.Random, table: Weighted) -> str:
+    return table.names[bisect.bisect_right(table.cumulative, rng.random())]
+
+
+def _people(rng: random.Random, count: int, now_ms: int) -> list[_Person]:
+    people: list[_Person] = []
+    used: dict[str, int] = {}
+    companies = [
+        f"{rng.choice(COMPANY_WORDS)}{rng.choice(COMPANY_SUFFIXES)}.{rng.choice(TLDS)}"
+        for _ in range(max(50, count // 8))
+    ]
+    cid = 1000
+    for _ in range(count):
+        cid += rng.randint(1, 3)  # HubSpot ids leave gaps
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        domain = rng.choice(FREE_MAIL) if rng.random() < 0.3 else rng.choice(companies)
+        local = f"{_ascii(first)}.{_ascii(last)}"
+        n = used.get(f"{local}@{domain}", 0)
+        used[f"{local}@{domain}"] = n + 1
+        email = f"{local}{n if n else ''}@{domain}"
+        created = now_ms - rng.randrange(DAY_MS, 3 * 365 * DAY_MS)
+        people.append(_Person(cid, email, first, last, created, rng.random(), rng.random() < 0.03))
+    return people
+
+
+def _ascii(name: str) -> str:
+    """'Lucía De Vries' -> 'luciadevries': email local parts stay plain ASCII."""
+    decomposed = unicodedata.normalize("NFKD", name.lower().replace("ł", "l"))
+    return "".join(ch for ch in decomposed if ch.isascii() and ch.isalnum())
+
+
+def _properties(rng: random.Random, person: _Person) -> dict[str, str]:
+    fit = person.fit  # a hidden quality that tilts the answers: good fits answer well
+    props = {"email": person.email, "firstname": person.first, "lastname": person.last}
+    props["jobtitle"] = _pick(rng, JOB_TITLES)
+    if rng.random() < 0.85:
+        props["industry"] = _pick(rng, INDUSTRY_WEIGHTS)
+    if rng.random() < 0.8:
+        props["numberofemployees"] = str(max(1, int(rng.lognormvariate(4.0 + fit, 1.3))))
+    for name, _, options in QUALIFICATION[:4]:
+        if rng.random() < 0.6:
+            good, mid, bad = (value for value, _ in options)
+            roll = rng.random() * 0.7 + fit * 0.3
+            props[name] = good if roll > 0.6 else mid if roll > 0.3 else bad
+    if rng.random() < 0.04:
+        props["ls_sales_feedback"] = "unqualified" if fit < 0.5 else rng.choice(("qualified", "bad_timing"))
+    props["hs_analytics_source"] = _pick(rng, SOURCES)
+    if rng.random() < 0.7:
+        props["hs_analytics_first_referrer"] = rng.choice(REFERRERS)
+    props["hs_analytics_num_visits"] = str(int(rng.expovariate(1 / (2 + 8 * fit))))
+    props["hs_email_optout"] = "true" if person.optout else "false"
+    if rng.random() < 0.5:
+        props["hubspotscore"] = str(rng.randint(0, 100))
+    return props
+
+
+def _submissions(
+    rng: random.Random,
+    person: _Person,
+    forms: list[FormRecord],
+    weights: list[int],
+    now_ms: int,
+    rate: float,
+) -> list[Submission]:
+    if rng.random() >= rate * (0.5 + person.fit):
+        return []
+    out = []
+    for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
+        index = rng.choices(range(len(forms)), weights)[0]
+        form = forms[index]
+        at = person.created + rng.randrange(0, now_ms - person.created + 1)
+        values = [("email", person.email), ("firstname", person.first), ("lastname", person.last)]
+        query = "?utm_source=newsletter" if rng.random() < 0.2 else ""
+        page = f"https://www.acme-eu.example{FORMS[index][2]}{query}"
+        out.append(Submission(form.id, _uuid(rng), at, values, page))
+    return out
+
+
+def _stage(rng: random.Random, person: _Person, demo: bool) -> str:
+    if demo and rng.random() < 0.6:
+        return "customer" if rng.random() < 0.5 else "opportunity"
+    return _pick(rng, STAGES)
+
+
+def _email_events(
+    rng: random.Random, people: list[_Person], portal_id: int, now_ms: int, sends_per_contact: float
+) -> list[EmailEventRecord]:
+    campaigns = sorted((now_ms - rng.randrange(DAY_MS, 365 * DAY_MS), 5001 + i) for i in range(24))
+    events: list[EmailEventRecord] = []
+
+    def add(
+        at: int,
+        kind: str,
+        person: _Person,
+        campaign: int,
+        filtered: bool = False,
+        extra: Mapping[str, object] | None = None,
+    ) -> None:
+        if at <= now_ms:
+            events.append(EmailEventRecord(_uuid(rng), at, kind, person.email, campaign, portal_id, filtered, extra))
+
+    for person in people:
+        eligible = [c for c in campaigns if c[0] > person.created]
+        if not eligible:
+            continue
+        sends = int(sends_per_contact) + (1 if rng.random() < sends_per_contact % 1 else 0)
+        unsubscribed = False
+        last = (0, 0)
+        for sent_at, campaign in sorted(rng.sample(eligible, min(sends, len(eligible)))):
+            if unsubscribed:
+                break
+            at = sent_at + rng.randrange(0, 3_600_000)
+            last = (at, campaign)
+            add(at, "SENT", person, campaign)
+            if rng.random() < 0.3:
+                add(at + 500, "PROCESSED", person, campaign)
+            roll = rng.random()
+            if roll < 0.008:
+                add(at + 1_000, "DROPPED", person, campaign, extra={"category": "PREVIOUSLY_BOUNCED"})
+                continue
+            if roll < 0.025:
+                add(
+                    at + 2_000,
+                    "BOUNCE",
+                    person,
+                    campaign,
+                    extra={"category": rng.choice(("HARD_BOUNCE", "SOFT_BOUNCE"))},
+                )
+                if rng.random() < 0.1:
+                    add(at + 20 * DAY_MS, "UNBOUNCE", person, campaign)
+                continue
+            if roll < 0.04:
+                add(at + 60_000, "DEFERRED", person, campaign, extra={"attempt": 1})
+            delivered = at + rng.randrange(2_000, 120_000)
+            add(delivered, "DELIVERED", person, campaign)
+            if rng.random() < 0.015:
+                # Security scanners open and click within seconds of delivery: HubSpot flags them.
+                add(delivered + rng.randrange(500, 5_000), "OPEN", person, campaign, True)
+                if rng.random() < 0.6:
+                    add(delivered + rng.randrange(5_000, 9_000), "CLICK", person, campaign, True, {"url": _url(rng)})
+            if rng.random() < 0.15 + 0.35 * person.fit:
+                opened = delivered + rng.randrange(60_000, 5 * DAY_MS)
+                add(opened, "OPEN", person, campaign)
+                if rng.random() < 0.3:
+                    add(opened + rng.randrange(5_000, 600_000), "CLICK", person, campaign, extra={"url": _url(rng)})
+                if rng.random() < 0.01:
+                    add(opened + 30_000, "FORWARD", person, campaign)
+                if rng.random() < 0.005:
+                    add(opened + 40_000, "PRINT", person, campaign)
+            if rng.random() < 0.001:
+                add(delivered + DAY_MS, "SPAMREPORT", person, campaign)
+            if person.optout or rng.random() < 0.004:
+                unsubscribed = True
+                add(delivered + 2 * DAY_MS, "STATUSCHANGE", person, campaign, extra=_UNSUBSCRIBE)
+        if person.optout and not unsubscribed and last[0]:
+            # Opted out without a delivered email (bounced, dropped): the unsubscribe came another way.
+            add(last[0] + 2 * DAY_MS, "STATUSCHANGE", person, last[1], extra=_UNSUBSCRIBE)
+    return events
+
+
+_UNSUBSCRIBE: dict[str, object] = {
+    "subscriptions": [{"id": 1, "status": "UNSUBSCRIBED", "legalBasis": None}],
+    "source": "SOURCE_RECIPIENT",
+}
+
+
+def _url(rng: random.Random) -> str:
+    return rng.choice(
+        (
+            "https://www.acme-eu.example/pricing",
+            "https://www.acme-eu.example/demo",
+            "https://www.acme-eu.example/blog/grid-analytics",
+            "https://www.acme-eu.example/resources/energy-ebook",
+        )
+    )

@@ -1,0 +1,230 @@
+"""The API endpoints: one function per route, request in, reply out, over a Portal.
+
+Paging limits (documented choices): the CRM v3 endpoints answer 400 to a limit out of
+range, as HubSpot's do; the legacy v1 endpoints (submissions, email events) and the
+forms and lists endpoints clamp it to their maximum.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.sandbox.portal import NOT_FOUND_MESSAGE, FailureChooser, Portal
+from sync.sandbox.wire import JsonObject, bad_request, iso_ms, query_int, query_str
+
+LIST_LIMIT_MAX = 100
+FORMS_LIMIT_MAX = 100
+SUBMISSIONS_LIMIT_MAX = 50
+EVENTS_LIMIT_MAX = 1000
+MEMBERSHIPS_LIMIT_MAX = 250
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: Any
+    now_ms: int
+    choose_failures: FailureChooser | None = None
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Portal, ApiRequest], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    handler: Handler
+    search: bool = False  # its own per-second limit, no rate-limit headers
+    write: bool = False  # a reset fault may or may not have applied it
+    batch_update: bool = False  # the only route a partial fault applies to
+    pattern: re.Pattern[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.template}"
+
+
+def _properties_param(query: dict[str, list[str]]) -> list[str] | None:
+    """`properties=a,b` and `properties=a&properties=b` (the SDK's form) alike."""
+    values = query.get("properties")
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def _limit(query: dict[str, list[str]], default: int, maximum: int, *, strict: bool) -> int:
+    limit = query_int(query, "limit", default)
+    if strict and not 0 < limit <= maximum:
+        raise bad_request(f"limit must be between 1 and {maximum}, got {limit}")
+    return min(max(limit, 1), maximum)
+
+
+def list_contacts(portal: Portal, req: ApiRequest) -> Reply:
+    limit = _limit(req.query, 10, LIST_LIMIT_MAX, strict=True)
+    return Reply(200, portal.list_contacts(limit, query_str(req.query, "after"), _properties_param(req.query)))
+
+
+def get_contact(portal: Portal, req: ApiRequest) -> Reply:
+    contact = portal.get_contact(
+        req.params["contactId"], _properties_param(req.query), query_str(req.query, "idProperty")
+    )
+    return Reply(200, contact)
+
+
+def search_contacts(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.search(req.body))
+
+
+def _batch_reply(req: ApiRequest, results: list[JsonObject], errors: list[JsonObject]) -> Reply:
+    at = iso_ms(req.now_ms)
+    body: JsonObject = {"status": "COMPLETE", "results": results, "startedAt": at, "completedAt": at}
+    if not errors:
+        return Reply(200, body)
+    # HubSpot answers 207 Multi-Status when some inputs failed; the SDK parses it as ...WithErrors.
+    body["numErrors"] = sum(len(e["context"]["ids"]) for e in errors)
+    body["errors"] = errors
+    return Reply(207, body)
+
+
+def batch_read(portal: Portal, req: ApiRequest) -> Reply:
+    results, missing = portal.batch_read(req.body)
+    errors: list[JsonObject] = []
+    if missing:
+        errors.append(
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": NOT_FOUND_MESSAGE,
+                "context": {"ids": missing},
+                "errors": [],
+                "links": {},
+            }
+        )
+    return _batch_reply(req, results, errors)
+
+
+def batch_update(portal: Portal, req: ApiRequest) -> Reply:
+    results, errors = portal.batch_update(req.body, req.now_ms, req.choose_failures)
+    return _batch_reply(req, results, errors)
+
+
+def list_properties(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, {"results": portal.properties()})
+
+
+def get_property(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.property(req.params["propertyName"]))
+
+
+def create_property(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(201, portal.create_property(req.body, req.now_ms))
+
+
+def update_property(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.update_property(req.params["propertyName"], req.body, req.now_ms))
+
+
+def list_groups(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, {"results": portal.groups()})
+
+
+def get_group(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.group(req.params["groupName"]))
+
+
+def create_group(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(201, portal.create_group(req.body))
+
+
+def list_forms(portal: Portal, req: ApiRequest) -> Reply:
+    limit = _limit(req.query, 20, FORMS_LIMIT_MAX, strict=False)
+    return Reply(200, portal.forms(limit, query_str(req.query, "after")))
+
+
+def get_form(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.form(req.params["formId"]))
+
+
+def form_submissions(portal: Portal, req: ApiRequest) -> Reply:
+    limit = _limit(req.query, 20, SUBMISSIONS_LIMIT_MAX, strict=False)
+    return Reply(200, portal.submissions(req.params["formId"], limit, query_str(req.query, "after")))
+
+
+def email_events(portal: Portal, req: ApiRequest) -> Reply:
+    q = req.query
+    exclude = (query_str(q, "excludeFilteredEvents") or "false").lower()
+    if exclude not in ("true", "false"):
+        raise bad_request(f"excludeFilteredEvents must be true or false, got {exclude!r}")
+    start = query_int(q, "startTimestamp", -1)
+    end = query_int(q, "endTimestamp", -1)
+    body = portal.email_events(
+        start=None if start < 0 else start,
+        end=None if end < 0 else end,
+        event_type=query_str(q, "eventType"),
+        exclude_filtered=exclude == "true",
+        offset=query_str(q, "offset"),
+        limit=_limit(q, 100, EVENTS_LIMIT_MAX, strict=False),
+    )
+    return Reply(200, body)
+
+
+def list_memberships(portal: Portal, req: ApiRequest) -> Reply:
+    limit = _limit(req.query, 100, MEMBERSHIPS_LIMIT_MAX, strict=False)
+    return Reply(200, portal.memberships(req.params["listId"], limit, query_str(req.query, "after")))
+
+
+# Order matters where templates overlap: /groups before /{propertyName}, /search and /batch before /{contactId}.
+API_ROUTES = (
+    Route("GET", "/crm/v3/objects/contacts", list_contacts),
+    Route("POST", "/crm/v3/objects/contacts/search", search_contacts, search=True),
+    Route("POST", "/crm/v3/objects/contacts/batch/read", batch_read),
+    Route("POST", "/crm/v3/objects/contacts/batch/update", batch_update, write=True, batch_update=True),
+    Route("GET", "/crm/v3/objects/contacts/{contactId}", get_contact),
+    Route("GET", "/crm/v3/properties/contacts/groups", list_groups),
+    Route("POST", "/crm/v3/properties/contacts/groups", create_group, write=True),
+    Route("GET", "/crm/v3/properties/contacts/groups/{groupName}", get_group),
+    Route("GET", "/crm/v3/properties/contacts", list_properties),
+    Route("POST", "/crm/v3/properties/contacts", create_property, write=True),
+    Route("GET", "/crm/v3/properties/contacts/{propertyName}", get_property),
+    Route("PATCH", "/crm/v3/properties/contacts/{propertyName}", update_property, write=True),
+    Route("GET", "/marketing/v3/forms", list_forms),
+    Route("GET", "/marketing/v3/forms/{formId}", get_form),
+    Route("GET", "/form-integrations/v1/submissions/forms/{formId}", form_submissions),
+    Route("GET", "/email/public/v1/events", email_events),
+    Route("GET", "/crm/v3/lists/{listId}/memberships", list_memberships),
+)
+
+
+def match(routes: tuple[Route, ...], method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+    """(route, path params, whether the path exists under another method)."""
+    path_known = False
+    for route in routes:
+        found = route.pattern.match(path)
+        if found:
+            if route.method == method:
+                return route, found.groupdict(), True
+            path_known = True
+    return None, {}, path_known
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
