@@ -12,7 +12,7 @@ from sync import __version__
 from sync.buildcheck import stale_core_modules
 from sync.errors import ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
 
 
 def _now(text: str | None) -> datetime:
@@ -98,6 +98,60 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _logging(args: argparse.Namespace) -> None:
+    from sync.observability import configure_logging
+
+    console = args.log_format == "console" or (args.log_format is None and sys.stderr.isatty())
+    level = args.log_level or ("warning" if console else "info")
+    configure_logging(json=not console, level=level, stream=sys.stderr if console else sys.stdout)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sync.app import open_portal
+    from sync.pipeline import Cycle, Kind
+    from sync.store.state import SqlStateStore
+
+    _logging(args)
+    store = SqlStateStore(args.db)
+    portal = open_portal(args.config, store)
+    kind: Kind = "full" if args.full else "rescore" if args.rescore else "incremental"
+    show = sys.stderr.isatty() and not args.json
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+    ) as bar:
+        task = bar.add_task(f"{portal.config.portal.name}: {kind} sync", total=None)
+        summary = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total)).run()
+    store.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": summary.run_id,
+                    "kind": kind,
+                    "status": summary.status,
+                    "error": summary.error,
+                    **summary.counts,
+                }
+            )
+        )
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+        print(f"{portal.config.portal.name}: {kind} sync {summary.status} (run {summary.run_id}): {counts}")
+        if summary.error:
+            print(f"  {summary.error}", file=sys.stderr)
+    if summary.status == "paused":
+        return EXIT_PAUSED
+    return EXIT_OK if summary.status == "ok" else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadsync",
@@ -136,6 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
     score.add_argument("--json", action="store_true", help="one JSON object per contact instead of a table")
     score.set_defaults(func=cmd_score)
+
+    sync_cmd = commands.add_parser(
+        "sync",
+        help="run one sync cycle for a portal now",
+        description="Pull what changed in HubSpot, score the affected contacts and write what differs. "
+        "The first run (or --full) backfills every contact and resumes where it stopped. "
+        "Exit status: 0 ok, 1 failed, 2 config error, 3 portal paused (HubSpot refused the token).",
+    )
+    sync_cmd.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    mode = sync_cmd.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="backfill every contact (resumable)")
+    mode.add_argument("--rescore", action="store_true", help="rescore every stored contact (decay, time windows)")
+    sync_cmd.add_argument(
+        "--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)"
+    )
+    sync_cmd.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    sync_cmd.add_argument("--log-format", choices=["json", "console"], help="default: console on a terminal, else json")
+    sync_cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sync_cmd.set_defaults(func=cmd_sync)
 
     from sync.sandbox.cli import add_sandbox_command
 

@@ -1,7 +1,8 @@
 """The error classes of leadsync; each says what the caller should do next.
 
 - ConfigError: the operator must fix a config file; nothing runs for that portal.
-- FatalError: stop this portal's cycle (bad token, daily limit); do not retry now.
+- FatalError: stop this portal's cycle (daily limit); do not retry now.
+  PausedError: a FatalError that needs an operator (a refused token) before the portal runs again.
 - RetriableError: a passing fault; the same call may succeed later.
 - SkippableRecordError: one record is bad; report it, skip it, go on with the rest.
 """
@@ -39,6 +40,10 @@ class ConfigError(SyncError):
 
 class FatalError(SyncError):
     """Stop the current portal's work; retrying now would not help."""
+
+
+class PausedError(FatalError):
+    """The portal needs an operator (HubSpot refused its token): nothing runs for it until then."""
 
 
 class RetriableError(SyncError):

@@ -90,3 +90,101 @@ class CrmWriter(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One audit line: a contact's score changed and was written (or, for holdout, would have been)."""
+
+    contact_id: str
+    run_id: str
+    version: str
+    old_score: int | None
+    new_score: int
+    grade: str | None
+    stage: str | None
+    reasons: str
+    breakdown: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A planned write recorded before it is sent (the outbox), so a crash can finish it."""
+
+    contact_id: str
+    properties: Mapping[str, str]
+    stage: str | None  # a backward stage move to send as clear-then-set
+    history: HistoryRow | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    portal_id: int
+    kind: str  # incremental | full | rescore
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"  # running | ok | failed | paused
+    counts: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+class StateStore(Protocol):
+    """What the pipeline keeps between cycles, per portal. Every method commits its own transaction."""
+
+    # cursors: an opaque text value per (portal, stream), e.g. "1790000000000" or a list `after` token
+    def get_cursor(self, portal_id: int, stream: str) -> str | None: ...
+
+    def set_cursor(self, portal_id: int, stream: str, value: str) -> None: ...
+
+    # contacts: the fields the rules need, upserted as pulled
+    def upsert_contacts(self, portal_id: int, contacts: Sequence[Contact]) -> None: ...
+
+    def get_contacts(self, portal_id: int, ids: Sequence[str]) -> list[Contact]: ...
+
+    def contacts_by_email(self, portal_id: int, emails: Sequence[str]) -> list[Contact]: ...
+
+    def iter_contact_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]: ...
+
+    # events: deduplicated by (kind, event id); tied to contacts by email
+    def add_events(self, portal_id: int, events: Sequence[FormSubmission | EmailEvent]) -> int: ...
+
+    def events_for_emails(
+        self, portal_id: int, emails: Sequence[str]
+    ) -> dict[str, list[FormSubmission | EmailEvent]]: ...
+
+    def emails_with_events_since(self, portal_id: int, since_ms: int) -> list[str]: ...
+
+    # the outbox and what a batch's completion records, in one transaction
+    def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None: ...
+
+    def pending_writes(self, portal_id: int) -> list[PendingWrite]: ...
+
+    def complete_writes(
+        self,
+        portal_id: int,
+        run_id: str,
+        applied: Sequence[PendingWrite],
+        dead: Sequence[DeadLetter],
+        cursor: tuple[str, str] | None = None,
+    ) -> None: ...
+
+    def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
+
+    def history(self, portal_id: int, contact_id: str) -> list[HistoryRow]: ...
+
+    def dead_letters(self, portal_id: int) -> list[DeadLetter]: ...
+
+    # runs and leases
+    def start_run(self, run: RunRecord) -> None: ...
+
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int], error: str | None = None) -> None: ...
+
+    def last_runs(self, portal_id: int, limit: int = 10) -> list[RunRecord]: ...
+
+    def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool: ...
+
+    def release_lease(self, portal_id: int, holder: str) -> None: ...
+
+    # the daily API budget, shared by restarts and replicas
+    def add_api_calls(self, portal_id: int, day: str, calls: int) -> int: ...

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+import structlog
 
 from sync.buildcheck import core_kind, stale_core_modules
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Log events go nowhere in tests (structlog.testing.capture_logs still sees every one).
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
     expected = os.environ.get("LEADSYNC_EXPECT_CORE")  # "pure" or "compiled": fail on the wrong one
     if expected and core_kind() != expected:
         raise pytest.UsageError(f"expected the {expected} scoring core, found the {core_kind()} one")

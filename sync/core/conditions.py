@@ -8,7 +8,7 @@ scoring a contact runs closures and never re-reads the config.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -486,6 +486,17 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "lt": lambda a, b: a < b,
     "lte": lambda a, b: a <= b,
 }
+
+
+def walk(cond: Condition) -> Iterator[Condition]:
+    """The condition and every condition nested in it."""
+    yield cond
+    match cond:
+        case All(items=items) | AnyOf(items=items):
+            for item in items:
+                yield from walk(item)
+        case Not(item=item):
+            yield from walk(item)
 
 
 def event_kinds(cond: Condition) -> set[str]:

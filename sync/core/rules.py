@@ -19,13 +19,16 @@ from sync.core.conditions import (
     CountSpec,
     Ctx,
     EventFilter,
+    InList,
     Predicate,
+    PropertyTest,
     compile_condition,
     compile_event_filter,
     describe_condition,
     describe_filter,
     event_kinds,
     parse_number,
+    walk,
 )
 from sync.core.model import DEFAULT_DECAY_EVENTS, Contact, Event, RuleHit
 
@@ -273,6 +276,8 @@ class RuleSet:
     models: tuple[CompiledModel, ...]
     exclusions: tuple[tuple[str, Predicate], ...]
     event_kinds: frozenset[str]  # the event types any rule, condition or decay looks at
+    properties_read: frozenset[str] = frozenset()  # contact properties any rule or condition reads
+    list_ids: frozenset[int] = frozenset()  # HubSpot lists that conditions test membership of
     holdout_key: bytes = b""
     holdout_below: int = 0  # hashes below this (out of 2**64) are in the holdout
 
@@ -315,9 +320,36 @@ def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
         models=models,
         exclusions=exclusions,
         event_kinds=_event_kinds(spec),
+        properties_read=frozenset(_properties_read(spec)),
+        list_ids=frozenset(
+            i for c in _all_conditions(spec) for n in walk(c) if isinstance(n, InList) for i in n.list_ids
+        ),
         holdout_key=hashlib.blake2b(spec.holdout_salt.encode(), digest_size=32).digest(),
         holdout_below=int(spec.holdout_percent / 100 * 2**64),
     )
+
+
+def _all_conditions(spec: RuleSetSpec) -> list[Condition]:
+    found: list[Condition] = [e.condition for e in spec.exclusions]
+    for model in spec.models:
+        found += [r.condition for r in model.lifecycle.rules]
+        if model.segment is not None:
+            found.append(model.segment)
+        for rule in (*model.fit.rules, *model.engagement.rules):
+            if rule.when is not None:
+                found.append(rule.when)
+            if isinstance(rule, ConditionRule):
+                found.append(rule.condition)
+    return found
+
+
+def _properties_read(spec: RuleSetSpec) -> set[str]:
+    names = {n.property for c in _all_conditions(spec) for n in walk(c) if isinstance(n, PropertyTest)}
+    for model in spec.models:
+        names.update(
+            r.property for r in (*model.fit.rules, *model.engagement.rules) if isinstance(r, MapRule | BandRule)
+        )
+    return names
 
 
 def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:

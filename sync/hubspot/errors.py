@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.errors import FatalError, RetriableError, SyncError
+from sync.errors import FatalError, PausedError, RetriableError, SyncError
 
 
 class ApiCallError(SyncError):
@@ -39,11 +39,11 @@ class DailyLimitError(ApiCallError, FatalError):
     """The account's daily budget (or our share of it) is spent: stop this portal until tomorrow."""
 
 
-class AuthError(ApiCallError, FatalError):
+class AuthError(ApiCallError, PausedError):
     """401: the token is wrong, expired or revoked. The portal is paused until an operator acts."""
 
 
-class PortalPausedError(FatalError):
+class PortalPausedError(PausedError):
     """The portal was paused (after a 401); no call is made until it is resumed."""
 
 

@@ -1,0 +1,408 @@
+"""One sync cycle for one portal: pull -> store events -> score -> plan -> write -> checkpoint.
+
+Gather inputs through the ports, let the pure core decide, apply its decisions.
+Writes go through an outbox: a batch's planned writes are recorded before they
+are sent and completed (with the audit history, dead letters and the cursor)
+in one transaction after, so a crash at any point resumes without losing a
+write or recording one twice. Values written are absolute, so sending a
+pending batch again is harmless.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+
+from sync.config import PortalConfig
+from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
+from sync.core.planning import plan_contact
+from sync.core.rules import ModelSpec, RuleSet
+from sync.core.scoring import reasons_text, score_at
+from sync.errors import FatalError, PausedError, SyncError
+from sync.ports import (
+    Clock,
+    CrmSource,
+    CrmWriter,
+    DeadLetter,
+    HistoryRow,
+    PendingWrite,
+    PropertySpec,
+    RunRecord,
+    StateStore,
+)
+
+log = structlog.get_logger("leadsync.pipeline")
+
+BATCH = 100  # HubSpot's batch size: one write call per batch
+LOOKBACK_MS = 120_000  # search indexing lags a little; a small overlap is re-read and processed idempotently
+# Engagement is reported late (opens and clicks processed minutes after they happened); events are
+# deduplicated by id, so re-reading the last hour costs a few calls and loses nothing.
+EVENTS_LOOKBACK_MS = 3_600_000
+CONTACTS_CURSOR = "contacts_modified_ms"
+BACKFILL_CURSOR = "contacts_backfill_after"
+EVENTS_CURSOR = "email_events_ms"
+FORM_CURSOR = "form_submissions_ms:"
+LIFECYCLE_STAGE = "lifecyclestage"
+
+Kind = Literal["incremental", "full", "rescore"]
+Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
+
+
+@dataclass
+class Portal:
+    """Everything one portal's cycle needs, built by the composition root (sync.app)."""
+
+    config: PortalConfig
+    rules: RuleSet
+    source: CrmSource
+    writer: CrmWriter
+    store: StateStore
+    clock: Clock
+    api_calls: Callable[[], Mapping[tuple[str, int], int]] = lambda: {}
+    properties_ready: bool = False
+
+    @property
+    def id(self) -> int:
+        return self.config.portal.id
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    kind: Kind
+    counts: dict[str, int] = field(default_factory=dict)
+    status: str = "ok"
+    error: str | None = None
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+
+def owned_properties(rules: RuleSet) -> tuple[str, list[PropertySpec]]:
+    """The HubSpot property group and properties every model of this rule set writes."""
+    specs: dict[str, PropertySpec] = {}
+    group = ""
+    for model in rules.spec.models:
+        props = model.properties
+        group = group or props.group
+        grades = _grade_labels(model)
+        for spec in (
+            PropertySpec(props.score, "Lead score (leadsync)", "number"),
+            PropertySpec(props.fit, "Fit score (leadsync)", "number"),
+            PropertySpec(props.engagement, "Engagement score (leadsync)", "number"),
+            PropertySpec(props.grade, "Lead grade (leadsync)", "enumeration", grades) if grades else None,
+            PropertySpec(props.reasons, "Score reasons (leadsync)", "string"),
+            PropertySpec(props.scored_at, "Scored at (leadsync)", "datetime"),
+        ):
+            if spec is not None and spec.name not in specs:
+                specs[spec.name] = spec
+    return group, list(specs.values())
+
+
+def _grade_labels(model: ModelSpec) -> tuple[str, ...]:
+    if model.grades is None:
+        return ()
+    return tuple(
+        model.grades.label.format(fit=f.grade, engagement=e.grade)
+        for f in model.grades.fit
+        for e in model.grades.engagement
+    )
+
+
+def read_properties(rules: RuleSet) -> list[str]:
+    """Contact properties to pull: what the rules read, what we own, and the stage."""
+    _, owned = owned_properties(rules)
+    return sorted({*rules.properties_read, *(s.name for s in owned), LIFECYCLE_STAGE})
+
+
+class Cycle:
+    """One run of one portal. `stop` ends it cleanly after the batch in flight."""
+
+    def __init__(
+        self, portal: Portal, kind: Kind, *, stop: threading.Event | None = None, progress: Progress | None = None
+    ):
+        self.portal = portal
+        self.kind = kind
+        self.stop = stop or threading.Event()
+        self.progress = progress
+        self.run_id = uuid.uuid4().hex[:12]
+        self.summary = RunSummary(self.run_id, kind)
+        self.log = log.bind(portal=portal.config.portal.name, run_id=self.run_id, version=portal.rules.version)
+        self.lists: dict[int, set[str]] = {}
+
+    # -- the run --
+
+    def run(self) -> RunSummary:
+        portal, store = self.portal, self.portal.store
+        started = portal.clock.now()
+        calls_before = dict(portal.api_calls())
+        began = time.monotonic()
+        store.start_run(RunRecord(self.run_id, portal.id, self.kind, started))
+        self.log.info("run_started", kind=self.kind)
+        try:
+            self._finish_pending()
+            self._ensure_properties()
+            now_ms = int(started.timestamp() * 1000)
+            self._load_lists()
+            event_emails = self._pull_events(now_ms)  # first, so the scores below count them
+            scored = self._contacts(now_ms)
+            if not self.stop.is_set():
+                self._contacts_with_new_events(event_emails, scored, now_ms)
+        except PausedError as exc:
+            self.summary.status, self.summary.error = "paused", str(exc)
+            self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
+        except FatalError as exc:
+            self.summary.status, self.summary.error = "failed", str(exc)
+            self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed")
+        except SyncError as exc:
+            self.summary.status, self.summary.error = "failed", str(exc)
+            self.log.error("run_failed", error=str(exc), error_type=type(exc).__name__)
+        finally:
+            self._count_calls(calls_before)
+            self.summary.counts["duration_ms"] = int((time.monotonic() - began) * 1000)
+            store.finish_run(self.run_id, self.summary.status, self.summary.counts, self.summary.error)
+            self.log.info("run_finished", kind=self.kind, status=self.summary.status, **self.summary.counts)
+        return self.summary
+
+    def _count_calls(self, before: Mapping[tuple[str, int], int]) -> None:
+        after = self.portal.api_calls()
+        delta = {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+        self.summary.counts["api_calls"] = sum(delta.values())
+        self.summary.counts["rate_limited"] = sum(n for (_, status), n in delta.items() if status == 429)
+
+    def _ensure_properties(self) -> None:
+        if self.portal.properties_ready:
+            return
+        group, specs = owned_properties(self.portal.rules)
+        self.portal.writer.ensure_properties(group, "Lead scoring (leadsync)", specs)
+        self.portal.properties_ready = True
+
+    def _load_lists(self) -> None:
+        """Members of the HubSpot lists exclusions name (contacts carry their list ids into the rules)."""
+        for list_id in sorted(self.portal.rules.list_ids):
+            self.lists[list_id] = self.portal.source.list_members(list_id)
+
+    # -- contacts, a page at a time: store, score, write, checkpoint --
+
+    def _contacts(self, now_ms: int) -> set[str]:
+        """Process changed contacts page by page (all of them on a full or first run, every stored one on a
+        rescore); returns the ids scored when that set stays small (incremental runs)."""
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        scored: set[str] = set()
+        done = 0
+        if self.kind == "rescore":
+            for ids in store.iter_contact_ids(pid, BATCH):
+                self._batch(ids, now_ms)
+                done += len(ids)
+                if self._tick(done):
+                    return scored
+            return scored
+        if self.kind == "full" or store.get_cursor(pid, CONTACTS_CURSOR) is None:
+            for page in portal.source.contact_pages(store.get_cursor(pid, BACKFILL_CURSOR) or None):
+                self._keep(page.contacts, page.problems)
+                self._batch([c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or ""))
+                done += len(page.contacts)
+                if self._tick(done):
+                    return scored  # the backfill cursor resumes it
+            # Done: from here on, increments from the run's start (an overlap re-reads a little, idempotently).
+            store.set_cursor(pid, CONTACTS_CURSOR, str(now_ms - LOOKBACK_MS))
+            store.set_cursor(pid, BACKFILL_CURSOR, "")
+            return scored
+        since = int(store.get_cursor(pid, CONTACTS_CURSOR) or 0)
+        newest = since
+        for page in portal.source.contacts_changed_since(max(0, since - LOOKBACK_MS)):
+            self._keep(page.contacts, page.problems)
+            if page.max_modified_ms is not None:
+                # Never past the run's start: a contact changed during the run is read again next time.
+                newest = min(max(newest, page.max_modified_ms), now_ms)
+            ids = [c.id for c in page.contacts]
+            for start in range(0, len(ids), BATCH):
+                self._batch(ids[start : start + BATCH], now_ms, cursor=(CONTACTS_CURSOR, str(newest)))
+            scored.update(ids)
+            done += len(ids)
+            if self._tick(done):
+                return scored
+        store.set_cursor(pid, CONTACTS_CURSOR, str(newest))
+        return scored
+
+    def _contacts_with_new_events(self, emails: set[str], scored: set[str], now_ms: int) -> None:
+        """Contacts whose only change is a new event: found by email in the store."""
+        if not emails or self.kind != "incremental":
+            return  # full runs and rescores score every contact anyway
+        found = self.portal.store.contacts_by_email(self.portal.id, sorted(emails))
+        ids = sorted({c.id for c in found} - scored, key=lambda i: (len(i), i))
+        for start in range(0, len(ids), BATCH):
+            self._batch(ids[start : start + BATCH], now_ms)
+            if self.stop.is_set():
+                return
+
+    def _tick(self, done: int) -> bool:
+        if self.progress is not None:
+            self.progress(done, None)
+        if self.stop.is_set():
+            self.log.info("run_interrupted", after_contacts=done)
+            return True
+        return False
+
+    def _keep(self, contacts: Sequence[Contact], problems: Sequence[str]) -> None:
+        for problem in problems:
+            self.summary.add("skipped_records")
+            self.log.warning("record_skipped", reason=problem)
+        self.portal.store.upsert_contacts(self.portal.id, contacts)
+        self.summary.add("pulled", len(contacts))
+
+    # -- events --
+
+    def _pull_events(self, now_ms: int) -> set[str]:
+        """Store new form submissions and email events; returns the emails they belong to."""
+        portal, store = self.portal, self.portal.store
+        emails: set[str] = set()
+        for form_id, name in sorted(portal.source.forms().items()):
+            key = FORM_CURSOR + form_id
+            since = int(store.get_cursor(portal.id, key) or 0)
+            submissions, problems = portal.source.form_submissions(form_id, name, max(0, since - EVENTS_LOOKBACK_MS))
+            self._note_problems(problems)
+            new = store.add_events(portal.id, submissions)
+            self.summary.add("events_new", new)
+            if new:
+                emails.update(s.email for s in submissions)
+            store.set_cursor(portal.id, key, str(now_ms))
+        since = int(store.get_cursor(portal.id, EVENTS_CURSOR) or 0)
+        for events, problems in portal.source.email_events(max(0, since - EVENTS_LOOKBACK_MS), now_ms):
+            self._note_problems(problems)
+            new = store.add_events(portal.id, events)
+            self.summary.add("events_new", new)
+            if new:
+                emails.update(e.email for e in events)
+        store.set_cursor(portal.id, EVENTS_CURSOR, str(now_ms))
+        return emails
+
+    def _note_problems(self, problems: Iterable[str]) -> None:
+        for problem in problems:
+            self.summary.add("skipped_records")
+            self.log.warning("record_skipped", reason=problem)
+
+    # -- scoring and writing --
+
+    def _batch(self, ids: Sequence[str], now_ms: int, cursor: tuple[str, str] | None = None) -> None:
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        contacts = store.get_contacts(pid, ids)
+        events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
+        written = store.written_values(pid, ids)
+        action = portal.rules.spec.exclusion_action
+        pending: list[PendingWrite] = []
+        for stored in contacts:
+            contact = self._with_lists(stored)
+            try:
+                result = score_at(contact, events.get(contact.email, ()), portal.rules, now_ms)
+            except Exception as exc:
+                self.summary.add("skipped_contacts")
+                self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
+                continue
+            self.summary.add("scored")
+            self._note_result(result)
+            model = self._model(result)
+            if model is None:
+                continue
+            current = {**contact.properties, **written.get(contact.id, {})}
+            plan = plan_contact(result, contact, model.properties, action, now_ms, current)
+            if plan.empty:
+                self.summary.add("unchanged")
+                continue
+            old = current.get(model.properties.score)
+            history = HistoryRow(
+                contact_id=contact.id,
+                run_id=self.run_id,
+                version=result.version,
+                old_score=int(float(old)) if old not in (None, "") else None,
+                new_score=0 if result.excluded else result.score,
+                grade=result.grade,
+                stage=result.stage_target,
+                reasons=reasons_text(result),
+                breakdown=_breakdown(result),
+            )
+            pending.append(
+                PendingWrite(
+                    contact.id,
+                    dict(plan.update.properties) if plan.update else {},
+                    plan.stage_change.stage if plan.stage_change else None,
+                    history,
+                )
+            )
+        if pending:
+            store.record_pending(pid, self.run_id, pending)
+            self._send(pending, cursor)
+        elif cursor is not None:
+            store.set_cursor(pid, *cursor)
+
+    def _finish_pending(self) -> None:
+        """Send what a crashed run recorded but never completed."""
+        pending = self.portal.store.pending_writes(self.portal.id)
+        if pending:
+            self.log.info("resuming_pending_writes", count=len(pending))
+            for start in range(0, len(pending), BATCH):
+                self._send(pending[start : start + BATCH], None)
+
+    def _send(self, pending: Sequence[PendingWrite], cursor: tuple[str, str] | None) -> None:
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        by_id = {p.contact_id: p for p in pending}
+        updates = [PropertyUpdate(p.contact_id, p.properties) for p in pending if p.properties]
+        stages = [StageChange(p.contact_id, p.stage, clear_first=True) for p in pending if p.stage]
+        outcome = portal.writer.update_contacts(updates)
+        staged = portal.writer.set_stages(stages)
+        dead: dict[str, DeadLetter] = {d.contact_id: d for d in (*outcome.dead, *staged.dead)}
+        applied = [p for cid, p in by_id.items() if cid not in dead]
+        store.complete_writes(pid, self.run_id, applied, list(dead.values()), cursor)
+        for write in applied:
+            self.summary.add("written")
+            if write.history is not None:
+                h = write.history
+                self.log.info(
+                    "score_changed",
+                    contact_id=h.contact_id,
+                    old_score=h.old_score,
+                    new_score=h.new_score,
+                    grade=h.grade,
+                    stage=h.stage,
+                    reasons=h.reasons,
+                )
+        for letter in dead.values():
+            self.summary.add("dead_lettered")
+            self.log.error("dead_letter", contact_id=letter.contact_id, reason=letter.reason, status=letter.status)
+
+    def _with_lists(self, contact: Contact) -> Contact:
+        member_of = frozenset(lid for lid, members in self.lists.items() if contact.id in members)
+        if member_of == contact.list_ids:
+            return contact
+        return Contact(
+            contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
+        )
+
+    def _model(self, result: ScoreResult) -> ModelSpec | None:
+        for model in self.portal.rules.spec.models:
+            if model.name == result.model:
+                return model
+        return None
+
+    def _note_result(self, result: ScoreResult) -> None:
+        if result.excluded:
+            self.summary.add("excluded")
+            self.log.info("contact_excluded", contact_id=result.contact_id, reason=result.exclusion_reason)
+        if result.holdout:
+            self.summary.add("holdout")
+
+
+def _breakdown(result: ScoreResult) -> dict[str, Any]:
+    return {
+        "score": result.score,
+        "fit": result.fit,
+        "engagement": result.engagement,
+        "decay": result.decay,
+        "lines": [[h.rule, h.cents / 100, h.detail] for h in result.breakdown if h.cents or h.matched],
+    }

@@ -1,0 +1,1 @@
+"""The state store adapter: SQLAlchemy Core over SQLite (default) or PostgreSQL."""

@@ -1,0 +1,540 @@
+"""The StateStore port over SQLAlchemy Core: what the pipeline keeps between cycles, per portal.
+
+Each public method runs in one transaction of its own and commits it before
+returning. Writes use the writer engine (BEGIN IMMEDIATE on SQLite); reads
+use plain connections. Bulk methods send one statement per call with many
+parameter sets (or one per chunk of an IN list), never one query per record.
+Emails are lowercased on the way in, on contacts and events alike, so the two
+meet by plain equality.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, Row
+
+from sync.core.model import FORM_SUBMISSION, Contact, EmailEvent, Event, FormSubmission
+from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord
+from sync.store import schema
+
+# Bound parameters per IN list: well under SQLite's variable limit, and keeps PostgreSQL plans generic.
+IN_CHUNK = 500
+
+
+class SqlStateStore:
+    """SQLite file by default (see schema.database_url), PostgreSQL by URL; migrates the schema on open."""
+
+    def __init__(self, url: str | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self._engine = schema.create_engine(url)
+        self._writer = schema.writer(self._engine)
+        self._clock = clock
+        try:
+            schema.migrate(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        """Close the pooled connections; the store is not used after this."""
+        self._engine.dispose()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _insert(self, table: sa.Table) -> schema.Upsert:
+        return schema.dialect_insert(self._engine, table)
+
+    # -- cursors --
+
+    def get_cursor(self, portal_id: int, stream: str) -> str | None:
+        query = sa.select(schema.cursors.c.value).where(
+            schema.cursors.c.portal_id == portal_id, schema.cursors.c.stream == stream
+        )
+        with self._engine.connect() as conn:
+            value: str | None = conn.scalar(query)
+        return value
+
+    def set_cursor(self, portal_id: int, stream: str, value: str) -> None:
+        with self._writer.begin() as conn:
+            self._put_cursor(conn, portal_id, stream, value)
+
+    def _put_cursor(self, conn: Connection, portal_id: int, stream: str, value: str) -> None:
+        stmt = self._insert(schema.cursors).values(
+            portal_id=portal_id, stream=stream, value=value, updated_at=self._now()
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[schema.cursors.c.portal_id, schema.cursors.c.stream],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            )
+        )
+
+    # -- contacts --
+
+    def upsert_contacts(self, portal_id: int, contacts: Sequence[Contact]) -> None:
+        now = self._now()
+        # Keyed by id, the last copy winning: one statement may not upsert the same row twice on PostgreSQL.
+        rows = {
+            c.id: {
+                "portal_id": portal_id,
+                "id": c.id,
+                "email": normalize_email(c.email),
+                "properties": dict(c.properties),
+                "created_at_ms": c.created_at_ms,
+                "lifecycle_stage": c.lifecycle_stage,
+                "list_ids": sorted(c.list_ids),
+                "updated_at": now,
+            }
+            for c in contacts
+        }
+        if not rows:
+            return
+        stmt = self._insert(schema.contacts)
+        updated = ("email", "properties", "created_at_ms", "lifecycle_stage", "list_ids", "updated_at")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.contacts.c.portal_id, schema.contacts.c.id],
+            set_={name: stmt.excluded[name] for name in updated},
+        )
+        with self._writer.begin() as conn:
+            conn.execute(stmt, list(rows.values()))
+
+    def get_contacts(self, portal_id: int, ids: Sequence[str]) -> list[Contact]:
+        """The stored contacts among `ids`, in the order asked; unknown ids are left out."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Contact] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(schema.contacts).where(
+                    schema.contacts.c.portal_id == portal_id, schema.contacts.c.id.in_(chunk)
+                )
+                found.update((row.id, _contact(row)) for row in conn.execute(query))
+        return [found[i] for i in wanted if i in found]
+
+    def contacts_by_email(self, portal_id: int, emails: Sequence[str]) -> list[Contact]:
+        """The stored contacts with any of these emails (in any case), ordered by id."""
+        wanted = sorted({normalize_email(e) for e in emails} - {""})
+        found: list[Contact] = []
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(schema.contacts).where(
+                    schema.contacts.c.portal_id == portal_id, schema.contacts.c.email.in_(chunk)
+                )
+                found.extend(_contact(row) for row in conn.execute(query))
+        return sorted(found, key=lambda c: c.id)
+
+    def iter_contact_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]:
+        """Every stored contact id, in id (text) order, `batch` at a time.
+
+        Keyset paging: each page is a short query of its own starting after the
+        last id seen, so memory stays flat and no transaction stays open while
+        the caller works on a page.
+        """
+        if batch < 1:
+            raise ValueError(f"batch must be positive, not {batch}")
+        after: str | None = None
+        while True:
+            query = sa.select(schema.contacts.c.id).where(schema.contacts.c.portal_id == portal_id)
+            if after is not None:
+                query = query.where(schema.contacts.c.id > after)
+            with self._engine.connect() as conn:
+                page = list(conn.scalars(query.order_by(schema.contacts.c.id).limit(batch)))
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            after = page[-1]
+
+    # -- events --
+
+    def add_events(self, portal_id: int, events: Sequence[Event]) -> int:
+        """Store the events not seen before (by kind and event id); returns how many were new."""
+        rows: dict[tuple[str, str], dict[str, object]] = {}
+        for e in events:
+            rows.setdefault((e.kind, e.event_id), _event_row(portal_id, e))
+        if not rows:
+            return 0
+        # RETURNING yields only the rows inserted: a reliable count where executemany's rowcount is not.
+        stmt = (
+            self._insert(schema.events)
+            .on_conflict_do_nothing(
+                index_elements=[schema.events.c.portal_id, schema.events.c.kind, schema.events.c.event_id]
+            )
+            .returning(schema.events.c.event_id)
+        )
+        with self._writer.begin() as conn:
+            return len(conn.execute(stmt, list(rows.values())).all())
+
+    def events_for_emails(self, portal_id: int, emails: Sequence[str]) -> dict[str, list[Event]]:
+        """Events by lowercased email, oldest first; emails without events are left out."""
+        wanted = sorted({normalize_email(e) for e in emails} - {""})
+        grouped: dict[str, list[Event]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = (
+                    sa.select(schema.events)
+                    .where(schema.events.c.portal_id == portal_id, schema.events.c.email.in_(chunk))
+                    .order_by(
+                        schema.events.c.email, schema.events.c.at_ms, schema.events.c.kind, schema.events.c.event_id
+                    )
+                )
+                for row in conn.execute(query):
+                    grouped.setdefault(row.email, []).append(_event(row))
+        return grouped
+
+    def emails_with_events_since(self, portal_id: int, since_ms: int) -> list[str]:
+        """Distinct lowercased emails with an event at or after `since_ms` (event time), sorted."""
+        query = (
+            sa.select(schema.events.c.email)
+            .where(
+                schema.events.c.portal_id == portal_id, schema.events.c.at_ms >= since_ms, schema.events.c.email != ""
+            )
+            .distinct()
+            .order_by(schema.events.c.email)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    # -- the outbox --
+
+    def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+        """Record planned writes before they are sent; a newer plan for a contact replaces its older one."""
+        now = self._now()
+        rows = {
+            w.contact_id: {
+                "portal_id": portal_id,
+                "contact_id": w.contact_id,
+                "run_id": run_id,
+                "properties": dict(w.properties),
+                "stage": w.stage,
+                "history": None if w.history is None else _history_json(w.history),
+                "recorded_at": now,
+            }
+            for w in writes
+        }
+        if not rows:
+            return
+        stmt = self._insert(schema.outbox)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.outbox.c.portal_id, schema.outbox.c.contact_id],
+            set_={name: stmt.excluded[name] for name in ("run_id", "properties", "stage", "history", "recorded_at")},
+        )
+        with self._writer.begin() as conn:
+            conn.execute(stmt, list(rows.values()))
+
+    def pending_writes(self, portal_id: int) -> list[PendingWrite]:
+        query = (
+            sa.select(schema.outbox).where(schema.outbox.c.portal_id == portal_id).order_by(schema.outbox.c.contact_id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                PendingWrite(
+                    contact_id=row.contact_id,
+                    properties=dict(row.properties),
+                    stage=row.stage,
+                    history=None if row.history is None else _history_from(row.history),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def complete_writes(
+        self,
+        portal_id: int,
+        run_id: str,
+        applied: Sequence[PendingWrite],
+        dead: Sequence[DeadLetter],
+        cursor: tuple[str, str] | None = None,
+    ) -> None:
+        """Record a sent batch in one transaction, so a crash leaves it either all recorded or still pending.
+
+        Removes the batch's outbox rows, adds the history rows applied writes
+        carry, merges the applied values into the written values, adds the
+        dead letters, and moves the cursor (stream, value) when one is given.
+        """
+        now = self._now()
+        with self._writer.begin() as conn:
+            done = sorted({w.contact_id for w in applied} | {d.contact_id for d in dead})
+            if done:
+                remove = sa.delete(schema.outbox).where(
+                    schema.outbox.c.portal_id == portal_id, schema.outbox.c.contact_id == sa.bindparam("cid")
+                )
+                conn.execute(remove, [{"cid": contact_id} for contact_id in done])
+            history = [_history_row(portal_id, w.history, now) for w in applied if w.history is not None]
+            if history:
+                conn.execute(sa.insert(schema.score_history), history)
+            self._merge_written(conn, portal_id, run_id, applied, now)
+            if dead:
+                conn.execute(
+                    sa.insert(schema.dead_letters),
+                    [
+                        {
+                            "portal_id": portal_id,
+                            "run_id": run_id,
+                            "contact_id": d.contact_id,
+                            "properties": dict(d.properties),
+                            "status": d.status,
+                            "reason": d.reason,
+                            "recorded_at": now,
+                        }
+                        for d in dead
+                    ],
+                )
+            if cursor is not None:
+                self._put_cursor(conn, portal_id, cursor[0], cursor[1])
+
+    def _merge_written(
+        self, conn: Connection, portal_id: int, run_id: str, applied: Sequence[PendingWrite], now: datetime
+    ) -> None:
+        # Keyed by (contact, property), a later write in the batch winning, as it would in HubSpot.
+        values = {(w.contact_id, name): value for w in applied for name, value in w.properties.items()}
+        if not values:
+            return
+        stmt = self._insert(schema.written_values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[
+                schema.written_values.c.portal_id,
+                schema.written_values.c.contact_id,
+                schema.written_values.c.name,
+            ],
+            set_={name: stmt.excluded[name] for name in ("value", "run_id", "updated_at")},
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "portal_id": portal_id,
+                    "contact_id": contact_id,
+                    "name": name,
+                    "value": value,
+                    "run_id": run_id,
+                    "updated_at": now,
+                }
+                for (contact_id, name), value in values.items()
+            ],
+        )
+
+    def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The values last written per contact among `ids`; contacts never written to are left out."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, dict[str, str]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(
+                    schema.written_values.c.contact_id, schema.written_values.c.name, schema.written_values.c.value
+                ).where(schema.written_values.c.portal_id == portal_id, schema.written_values.c.contact_id.in_(chunk))
+                for contact_id, name, value in conn.execute(query):
+                    found.setdefault(contact_id, {})[name] = value
+        return found
+
+    def history(self, portal_id: int, contact_id: str) -> list[HistoryRow]:
+        """A contact's score history, oldest first."""
+        query = (
+            sa.select(schema.score_history)
+            .where(schema.score_history.c.portal_id == portal_id, schema.score_history.c.contact_id == contact_id)
+            .order_by(schema.score_history.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                HistoryRow(
+                    contact_id=row.contact_id,
+                    run_id=row.run_id,
+                    version=row.version,
+                    old_score=row.old_score,
+                    new_score=row.new_score,
+                    grade=row.grade,
+                    stage=row.stage,
+                    reasons=row.reasons,
+                    breakdown=row.breakdown,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def dead_letters(self, portal_id: int) -> list[DeadLetter]:
+        """The portal's dead letters, oldest first."""
+        query = (
+            sa.select(schema.dead_letters)
+            .where(schema.dead_letters.c.portal_id == portal_id)
+            .order_by(schema.dead_letters.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                DeadLetter(
+                    contact_id=row.contact_id, properties=dict(row.properties), reason=row.reason, status=row.status
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- runs --
+
+    def start_run(self, run: RunRecord) -> None:
+        with self._writer.begin() as conn:
+            conn.execute(
+                sa.insert(schema.runs).values(
+                    run_id=run.run_id,
+                    portal_id=run.portal_id,
+                    kind=run.kind,
+                    status=run.status,
+                    started_at=run.started_at,
+                    finished_at=run.finished_at,
+                    counts=dict(run.counts),
+                    error=run.error,
+                )
+            )
+
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int], error: str | None = None) -> None:
+        stmt = (
+            sa.update(schema.runs)
+            .where(schema.runs.c.run_id == run_id)
+            .values(status=status, counts=dict(counts), error=error, finished_at=self._now())
+        )
+        with self._writer.begin() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise LookupError(f"no run {run_id!r} to finish: start_run was not called for it")
+
+    def last_runs(self, portal_id: int, limit: int = 10) -> list[RunRecord]:
+        """The portal's latest runs, newest first."""
+        query = (
+            sa.select(schema.runs)
+            .where(schema.runs.c.portal_id == portal_id)
+            .order_by(schema.runs.c.started_at.desc(), schema.runs.c.run_id.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [
+                RunRecord(
+                    run_id=row.run_id,
+                    portal_id=row.portal_id,
+                    kind=row.kind,
+                    started_at=row.started_at,
+                    finished_at=row.finished_at,
+                    status=row.status,
+                    counts=dict(row.counts),
+                    error=row.error,
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- leases --
+
+    def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool:
+        """Take the portal's lease for `ttl_s` seconds, or renew it if `holder` has it; False if another holds it.
+
+        One upsert decides, atomically on both backends: it takes the row only
+        when the lease has expired or is ours already. Reading the row back in
+        the same transaction says who holds it now. Expiry is judged by this
+        process's clock, so replicas' clocks should agree to well within a ttl.
+        """
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        now = self._now()
+        expires = now + timedelta(seconds=ttl_s)
+        stmt = self._insert(schema.leases).values(portal_id=portal_id, holder=holder, expires_at=expires)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.leases.c.portal_id],
+            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            where=sa.or_(schema.leases.c.expires_at < now, schema.leases.c.holder == holder),
+        )
+        with self._writer.begin() as conn:
+            conn.execute(stmt)
+            current = conn.scalar(sa.select(schema.leases.c.holder).where(schema.leases.c.portal_id == portal_id))
+        return bool(current == holder)
+
+    def release_lease(self, portal_id: int, holder: str) -> None:
+        """Give the lease up, if `holder` has it; another holder's lease is left alone."""
+        with self._writer.begin() as conn:
+            conn.execute(
+                sa.delete(schema.leases).where(schema.leases.c.portal_id == portal_id, schema.leases.c.holder == holder)
+            )
+
+    # -- the daily API budget --
+
+    def add_api_calls(self, portal_id: int, day: str, calls: int) -> int:
+        """Add `calls` to the portal's count for `day` and return the new total (0 calls reads it)."""
+        stmt = self._insert(schema.api_usage).values(portal_id=portal_id, day=day, calls=calls)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[schema.api_usage.c.portal_id, schema.api_usage.c.day],
+            set_={"calls": schema.api_usage.c.calls + stmt.excluded.calls},
+        ).returning(schema.api_usage.c.calls)
+        with self._writer.begin() as conn:
+            return int(conn.execute(upsert).scalar_one())
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _contact(row: Row[Any]) -> Contact:
+    return Contact(
+        id=row.id,
+        properties=dict(row.properties),
+        email=row.email,
+        created_at_ms=row.created_at_ms,
+        lifecycle_stage=row.lifecycle_stage,
+        list_ids=frozenset(row.list_ids),
+    )
+
+
+def _event_row(portal_id: int, event: Event) -> dict[str, object]:
+    payload: dict[str, object]
+    if isinstance(event, FormSubmission):
+        payload = {"form_id": event.form_id, "form_name": event.form_name, "page_url": event.page_url}
+    else:
+        payload = {"campaign_id": event.campaign_id, "url": event.url, "filtered": event.filtered}
+    return {
+        "portal_id": portal_id,
+        "kind": event.kind,
+        "event_id": event.event_id,
+        "email": normalize_email(event.email),
+        "at_ms": event.at_ms,
+        "payload": payload,
+    }
+
+
+def _event(row: Row[Any]) -> Event:
+    payload = row.payload
+    if row.kind == FORM_SUBMISSION:
+        return FormSubmission(
+            event_id=row.event_id,
+            at_ms=row.at_ms,
+            email=row.email,
+            form_id=payload["form_id"],
+            form_name=payload["form_name"],
+            page_url=payload["page_url"],
+        )
+    return EmailEvent(
+        event_id=row.event_id,
+        kind=row.kind,
+        at_ms=row.at_ms,
+        email=row.email,
+        campaign_id=payload["campaign_id"],
+        url=payload["url"],
+        filtered=bool(payload["filtered"]),
+    )
+
+
+def _history_json(history: HistoryRow) -> dict[str, object]:
+    data = {f.name: getattr(history, f.name) for f in fields(HistoryRow)}
+    data["breakdown"] = dict(history.breakdown)
+    return data
+
+
+def _history_from(data: Mapping[str, Any]) -> HistoryRow:
+    return HistoryRow(**{f.name: data[f.name] for f in fields(HistoryRow)})
+
+
+def _history_row(portal_id: int, history: HistoryRow, now: datetime) -> dict[str, object]:
+    return {"portal_id": portal_id, **_history_json(history), "recorded_at": now}

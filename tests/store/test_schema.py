@@ -1,0 +1,99 @@
+"""Migrations, engines and URLs: what schema.py decides for each backend."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sync.errors import ConfigError
+from sync.ports import RunRecord
+from sync.store import schema
+from sync.store.state import SqlStateStore
+from tests.store.conftest import in_parallel
+
+
+def _versions(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.scalars(sa.select(schema.schema_migrations.c.version).order_by("version")))
+
+
+def test_migrating_twice_changes_nothing(store: SqlStateStore) -> None:
+    assert schema.migrate(store.engine) == []
+    assert _versions(store.engine) == list(range(1, len(schema.migrations) + 1))
+
+
+def test_two_engines_migrating_at_once_apply_each_migration_once(store_url: str) -> None:
+    engines = [schema.create_engine(store_url), schema.create_engine(store_url)]
+    try:
+        applied = in_parallel(*(partial(schema.migrate, engine) for engine in engines))
+        assert sorted(applied) == [[], list(range(1, len(schema.migrations) + 1))]
+        assert _versions(engines[0]) == list(range(1, len(schema.migrations) + 1))
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_the_migrated_database_has_the_declared_tables_and_columns(store: SqlStateStore) -> None:
+    inspector = sa.inspect(store.engine)
+    found = {name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()}
+    assert found == {t.name: {c.name for c in t.columns} for t in schema.metadata.sorted_tables}
+
+
+@pytest.mark.parametrize(
+    ("pragma", "expected"),
+    [("journal_mode", "wal"), ("synchronous", 1), ("busy_timeout", 30_000), ("foreign_keys", 1)],
+)
+def test_sqlite_connections_are_set_up_for_concurrent_writers(tmp_path: Path, pragma: str, expected: object) -> None:
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql(f"PRAGMA {pragma}").scalar() == expected
+    finally:
+        store.close()
+
+
+def test_naive_datetimes_are_refused(store: SqlStateStore) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.start_run(RunRecord("r-1", 42, "full", datetime(2026, 11, 1, 12, 0)))
+
+
+def test_the_default_database_is_leadsync_db_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(schema.DB_URL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert schema.database_url().database == str(tmp_path / "leadsync.db")
+
+
+def test_LEADSYNC_DB_URL_is_used_when_no_url_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(schema.DB_URL_ENV, f"sqlite:///{tmp_path / 'from-env.db'}")
+    store = SqlStateStore()
+    try:
+        store.set_cursor(1, "s", "v")
+    finally:
+        store.close()
+    assert (tmp_path / "from-env.db").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@db:5432/leadsync",
+        "postgres://u:p@db:5432/leadsync",
+        "postgresql+psycopg://u:p@db:5432/leadsync",
+    ],
+)
+def test_postgresql_urls_use_psycopg_3(url: str) -> None:
+    assert schema.database_url(url).drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u@db/leadsync", "postgresql+psycopg2://u@db/x", "sqlite://", "sqlite:///:memory:", "not a url"]
+)
+def test_unsupported_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match="state store URL"):
+        schema.database_url(url)
