@@ -33,4 +33,5 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         store=store,
         clock=SystemClock(),
         api_calls=lambda: dict(hub.client.calls),
+        headroom=hub.client.limiter.headroom,
     )

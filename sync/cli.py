@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sync import __version__
 from sync.buildcheck import stale_core_modules
@@ -152,6 +153,30 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.status == "ok" else EXIT_FAILED
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from sync.app import open_portal
+    from sync.observability import Metrics, serve_http
+    from sync.scheduler import Service
+    from sync.store.state import SqlStateStore
+
+    _logging(args)
+    config_dir = Path(args.config_dir)
+    if not config_dir.is_dir():
+        print(f"leadsync run: no such folder: {config_dir}", file=sys.stderr)
+        return EXIT_CONFIG
+    store = SqlStateStore(args.db)
+    metrics = Metrics()
+    service = Service(config_dir, store, open_portal, metrics=metrics, lease_ttl_s=args.lease_ttl)
+    host, _, port = args.listen.rpartition(":")
+    server = serve_http(host or "127.0.0.1", int(port), service.health, metrics) if args.listen != "off" else None
+    try:
+        return service.serve()
+    finally:
+        if server is not None:
+            server.shutdown()
+        store.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadsync",
@@ -209,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     sync_cmd.add_argument("--log-format", choices=["json", "console"], help="default: console on a terminal, else json")
     sync_cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sync_cmd.set_defaults(func=cmd_sync)
+
+    run = commands.add_parser(
+        "run",
+        help="run the service: every portal on its schedule",
+        description="Run the sync service for every portal file in a folder: an incremental sync on each portal's "
+        "schedule.every, a nightly rescore on its schedule.rescore, health and metrics over HTTP. Replicas sharing a "
+        "PostgreSQL store split the portals through leases. SIGTERM finishes the batch in flight and exits 0; "
+        "SIGHUP re-reads the portal files.",
+    )
+    run.add_argument(
+        "--config-dir", default="config/portals", metavar="DIR", help="portal YAML files (default: %(default)s)"
+    )
+    run.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
+    run.add_argument("--listen", default="127.0.0.1:9108", metavar="HOST:PORT", help="/healthz and /metrics (or off)")
+    run.add_argument("--lease-ttl", type=float, default=45.0, metavar="S", help="portal lease lifetime in seconds")
+    run.add_argument("--log-format", choices=["json", "console"], help="default: console on a terminal, else json")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=cmd_run)
 
     from sync.sandbox.cli import add_sandbox_command
 

@@ -1,14 +1,19 @@
-"""Structured logs: JSON events with bound context; tokens never, emails only when allowed (hashed otherwise)."""
+"""Structured logs (JSON events with bound context; tokens never, emails only when allowed, hashed
+otherwise), Prometheus metrics, and the service's health and metrics endpoint."""
 
 from __future__ import annotations
 
 import hashlib
+import json as json_module
 import logging
 import sys
-from collections.abc import MutableMapping
+import threading
+from collections.abc import Callable, Mapping, MutableMapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 _SECRET_KEYS = frozenset({"token", "access_token", "authorization", "password", "secret"})
 _EMAIL_KEYS = frozenset({"email", "recipient"})
@@ -47,3 +52,91 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.runs = Counter(
+            "leadsync_runs", "Sync runs by portal, kind and outcome", ["portal", "kind", "status"], registry=r
+        )
+        self.failures = Counter("leadsync_run_failures", "Runs that failed or paused", ["portal"], registry=r)
+        self.written = Counter("leadsync_contacts_written", "Contacts written to HubSpot", ["portal"], registry=r)
+        self.dead = Counter("leadsync_dead_letters", "Writes HubSpot would not take", ["portal"], registry=r)
+        self.api_calls = Gauge(
+            "leadsync_api_calls",
+            "HubSpot API calls since start, by endpoint and status",
+            ["portal", "endpoint", "status"],
+            registry=r,
+        )
+        self.headroom = Gauge(
+            "leadsync_rate_limit_headroom",
+            "Share of the ten-second budget left after the last run",
+            ["portal"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "leadsync_last_success_timestamp_seconds",
+            "When the portal last synced successfully",
+            ["portal"],
+            registry=r,
+        )
+        self.leased = Gauge(
+            "leadsync_portal_leased", "1 when this replica holds the portal's lease", ["portal"], registry=r
+        )
+
+    def record(
+        self,
+        portal: str,
+        kind: str,
+        status: str,
+        counts: Mapping[str, int],
+        api_calls: Mapping[tuple[str, int], int],
+        headroom: float | None = None,
+    ) -> None:
+        self.runs.labels(portal=portal, kind=kind, status=status).inc()
+        if status != "ok":
+            self.failures.labels(portal=portal).inc()
+        else:
+            self.last_success.labels(portal=portal).set_to_current_time()
+        self.written.labels(portal=portal).inc(counts.get("written", 0))
+        self.dead.labels(portal=portal).inc(counts.get("dead_lettered", 0))
+        for (endpoint, code), n in api_calls.items():
+            self.api_calls.labels(portal=portal, endpoint=endpoint, status=str(code)).set(n)
+        if headroom is not None:
+            self.headroom.labels(portal=portal).set(headroom)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def serve_http(host: str, port: int, health: Callable[[], dict[str, Any]], metrics: Metrics) -> ThreadingHTTPServer:
+    """/healthz (JSON; 503 while stopping) and /metrics (Prometheus) on a background thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] == "/healthz":
+                state = health()
+                body = json_module.dumps(state).encode()
+                self._reply(200 if state.get("status") == "ok" else 503, "application/json", body)
+            elif self.path.split("?")[0] == "/metrics":
+                self._reply(200, CONTENT_TYPE_LATEST, metrics.exposition())
+            else:
+                self._reply(404, "text/plain", b"not found\n")
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # (the stdlib names the parameter format)
+            return  # probes every few seconds would flood the logs
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
+    return server

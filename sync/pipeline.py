@@ -65,6 +65,7 @@ class Portal:
     store: StateStore
     clock: Clock
     api_calls: Callable[[], Mapping[tuple[str, int], int]] = lambda: {}
+    headroom: Callable[[], float | None] = lambda: None
     properties_ready: bool = False
 
     @property
@@ -301,7 +302,7 @@ class Cycle:
             contact = self._with_lists(stored)
             try:
                 result = score_at(contact, events.get(contact.email, ()), portal.rules, now_ms)
-            except Exception as exc:
+            except Exception as exc:  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
                 self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
                 continue

@@ -129,6 +129,13 @@ class RateLimiter:
             if daily_remaining is not None:
                 self._daily_remaining = daily_remaining
 
+    def headroom(self) -> float:
+        """The share of the ten-second budget not used right now (0 = spent)."""
+        with self._lock:
+            now = self._clock()
+            used = sum(1 for t in self._sent if t > now - WINDOW_S)
+            return max(0.0, 1 - used / max(1, self._limit()))
+
     def backoff(self, seconds: float) -> None:
         """After a 429 we did not foresee: hold every caller of this portal for `seconds`."""
         with self._lock:

@@ -1,0 +1,220 @@
+"""The service (`leadsync run`): every portal file in a folder, synced on its schedule.
+
+- One interval job per portal (its `schedule.every`, with jitter) and one nightly rescore
+  (its cron, in its time zone); max_instances=1 and coalescing, so a slow run is never doubled.
+- Replicas share portals through expiring leases in the state store: a lease job renews the
+  leases this replica holds and takes free or expired ones, so a dead replica's portals are
+  taken over within a lease's lifetime. A portal runs only on the replica holding its lease.
+- A portal that fails is recorded and logged; the others go on. SIGTERM finishes the batch in
+  flight (cycles check the stop flag after each batch, and checkpoint), then exits 0. SIGHUP
+  re-reads the portal files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from sync.config import parse_duration
+from sync.errors import ConfigError
+from sync.observability import Metrics
+from sync.pipeline import Cycle, Kind, Portal
+from sync.ports import StateStore
+
+log = structlog.get_logger("leadsync.service")
+
+LEASE_TTL_S = 45.0
+
+
+@dataclass
+class Held:
+    portal: Portal
+    file: Path
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one cycle at a time per portal
+    leased: bool = False
+
+
+class Service:
+    def __init__(
+        self,
+        config_dir: Path,
+        store: StateStore,
+        open_portal: Callable[[Path, StateStore], Portal],
+        *,
+        metrics: Metrics | None = None,
+        holder: str | None = None,
+        lease_ttl_s: float = LEASE_TTL_S,
+        jitter_s: float = 30.0,
+        workers: int = 4,
+    ) -> None:
+        self.config_dir = config_dir
+        self.store = store
+        self.open_portal = open_portal
+        self.metrics = metrics or Metrics()
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_ttl_s = lease_ttl_s
+        self.jitter_s = jitter_s
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.portals: dict[str, Held] = {}
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
+        self.log = log.bind(holder=self.holder)
+
+    # -- portals --
+
+    def load(self) -> None:
+        """(Re)read every portal file; a broken file is reported and skipped, the others run."""
+        found: dict[str, Held] = {}
+        for file in sorted(self.config_dir.glob("*.y*ml")):
+            if file.name.startswith("_"):
+                continue
+            try:
+                portal = self.open_portal(file, self.store)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    self.log.error("config_error", file=str(file), problem=str(problem))
+                continue
+            name = portal.config.portal.name
+            old = self.portals.get(name)
+            held = Held(portal, file, leased=bool(old and old.leased))
+            if old is not None:
+                held.lock = old.lock
+            found[name] = held
+        for name in set(self.portals) - set(found):
+            self._release(self.portals[name])
+        self.portals = found
+        self._schedule()
+        self.log.info("portals_loaded", portals=sorted(found), files=len(found))
+
+    def _schedule(self) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id != "leases":
+                job.remove()
+        for name, held in self.portals.items():
+            sched = held.portal.config.schedule
+            every = parse_duration(sched.every) or 900
+            self.scheduler.add_job(
+                self.run_portal,
+                IntervalTrigger(seconds=every, jitter=min(self.jitter_s, every / 4)),
+                args=[name, "incremental"],
+                id=f"{name}:sync",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=every,
+            )
+            if sched.rescore:
+                self.scheduler.add_job(
+                    self.run_portal,
+                    CronTrigger.from_crontab(sched.rescore, timezone=ZoneInfo(sched.timezone)),
+                    args=[name, "rescore"],
+                    id=f"{name}:rescore",
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=3600,
+                )
+
+    # -- leases --
+
+    def keep_leases(self) -> None:
+        """Renew what we hold, take what is free; a newly taken portal syncs at once."""
+        for name, held in list(self.portals.items()):
+            had = held.leased
+            try:
+                held.leased = self.store.acquire_lease(held.portal.id, self.holder, self.lease_ttl_s)
+            except Exception as exc:  # a store hiccup must not kill the lease job
+                self.log.warning("lease_error", portal=name, error=str(exc))
+                continue
+            if held.leased and not had:
+                self.log.info("lease_acquired", portal=name)
+                self.metrics.leased.labels(portal=name).set(1)
+                self.scheduler.add_job(
+                    self.run_portal, args=[name, "incremental"], id=f"{name}:takeover", replace_existing=True
+                )
+            elif had and not held.leased:
+                self.log.warning("lease_lost", portal=name)
+                self.metrics.leased.labels(portal=name).set(0)
+
+    def _release(self, held: Held) -> None:
+        if held.leased:
+            self.store.release_lease(held.portal.id, self.holder)
+            held.leased = False
+            self.log.info("lease_released", portal=held.portal.config.portal.name)
+
+    # -- running --
+
+    def run_portal(self, name: str, kind: Kind) -> None:
+        """One cycle of one portal: the job boundary, where any failure is recorded and contained."""
+        held = self.portals.get(name)
+        if held is None or not held.leased or self.stop.is_set():
+            return
+        if not held.lock.acquire(blocking=False):
+            return  # a cycle of this portal is still running
+        try:
+            summary = Cycle(held.portal, kind, stop=self.stop).run()
+            portal = held.portal
+            self.metrics.record(name, kind, summary.status, summary.counts, portal.api_calls(), portal.headroom())
+        except Exception as exc:  # the job boundary: a failing portal never stops the others
+            self.metrics.record(name, kind, "failed", {}, held.portal.api_calls())
+            self.log.exception("run_crashed", portal=name, kind=kind, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            held.lock.release()
+
+    def serve(self, poll_s: float = 0.5, install_signals: bool = True) -> int:
+        if install_signals:
+            signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+            signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+            signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+        self.load()
+        self.scheduler.add_job(
+            self.keep_leases, IntervalTrigger(seconds=max(1.0, self.lease_ttl_s / 3)), id="leases", max_instances=1
+        )
+        self.scheduler.start()
+        self.keep_leases()
+        self.log.info("service_started", portals=sorted(self.portals))
+        while not self.stop.wait(poll_s):
+            if self.reload.is_set():
+                self.reload.clear()
+                self.log.info("reloading")
+                self.load()
+                self.keep_leases()
+        self.log.info("service_stopping")
+        self.scheduler.shutdown(wait=True)  # running cycles stop after the batch in flight
+        for held in self.portals.values():
+            self._release(held)
+        self.log.info("service_stopped")
+        return 0
+
+    def health(self) -> dict[str, Any]:
+        now = time.time()
+        portals = {}
+        for name, held in self.portals.items():
+            runs = self.store.last_runs(held.portal.id, 1)
+            last = runs[0] if runs else None
+            portals[name] = {
+                "leased_here": held.leased,
+                "last_run": None
+                if last is None
+                else {"status": last.status, "started_at": last.started_at.isoformat()},
+            }
+        return {
+            "status": "stopping" if self.stop.is_set() else "ok",
+            "holder": self.holder,
+            "time": now,
+            "portals": portals,
+        }

@@ -1,0 +1,175 @@
+"""The service: portals on their schedules, a broken portal file isolated, leases shared by replicas."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from structlog.testing import capture_logs
+
+from sync.app import open_portal
+from sync.observability import Metrics, serve_http
+from sync.sandbox import Sandbox
+from sync.sandbox.generator import generate_portal
+from sync.scheduler import Service
+from sync.store.state import SqlStateStore
+from tests.factories import EXAMPLE
+from tests.store.conftest import pg_admin, pg_schema_url, pg_url  # noqa: F401 - fixtures used below
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def portal_file(folder: Path, name: str, portal_id: int, sandbox: Sandbox, every: str = "2s") -> Path:
+    config = yaml.safe_load(EXAMPLE.read_text())
+    config["portal"].update(id=portal_id, name=name, base_url=sandbox.url, token_env="LEADSYNC_SERVICE_TOKEN")
+    config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+    config["schedule"] = {"every": every, "rescore": None, "timezone": "UTC"}
+    file = folder / f"{name}.yaml"
+    file.write_text(yaml.safe_dump(config))
+    return file
+
+
+@contextmanager
+def sandboxes(count: int, contacts: int = 300) -> Iterator[list[Sandbox]]:
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(Sandbox(generate_portal(contacts, 40 + i, portal_id=7000 + i), rate_limit="off"))
+            for i in range(count)
+        ]
+
+
+def wait_for(check: Any, timeout: float, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout}s")
+
+
+def test_the_service_syncs_every_portal_isolates_a_broken_file_and_stops_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with sandboxes(2) as (a, b):
+        monkeypatch.setenv("LEADSYNC_SERVICE_TOKEN", a.token)
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        portal_file(folder, "alpha", 7000, a)
+        portal_file(folder, "beta", 7001, b)
+        (folder / "broken.yaml").write_text(
+            "portal: {id: 1, name: broken, token_env: X}\nmodel: {fit: {rules: [{id: x}]}}\n"
+        )
+        store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        metrics = Metrics()
+        service = Service(folder, store, open_portal, metrics=metrics, lease_ttl_s=6, jitter_s=0)
+        server = serve_http("127.0.0.1", 0, service.health, metrics)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with capture_logs() as logs:
+            runner = threading.Thread(target=service.serve, kwargs={"install_signals": False})
+            runner.start()
+            try:
+                wait_for(
+                    lambda: all(
+                        store.last_runs(pid, 1) and store.last_runs(pid, 1)[0].status == "ok" for pid in (7000, 7001)
+                    ),
+                    60,
+                )
+                health = requests.get(f"{url}/healthz", timeout=5)
+                exposition = requests.get(f"{url}/metrics", timeout=5).text
+            finally:
+                service.stop.set()
+                runner.join(60)
+                server.shutdown()
+                store.close()
+    assert not runner.is_alive()  # stopped after the batch in flight
+    assert health.status_code == 200 and set(health.json()["portals"]) == {"alpha", "beta"}
+    assert 'leadsync_runs_total{kind="incremental",portal="alpha",status="ok"}' in exposition
+    assert "leadsync_last_success_timestamp_seconds" in exposition and "leadsync_api_calls" in exposition
+    problems = [e for e in logs if e["event"] == "config_error"]
+    assert problems and all("broken.yaml" in e["file"] for e in problems)
+    assert {e["portal"] for e in logs if e["event"] == "lease_released"} == {"alpha", "beta"}
+
+
+def run_service(folder: Path, db: str, token: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LEADSYNC_SERVICE_TOKEN": token}
+    command = [sys.executable, "-m", "sync", "run", "--config-dir", str(folder), "--db", db, "--listen", "off",
+               "--lease-ttl", "4", "--log-format", "json"]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def events(log: Path) -> list[dict[str, Any]]:
+    found = []
+    for line in log.read_text().splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+@pytest.mark.postgres
+def test_two_replicas_share_three_portals_and_one_takes_over_when_the_other_dies(
+    tmp_path: Path,
+    pg_schema_url: str,  # noqa: F811 - the fixture
+) -> None:
+    with sandboxes(3) as boxes:
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        for i, box in enumerate(boxes):
+            portal_file(folder, f"p{i}", 7000 + i, box, every="1s")
+        logs = [tmp_path / "one.log", tmp_path / "two.log"]
+        procs = [run_service(folder, pg_schema_url, boxes[0].token, log) for log in logs]
+        try:
+            # Both replicas run; every portal gets synced, each by exactly one replica at a time.
+            wait_for(
+                lambda: (
+                    len({e["portal"] for log in logs for e in events(log) if e.get("event") == "run_finished"}) == 3
+                ),
+                90,
+            )
+            owners = {
+                e["portal"]: i for i, log in enumerate(logs) for e in events(log) if e.get("event") == "lease_acquired"
+            }
+            assert set(owners) == {"p0", "p1", "p2"}
+            time.sleep(3)
+            for i, log in enumerate(logs):
+                ran = {e["portal"] for e in events(log) if e.get("event") == "run_started"}
+                assert ran <= {p for p, owner in owners.items() if owner == i}, (i, ran, owners)
+            # Kill the replica holding the most portals; the other takes them over within a minute.
+            victim = max((0, 1), key=lambda i: sum(1 for owner in owners.values() if owner == i))
+            os.killpg(procs[victim].pid, signal.SIGKILL)
+            procs[victim].wait(10)
+            killed_at = time.monotonic()
+            survivor = logs[1 - victim]
+            orphaned = {p for p, owner in owners.items() if owner == victim}
+
+            def taken_over() -> bool:
+                took = {e["portal"] for e in events(survivor) if e.get("event") == "lease_acquired"}
+                ran = {e["portal"] for e in events(survivor) if e.get("event") == "run_finished"}
+                return orphaned <= took and orphaned <= ran
+
+            wait_for(taken_over, 60)
+            assert time.monotonic() - killed_at < 60
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                proc.wait(60)
+        survivor_proc = procs[1 - victim]
+        assert survivor_proc.returncode == 0  # SIGTERM: finished the batch in flight, exited cleanly
