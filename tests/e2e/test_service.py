@@ -173,3 +173,25 @@ def test_two_replicas_share_three_portals_and_one_takes_over_when_the_other_dies
                 proc.wait(60)
         survivor_proc = procs[1 - victim]
         assert survivor_proc.returncode == 0  # SIGTERM: finished the batch in flight, exited cleanly
+
+
+def test_a_reload_picks_up_a_new_portal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with sandboxes(2) as (a, b):
+        monkeypatch.setenv("LEADSYNC_SERVICE_TOKEN", a.token)
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        portal_file(folder, "alpha", 7000, a)
+        store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        service = Service(folder, store, open_portal, lease_ttl_s=6, jitter_s=0)
+        runner = threading.Thread(target=service.serve, kwargs={"install_signals": False})
+        runner.start()
+        try:
+            wait_for(lambda: store.last_runs(7000, 1), 60)
+            portal_file(folder, "beta", 7001, b)
+            service.reload.set()  # what SIGHUP does
+            wait_for(lambda: store.last_runs(7001, 1) and store.last_runs(7001, 1)[0].status == "ok", 60)
+        finally:
+            service.stop.set()
+            runner.join(60)
+            store.close()
+    assert set(service.portals) == {"alpha", "beta"}
