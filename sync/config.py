@@ -289,6 +289,7 @@ class PortalConfig(_Model):
     exclusions: list[ExclusionModel] = []
     exclusion_action: Literal["skip", "zero"] = "skip"
     free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
+    log_emails: bool = Field(False, description="put contacts' email addresses in the logs (hashed otherwise)")
     model: ModelModel | None = None
     models: list[ModelModel] | None = None
 

@@ -16,25 +16,24 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 _SECRET_KEYS = frozenset({"token", "access_token", "authorization", "password", "secret"})
-_EMAIL_KEYS = frozenset({"email", "recipient"})
 
 
-def _redact(log_emails: bool) -> structlog.types.Processor:
-    def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        for key in list(event):
-            lowered = key.lower()
-            if lowered in _SECRET_KEYS:
-                event[key] = "[redacted]"
-            elif lowered in _EMAIL_KEYS and not log_emails and isinstance(event[key], str):
-                event[key] = "sha256:" + hashlib.sha256(event[key].strip().lower().encode()).hexdigest()[:16]
-        return event
-
-    return redact
+def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A last line of defence: a field named like a secret is never printed."""
+    for key in list(event):
+        if key.lower() in _SECRET_KEYS:
+            event[key] = "[redacted]"
+    return event
 
 
-def configure_logging(
-    *, json: bool = True, level: str = "info", log_emails: bool = False, stream: TextIO | None = None
-) -> None:
+def email_for_log(email: str, allowed: bool) -> str:
+    """An address as the portal's config allows it in logs: as is, or a stable hash to correlate by."""
+    if allowed or not email:
+        return email
+    return "sha256:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
+
+
+def configure_logging(*, json: bool = True, level: str = "info", stream: TextIO | None = None) -> None:
     """Route structlog to `stream` (stdout) as JSON lines, or as readable lines on a terminal."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -44,7 +43,7 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact(log_emails),
+            redact_secrets,
             structlog.processors.format_exc_info,
             renderer,
         ],

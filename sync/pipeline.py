@@ -25,6 +25,7 @@ from sync.core.planning import plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
 from sync.errors import FatalError, PausedError, SyncError
+from sync.observability import email_for_log
 from sync.ports import (
     Clock,
     CrmSource,
@@ -307,7 +308,7 @@ class Cycle:
                 self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
                 continue
             self.summary.add("scored")
-            self._note_result(result)
+            self._note_result(result, contact.email)
             model = self._model(result)
             if model is None:
                 continue
@@ -360,6 +361,8 @@ class Cycle:
         dead: dict[str, DeadLetter] = {d.contact_id: d for d in (*outcome.dead, *staged.dead)}
         applied = [p for cid, p in by_id.items() if cid not in dead]
         store.complete_writes(pid, self.run_id, applied, list(dead.values()), cursor)
+        emails = {c.id: c.email for c in store.get_contacts(pid, list(by_id))} if applied else {}
+        allowed = portal.config.log_emails
         for write in applied:
             self.summary.add("written")
             if write.history is not None:
@@ -367,6 +370,7 @@ class Cycle:
                 self.log.info(
                     "score_changed",
                     contact_id=h.contact_id,
+                    email=email_for_log(emails.get(h.contact_id, ""), allowed),
                     old_score=h.old_score,
                     new_score=h.new_score,
                     grade=h.grade,
@@ -391,10 +395,15 @@ class Cycle:
                 return model
         return None
 
-    def _note_result(self, result: ScoreResult) -> None:
+    def _note_result(self, result: ScoreResult, email: str) -> None:
         if result.excluded:
             self.summary.add("excluded")
-            self.log.info("contact_excluded", contact_id=result.contact_id, reason=result.exclusion_reason)
+            self.log.info(
+                "contact_excluded",
+                contact_id=result.contact_id,
+                email=email_for_log(email, self.portal.config.log_emails),
+                reason=result.exclusion_reason,
+            )
         if result.holdout:
             self.summary.add("holdout")
 
