@@ -353,23 +353,11 @@ def _properties_read(spec: RuleSetSpec) -> set[str]:
 
 
 def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:
-    conditions: list[Condition] = [e.condition for e in spec.exclusions]
-    kinds: set[str] = set()
+    kinds = {k for c in _all_conditions(spec) for k in event_kinds(c)}
     for model in spec.models:
-        conditions += [r.condition for r in model.lifecycle.rules]
-        if model.segment is not None:
-            conditions.append(model.segment)
-        for rule in (*model.fit.rules, *model.engagement.rules):
-            if rule.when is not None:
-                conditions.append(rule.when)
-            if isinstance(rule, EventRule):
-                kinds.add(rule.filter.kind)
-            elif isinstance(rule, ConditionRule):
-                conditions.append(rule.condition)
+        kinds.update(r.filter.kind for r in (*model.fit.rules, *model.engagement.rules) if isinstance(r, EventRule))
         if model.decay is not None:
             kinds |= model.decay.events
-    for cond in conditions:
-        kinds |= event_kinds(cond)
     return frozenset(kinds)
 
 

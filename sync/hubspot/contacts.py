@@ -8,7 +8,7 @@ bad contact never holds back 99 good ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from hubspot.crm.contacts import (
@@ -107,32 +107,28 @@ class Contacts:
         cursor = since_ms
         given_at_cursor: set[str] = set()  # ids already given whose lastmodifieddate == cursor
         while True:
-            after, window_ts, last_ts, last_ids = 0, set(), cursor, set(given_at_cursor)
-            while True:
-                body = self._search(
-                    [Filter(property_name=LAST_MODIFIED, operator="GTE", value=str(cursor))], LAST_MODIFIED, after
-                )
-                results = body.get("results") or []
+            window_ts: set[int] = set()
+            last_ts, last_ids = cursor, set(given_at_cursor)
+
+            def keep(
+                results: list[Any], seen: set[int] = window_ts, at: int = cursor, given: set[str] = given_at_cursor
+            ) -> list[Any]:
+                nonlocal last_ts, last_ids
                 fresh = []
                 for raw in results:
-                    ts = _modified_ms(raw)
-                    window_ts.add(ts)
-                    cid = str(raw.get("id"))
-                    if ts == cursor and cid in given_at_cursor:
+                    ts, cid = _modified_ms(raw), str(raw.get("id"))
+                    seen.add(ts)
+                    if ts == at and cid in given:
                         continue
                     if ts != last_ts:
                         last_ts, last_ids = ts, set()
                     last_ids.add(cid)
                     fresh.append(raw)
-                nxt = _next_after(body)
-                yield self._page(fresh, nxt)
-                if nxt is None:
-                    if not self._cut_by_cap(body, after, results):
-                        return
-                    break
-                after = int(nxt)
-                if after >= self.search_cap:
-                    break
+                return fresh
+
+            since = [Filter(property_name=LAST_MODIFIED, operator="GTE", value=str(cursor))]
+            if not (yield from self._window(since, LAST_MODIFIED, keep)):
+                return
             if len(window_ts) == 1:
                 (shared,) = window_ts
                 yield from self._same_timestamp(shared, skip=last_ids if shared == last_ts else set())
@@ -140,34 +136,41 @@ class Contacts:
             else:
                 cursor, given_at_cursor = last_ts, last_ids
 
-    def _cut_by_cap(self, body: dict[str, Any], after: int, results: list[Any]) -> bool:
-        """Whether a last page ended at the result cap rather than at the end of the matches."""
-        total = body.get("total")
-        return isinstance(total, int) and total > after + len(results) and after + len(results) >= self.search_cap
+    def _window(
+        self, filters: list[Filter], sort: str, keep: Callable[[list[Any]], list[Any]]
+    ) -> Generator[ContactPage, None, bool]:
+        """The pages of one search query, what `keep` keeps of each; returns whether the result cap cut it short."""
+        after = 0
+        while True:
+            body = self._search(filters, sort, after)
+            results = body.get("results") or []
+            nxt = _next_after(body)
+            yield self._page(keep(results), nxt)
+            if nxt is None:
+                total = body.get("total")  # without a next link, only the total tells a cut from the end
+                return isinstance(total, int) and total > after + len(results) >= self.search_cap
+            after = int(nxt)
+            if after >= self.search_cap:
+                return True
 
     def _same_timestamp(self, ts: int, skip: set[str]) -> Iterator[ContactPage]:
         """All contacts with lastmodifieddate == ts, paged by hs_object_id (past the 10k cap too)."""
         floor = highest = 0
+
+        def keep(results: list[Any]) -> list[Any]:
+            nonlocal highest
+            if results:
+                highest = max(highest, *(int(r.get("id")) for r in results))
+            return [r for r in results if str(r.get("id")) not in skip]
+
         while True:
-            after = 0
-            while True:
-                filters = [  # the floor stays fixed for one query; it moves only when the query restarts
-                    Filter(property_name=LAST_MODIFIED, operator="EQ", value=str(ts)),
-                    Filter(property_name=OBJECT_ID, operator="GT", value=str(floor)),
-                ]
-                body = self._search(filters, OBJECT_ID, after)
-                results = body.get("results") or []
-                if results:
-                    highest = max(highest, *(int(r.get("id")) for r in results))
-                nxt = _next_after(body)
-                yield self._page([r for r in results if str(r.get("id")) not in skip], nxt)
-                if nxt is None:
-                    if not self._cut_by_cap(body, after, results):
-                        return
-                    break
-                after = int(nxt)
-                if after >= self.search_cap:
-                    break
+            # The floor stays fixed for one query; it moves only when the query restarts.
+            filters = [
+                Filter(property_name=LAST_MODIFIED, operator="EQ", value=str(ts)),
+                Filter(property_name=OBJECT_ID, operator="GT", value=str(floor)),
+            ]
+            if not (yield from self._window(filters, OBJECT_ID, keep)):
+                return
             floor = highest
 
     def read(self, ids: Sequence[str], by_email: bool = False) -> list[Contact]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync.core.rules import STANDARD_STAGE_ORDER
 from sync.sandbox.wire import JsonObject, bad_request, iso_ms, parse_ms
 
 TYPES = {
@@ -26,16 +27,8 @@ TYPES = {
 }
 MAX_STRING = 65_536
 
-# Forward order of the internal lifecycle stage values; `other` stands outside it.
-LIFECYCLE_ORDER = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-)
+# Forward order of the internal lifecycle stage values (HubSpot's, as the engine knows them); `other` stands outside.
+LIFECYCLE_ORDER = STANDARD_STAGE_ORDER
 LIFECYCLE_STAGE = "lifecyclestage"
 OBJECT_ID = "hs_object_id"
 CREATE_DATE = "createdate"
