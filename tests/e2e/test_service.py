@@ -136,12 +136,12 @@ def test_two_replicas_share_three_portals_and_one_takes_over_when_the_other_dies
         procs = [run_service(folder, pg_schema_url, boxes[0].token, log) for log in logs]
         try:
             # Both replicas run; every portal gets synced, each by exactly one replica at a time.
-            wait_for(
-                lambda: (
-                    len({e["portal"] for log in logs for e in events(log) if e.get("event") == "run_finished"}) == 3
-                ),
-                90,
-            )
+            def all_synced() -> bool:
+                for proc, log in zip(procs, logs, strict=True):
+                    assert proc.poll() is None, f"a replica exited early:\n{log.read_text()[-2000:]}"
+                return len({e["portal"] for log in logs for e in events(log) if e.get("event") == "run_finished"}) == 3
+
+            wait_for(all_synced, 90)
             owners = {
                 e["portal"]: i for i, log in enumerate(logs) for e in events(log) if e.get("event") == "lease_acquired"
             }
