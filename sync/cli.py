@@ -177,6 +177,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sync.demo import run_demo
+
+    configure_quiet = args.log_format is None
+    if configure_quiet:
+        from sync.observability import configure_logging
+
+        configure_logging(json=False, level="error", stream=sys.stderr)
+    else:
+        _logging(args)
+    summary = run_demo(Path(args.config), args.contacts, args.seed, Console())
+    return EXIT_OK if summary.status == "ok" else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadsync",
@@ -252,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["json", "console"], help="default: console on a terminal, else json")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo",
+        help="sync a synthetic sandbox portal and show what was written",
+        description="Start the local HubSpot sandbox with a synthetic portal, run a real full sync against it "
+        "(SQLite state in a temporary folder) and show what leadsync wrote.",
+    )
+    demo.add_argument("--config", default="config/portals/example.yaml", metavar="C", help="portal config to use")
+    demo.add_argument("--contacts", type=int, default=2000, metavar="N", help="portal size (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=1, help="synthetic portal seed")
+    demo.add_argument("--log-format", choices=["json", "console"], help="show the sync's log events too")
+    demo.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    demo.set_defaults(func=cmd_demo)
 
     from sync.sandbox.cli import add_sandbox_command
 

@@ -30,7 +30,6 @@ from sync.ports import (
     Clock,
     CrmSource,
     CrmWriter,
-    DeadLetter,
     HistoryRow,
     PendingWrite,
     PropertySpec,
@@ -47,6 +46,8 @@ LOOKBACK_MS = 120_000  # search indexing lags a little; a small overlap is re-re
 EVENTS_LOOKBACK_MS = 3_600_000
 CONTACTS_CURSOR = "contacts_modified_ms"
 BACKFILL_CURSOR = "contacts_backfill_after"
+BACKFILL_STARTED = "contacts_backfill_started_ms"  # the first run of a (resumed) backfill
+EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were rescored by a completed run
 EVENTS_CURSOR = "email_events_ms"
 FORM_CURSOR = "form_submissions_ms:"
 LIFECYCLE_STAGE = "lifecyclestage"
@@ -153,9 +154,16 @@ class Cycle:
             now_ms = int(started.timestamp() * 1000)
             self._load_lists()
             event_emails = self._pull_events(now_ms)  # first, so the scores below count them
-            scored = self._contacts(now_ms)
-            if not self.stop.is_set():
+            scored, backfilled = self._contacts(now_ms)
+            if not self.stop.is_set() and not backfilled:
+                # New events, and events stored by a run that did not get to score their contacts.
+                since = int(store.get_cursor(portal.id, EVENTS_SCORED) or 0)
+                event_emails |= set(store.emails_with_events_since(portal.id, max(0, since - EVENTS_LOOKBACK_MS)))
                 self._contacts_with_new_events(event_emails, scored, now_ms)
+            if self.stop.is_set():
+                self.summary.status = "interrupted"
+            else:
+                store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
         except PausedError as exc:
             self.summary.status, self.summary.error = "paused", str(exc)
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
@@ -165,6 +173,9 @@ class Cycle:
         except SyncError as exc:
             self.summary.status, self.summary.error = "failed", str(exc)
             self.log.error("run_failed", error=str(exc), error_type=type(exc).__name__)
+        except Exception as exc:
+            self.summary.status, self.summary.error = "failed", f"{type(exc).__name__}: {exc}"
+            raise  # recorded as failed below; the job boundary logs it
         finally:
             self._count_calls(calls_before)
             self.summary.counts["duration_ms"] = int((time.monotonic() - began) * 1000)
@@ -192,9 +203,9 @@ class Cycle:
 
     # -- contacts, a page at a time: store, score, write, checkpoint --
 
-    def _contacts(self, now_ms: int) -> set[str]:
+    def _contacts(self, now_ms: int) -> tuple[set[str], bool]:
         """Process changed contacts page by page (all of them on a full or first run, every stored one on a
-        rescore); returns the ids scored when that set stays small (incremental runs)."""
+        rescore). Returns the ids scored (kept on incremental runs only) and whether this was a backfill."""
         portal, store, pid = self.portal, self.portal.store, self.portal.id
         scored: set[str] = set()
         done = 0
@@ -203,35 +214,40 @@ class Cycle:
                 self._batch(ids, now_ms)
                 done += len(ids)
                 if self._tick(done):
-                    return scored
-            return scored
+                    break
+            return scored, False
         if self.kind == "full" or store.get_cursor(pid, CONTACTS_CURSOR) is None:
-            for page in portal.source.contact_pages(store.get_cursor(pid, BACKFILL_CURSOR) or None):
+            after = store.get_cursor(pid, BACKFILL_CURSOR) or None
+            if after is None:
+                store.set_cursor(pid, BACKFILL_STARTED, str(now_ms))
+            for page in portal.source.contact_pages(after):
                 self._keep(page.contacts, page.problems)
                 self._batch([c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or ""))
                 done += len(page.contacts)
                 if self._tick(done):
-                    return scored  # the backfill cursor resumes it
-            # Done: from here on, increments from the run's start (an overlap re-reads a little, idempotently).
-            store.set_cursor(pid, CONTACTS_CURSOR, str(now_ms - LOOKBACK_MS))
+                    return scored, True  # the backfill cursor resumes it
+            # Done: from here on, increments from when the backfill began (an overlap is re-read, idempotently).
+            began = int(store.get_cursor(pid, BACKFILL_STARTED) or now_ms)
+            store.set_cursor(pid, CONTACTS_CURSOR, str(min(began, now_ms) - LOOKBACK_MS))
             store.set_cursor(pid, BACKFILL_CURSOR, "")
-            return scored
+            return scored, True
         since = int(store.get_cursor(pid, CONTACTS_CURSOR) or 0)
         newest = since
-        for page in portal.source.contacts_changed_since(max(0, since - LOOKBACK_MS)):
+        for page in portal.source.contacts_changed_since(max(0, since - LOOKBACK_MS), now_ms):
             self._keep(page.contacts, page.problems)
-            if page.max_modified_ms is not None:
-                # Never past the run's start: a contact changed during the run is read again next time.
-                newest = min(max(newest, page.max_modified_ms), now_ms)
             ids = [c.id for c in page.contacts]
             for start in range(0, len(ids), BATCH):
+                last = start + BATCH >= len(ids)
+                if last and page.max_modified_ms is not None:
+                    # Only once the whole page is done may the cursor pass its newest time.
+                    newest = min(max(newest, page.max_modified_ms), now_ms)
                 self._batch(ids[start : start + BATCH], now_ms, cursor=(CONTACTS_CURSOR, str(newest)))
-            scored.update(ids)
-            done += len(ids)
+            scored.update(c.id for c in page.contacts)
+            done += len(page.contacts)
             if self._tick(done):
-                return scored
+                return scored, False
         store.set_cursor(pid, CONTACTS_CURSOR, str(newest))
-        return scored
+        return scored, False
 
     def _contacts_with_new_events(self, emails: set[str], scored: set[str], now_ms: int) -> None:
         """Contacts whose only change is a new event: found by email in the store."""
@@ -358,9 +374,19 @@ class Cycle:
         stages = [StageChange(p.contact_id, p.stage, clear_first=True) for p in pending if p.stage]
         outcome = portal.writer.update_contacts(updates)
         staged = portal.writer.set_stages(stages)
-        dead: dict[str, DeadLetter] = {d.contact_id: d for d in (*outcome.dead, *staged.dead)}
-        applied = [p for cid, p in by_id.items() if cid not in dead]
-        store.complete_writes(pid, self.run_id, applied, list(dead.values()), cursor)
+        props_dead = {d.contact_id for d in outcome.dead}
+        stage_dead = {d.contact_id for d in staged.dead}
+        dead = [*outcome.dead, *staged.dead]
+        applied: list[PendingWrite] = []
+        for cid, write in by_id.items():
+            if cid in props_dead:
+                continue
+            if cid not in stage_dead:
+                applied.append(write)
+            elif write.properties:
+                # The properties are in HubSpot: record them (and their history); the stage is its own dead letter.
+                applied.append(PendingWrite(cid, write.properties, None, write.history))
+        store.complete_writes(pid, self.run_id, applied, dead, cursor)
         emails = {c.id: c.email for c in store.get_contacts(pid, list(by_id))} if applied else {}
         allowed = portal.config.log_emails
         for write in applied:
@@ -377,7 +403,7 @@ class Cycle:
                     stage=h.stage,
                     reasons=h.reasons,
                 )
-        for letter in dead.values():
+        for letter in dead:
             self.summary.add("dead_lettered")
             self.log.error("dead_letter", contact_id=letter.contact_id, reason=letter.reason, status=letter.status)
 

@@ -48,6 +48,7 @@ class Held:
     file: Path
     lock: threading.Lock = field(default_factory=threading.Lock)  # one cycle at a time per portal
     leased: bool = False
+    running: threading.Event | None = None  # the stop flag of the cycle in flight
 
 
 class Service:
@@ -73,7 +74,10 @@ class Service:
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.portals: dict[str, Held] = {}
-        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC)
+        # Leases renew on a thread of their own: busy cycles must never delay a renewal past its expiry.
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers), "leases": ThreadPoolExecutor(1)}, timezone=UTC
+        )
         self.log = log.bind(holder=self.holder)
 
     # -- portals --
@@ -149,12 +153,16 @@ class Service:
             elif had and not held.leased:
                 self.log.warning("lease_lost", portal=name)
                 self.metrics.leased.labels(portal=name).set(0)
+                if held.running is not None:
+                    held.running.set()  # another replica owns it now: stop after the batch in flight
 
     def _release(self, held: Held) -> None:
         if held.leased:
             self.store.release_lease(held.portal.id, self.holder)
             held.leased = False
-            self.log.info("lease_released", portal=held.portal.config.portal.name)
+            name = held.portal.config.portal.name
+            self.metrics.leased.labels(portal=name).set(0)
+            self.log.info("lease_released", portal=name)
 
     # -- running --
 
@@ -163,16 +171,23 @@ class Service:
         held = self.portals.get(name)
         if held is None or not held.leased or self.stop.is_set():
             return
-        if not held.lock.acquire(blocking=False):
-            return  # a cycle of this portal is still running
+        # A rescore waits for a running incremental (it must not be dropped for the night); an incremental
+        # that finds a cycle running is skipped, the next one comes soon.
+        if not held.lock.acquire(blocking=kind == "rescore", timeout=3600 if kind == "rescore" else -1):
+            return
+        portal = held.portal  # the object this cycle runs with, even if a reload replaces it meanwhile
+        stop = threading.Event()
+        held.running = stop
         try:
-            summary = Cycle(held.portal, kind, stop=self.stop).run()
-            portal = held.portal
+            if not held.leased:
+                return
+            summary = Cycle(portal, kind, stop=stop).run()
             self.metrics.record(name, kind, summary.status, summary.counts, portal.api_calls(), portal.headroom())
         except Exception as exc:  # the job boundary: a failing portal never stops the others
-            self.metrics.record(name, kind, "failed", {}, held.portal.api_calls())
+            self.metrics.record(name, kind, "failed", {}, portal.api_calls())
             self.log.exception("run_crashed", portal=name, kind=kind, error=f"{type(exc).__name__}: {exc}")
         finally:
+            held.running = None
             held.lock.release()
 
     def serve(self, poll_s: float = 0.5, install_signals: bool = True) -> int:
@@ -182,7 +197,11 @@ class Service:
             signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
         self.load()
         self.scheduler.add_job(
-            self.keep_leases, IntervalTrigger(seconds=max(1.0, self.lease_ttl_s / 3)), id="leases", max_instances=1
+            self.keep_leases,
+            IntervalTrigger(seconds=max(1.0, self.lease_ttl_s / 3)),
+            id="leases",
+            max_instances=1,
+            executor="leases",
         )
         self.scheduler.start()
         self.keep_leases()
@@ -194,6 +213,9 @@ class Service:
                 self.load()
                 self.keep_leases()
         self.log.info("service_stopping")
+        for held in self.portals.values():
+            if held.running is not None:
+                held.running.set()
         self.scheduler.shutdown(wait=True)  # running cycles stop after the batch in flight
         for held in self.portals.values():
             self._release(held)

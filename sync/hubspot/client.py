@@ -95,13 +95,16 @@ class HubSpotClient:
             self.limiter.acquire(search=search)
             try:
                 raw = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+                data = raw.data  # read inside: a reset while reading the body is a passing fault too
             except SDK_ERRORS as exc:
-                headers = dict(exc.headers or {})
-                raise self._failed(endpoint, int(exc.status or 0), exc.body, headers) from exc
-            except urllib3.exceptions.HTTPError as exc:
+                if not exc.status:  # the SDK turns TLS errors into status 0: no answer at all
+                    self.calls[(endpoint, 0)] += 1
+                    raise TransientError(endpoint, 0, f"no answer: {exc.reason}") from exc
+                raise self._failed(endpoint, int(exc.status), exc.body, dict(exc.headers or {})) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
                 self.calls[(endpoint, 0)] += 1
                 raise TransientError(endpoint, 0, f"no answer: {type(exc).__name__}") from exc
-            return self._ok(endpoint, raw.status, dict(raw.headers), raw.data)
+            return self._ok(endpoint, raw.status, dict(raw.headers), data)
 
         return self.call(once)
 
@@ -113,7 +116,7 @@ class HubSpotClient:
             self.limiter.acquire()
             try:
                 raw = self.session.get(f"{self.base_url}{path}", params=dict(params), timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 self.calls[(endpoint, 0)] += 1
                 raise TransientError(endpoint, 0, f"no answer: {type(exc).__name__}") from exc
             if not 200 <= raw.status_code <= 299:

@@ -8,7 +8,7 @@ bad contact never holds back 99 good ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hubspot.crm.contacts import (
@@ -30,7 +30,6 @@ from sync.ports import ContactPage, DeadLetter, WriteOutcome
 LIST_PAGE = 100  # the list endpoint's maximum
 SEARCH_PAGE = 200  # the search endpoint's maximum
 BATCH = 100  # batch read and update maximum
-SEARCH_CAP = 10_000  # a search returns at most 10,000 results; paging past that is a 400
 RETRIABLE_ITEM_CATEGORIES = frozenset({"RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
 
 
@@ -45,7 +44,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 class Contacts:
     search_page = SEARCH_PAGE
-    search_cap = SEARCH_CAP
 
     def __init__(self, client: HubSpotClient, properties: Sequence[str]) -> None:
         self.client = client
@@ -97,81 +95,54 @@ class Contacts:
         )
         return response.body or {}
 
-    def changed_since(self, since_ms: int) -> Iterator[ContactPage]:
-        """Contacts whose lastmodifieddate is at or after `since_ms`, in that order, each once.
+    def changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]:
+        """Contacts whose lastmodifieddate is at or after `since_ms` (and at or before `until_ms`), in that
+        order, each once.
 
-        A search stops at 10,000 results: the query restarts from the last timestamp seen,
-        skipping the contacts of that timestamp it already gave. When the whole window shares
-        one timestamp (bulk imports do that), that timestamp is paged by hs_object_id instead.
+        Keyset paging: every request starts again from the last timestamp given (skipping the contacts
+        of that timestamp already given) instead of paging by offset. Writes made while reading move
+        contacts out of the result set, which would shift offsets over contacts not yet read; and no
+        query ever reaches the 10,000-result cap. When a whole page shares one timestamp (bulk imports
+        do that), that timestamp is paged by hs_object_id.
         """
         cursor = since_ms
-        given_at_cursor: set[str] = set()  # ids already given whose lastmodifieddate == cursor
+        given: set[str] = set()  # ids already given whose lastmodifieddate == cursor
         while True:
-            window_ts: set[int] = set()
-            last_ts, last_ids = cursor, set(given_at_cursor)
-
-            def keep(
-                results: list[Any], seen: set[int] = window_ts, at: int = cursor, given: set[str] = given_at_cursor
-            ) -> list[Any]:
-                nonlocal last_ts, last_ids
-                fresh = []
-                for raw in results:
-                    ts, cid = _modified_ms(raw), str(raw.get("id"))
-                    seen.add(ts)
-                    if ts == at and cid in given:
-                        continue
-                    if ts != last_ts:
-                        last_ts, last_ids = ts, set()
-                    last_ids.add(cid)
-                    fresh.append(raw)
-                return fresh
-
-            since = [Filter(property_name=LAST_MODIFIED, operator="GTE", value=str(cursor))]
-            if not (yield from self._window(since, LAST_MODIFIED, keep)):
+            filters = [Filter(property_name=LAST_MODIFIED, operator="GTE", value=str(cursor))]
+            if until_ms is not None:
+                filters.append(Filter(property_name=LAST_MODIFIED, operator="LTE", value=str(until_ms)))
+            results = self._search(filters, LAST_MODIFIED, 0).get("results") or []
+            if not results:
                 return
-            if len(window_ts) == 1:
-                (shared,) = window_ts
-                yield from self._same_timestamp(shared, skip=last_ids if shared == last_ts else set())
-                cursor, given_at_cursor = shared + 1, set()
-            else:
-                cursor, given_at_cursor = last_ts, last_ids
-
-    def _window(
-        self, filters: list[Filter], sort: str, keep: Callable[[list[Any]], list[Any]]
-    ) -> Generator[ContactPage, None, bool]:
-        """The pages of one search query, what `keep` keeps of each; returns whether the result cap cut it short."""
-        after = 0
-        while True:
-            body = self._search(filters, sort, after)
-            results = body.get("results") or []
-            nxt = _next_after(body)
-            yield self._page(keep(results), nxt)
-            if nxt is None:
-                total = body.get("total")  # without a next link, only the total tells a cut from the end
-                return isinstance(total, int) and total > after + len(results) >= self.search_cap
-            after = int(nxt)
-            if after >= self.search_cap:
-                return True
+            stamped = [(_modified_ms(raw), str(raw.get("id")), raw) for raw in results]
+            fresh = [raw for ts, cid, raw in stamped if not (ts == cursor and cid in given)]
+            if not fresh:
+                # A full page on one timestamp, all given already: page that timestamp by id.
+                yield from self._same_timestamp(cursor, skip=given)
+                cursor, given = cursor + 1, set()
+                continue
+            yield self._page(fresh, None)
+            last = stamped[-1][0]
+            at_last = {cid for ts, cid, _ in stamped if ts == last}
+            cursor, given = last, (given | at_last) if last == cursor else at_last
+            if len(results) < self.search_page:
+                return
 
     def _same_timestamp(self, ts: int, skip: set[str]) -> Iterator[ContactPage]:
-        """All contacts with lastmodifieddate == ts, paged by hs_object_id (past the 10k cap too)."""
-        floor = highest = 0
-
-        def keep(results: list[Any]) -> list[Any]:
-            nonlocal highest
-            if results:
-                highest = max(highest, *(int(r.get("id")) for r in results))
-            return [r for r in results if str(r.get("id")) not in skip]
-
+        """All contacts with lastmodifieddate == ts, keyset-paged by hs_object_id."""
+        floor = 0
         while True:
-            # The floor stays fixed for one query; it moves only when the query restarts.
             filters = [
                 Filter(property_name=LAST_MODIFIED, operator="EQ", value=str(ts)),
                 Filter(property_name=OBJECT_ID, operator="GT", value=str(floor)),
             ]
-            if not (yield from self._window(filters, OBJECT_ID, keep)):
+            results = self._search(filters, OBJECT_ID, 0).get("results") or []
+            if not results:
                 return
-            floor = highest
+            yield self._page([r for r in results if str(r.get("id")) not in skip], None)
+            floor = max(int(r.get("id")) for r in results)
+            if len(results) < self.search_page:
+                return
 
     def read(self, ids: Sequence[str], by_email: bool = False) -> list[Contact]:
         """Contacts by id (or by email); unknown ones are simply absent."""
@@ -270,6 +241,8 @@ class Contacts:
         """
         outcome = WriteOutcome()
         clears = [c for c in changes if c.clear_first]
+        # Read the stages first: should the set fail after the clear, the old stage goes back.
+        before = {c.id: c.lifecycle_stage for c in self.read([c.contact_id for c in clears])} if clears else {}
         cleared = self.update([PropertyUpdate(c.contact_id, {LIFECYCLE_STAGE: ""}) for c in clears])
         outcome.dead += cleared.dead
         outcome.calls += cleared.calls
@@ -277,6 +250,11 @@ class Contacts:
         todo = [c for c in changes if c.contact_id not in blocked]
         written = self.update([PropertyUpdate(c.contact_id, {LIFECYCLE_STAGE: c.stage}) for c in todo])
         outcome.add(written)
+        failed_after_clear = [d.contact_id for d in written.dead if before.get(d.contact_id)]
+        if failed_after_clear:
+            restored = self.update([PropertyUpdate(cid, {LIFECYCLE_STAGE: before[cid]}) for cid in failed_after_clear])
+            outcome.calls += restored.calls
+            outcome.dead += restored.dead  # could not even restore: reported, never silent
         wanted = {c.contact_id: c.stage for c in clears if c.contact_id in set(written.applied)}
         if wanted:
             for contact in self.read(list(wanted)):

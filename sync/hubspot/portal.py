@@ -42,8 +42,8 @@ class HubSpotPortal:
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return self.contacts.pages(after)
 
-    def contacts_changed_since(self, since_ms: int) -> Iterator[ContactPage]:
-        return self.contacts.changed_since(since_ms)
+    def contacts_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]:
+        return self.contacts.changed_since(since_ms, until_ms)
 
     def read_contacts(self, ids: Sequence[str]) -> list[Contact]:
         return self.contacts.read(ids)

@@ -105,8 +105,14 @@ class SqlStateStore:
             index_elements=[schema.contacts.c.portal_id, schema.contacts.c.id],
             set_={name: stmt.excluded[name] for name in updated},
         )
+        written = schema.written_values
         with self._writer.begin() as conn:
             conn.execute(stmt, list(rows.values()))
+            # A contact freshly read from HubSpot shows what HubSpot holds now, our last writes included
+            # (they bumped lastmodifieddate): what we remember writing is superseded, and must not mask an
+            # edit someone made after it.
+            for chunk in _chunks(list(rows), 500):
+                conn.execute(written.delete().where(written.c.portal_id == portal_id, written.c.contact_id.in_(chunk)))
 
     def get_contacts(self, portal_id: int, ids: Sequence[str]) -> list[Contact]:
         """The stored contacts among `ids`, in the order asked; unknown ids are left out."""

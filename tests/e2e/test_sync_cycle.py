@@ -169,3 +169,16 @@ def test_a_stopped_backfill_resumes_where_it_stopped(world: Any) -> None:
     assert partial.counts["pulled"] < 5000
     assert partial.counts["pulled"] + rest.counts["pulled"] >= 5000
     assert leftover_writes(sb, portal) == []
+
+
+def test_an_unexpected_error_records_the_run_as_failed(world: Any) -> None:
+    _, portal, _ = world
+
+    def broken_forms() -> dict[str, str]:
+        raise ConnectionResetError("the network went away")
+
+    portal.source.forms = broken_forms
+    with pytest.raises(ConnectionResetError):
+        Cycle(portal, "full").run()
+    (last,) = portal.store.last_runs(portal.id, 1)
+    assert last.status == "failed" and "ConnectionResetError" in (last.error or "")

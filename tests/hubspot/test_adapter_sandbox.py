@@ -228,3 +228,27 @@ def test_submissions_stop_at_the_checkpoint() -> None:
         checkpoint = stamps[len(stamps) // 2]
         found, _ = hub.form_submissions(form_id, "", checkpoint)
     assert sorted((s.at_ms for s in found), reverse=True) == [t for t in stamps if t >= checkpoint]
+
+
+def test_writing_contacts_during_an_incremental_pull_does_not_make_it_skip_any() -> None:
+    # Writes bump lastmodifieddate; bounded by the run's start, the query's result set does not shift.
+    with connected(generate_portal(1500, 8)) as (_, client):
+        hub = HubSpotPortal(client, READ)
+        hub.ensure_properties("lead_scoring_sync", "Lead scoring", OWNED)
+        until = int(time.time() * 1000)
+        seen: Counter[str] = Counter()
+        for page in hub.contacts_changed_since(0, until):
+            seen.update(c.id for c in page.contacts)
+            hub.update_contacts([PropertyUpdate(c.id, {"ls_score": "7"}) for c in page.contacts])
+    assert len(seen) == 1500 and set(seen.values()) == {1}
+
+
+def test_a_stage_set_that_fails_after_the_clear_puts_the_old_stage_back() -> None:
+    with connected(generate_portal(40, 6)) as (sb, client):
+        hub = HubSpotPortal(client, READ)
+        cid = snapshot(sb)["contacts"][0]["id"]
+        hub.update_contacts([PropertyUpdate(cid, {"lifecyclestage": "salesqualifiedlead"})])
+        outcome = hub.set_stages([StageChange(cid, "not-a-stage", clear_first=True)])
+        final = owned_state(sb)[cid]["lifecyclestage"]
+    assert [d.contact_id for d in outcome.dead] == [cid]
+    assert final == "salesqualifiedlead"

@@ -1,4 +1,4 @@
-"""The incremental pull past the search cap, against a small in-memory search (cap 50, pages of 20).
+"""The incremental pull's keyset paging, against a small in-memory search (pages of 20, a cap of 50).
 
 The sandbox tests do the same at HubSpot's real sizes; this one explores many timestamp layouts fast.
 """
@@ -47,7 +47,7 @@ class FakeSearch:
         for f in req.filter_groups[0].filters:
             value = int(f.value)
             index = 1 if f.property_name == "lastmodifieddate" else 0
-            op = {"GTE": int.__ge__, "GT": int.__gt__, "EQ": int.__eq__}[f.operator]
+            op = {"GTE": int.__ge__, "GT": int.__gt__, "EQ": int.__eq__, "LTE": int.__le__}[f.operator]
             rows = [r for r in rows if op(r[index], value)]
         key = req.sorts[0]["propertyName"]
         rows.sort(key=(lambda r: (r[1], r[0])) if key == "lastmodifieddate" else (lambda r: r[0]))
@@ -65,7 +65,7 @@ class FakeSearch:
 def pull(stamps: dict[int, int], since: int, next_past_cap: bool = True) -> tuple[Counter[str], int]:
     fake = FakeSearch(stamps, next_past_cap)
     contacts = Contacts(fake, [])  # type: ignore[arg-type]
-    contacts.search_cap, contacts.search_page = CAP, PAGE
+    contacts.search_page = PAGE
     seen: Counter[str] = Counter(c.id for page in contacts.changed_since(since) for c in page.contacts)
     return seen, fake.requests
 

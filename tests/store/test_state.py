@@ -335,6 +335,12 @@ def test_written_values_merge_per_property(store: SqlStateStore) -> None:
     assert store.written_values(PORTAL, ["1"]) == {"1": {"lead_score": "30", "lead_grade": "", "lead_reasons": "fit"}}
 
 
+def test_a_contact_read_again_from_hubspot_supersedes_what_we_remember_writing(store: SqlStateStore) -> None:
+    store.complete_writes(PORTAL, "run-1", [pending("1", 10), pending("2", 20)], [])
+    store.upsert_contacts(PORTAL, [contact("1", "a@x.com", lead_score="")])  # someone cleared it in HubSpot
+    assert store.written_values(PORTAL, ["1", "2"]) == {"2": {"lead_score": "20"}}
+
+
 def test_history_lists_a_contacts_changes_oldest_first(store: SqlStateStore) -> None:
     rows = [history("1", 10, None, "run-1"), history("1", 40, 10, "run-2"), history("1", 25, 40, "run-3")]
     for row in rows:  # the clock stands still: the order cannot come from timestamps
