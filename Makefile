@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_NOW := 2026-11-01T12:00:00Z
 
 .PHONY: venv demo test lint typecheck imports unit unit-pure bench clean
 
@@ -18,8 +17,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard sync/core/*.py)
 
 demo: venv
 	$(BIN)/leadsync validate config/portals/example.yaml
-	$(BIN)/leadsync score --config config/portals/example.yaml \
-		--snapshot config/examples/acme-eu.snapshot.json --now $(DEMO_NOW)
+	$(BIN)/leadsync demo --config config/portals/example.yaml
 
 lint: venv
 	$(BIN)/ruff check sync tests bench
