@@ -25,6 +25,9 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
     loaded = load_portal(config_file)
     rules = compile_ruleset(loaded.rules)
     hub = HubSpotPortal.from_config(loaded.config, read_properties(rules), policy)
+    # Start from what this portal already used today (earlier runs, other replicas): the reserve holds.
+    today = datetime.now(UTC).date().isoformat()
+    hub.client.limiter.daily_used = store.add_api_calls(loaded.config.portal.id, today, 0)
     return Portal(
         config=loaded.config,
         rules=rules,

@@ -178,6 +178,9 @@ class Cycle:
             raise  # recorded as failed below; the job boundary logs it
         finally:
             self._count_calls(calls_before)
+            if self.summary.counts.get("api_calls"):
+                # The day's budget is shared by restarts and replicas: keep the count in the store.
+                store.add_api_calls(portal.id, started.date().isoformat(), self.summary.counts["api_calls"])
             self.summary.counts["duration_ms"] = int((time.monotonic() - began) * 1000)
             store.finish_run(self.run_id, self.summary.status, self.summary.counts, self.summary.error)
             self.log.info("run_finished", kind=self.kind, status=self.summary.status, **self.summary.counts)
@@ -253,12 +256,14 @@ class Cycle:
         """Contacts whose only change is a new event: found by email in the store."""
         if not emails or self.kind != "incremental":
             return  # full runs and rescores score every contact anyway
-        found = self.portal.store.contacts_by_email(self.portal.id, sorted(emails))
-        ids = sorted({c.id for c in found} - scored, key=lambda i: (len(i), i))
-        for start in range(0, len(ids), BATCH):
-            self._batch(ids[start : start + BATCH], now_ms)
-            if self.stop.is_set():
-                return
+        ordered = sorted(emails)
+        for chunk in range(0, len(ordered), 10 * BATCH):  # a big send touches many contacts: a slice at a time
+            found = self.portal.store.contacts_by_email(self.portal.id, ordered[chunk : chunk + 10 * BATCH])
+            ids = sorted({c.id for c in found} - scored, key=lambda i: (len(i), i))
+            for start in range(0, len(ids), BATCH):
+                self._batch(ids[start : start + BATCH], now_ms)
+                if self.stop.is_set():
+                    return
 
     def _tick(self, done: int) -> bool:
         if self.progress is not None:

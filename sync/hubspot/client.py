@@ -158,6 +158,7 @@ class HubSpotClient:
             policy = str(body.get("policyName") or "") if isinstance(body, dict) else ""
             if policy == "DAILY":
                 self.log.error("daily_limit_reached", endpoint=endpoint, message=message)
+                self.limiter.daily_used = max(self.limiter.daily_used, self.limiter.budget.daily)  # no more today
                 return DailyLimitError(endpoint, status, message, body)
             if policy == "SECONDLY" or ("secondly limit" in message and "ten" not in message):
                 return RateLimitedError(endpoint, policy or "SECONDLY", message, wait=1.0)

@@ -182,3 +182,11 @@ def test_an_unexpected_error_records_the_run_as_failed(world: Any) -> None:
         Cycle(portal, "full").run()
     (last,) = portal.store.last_runs(portal.id, 1)
     assert last.status == "failed" and "ConnectionResetError" in (last.error or "")
+
+
+def test_a_runs_api_calls_count_towards_the_days_budget_in_the_store(world: Any) -> None:
+    _, portal, clock = world
+    first = Cycle(portal, "full").run()
+    second = Cycle(portal, "incremental").run()
+    day = clock.now().date().isoformat()
+    assert portal.store.add_api_calls(portal.id, day, 0) == first.counts["api_calls"] + second.counts["api_calls"]
