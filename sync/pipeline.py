@@ -47,6 +47,7 @@ EVENTS_LOOKBACK_MS = 3_600_000
 CONTACTS_CURSOR = "contacts_modified_ms"
 BACKFILL_CURSOR = "contacts_backfill_after"
 BACKFILL_STARTED = "contacts_backfill_started_ms"  # the first run of a (resumed) backfill
+BACKFILL_DONE = "done"
 EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were rescored by a completed run
 EVENTS_CURSOR = "email_events_ms"
 FORM_CURSOR = "form_submissions_ms:"
@@ -221,19 +222,21 @@ class Cycle:
             return scored, False
         if self.kind == "full" or store.get_cursor(pid, CONTACTS_CURSOR) is None:
             after = store.get_cursor(pid, BACKFILL_CURSOR) or None
+            if after == BACKFILL_DONE:
+                if store.get_cursor(pid, CONTACTS_CURSOR) is None:
+                    return self._backfill_done(pid, now_ms), True  # stopped right after its last page
+                after = None  # a new full backfill
             if after is None:
                 store.set_cursor(pid, BACKFILL_STARTED, str(now_ms))
             for page in portal.source.contact_pages(after):
                 self._keep(page.contacts, page.problems)
-                self._batch([c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or ""))
+                self._batch(
+                    [c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or BACKFILL_DONE)
+                )
                 done += len(page.contacts)
                 if self._tick(done):
                     return scored, True  # the backfill cursor resumes it
-            # Done: from here on, increments from when the backfill began (an overlap is re-read, idempotently).
-            began = int(store.get_cursor(pid, BACKFILL_STARTED) or now_ms)
-            store.set_cursor(pid, CONTACTS_CURSOR, str(min(began, now_ms) - LOOKBACK_MS))
-            store.set_cursor(pid, BACKFILL_CURSOR, "")
-            return scored, True
+            return self._backfill_done(pid, now_ms), True
         since = int(store.get_cursor(pid, CONTACTS_CURSOR) or 0)
         newest = since
         for page in portal.source.contacts_changed_since(max(0, since - LOOKBACK_MS), now_ms):
@@ -251,6 +254,13 @@ class Cycle:
                 return scored, False
         store.set_cursor(pid, CONTACTS_CURSOR, str(newest))
         return scored, False
+
+    def _backfill_done(self, pid: int, now_ms: int) -> set[str]:
+        """From here on, increments from when the backfill began (an overlap is re-read, idempotently)."""
+        began = int(self.portal.store.get_cursor(pid, BACKFILL_STARTED) or now_ms)
+        self.portal.store.set_cursor(pid, CONTACTS_CURSOR, str(min(began, now_ms) - LOOKBACK_MS))
+        self.portal.store.set_cursor(pid, BACKFILL_CURSOR, BACKFILL_DONE)
+        return set()
 
     def _contacts_with_new_events(self, emails: set[str], scored: set[str], now_ms: int) -> None:
         """Contacts whose only change is a new event: found by email in the store."""
@@ -391,7 +401,8 @@ class Cycle:
             elif write.properties:
                 # The properties are in HubSpot: record them (and their history); the stage is its own dead letter.
                 applied.append(PendingWrite(cid, write.properties, None, write.history))
-        store.complete_writes(pid, self.run_id, applied, dead, cursor)
+        # Logged once HubSpot has the values and before the batch is recorded: a crash in between makes the
+        # resumed run send and log them again (at least once), never lose the event of a write HubSpot took.
         emails = {c.id: c.email for c in store.get_contacts(pid, list(by_id))} if applied else {}
         allowed = portal.config.log_emails
         for write in applied:
@@ -408,6 +419,7 @@ class Cycle:
                     stage=h.stage,
                     reasons=h.reasons,
                 )
+        store.complete_writes(pid, self.run_id, applied, dead, cursor)
         for letter in dead:
             self.summary.add("dead_lettered")
             self.log.error("dead_letter", contact_id=letter.contact_id, reason=letter.reason, status=letter.status)
