@@ -32,6 +32,11 @@ class Snapshot:
 
 
 def read_snapshot(file: str | Path) -> Snapshot:
+    return parse_snapshot(load_snapshot_json(file))
+
+
+def load_snapshot_json(file: str | Path) -> dict[str, Any]:
+    """The snapshot file's JSON object; ConfigError naming the file (and line) when it is not one."""
     path = Path(file)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -39,9 +44,9 @@ def read_snapshot(file: str | Path) -> Snapshot:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from exc
     except json.JSONDecodeError as exc:
         raise ConfigError([ConfigProblem(str(path), exc.lineno, "", f"not valid JSON: {exc.msg}")]) from exc
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem(str(path), 1, "", "a snapshot must be a JSON object")])
-    return parse_snapshot(raw)
+    return raw
 
 
 def _records(raw: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]:

@@ -7,11 +7,9 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sync.errors import ConfigError, ConfigProblem
 from sync.sandbox.faults import FaultSpec
 from sync.sandbox.limits import RateLimitSpec
 
@@ -100,17 +98,9 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
 
 def load_snapshot_portal(file: str, now_ms: int) -> tuple[Portal, list[str]]:
     from sync.sandbox.portal import Portal  # noqa: PLC0415 - loaded when the command runs, not for --help
+    from sync.snapshot import load_snapshot_json  # noqa: PLC0415 - as above
 
-    path = Path(file)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), exc.lineno, "", f"not valid JSON: {exc.msg}")]) from exc
-    if not isinstance(raw, dict):
-        raise ConfigError([ConfigProblem(str(path), 1, "", "a snapshot must be a JSON object")])
-    return Portal.from_snapshot(raw, now_ms)
+    return Portal.from_snapshot(load_snapshot_json(file), now_ms)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
