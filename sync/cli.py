@@ -189,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         configure_logging(json=False, level="error", stream=sys.stderr)
     else:
         _logging(args)
-    summary = run_demo(Path(args.config), args.contacts, args.seed, Console())
+    summary = run_demo(Path(args.config), args.contacts, args.seed, Console(width=None if sys.stdout.isatty() else 150))
     return EXIT_OK if summary.status == "ok" else EXIT_FAILED
 
 

@@ -60,8 +60,9 @@ def show(contacts: list[dict[str, Any]], props: dict[str, str], console: Console
     console.print("grades: " + ", ".join(f"{g} {n}" for g, n in sorted(grades.items())))
     console.print("stages: " + ", ".join(f"{s} {n}" for s, n in stages.most_common()))
     table = Table(title="Top contacts by score, as written to HubSpot", header_style="bold")
-    for name in ("contact", "email", props["score"], props["grade"], "lifecyclestage", props["reasons"]):
-        table.add_column(name)
+    for name in ("contact", "email", props["score"], props["grade"], "lifecyclestage"):
+        table.add_column(name, no_wrap=True)
+    table.add_column(props["reasons"], no_wrap=True, overflow="ellipsis")
     top = sorted(written, key=lambda c: -float(c["properties"][props["score"]]))[:15]
     for c in top:
         p = c["properties"]
