@@ -182,15 +182,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from sync.demo import run_demo
 
-    configure_quiet = args.log_format is None
-    if configure_quiet:
-        from sync.observability import configure_logging
-
-        configure_logging(json=False, level="error", stream=sys.stderr)
-    else:
-        _logging(args)
+    if args.log_format is None:  # the demo shows its table; the sync's events only when asked for
+        args.log_format, args.log_level = "console", args.log_level or "error"
+    _logging(args)
     summary = run_demo(Path(args.config), args.contacts, args.seed, Console(width=None if sys.stdout.isatty() else 150))
     return EXIT_OK if summary.status == "ok" else EXIT_FAILED
+
+
+def _add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
+
+
+def _add_log_options(parser: argparse.ArgumentParser, format_help: str) -> None:
+    parser.add_argument("--log-format", choices=["json", "console"], help=format_help)
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,12 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode = sync_cmd.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_true", help="backfill every contact (resumable)")
     mode.add_argument("--rescore", action="store_true", help="rescore every stored contact (decay, time windows)")
-    sync_cmd.add_argument(
-        "--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)"
-    )
+    _add_db_option(sync_cmd)
     sync_cmd.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    sync_cmd.add_argument("--log-format", choices=["json", "console"], help="default: console on a terminal, else json")
-    sync_cmd.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _add_log_options(sync_cmd, "default: console on a terminal, else json")
     sync_cmd.set_defaults(func=cmd_sync)
 
     run = commands.add_parser(
@@ -262,11 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config-dir", default="config/portals", metavar="DIR", help="portal YAML files (default: %(default)s)"
     )
-    run.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
+    _add_db_option(run)
     run.add_argument("--listen", default="127.0.0.1:9108", metavar="HOST:PORT", help="/healthz and /metrics (or off)")
     run.add_argument("--lease-ttl", type=float, default=45.0, metavar="S", help="portal lease lifetime in seconds")
-    run.add_argument("--log-format", choices=["json", "console"], help="default: console on a terminal, else json")
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _add_log_options(run, "default: console on a terminal, else json")
     run.set_defaults(func=cmd_run)
 
     demo = commands.add_parser(
@@ -278,8 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default="config/portals/example.yaml", metavar="C", help="portal config to use")
     demo.add_argument("--contacts", type=int, default=2000, metavar="N", help="portal size (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=1, help="synthetic portal seed")
-    demo.add_argument("--log-format", choices=["json", "console"], help="show the sync's log events too")
-    demo.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _add_log_options(demo, "show the sync's log events too")
     demo.set_defaults(func=cmd_demo)
 
     from sync.sandbox.cli import add_sandbox_command
