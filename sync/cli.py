@@ -8,10 +8,16 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sync import __version__
 from sync.buildcheck import stale_core_modules
 from sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sync.config import LoadedPortal
+    from sync.core.rules import RuleSet
+    from sync.reports.dataset import Dataset
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
 
@@ -96,6 +102,160 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+def _quiet_logging() -> None:
+    """Operator tools print their own output; only the adapter's warnings (retries, refusals) reach stderr."""
+    from sync.observability import configure_logging
+
+    configure_logging(json=False, level="warning", stream=sys.stderr)
+
+
+def _progress(description: str, quiet: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{description}" + " {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet or not sys.stderr.isatty(),
+    )
+
+
+def _load_dataset(
+    args: argparse.Namespace, loaded: LoadedPortal, rule_sets: Sequence[RuleSet], now: datetime
+) -> Dataset:
+    """The snapshot named by --snapshot, else every contact and event of the live portal (read-only)."""
+    from sync.app import open_reader
+    from sync.pipeline import read_properties
+    from sync.reports.dataset import from_portal, from_snapshot
+
+    portal = loaded.config.portal
+    if args.snapshot:
+        data = from_snapshot(args.snapshot)
+        if data.portal_id is not None and data.portal_id != portal.id:
+            print(
+                f"{args.snapshot}: warning: a snapshot of portal {data.portal_id}, used with the config of portal "
+                f"{portal.id}",
+                file=sys.stderr,
+            )
+        return data
+    hub = open_reader(loaded.config, sorted({p for rules in rule_sets for p in read_properties(rules)}))
+    list_ids = {i for rules in rule_sets for i in rules.list_ids}
+    with _progress(f"reading portal {portal.name}:", getattr(args, "json", False)) as bar:
+        task = bar.add_task("contacts", total=None)
+        data = from_portal(
+            hub,
+            portal.name,
+            portal.id,
+            list_ids,
+            int(now.timestamp() * 1000),
+            lambda what, n: bar.update(task, description=what, completed=n),
+        )
+    data.api_calls = sum(hub.client.calls.values())
+    return data
+
+
+def _report_problems(problems: Sequence[str], limit: int = 20) -> None:
+    for problem in problems[:limit]:
+        print(problem, file=sys.stderr)
+    if len(problems) > limit:
+        print(f"... and {len(problems) - limit} more records skipped", file=sys.stderr)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sync.config import load_portal
+    from sync.core.rules import compile_ruleset
+    from sync.reports.explain import explain, parse_what_if, print_explanation, print_what_if, what_if_json
+
+    _quiet_logging()
+    now = _now(args.now)
+    now_ms = int(now.timestamp() * 1000)
+    loaded = load_portal(args.config)
+    rules = compile_ruleset(loaded.rules)
+    what = parse_what_if(args.what_if or [], now_ms)
+    if args.snapshot:
+        data = _load_dataset(args, loaded, [rules], now)
+        contact = data.contact(args.contact)
+        events = data.events_of(contact) if contact is not None else []
+        where = args.snapshot
+    else:
+        from sync.app import open_reader
+        from sync.pipeline import read_properties
+        from sync.reports.dataset import read_contact
+
+        hub = open_reader(loaded.config, read_properties(rules))
+        with Console(stderr=True).status(f"reading contact {args.contact} and its events from HubSpot ..."):
+            contact, events, problems = read_contact(hub, args.contact, rules.list_ids, now_ms)
+        _report_problems(problems)
+        where = f"portal {loaded.config.portal.name}"
+    if contact is None:
+        print(f"leadsync explain: no contact {args.contact} in {where}", file=sys.stderr)
+        return EXIT_FAILED
+    real = explain(contact, events, rules, now_ms)
+    hypo = None
+    if what.labels:
+        changed, more, at_ms = what.apply(contact, events, now_ms)
+        hypo = explain(changed, more, rules, at_ms)
+    if args.json:
+        out = real.json() if hypo is None else what_if_json(real, hypo, what.labels)
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    print_explanation(real, console)
+    if hypo is not None:
+        print_what_if(real, hypo, what.labels, console)
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sync.config import load_portal
+    from sync.core.rules import compile_ruleset
+    from sync.reports.plan import build_plan, print_plan, properties_setup_calls
+    from sync.reports.revision import load_at_revision
+
+    _quiet_logging()
+    now = _now(args.now)
+    loaded = load_portal(args.config)
+    rules = compile_ruleset(loaded.rules)
+    base = base_label = None
+    if args.base_config or args.against_version:
+        old = load_portal(args.base_config) if args.base_config else load_at_revision(args.config, args.against_version)
+        base = compile_ruleset(old.rules)
+        where = args.base_config or f"{args.config} at {args.against_version}"
+        base_label = f"{where} (version {base.version})"
+    data = _load_dataset(args, loaded, [rules] if base is None else [rules, base], now)
+    _report_problems(data.problems)
+    with _progress("planning", args.json) as bar:
+        task = bar.add_task("contacts", total=len(data.contacts))
+        report = build_plan(
+            data.inputs(),
+            rules,
+            int(now.timestamp() * 1000),
+            source=data.source,
+            base=base,
+            base_label=base_label or "",
+            progress=lambda n: bar.update(task, completed=n),
+        )
+    _report_problems(report.problems)
+    report.calls = {
+        "reads": data.api_calls,
+        "property_checks": properties_setup_calls(rules),
+        **report.calls,
+    }
+    report.calls["total"] = sum(report.calls.values())
+    if args.json:
+        print(json.dumps(report.json(args.top), ensure_ascii=False, indent=2))
+    else:
+        print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=not args.snapshot)
     return EXIT_OK
 
 
@@ -198,6 +358,12 @@ def _add_log_options(parser: argparse.ArgumentParser, format_help: str) -> None:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
+def _what_if_help() -> str:
+    from sync.reports.explain import WHAT_IF_HELP
+
+    return WHAT_IF_HELP
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadsync",
@@ -236,6 +402,47 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
     score.add_argument("--json", action="store_true", help="one JSON object per contact instead of a table")
     score.set_defaults(func=cmd_score)
+
+    explain = commands.add_parser(
+        "explain",
+        help="one contact's score, rule by rule, and what a run would write",
+        description="Explain one contact: every rule, matched or not, with its points and detail (the events it "
+        "counted and their ages, caps, decay), the exclusion and holdout verdict, the grade, the stage decision and "
+        "why, what HubSpot holds now and what a run would write. Reads the live portal (the contact, then the "
+        "portal's form submissions and email events: a large portal takes a while) or a snapshot. Writes nothing.",
+        epilog="examples: leadsync explain --config C --contact 1234; "
+        'leadsync explain --config C --contact jane@example.com --what-if "form:Demo request@+1d"',
+    )
+    explain.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    explain.add_argument("--contact", required=True, metavar="ID", help="contact id or email address")
+    explain.add_argument("--snapshot", metavar="S", help="explain from a snapshot file instead of the live portal")
+    explain.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    explain.add_argument("--what-if", action="append", metavar="SPEC", help=_what_if_help())
+    explain.add_argument("--json", action="store_true", help="the explanation as one JSON object")
+    explain.set_defaults(func=cmd_explain)
+
+    plan = commands.add_parser(
+        "plan",
+        help="dry run: what a sync would change, written nowhere",
+        description="Score every contact of the live portal (or a snapshot) and show what a full sync would "
+        "write: how many contacts change score, grade and stage, the stage transition matrix, threshold "
+        "crossings, the API calls the run would make and the top changed contacts. Nothing is written. "
+        "With --base-config or --against-version the comparison is between two configs on the same contacts: "
+        "what a rule change does before it is merged.",
+    )
+    plan.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    base = plan.add_mutually_exclusive_group()
+    base.add_argument("--base-config", metavar="OLD", help="compare with this config instead of HubSpot's values")
+    base.add_argument(
+        "--against-version",
+        metavar="REV",
+        help="compare with the config (and its bases) as committed at this git revision, e.g. main or HEAD~1",
+    )
+    plan.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
+    plan.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    plan.add_argument("--top", type=int, default=20, metavar="N", help="changed contacts to list (default: 20)")
+    plan.add_argument("--json", action="store_true", help="the whole plan as one JSON object (for CI)")
+    plan.set_defaults(func=cmd_plan)
 
     sync_cmd = commands.add_parser(
         "sync",

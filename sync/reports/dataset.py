@@ -1,0 +1,127 @@
+"""The contacts and events the operator tools look at: a snapshot file, or the live portal read-only.
+
+`explain`, `plan`, `backtest` and `report` score what they load here with the
+same core as the worker. Reading the live portal uses the worker's own
+adapter (rate limits, retries) and only its read calls: nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sync.core.model import Contact, Event
+from sync.ports import CrmSource
+from sync.snapshot import read_snapshot
+
+Progress = Callable[[str, int], None]  # (what is being read, records so far)
+
+
+@dataclass
+class Dataset:
+    """Contacts (with the lists they belong to) and their events, keyed by lowercased email."""
+
+    source: str  # "snapshot FILE" or "portal NAME (live)"
+    portal_id: int | None
+    contacts: list[Contact]
+    events_by_email: dict[str, list[Event]]
+    problems: list[str] = field(default_factory=list)
+    api_calls: int = 0  # HubSpot calls made to read it (live only)
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        for contact in self.contacts:
+            yield contact, self.events_by_email.get(contact.email, []) if contact.email else []
+
+    def contact(self, key: str) -> Contact | None:
+        """The contact with this id, or this email address."""
+        email = key.strip().lower() if "@" in key else None
+        for contact in self.contacts:
+            if contact.id == key or (email is not None and contact.email == email):
+                return contact
+        return None
+
+    def events_of(self, contact: Contact) -> list[Event]:
+        return self.events_by_email.get(contact.email, []) if contact.email else []
+
+    @property
+    def newest_event_ms(self) -> int | None:
+        return max((e.at_ms for events in self.events_by_email.values() for e in events), default=None)
+
+
+def from_snapshot(file: str | Path) -> Dataset:
+    snapshot = read_snapshot(file)
+    problems = [f"{file}: {p}" for p in snapshot.problems]
+    return Dataset(f"snapshot {file}", snapshot.portal_id, snapshot.contacts, snapshot.events_by_email, problems)
+
+
+def from_portal(
+    source: CrmSource,
+    name: str,
+    portal_id: int,
+    list_ids: Collection[int],
+    until_ms: int,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Every contact, form submission and email event of the portal up to `until_ms`, and the lists named."""
+    tick = progress or (lambda what, n: None)
+    problems: list[str] = []
+    members = {list_id: source.list_members(list_id) for list_id in sorted(list_ids)}
+    contacts: list[Contact] = []
+    for page in source.contact_pages(None):
+        problems.extend(page.problems)
+        contacts.extend(with_lists(c, members) for c in page.contacts)
+        tick("contacts", len(contacts))
+    events: dict[str, list[Event]] = {}
+    count = 0
+    for form_id, form_name in sorted(source.forms().items()):
+        submissions, bad = source.form_submissions(form_id, form_name, 0)
+        problems.extend(bad)
+        for submission in submissions:
+            events.setdefault(submission.email, []).append(submission)
+        count += len(submissions)
+        tick("events", count)
+    for batch, bad in source.email_events(0, until_ms):
+        problems.extend(bad)
+        for event in batch:
+            events.setdefault(event.email, []).append(event)
+        count += len(batch)
+        tick("events", count)
+    return Dataset(f"portal {name} (live)", portal_id, contacts, events, problems)
+
+
+def read_contact(
+    source: CrmSource, contact_id: str, list_ids: Collection[int], until_ms: int
+) -> tuple[Contact | None, list[Event], list[str]]:
+    """One contact (by id or email) as HubSpot holds it now, and its events."""
+    found = (
+        source.read_contacts_by_email([contact_id.strip().lower()])
+        if "@" in contact_id
+        else source.read_contacts([contact_id])
+    )
+    if not found:
+        return None, [], []
+    members = {list_id: source.list_members(list_id) for list_id in sorted(list_ids)}
+    contact = with_lists(found[0], members)
+    if not contact.email:
+        return contact, [], []
+    problems: list[str] = []
+    events: list[Event] = []
+    # Neither endpoint filters by contact: read them all and keep this contact's.
+    for form_id, form_name in sorted(source.forms().items()):
+        submissions, bad = source.form_submissions(form_id, form_name, 0)
+        problems.extend(bad)
+        events.extend(s for s in submissions if s.email == contact.email)
+    for batch, bad in source.email_events(0, until_ms):
+        problems.extend(bad)
+        events.extend(e for e in batch if e.email == contact.email)
+    return contact, events, problems
+
+
+def with_lists(contact: Contact, members: dict[int, set[str]]) -> Contact:
+    member_of = frozenset(lid for lid, ids in members.items() if contact.id in ids)
+    if member_of == contact.list_ids:
+        return contact
+    return Contact(
+        contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
+    )

@@ -1,0 +1,305 @@
+"""`leadsync plan`: what a run would write, computed and never sent.
+
+Each contact is scored with the same core and planned with the same
+`plan_contact` as the worker, against the values HubSpot holds now, so the
+predicted writes are the writes a following full sync makes. With a base
+config the "before" side is what the base config would leave in HubSpot, so
+the difference is the rule change alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sync.core.conditions import parse_number
+from sync.core.model import Contact, Event, ScoreResult
+from sync.core.planning import ContactPlan, plan_contact
+from sync.core.rules import ModelSpec, RuleSet
+from sync.core.scoring import reasons_text, score_at
+from sync.pipeline import BATCH, LIFECYCLE_STAGE, owned_properties
+
+# Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
+STAGE_MOVE_CALLS = 4
+
+
+@dataclass(frozen=True)
+class Held:
+    """Score, grade and stage a contact has in HubSpot (now, or after a run)."""
+
+    score: float | None
+    grade: str | None
+    stage: str
+
+    def json(self) -> dict[str, Any]:
+        return {"score": _num(self.score), "grade": self.grade, "stage": self.stage}
+
+
+@dataclass
+class ContactDiff:
+    contact_id: str
+    email: str
+    before: Held
+    after: Held
+    writes: dict[str, str]  # property values the run writes (its scored_at timestamp left out)
+    stage_move: str | None  # a backward stage move, sent as clear then set
+    reasons: str
+    note: str  # excluded, holdout or the stage decision
+
+    @property
+    def delta(self) -> float:
+        return (self.after.score or 0) - (self.before.score or 0)
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "contact_id": self.contact_id,
+            "email": self.email,
+            "before": self.before.json(),
+            "after": self.after.json(),
+            "writes": self.writes,
+            "stage_move": self.stage_move,
+            "reasons": self.reasons,
+            "note": self.note,
+        }
+
+
+@dataclass
+class Crossing:
+    model: str
+    stage: str
+    min_score: float
+    up: int = 0
+    down: int = 0
+
+
+@dataclass
+class PlanReport:
+    source: str
+    version: str
+    base: str  # "HubSpot now" or "config FILE (version V)"
+    now_ms: int
+    contacts: int = 0
+    diffs: list[ContactDiff] = field(default_factory=list)  # every contact the run writes or whose outcome moves
+    counts: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    crossings: list[Crossing] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def top(self, n: int) -> list[ContactDiff]:
+        moved = [d for d in self.diffs if d.before != d.after]
+        return sorted(moved, key=lambda d: (-abs(d.delta), d.before.stage == d.after.stage, d.contact_id))[:n]
+
+    def json(self, top: int) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "version": self.version,
+            "compared_with": self.base,
+            "now_ms": self.now_ms,
+            "contacts": self.contacts,
+            "counts": dict(sorted(self.counts.items())),
+            "stage_transitions": [
+                {"from": a or None, "to": b or None, "contacts": n} for (a, b), n in sorted(self.transitions.items())
+            ],
+            "threshold_crossings": [
+                {"model": c.model, "stage": c.stage, "min_score": _num(c.min_score), "up": c.up, "down": c.down}
+                for c in self.crossings
+            ],
+            "api_calls": self.calls,
+            "top_changes": [d.json() for d in self.top(top)],
+            "contacts_written": [d.json() for d in self.diffs if d.writes or d.stage_move],
+            "problems": self.problems,
+        }
+
+
+Outcome = tuple[ScoreResult, ContactPlan, Held]
+
+
+def outcome(rules: RuleSet, contact: Contact, events: Iterable[Event], now_ms: int) -> Outcome:
+    """The result, the writes, and what HubSpot would hold after them."""
+    result = score_at(contact, events, rules, now_ms)
+    model = model_of(rules, result)
+    if model is None:
+        return result, ContactPlan(None, None), holding(rules.spec.models[0], contact)
+    plan = plan_contact(result, contact, model.properties, rules.spec.exclusion_action, now_ms)
+    after = {**contact.properties, LIFECYCLE_STAGE: contact.lifecycle_stage}
+    if plan.update is not None:
+        after.update(plan.update.properties)
+    if plan.stage_change is not None:
+        after[LIFECYCLE_STAGE] = plan.stage_change.stage
+    return result, plan, held(model, after)
+
+
+def model_of(rules: RuleSet, result: ScoreResult) -> ModelSpec | None:
+    return next((m for m in rules.spec.models if m.name == result.model), None)
+
+
+def held(model: ModelSpec, values: Mapping[str, str]) -> Held:
+    props = model.properties
+    return Held(parse_number(values.get(props.score)), values.get(props.grade) or None, values.get(LIFECYCLE_STAGE, ""))
+
+
+def holding(model: ModelSpec, contact: Contact) -> Held:
+    """What HubSpot holds for the contact now."""
+    return held(model, {**contact.properties, LIFECYCLE_STAGE: contact.lifecycle_stage})
+
+
+def build_plan(
+    inputs: Iterable[tuple[Contact, list[Event]]],
+    rules: RuleSet,
+    now_ms: int,
+    *,
+    source: str,
+    base: RuleSet | None = None,
+    base_label: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> PlanReport:
+    report = PlanReport(source, rules.version, base_label or "HubSpot now", now_ms)
+    report.crossings = [
+        Crossing(m.name, th.stage, th.min_score) for m in rules.spec.models for th in m.lifecycle.thresholds
+    ]
+    update_calls = stage_batches = position = 0
+    batch_updates = batch_moves = False
+    for contact, events in inputs:
+        if position and position % BATCH == 0:  # the worker writes once per page of 100 contacts
+            update_calls += batch_updates
+            stage_batches += batch_moves
+            batch_updates = batch_moves = False
+        position += 1
+        report.contacts += 1
+        try:
+            result, plan, after = outcome(rules, contact, events, now_ms)
+            if base is not None:
+                _, _, before = outcome(base, contact, events, now_ms)
+            else:
+                before = holding(model_of(rules, result) or rules.spec.models[0], contact)
+        except Exception as exc:  # a broken contact is reported, never stops the plan
+            report.counts["skipped"] += 1
+            report.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
+            continue
+        if progress is not None:
+            progress(report.contacts)
+        report.counts["excluded"] += result.excluded
+        report.counts["holdout"] += result.holdout
+        writes = {}
+        if plan.update is not None:
+            model = model_of(rules, result)
+            scored_at = model.properties.scored_at if model else ""
+            writes = {k: v for k, v in plan.update.properties.items() if k != scored_at}
+        move = plan.stage_change.stage if plan.stage_change is not None else None
+        batch_updates |= plan.update is not None
+        batch_moves |= move is not None
+        if not writes and move is None and before == after:
+            report.counts["unchanged"] += 1
+            continue
+        report.counts["written"] += bool(writes or move)
+        report.counts["score_changed"] += before.score != after.score
+        report.counts["grade_changed"] += before.grade != after.grade
+        report.counts["stage_changed"] += before.stage != after.stage
+        if before.stage != after.stage:
+            report.transitions[(before.stage, after.stage)] += 1
+        for crossing in report.crossings:
+            if crossing.model == result.model:
+                was, now = _at_or_above(before.score, crossing.min_score), _at_or_above(after.score, crossing.min_score)
+                crossing.up += now and not was
+                crossing.down += was and not now
+        note = (
+            f"excluded: {result.exclusion_reason}"
+            if result.excluded
+            else "holdout: scored, never written"
+            if result.holdout
+            else result.stage_reason
+        )
+        report.diffs.append(
+            ContactDiff(contact.id, contact.email, before, after, writes, move, reasons_text(result), note)
+        )
+    update_calls += batch_updates
+    stage_batches += batch_moves
+    report.calls = {"update_batches": update_calls, "stage_move_calls": stage_batches * STAGE_MOVE_CALLS}
+    return report
+
+
+def _at_or_above(score: float | None, threshold: float) -> bool:
+    """True when at or above the threshold (never scored counts as below)."""
+    return score is not None and score >= threshold
+
+
+def _num(value: float | None) -> int | float | None:
+    if value is None or math.isnan(value):
+        return None
+    return int(value) if value == int(value) else value
+
+
+def properties_setup_calls(rules: RuleSet) -> int:
+    """A process's first run checks the property group and each owned property once."""
+    _, specs = owned_properties(rules)
+    return 1 + len(specs)
+
+
+def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) -> None:
+    when = datetime.fromtimestamp(report.now_ms / 1000, UTC).isoformat(timespec="seconds")
+    c = report.counts
+    console.print(
+        f"[bold]plan[/bold] for {report.source}: rule-set version {report.version} compared with {report.base}, "
+        f"as of {when}. Nothing was written."
+    )
+    console.print(
+        f"{report.contacts} contacts: {c['score_changed']} change score, {c['grade_changed']} change grade, "
+        f"{c['stage_changed']} change stage; {c['written']} would be written; "
+        f"{c['unchanged']} unchanged, {c['excluded']} excluded, {c['holdout']} in the holdout"
+        + (f", {c['skipped']} skipped" if c["skipped"] else "")
+    )
+    if report.transitions:
+        stages_from = sorted({a for a, _ in report.transitions})
+        stages_to = sorted({b for _, b in report.transitions})
+        matrix = Table(title="Stage transitions (rows: before, columns: after)", header_style="bold")
+        matrix.add_column("before \\ after")
+        for stage in stages_to:
+            matrix.add_column(stage or "(none)", justify="right")
+        for a in stages_from:
+            matrix.add_row(a or "(none)", *(str(report.transitions.get((a, b), "")) for b in stages_to))
+        console.print(matrix)
+    else:
+        console.print("No stage changes.")
+    if report.crossings:
+        crossings = Table(title="Threshold crossings", header_style="bold")
+        for name in ("model", "stage", "min score", "cross up", "cross down"):
+            crossings.add_column(name, justify="right" if name.startswith(("cross", "min")) else "left")
+        for x in report.crossings:
+            crossings.add_row(x.model, x.stage, f"{x.min_score:g}", str(x.up), str(x.down))
+        console.print(crossings)
+    calls = report.calls
+    reads = f"{calls.get('reads', 0)} reads (as this plan made)" if live else "reads as for a full pull"
+    console.print(
+        f"API calls a full run would make: {reads}, {calls.get('property_checks', 0)} property checks, "
+        f"{calls.get('update_batches', 0)} batch updates, {calls.get('stage_move_calls', 0)} calls for backward "
+        f"stage moves" + (f"; {calls['total']} in all" if live else "")
+    )
+    changed = report.top(top)
+    if not changed:
+        console.print("No contact's score, grade or stage changes.")
+        return
+    table = Table(title=f"Top {len(changed)} changed contacts", header_style="bold")
+    for name in ("contact", "email", "score", "grade", "stage", "why"):
+        table.add_column(name, overflow="fold")
+    for d in changed:
+        table.add_row(
+            d.contact_id,
+            d.email,
+            f"{_show(d.before.score)} -> {_show(d.after.score)}",
+            f"{d.before.grade or '-'} -> {d.after.grade or '-'}",
+            f"{d.before.stage or '-'} -> {d.after.stage or '-'}" if d.before.stage != d.after.stage else d.after.stage,
+            (d.reasons if not d.note.startswith(("excluded", "holdout")) else d.note)[:90],
+        )
+    console.print(table)
+
+
+def _show(score: float | None) -> str:
+    return "-" if score is None else f"{score:g}"
