@@ -5,15 +5,21 @@ The only place that picks concrete adapters; the pipeline and scheduler get them
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sync.config import load_portal
+import structlog
+
+from sync.alerts import Alerter, WebhookNotifier
+from sync.config import PortalConfig, load_portal
 from sync.core.rules import compile_ruleset
 from sync.hubspot.portal import HubSpotPortal
 from sync.hubspot.retry import RetryPolicy
 from sync.pipeline import Portal, read_properties
-from sync.ports import StateStore
+from sync.ports import Clock, StateStore
+
+log = structlog.get_logger("leadsync.app")
 
 
 class SystemClock:
@@ -28,13 +34,28 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
     # Start from what this portal already used today (earlier runs, other replicas): the reserve holds.
     today = datetime.now(UTC).date().isoformat()
     hub.client.limiter.daily_used = store.add_api_calls(loaded.config.portal.id, today, 0)
+    clock = SystemClock()
     return Portal(
         config=loaded.config,
         rules=rules,
         source=hub,
         writer=hub,
         store=store,
-        clock=SystemClock(),
+        clock=clock,
         api_calls=lambda: dict(hub.client.calls),
         headroom=hub.client.limiter.headroom,
+        after_run=alerter(loaded.config, store, clock),
     )
+
+
+def alerter(config: PortalConfig, store: StateStore, clock: Clock) -> Alerter | None:
+    """The portal's alerts hook, or None without an `alerts:` section."""
+    alerts = config.alerts
+    if alerts is None:
+        return None
+    url = os.environ.get(alerts.webhook_env, "")
+    if not url.strip():
+        # The portal still syncs; every alert it has to send fails (alert_failed) until the variable is set.
+        log.warning("alert_webhook_unset", portal=config.portal.name, env=alerts.webhook_env)
+    notifier = WebhookNotifier(url, env=alerts.webhook_env, timeout_s=alerts.timeout_s)
+    return Alerter(config, alerts, store, notifier, clock)

@@ -76,6 +76,7 @@ TIER_LIMITS: dict[str, tuple[int, int]] = {
 }
 PROPERTY_NAME = r"^[a-z][a-z0-9_]*$"
 RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 class _Model(BaseModel):
@@ -278,6 +279,21 @@ class HoldoutModel(_Model):
     salt: Annotated[str, BeforeValidator(_as_text)] = Field(min_length=1)
 
 
+class AlertsModel(_Model):
+    """Alerts to a Slack-compatible incoming webhook: one message when an incident opens (a failed run, a
+    paused portal, too many dead letters, the daily budget reserve reached), one when it clears."""
+
+    webhook_env: str = Field(
+        description="name of the environment variable holding the incoming-webhook URL "
+        "(the URL is a secret: never in the file, never logged)"
+    )
+    dead_letters_over: int | None = Field(
+        None, ge=0, description="alert when the portal's dead letters exceed this many; omit to not watch them"
+    )
+    send_resolved: bool = Field(True, description="send a short message when an incident clears")
+    timeout_s: float = Field(10, gt=0, le=60, description="seconds to wait for the webhook's answer")
+
+
 class PortalConfig(_Model):
     """One portal's config file (after `extends:` is merged)."""
 
@@ -290,6 +306,7 @@ class PortalConfig(_Model):
     exclusion_action: Literal["skip", "zero"] = "skip"
     free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
     log_emails: bool = Field(False, description="put contacts' email addresses in the logs (hashed otherwise)")
+    alerts: AlertsModel | None = Field(None, description="alerts to a chat webhook, once per incident; none if absent")
     model: ModelModel | None = None
     models: list[ModelModel] | None = None
 
@@ -468,6 +485,8 @@ class _Builder:
     def build(self, cfg: PortalConfig) -> RuleSetSpec | None:
         self._check_portal(cfg)
         self._check_schedule(cfg.schedule)
+        if cfg.alerts is not None:
+            self._check_alerts(cfg.alerts)
         free_mail = builtin_free_mail() | frozenset(d.lower() for d in cfg.free_mail_domains)
         exclusions = []
         for i, ex in enumerate(cfg.exclusions):
@@ -511,7 +530,7 @@ class _Builder:
 
     def _check_portal(self, cfg: PortalConfig) -> None:
         env = cfg.portal.token_env
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+        if not re.fullmatch(ENV_NAME, env):
             looks_like_token = env.startswith(("pat-", "Bearer")) or (len(env) >= 20 and "-" in env)
             self.error(
                 ("portal", "token_env"),
@@ -521,6 +540,17 @@ class _Builder:
             )
         if not re.match(r"^https?://[^/\s]+", cfg.portal.base_url):
             self.error(("portal", "base_url"), "must be an http(s) URL")
+
+    def _check_alerts(self, alerts: AlertsModel) -> None:
+        if not re.fullmatch(ENV_NAME, alerts.webhook_env):
+            # Never echo the value: it may be the webhook URL itself.
+            self.error(
+                ("alerts", "webhook_env"),
+                "this looks like a webhook URL pasted into the file; give the NAME of the environment variable "
+                "that holds it"
+                if "://" in alerts.webhook_env or alerts.webhook_env.startswith("hooks.")
+                else "must be the name of an environment variable (letters, digits, _)",
+            )
 
     def _check_schedule(self, schedule: ScheduleModel) -> None:
         if parse_duration(schedule.every) is None:

@@ -2,6 +2,7 @@
 
 - ConfigError: the operator must fix a config file; nothing runs for that portal.
 - FatalError: stop this portal's cycle (daily limit); do not retry now.
+  BudgetExhaustedError: a FatalError for the day's API budget (our share of it) being spent: wait for tomorrow.
   PausedError: a FatalError that needs an operator (a refused token) before the portal runs again.
 - RetriableError: a passing fault; the same call may succeed later.
 - SkippableRecordError: one record is bad; report it, skip it, go on with the rest.
@@ -40,6 +41,11 @@ class ConfigError(SyncError):
 
 class FatalError(SyncError):
     """Stop the current portal's work; retrying now would not help."""
+
+
+class BudgetExhaustedError(FatalError):
+    """The day's API budget is spent (the reserve for other integrations reached, or HubSpot's DAILY 429):
+    nothing more runs for this portal until the next day."""
 
 
 class PausedError(FatalError):

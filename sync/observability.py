@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-_SECRET_KEYS = frozenset({"token", "access_token", "authorization", "password", "secret"})
+_SECRET_KEYS = frozenset({"token", "access_token", "authorization", "password", "secret", "webhook_url"})
 
 
 def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

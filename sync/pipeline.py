@@ -24,7 +24,7 @@ from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
 from sync.core.planning import plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
-from sync.errors import FatalError, PausedError, SyncError
+from sync.errors import BudgetExhaustedError, FatalError, PausedError, SyncError
 from sync.observability import email_for_log
 from sync.ports import (
     Clock,
@@ -70,6 +70,8 @@ class Portal:
     api_calls: Callable[[], Mapping[tuple[str, int], int]] = lambda: {}
     headroom: Callable[[], float | None] = lambda: None
     properties_ready: bool = False
+    # Told every run's summary once it is recorded (alerts); it contains its own failures and never raises.
+    after_run: Callable[[RunSummary], None] | None = None
 
     @property
     def id(self) -> int:
@@ -83,6 +85,7 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=dict)
     status: str = "ok"
     error: str | None = None
+    budget_spent: bool = False  # stopped because the day's API budget is spent (status "failed")
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -168,6 +171,11 @@ class Cycle:
         except PausedError as exc:
             self.summary.status, self.summary.error = "paused", str(exc)
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
+        except BudgetExhaustedError as exc:
+            self.summary.status, self.summary.error, self.summary.budget_spent = "failed", str(exc), True
+            self.log.error(
+                "run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed", reason="daily_budget"
+            )
         except FatalError as exc:
             self.summary.status, self.summary.error = "failed", str(exc)
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed")
@@ -185,6 +193,8 @@ class Cycle:
             self.summary.counts["duration_ms"] = int((time.monotonic() - began) * 1000)
             store.finish_run(self.run_id, self.summary.status, self.summary.counts, self.summary.error)
             self.log.info("run_finished", kind=self.kind, status=self.summary.status, **self.summary.counts)
+            if portal.after_run is not None:
+                portal.after_run(self.summary)
         return self.summary
 
     def _count_calls(self, before: Mapping[tuple[str, int], int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.errors import FatalError, PausedError, RetriableError, SyncError
+from sync.errors import BudgetExhaustedError, PausedError, RetriableError, SyncError
 
 
 class ApiCallError(SyncError):
@@ -35,7 +35,7 @@ class RateLimitedError(TransientError):
         self.policy = policy
 
 
-class DailyLimitError(ApiCallError, FatalError):
+class DailyLimitError(ApiCallError, BudgetExhaustedError):
     """The account's daily budget (or our share of it) is spent: stop this portal until tomorrow."""
 
 
