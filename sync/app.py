@@ -6,6 +6,7 @@ The only place that picks concrete adapters; the pipeline and scheduler get them
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,3 +60,8 @@ def alerter(config: PortalConfig, store: StateStore, clock: Clock) -> Alerter | 
         log.warning("alert_webhook_unset", portal=config.portal.name, env=alerts.webhook_env)
     notifier = WebhookNotifier(url, env=alerts.webhook_env, timeout_s=alerts.timeout_s)
     return Alerter(config, alerts, store, notifier, clock)
+
+
+def open_reader(config: PortalConfig, properties: Sequence[str]) -> HubSpotPortal:
+    """The portal's HubSpot adapter for the read-only operator tools (explain, plan, report)."""
+    return HubSpotPortal.from_config(config, properties)

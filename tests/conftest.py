@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -22,6 +23,14 @@ def pytest_configure(config: pytest.Config) -> None:
             f"the compiled scoring core is older than {', '.join(stale)}: "
             "rebuild it with `make venv` (or `.venv/bin/pip install -e .`)"
         )
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A command run in a test configures logging for itself; the next test starts quiet again."""
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
