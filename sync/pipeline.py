@@ -467,5 +467,6 @@ def _breakdown(result: ScoreResult) -> dict[str, Any]:
         "fit": result.fit,
         "engagement": result.engagement,
         "decay": result.decay,
+        "stage_from": result.current_stage,  # with the row's stage: the run's stage transitions (reports)
         "lines": [[h.rule, h.cents / 100, h.detail] for h in result.breakdown if h.cents or h.matched],
     }

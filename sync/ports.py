@@ -108,6 +108,16 @@ class HistoryRow:
 
 
 @dataclass(frozen=True)
+class StageTransition:
+    """How many contacts one run moved from one lifecycle stage to another."""
+
+    run_id: str
+    stage_from: str | None  # "" for no stage; None when the history row predates keeping it
+    stage_to: str
+    contacts: int
+
+
+@dataclass(frozen=True)
 class PendingWrite:
     """A planned write recorded before it is sent (the outbox), so a crash can finish it."""
 
@@ -172,6 +182,8 @@ class StateStore(Protocol):
     def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
 
     def history(self, portal_id: int, contact_id: str) -> list[HistoryRow]: ...
+
+    def stage_transitions(self, portal_id: int, run_ids: Sequence[str]) -> list[StageTransition]: ...
 
     def dead_letters(self, portal_id: int) -> list[DeadLetter]: ...
 

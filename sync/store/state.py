@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from sync.core.model import FORM_SUBMISSION, Contact, EmailEvent, Event, FormSubmission
-from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord
+from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord, StageTransition
 from sync.store import schema
 
 # Bound parameters per IN list: well under SQLite's variable limit, and keeps PostgreSQL plans generic.
@@ -363,6 +363,31 @@ class SqlStateStore:
                 )
                 for row in conn.execute(query)
             ]
+
+    def stage_transitions(self, portal_id: int, run_ids: Sequence[str]) -> list[StageTransition]:
+        """The stage moves these runs wrote, counted per (run, from, to): runs in the order asked, then most first.
+
+        Counted in the database: a full run of a big portal leaves a history row per contact.
+        """
+        h = schema.score_history
+        # The stage a contact came from sits in the row's breakdown JSON (rows from older versions lack it).
+        moved_from = h.c.breakdown["stage_from"].as_string().label("moved_from")
+        wanted = list(dict.fromkeys(run_ids))
+        found: list[StageTransition] = []
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = (
+                    sa.select(h.c.run_id, moved_from, h.c.stage, sa.func.count().label("contacts"))
+                    .where(h.c.portal_id == portal_id, h.c.run_id.in_(chunk), h.c.stage.is_not(None))
+                    # By the label: PostgreSQL would not match a repeated JSON path bound as new parameters.
+                    .group_by(h.c.run_id, sa.literal_column("moved_from"), h.c.stage)
+                )
+                found.extend(
+                    StageTransition(row.run_id, row.moved_from, row.stage, int(row.contacts))
+                    for row in conn.execute(query)
+                )
+        order = {run_id: i for i, run_id in enumerate(wanted)}
+        return sorted(found, key=lambda t: (order[t.run_id], -t.contacts, t.stage_from or "", t.stage_to))
 
     def dead_letters(self, portal_id: int) -> list[DeadLetter]:
         """The portal's dead letters, oldest first."""

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from sync.core.model import EMAIL_CLICK, EMAIL_OPEN, Contact, EmailEvent, Event, FormSubmission
-from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord, StateStore
+from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord, StageTransition, StateStore
 from sync.store.state import SqlStateStore
 from tests.store.conftest import START, FakeClock, MakeStore, in_parallel
 
@@ -348,6 +348,42 @@ def test_history_lists_a_contacts_changes_oldest_first(store: SqlStateStore) -> 
         store.complete_writes(PORTAL, row.run_id, [write], [])
     store.complete_writes(PORTAL, "run-4", [pending("2", 70)], [])
     assert store.history(PORTAL, "1") == rows
+
+
+def moved(contact_id: str, run_id: str, stage_from: str | None, stage_to: str | None) -> PendingWrite:
+    """A written score whose history row moved the contact's stage (stage_from None: a row without it)."""
+    row = history(contact_id, 60, run_id=run_id)
+    breakdown = {"score": 60} if stage_from is None else {"score": 60, "stage_from": stage_from}
+    row = HistoryRow(**{**row.__dict__, "stage": stage_to, "breakdown": breakdown})
+    return PendingWrite(contact_id=contact_id, properties={"lead_score": "60"}, stage=None, history=row)
+
+
+def test_stage_transitions_count_each_runs_moves_from_and_to(store: SqlStateStore) -> None:
+    store.complete_writes(
+        PORTAL,
+        "run-1",
+        [
+            moved("1", "run-1", "lead", "marketingqualifiedlead"),
+            moved("2", "run-1", "lead", "marketingqualifiedlead"),
+            moved("3", "run-1", "", "salesqualifiedlead"),
+            moved("4", "run-1", "lead", None),  # a score change without a stage move
+        ],
+        [],
+    )
+    store.complete_writes(PORTAL, "run-2", [moved("1", "run-2", "marketingqualifiedlead", "salesqualifiedlead")], [])
+    store.complete_writes(PORTAL, "run-3", [moved("5", "run-3", "lead", "marketingqualifiedlead")], [])
+    store.complete_writes(OTHER, "run-2", [moved("9", "run-2", "lead", "salesqualifiedlead")], [])
+    assert store.stage_transitions(PORTAL, ["run-2", "run-1", "run-404"]) == [
+        StageTransition("run-2", "marketingqualifiedlead", "salesqualifiedlead", 1),
+        StageTransition("run-1", "lead", "marketingqualifiedlead", 2),
+        StageTransition("run-1", "", "salesqualifiedlead", 1),
+    ]
+
+
+def test_stage_transitions_of_rows_without_the_stage_they_came_from(store: SqlStateStore) -> None:
+    store.complete_writes(PORTAL, "run-1", [moved("1", "run-1", None, "salesqualifiedlead")], [])
+    assert store.stage_transitions(PORTAL, ["run-1"]) == [StageTransition("run-1", None, "salesqualifiedlead", 1)]
+    assert store.stage_transitions(PORTAL, []) == []
 
 
 # -- runs --
