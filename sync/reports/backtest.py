@@ -1,0 +1,750 @@
+"""`leadsync backtest`: do the scores pick out the contacts who went on to convert?
+
+Every contact is scored with the worker's own core as of `now` and compared
+with an outcome read from its current properties (by default: it became an
+opportunity or a customer). The answer comes as conversion by score band and
+by grade, precision, recall and lift at each lifecycle threshold, the close
+rate of each rule's matched contacts, the holdout against the contacts whose
+scores are written, and plain-language warnings about thresholds set too low
+or too high. Excluded contacts are counted apart and left out of every
+metric; a contact whose scoring fails is reported and skipped.
+
+`report` (the HTML report) draws its charts from the same `Backtest`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sync.core.model import Contact, Event, RuleHit, ScoreResult
+from sync.core.rules import CompiledModel, RuleSet, StageThreshold
+from sync.core.scoring import score_at
+from sync.errors import ConfigError, ConfigProblem
+from sync.pipeline import LIFECYCLE_STAGE
+
+DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"
+DEFAULT_BAND_WIDTH = 10
+# A rule matched by fewer contacts than this is listed but marked, and ranked after the rest:
+# three matches that all converted say little.
+DEFAULT_MIN_SUPPORT = 30
+
+# Warning thresholds (see `_warnings`).
+TOO_LOW_SHARE = 0.20  # a threshold most contacts pass ...
+TOO_LOW_LIFT = 1.5  # ... should at least pick better-than-average contacts
+TOO_HIGH_RECALL = 0.25  # a threshold that misses most converters ...
+BELOW_LIFT = 2.0  # ... while the band just under it converts well
+
+# Breakdown lines that are adjustments, not rules: they have no close rate and no contribution of their own.
+ADJUSTMENT_KINDS = frozenset({"cap", "rounding", "clamp"})
+STAGE_NAMES = {"marketingqualifiedlead": "MQL", "salesqualifiedlead": "SQL"}
+
+
+# -- the outcome --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A contact converted when `property` holds one of `values` (compared case-insensitively)."""
+
+    property: str
+    values: tuple[str, ...]
+
+    def converted(self, contact: Contact) -> bool:
+        value = contact.properties.get(self.property) or ""
+        if not value and self.property == LIFECYCLE_STAGE:
+            value = contact.lifecycle_stage
+        folded = value.strip().casefold()
+        return bool(folded) and folded in {v.casefold() for v in self.values}
+
+    def __str__(self) -> str:
+        return f"{self.property}={'|'.join(self.values)}"
+
+
+def parse_outcome(text: str) -> Outcome:
+    """PROPERTY=V1|V2; a ConfigError that shows the expected form otherwise."""
+    name, eq, rest = text.partition("=")
+    values = tuple(v.strip() for v in rest.split("|"))
+    problem = ""
+    if not eq:
+        problem = "no '='"
+    elif not name.strip():
+        problem = "no property name before '='"
+    elif not any(values):
+        problem = "no value after '='"
+    elif not all(values):
+        problem = "an empty value between '|'"
+    if problem:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "command line",
+                    None,
+                    "--outcome",
+                    f"{text!r}: {problem}; expected PROPERTY=VALUE or PROPERTY=V1|V2, e.g. {DEFAULT_OUTCOME}",
+                )
+            ]
+        )
+    return Outcome(name.strip(), values)
+
+
+# -- counting -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Rate:
+    """Contacts and how many of them converted."""
+
+    contacts: int = 0
+    converted: int = 0
+
+    def add(self, converted: bool) -> None:
+        self.contacts += 1
+        self.converted += converted
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.contacts if self.contacts else None
+
+    def lift(self, base: float | None) -> float | None:
+        rate = self.rate
+        return rate / base if rate is not None and base else None
+
+    def json(self, base: float | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"contacts": self.contacts, "converted": self.converted, "rate": _round(self.rate)}
+        if base is not None:
+            out["lift"] = _round(self.lift(base))
+        return out
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One contact as the metrics see it."""
+
+    contact_id: str
+    model: str
+    score: int
+    fit: int
+    engagement: int
+    fit_grade: str | None
+    engagement_grade: str | None
+    grade: str | None
+    holdout: bool
+    converted: bool
+
+
+@dataclass
+class BandRate:
+    low: int  # the band holds scores low .. high - 1
+    high: int
+    counts: Rate = field(default_factory=Rate)
+
+    @property
+    def label(self) -> str:
+        return str(self.low) if self.high - self.low == 1 else f"{self.low}-{self.high - 1}"
+
+    def json(self, base: float | None) -> dict[str, Any]:
+        return {"from": self.low, "to": self.high - 1, "label": self.label, **self.counts.json(base)}
+
+
+@dataclass
+class GradeRate:
+    model: str
+    grade: str | None
+    fit_grade: str | None
+    engagement_grade: str | None
+    counts: Rate = field(default_factory=Rate)
+
+    def json(self, base: float | None) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "grade": self.grade,
+            "fit_grade": self.fit_grade,
+            "engagement_grade": self.engagement_grade,
+            **self.counts.json(base),
+        }
+
+
+@dataclass
+class ThresholdResult:
+    """How well `score >= min_score` (and the fit grade, if set) separates converters, for one model."""
+
+    model: str
+    stage: str
+    min_score: float
+    min_fit_grade: str | None
+    population: Rate = field(default_factory=Rate)  # the model's scored contacts
+    qualified: Rate = field(default_factory=Rate)
+    below: Rate = field(default_factory=Rate)  # qualified by grade, scoring one band under min_score
+    below_from: float = 0
+    holdout: Rate = field(default_factory=Rate)  # the qualified, split by holdout
+    written: Rate = field(default_factory=Rate)
+
+    @property
+    def name(self) -> str:
+        return stage_name(self.stage)
+
+    @property
+    def condition(self) -> str:
+        grade = f", fit grade {self.min_fit_grade} or better" if self.min_fit_grade else ""
+        return f"score >= {self.min_score:g}{grade}"
+
+    @property
+    def precision(self) -> float | None:
+        return self.qualified.rate
+
+    @property
+    def recall(self) -> float | None:
+        if not self.population.converted:
+            return None
+        return self.qualified.converted / self.population.converted
+
+    @property
+    def share(self) -> float | None:
+        return self.qualified.contacts / self.population.contacts if self.population.contacts else None
+
+    @property
+    def lift(self) -> float | None:
+        return self.qualified.lift(self.population.rate)
+
+    @property
+    def below_lift(self) -> float | None:
+        return self.below.lift(self.population.rate)
+
+    def json(self) -> dict[str, Any]:
+        base = self.population.rate
+        return {
+            "model": self.model,
+            "stage": self.stage,
+            "min_score": _num(self.min_score),
+            "min_fit_grade": self.min_fit_grade,
+            "contacts": self.population.contacts,
+            "converted": self.population.converted,
+            "base_rate": _round(base),
+            "qualified": self.qualified.contacts,
+            "qualified_share": _round(self.share),
+            "qualified_converted": self.qualified.converted,
+            "precision": _round(self.precision),
+            "recall": _round(self.recall),
+            "lift": _round(self.lift),
+            "band_below": {"from": _num(self.below_from), "to_below": _num(self.min_score), **self.below.json(base)},
+            "holdout": self.holdout.json(),
+            "written": self.written.json(),
+        }
+
+
+@dataclass
+class RuleRate:
+    """The contacts a rule (a mapped value, a decay step) gave points to, and how many converted."""
+
+    key: str  # the rule id, or its label where one rule gives different points per value
+    rule: str
+    group: str
+    counts: Rate = field(default_factory=Rate)
+    cents: int = 0  # points given, in total
+    low_support: bool = False
+
+    def json(self, base: float | None, rank: int) -> dict[str, Any]:
+        return {
+            "rank": rank,
+            "key": self.key,
+            "rule": self.rule,
+            "group": self.group,
+            "contacts": self.counts.contacts,
+            "converted": self.counts.converted,
+            "close_rate": _round(self.counts.rate),
+            "lift": _round(self.counts.lift(base)),
+            "avg_points": _round(self.cents / 100 / self.counts.contacts if self.counts.contacts else None),
+            "low_support": self.low_support,
+        }
+
+
+@dataclass
+class Contribution:
+    """The points one rule added and took away over every scored contact."""
+
+    rule: str
+    group: str
+    positive: int = 0  # cents
+    negative: int = 0
+    contacts: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.positive + self.negative
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "group": self.group,
+            "positive": _num(self.positive / 100),
+            "negative": _num(self.negative / 100),
+            "net": _num(self.net / 100),
+            "contacts": self.contacts,
+        }
+
+
+@dataclass(frozen=True)
+class BacktestWarning:
+    kind: str  # threshold_too_low | threshold_too_high | no_conversions | all_converted
+    message: str
+    model: str | None = None
+    stage: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "stage": self.stage, "message": self.message}
+
+
+@dataclass
+class Backtest:
+    version: str
+    now_ms: int
+    outcome: Outcome
+    band_width: int
+    min_support: int
+    contacts: int = 0
+    scored: list[Scored] = field(default_factory=list, repr=False)
+    excluded: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    overall: Rate = field(default_factory=Rate)
+    bands: list[BandRate] = field(default_factory=list)
+    grades: list[GradeRate] = field(default_factory=list)
+    thresholds: list[ThresholdResult] = field(default_factory=list)
+    rules: list[RuleRate] = field(default_factory=list)  # ranked: supported first, by close rate
+    contributions: list[Contribution] = field(default_factory=list)  # by net points, largest first
+    holdout: Rate = field(default_factory=Rate)
+    written: Rate = field(default_factory=Rate)
+    warnings: list[BacktestWarning] = field(default_factory=list)
+
+    @property
+    def base_rate(self) -> float | None:
+        return self.overall.rate
+
+    def threshold(self, stage: str, model: str | None = None) -> ThresholdResult | None:
+        return next(
+            (t for t in self.thresholds if t.stage == stage and (model is None or t.model == model)),
+            None,
+        )
+
+    def rule(self, key: str) -> RuleRate | None:
+        return next((r for r in self.rules if r.key == key), None)
+
+    def json(self) -> dict[str, Any]:
+        base = self.base_rate
+        return {
+            "version": self.version,
+            "as_of": _iso(self.now_ms),
+            "outcome": str(self.outcome),
+            "band_width": self.band_width,
+            "min_support": self.min_support,
+            "contacts": {
+                "total": self.contacts,
+                "scored": self.overall.contacts,
+                "holdout": self.holdout.contacts,
+                "excluded": sum(self.excluded.values()),
+                "excluded_by_reason": dict(sorted(self.excluded.items())),
+                "skipped": len(self.problems),
+            },
+            "base_rate": self.overall.json(),
+            "score_bands": [b.json(base) for b in self.bands],
+            "grades": [g.json(base) for g in self.grades],
+            "thresholds": [t.json() for t in self.thresholds],
+            "rules": [r.json(base, i + 1) for i, r in enumerate(self.rules)],
+            "contributions": [c.json() for c in self.contributions],
+            "holdout": {
+                "holdout": self.holdout.json(),
+                "written": self.written.json(),
+                "thresholds": [
+                    {"model": t.model, "stage": t.stage, "holdout": t.holdout.json(), "written": t.written.json()}
+                    for t in self.thresholds
+                ],
+            },
+            "warnings": [w.json() for w in self.warnings],
+            "problems": self.problems,
+        }
+
+
+# -- the computation ----------------------------------------------------------------------------
+
+
+def run_backtest(
+    inputs: Iterable[tuple[Contact, list[Event]]],
+    rules: RuleSet,
+    now_ms: int,
+    outcome: Outcome,
+    *,
+    band_width: int = DEFAULT_BAND_WIDTH,
+    min_support: int = DEFAULT_MIN_SUPPORT,
+    progress: Callable[[int], None] | None = None,
+) -> Backtest:
+    if band_width < 1:
+        raise ValueError(f"band_width must be at least 1, not {band_width}")
+    bt = Backtest(rules.version, now_ms, outcome, band_width, max(1, min_support))
+    models = {m.spec.name: m for m in rules.models}
+    rule_rates: dict[str, RuleRate] = {}
+    contributions: dict[str, Contribution] = {}
+    for contact, events in inputs:
+        bt.contacts += 1
+        if progress is not None:
+            progress(bt.contacts)
+        try:
+            result = score_at(contact, events, rules, now_ms)
+        except Exception as exc:  # a broken contact is reported, never stops the backtest
+            bt.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
+            continue
+        if result.excluded or result.model is None:
+            bt.excluded[result.exclusion_reason or "no_model"] += 1
+            continue
+        converted = outcome.converted(contact)
+        bt.scored.append(
+            Scored(
+                contact.id,
+                result.model,
+                result.score,
+                result.fit,
+                result.engagement + result.decay,
+                result.fit_grade,
+                result.engagement_grade,
+                result.grade,
+                result.holdout,
+                converted,
+            )
+        )
+        bt.overall.add(converted)
+        (bt.holdout if result.holdout else bt.written).add(converted)
+        _count_rules(result, converted, rule_rates, contributions)
+    bt.bands = _bands(bt.scored, band_width)
+    bt.grades = _grades(bt.scored, models)
+    bt.thresholds = [
+        _threshold(bt.scored, model, th, band_width) for model in rules.models for th in model.spec.lifecycle.thresholds
+    ]
+    for rate in rule_rates.values():
+        rate.low_support = rate.counts.contacts < bt.min_support
+    bt.rules = sorted(
+        rule_rates.values(),
+        key=lambda r: (r.low_support, -(r.counts.rate or 0), -r.counts.contacts, r.key),
+    )
+    bt.contributions = sorted(contributions.values(), key=lambda c: (-abs(c.net), c.rule))
+    bt.warnings = _warnings(bt, models)
+    return bt
+
+
+def _count_rules(
+    result: ScoreResult, converted: bool, rates: dict[str, RuleRate], contributions: dict[str, Contribution]
+) -> None:
+    seen: set[str] = set()
+    for hit in result.breakdown:
+        if hit.kind in ADJUSTMENT_KINDS or not hit.cents:
+            continue
+        total = contributions.get(hit.rule)
+        if total is None:
+            total = contributions[hit.rule] = Contribution(hit.rule, hit.group)
+        if hit.cents > 0:
+            total.positive += hit.cents
+        else:
+            total.negative += hit.cents
+        total.contacts += 1
+        if not hit.matched:
+            continue  # a map rule's default for an unmapped value: no rule matched
+        key = rule_key(hit)
+        if key in seen:
+            continue
+        seen.add(key)
+        rate = rates.get(key)
+        if rate is None:
+            rate = rates[key] = RuleRate(key, hit.rule, hit.group)
+        rate.counts.add(converted)
+        rate.cents += hit.cents
+
+
+def rule_key(hit: RuleHit) -> str:
+    """A rule's row: a map rule gives different points per value, a band rule per band, decay per step."""
+    if hit.kind in ("map", "decay") and hit.label:
+        return hit.label  # "industry=ENERGY", "inactive 60d"
+    if hit.kind == "bands":
+        _, _, band = hit.detail.partition(" ")  # "numberofemployees >=100 <=500"
+        return f"{hit.rule} {band}" if band else hit.rule
+    return hit.rule
+
+
+def band_of(score: float, width: int) -> int:
+    """The lowest score of the band holding `score` (bands start at multiples of `width`)."""
+    return math.floor(score / width) * width
+
+
+def _bands(scored: Sequence[Scored], width: int) -> list[BandRate]:
+    if not scored:
+        return []
+    low = band_of(min(s.score for s in scored), width)
+    high = band_of(max(s.score for s in scored), width)
+    bands = {start: BandRate(start, start + width) for start in range(low, high + 1, width)}
+    for s in scored:
+        bands[band_of(s.score, width)].counts.add(s.converted)
+    # The top band ends at the highest score seen: a clamped 100 reads "100", not "100-109".
+    bands[high].high = max(s.score for s in scored) + 1
+    return list(bands.values())
+
+
+def _grades(scored: Sequence[Scored], models: dict[str, CompiledModel]) -> list[GradeRate]:
+    rows: dict[tuple[str, str | None], GradeRate] = {}
+    for s in scored:
+        row = rows.get((s.model, s.grade))
+        if row is None:
+            row = rows[(s.model, s.grade)] = GradeRate(s.model, s.grade, s.fit_grade, s.engagement_grade)
+        row.counts.add(s.converted)
+    model_order = list(models)
+
+    def order(row: GradeRate) -> tuple[int, int, int, str]:
+        model = models[row.model]
+        grades = model.spec.grades
+        fit = model.fit_grade_rank.get(row.fit_grade or "", 99)
+        engagement = 99
+        if grades is not None:
+            names = [b.grade for b in grades.engagement]
+            engagement = names.index(row.engagement_grade) if row.engagement_grade in names else 99
+        return model_order.index(row.model), fit, engagement, row.grade or ""
+
+    return sorted(rows.values(), key=order)
+
+
+def grade_at_least(model: CompiledModel, grade: str | None, minimum: str | None) -> bool:
+    """Is `grade` `minimum` or better? Better means earlier in the model's fit grade bands."""
+    if minimum is None:
+        return True
+    if grade is None or grade not in model.fit_grade_rank:
+        return False
+    return model.fit_grade_rank[grade] <= model.fit_grade_rank[minimum]
+
+
+def _threshold(scored: Sequence[Scored], model: CompiledModel, th: StageThreshold, width: int) -> ThresholdResult:
+    out = ThresholdResult(model.spec.name, th.stage, th.min_score, th.min_fit_grade, below_from=th.min_score - width)
+    for s in scored:
+        if s.model != out.model:
+            continue
+        out.population.add(s.converted)
+        grade_ok = grade_at_least(model, s.fit_grade, th.min_fit_grade)
+        if grade_ok and s.score >= th.min_score:
+            out.qualified.add(s.converted)
+            (out.holdout if s.holdout else out.written).add(s.converted)
+        elif grade_ok and out.below_from <= s.score < th.min_score:
+            out.below.add(s.converted)
+    return out
+
+
+def stage_name(stage: str) -> str:
+    return STAGE_NAMES.get(stage, stage)
+
+
+def _warnings(bt: Backtest, models: dict[str, CompiledModel]) -> list[BacktestWarning]:
+    out: list[BacktestWarning] = []
+    if bt.overall.contacts and not bt.overall.converted:
+        out.append(
+            BacktestWarning(
+                "no_conversions",
+                f"None of the {bt.overall.contacts} scored contacts has {bt.outcome}, so there is nothing to "
+                "measure the scores against. Check --outcome: the property name and its values as HubSpot stores "
+                "them (internal values, not labels).",
+            )
+        )
+        return out
+    if bt.overall.contacts and bt.overall.converted == bt.overall.contacts:
+        out.append(
+            BacktestWarning(
+                "all_converted",
+                f"Every scored contact has {bt.outcome}, so no score can tell converters apart. "
+                "Check --outcome, or back-test a snapshot that includes contacts who did not convert.",
+            )
+        )
+        return out
+    for th in bt.thresholds:
+        lift, share, recall, below_lift = th.lift, th.share, th.recall, th.below_lift
+        if lift is not None and share is not None and share >= TOO_LOW_SHARE and lift < TOO_LOW_LIFT:
+            better = _better_threshold(bt, models[th.model], th)
+            advice = (
+                f" From score {better[0]} up, contacts convert {better[1]:.1f}x as often: "
+                f"consider raising min_score to {better[0]}."
+                if better
+                else " No higher threshold does much better, so the score itself does not yet separate buyers "
+                "from the rest: review the rules with the lowest close rates below."
+            )
+            out.append(
+                BacktestWarning(
+                    "threshold_too_low",
+                    f"The {th.name} threshold ({th.condition}) looks too low: {share:.0%} of scored contacts "
+                    f"reach it, but they convert only {lift:.1f}x as often as the average contact "
+                    f"({_pct(th.precision)} against {_pct(th.population.rate)}). Sales would spend time on "
+                    f"many leads that do not buy.{advice}",
+                    th.model,
+                    th.stage,
+                )
+            )
+        if (
+            recall is not None
+            and recall < TOO_HIGH_RECALL
+            and below_lift is not None
+            and below_lift >= BELOW_LIFT
+            and th.below.contacts >= bt.min_support
+        ):
+            low = _num(th.below_from)
+            out.append(
+                BacktestWarning(
+                    "threshold_too_high",
+                    f"The {th.name} threshold ({th.condition}) looks too high: it catches only {recall:.0%} of "
+                    f"the contacts who converted, while contacts just below it (score {low} to "
+                    f"{th.min_score - 1:g}) convert {below_lift:.1f}x as often as average. Consider lowering "
+                    f"min_score to {low} so sales hears about these leads too.",
+                    th.model,
+                    th.stage,
+                )
+            )
+    return out
+
+
+def _better_threshold(bt: Backtest, model: CompiledModel, th: ThresholdResult) -> tuple[int, float] | None:
+    """The lowest band start above the threshold whose contacts (and those above) reach TOO_LOW_LIFT."""
+    base = th.population.rate
+    mine = [s for s in bt.scored if s.model == th.model and grade_at_least(model, s.fit_grade, th.min_fit_grade)]
+    start = band_of(th.min_score, bt.band_width) + bt.band_width
+    top = max((s.score for s in mine), default=start - 1)
+    for candidate in range(start, top + 1, bt.band_width):
+        above = Rate()
+        for s in mine:
+            if s.score >= candidate:
+                above.add(s.converted)
+        lift = above.lift(base)
+        if above.contacts < bt.min_support:
+            return None
+        if lift is not None and lift >= TOO_LOW_LIFT:
+            return candidate, lift
+    return None
+
+
+# -- printing -----------------------------------------------------------------------------------
+
+
+def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:
+    base = bt.base_rate
+    excluded = sum(bt.excluded.values())
+    console.print(
+        f"[bold]Backtest[/bold]{f' of {source}' if source else ''} as of {_iso(bt.now_ms)}, "
+        f"rule-set version {bt.version}"
+    )
+    console.print(
+        f"converted = {bt.outcome}: [bold]{bt.overall.converted}[/bold] of {bt.overall.contacts} scored contacts "
+        f"(base rate [bold]{_pct(base)}[/bold])"
+    )
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(bt.excluded.items()))
+    console.print(
+        f"{bt.contacts} contacts read; {excluded} excluded and left out of the metrics"
+        + (f" ({reasons})" if reasons else "")
+        + (f"; {len(bt.problems)} could not be scored" if bt.problems else "")
+    )
+
+    table = Table(title="Lifecycle thresholds", header_style="bold", title_justify="left")
+    for name in ("model", "stage", "qualifies when", "qualified", "share", "precision", "recall", "lift"):
+        table.add_column(name, justify="left" if name in ("model", "stage", "qualifies when") else "right")
+    for th in bt.thresholds:
+        table.add_row(
+            th.model,
+            th.name,
+            th.condition,
+            str(th.qualified.contacts),
+            _pct(th.share),
+            _pct(th.precision),
+            _pct(th.recall),
+            _lift(th.lift),
+        )
+    console.print(table)
+
+    table = Table(title="Conversion by score band", header_style="bold", title_justify="left")
+    for name in ("score", "contacts", "converted", "rate", "lift"):
+        table.add_column(name, justify="right")
+    for band in bt.bands:
+        c = band.counts
+        table.add_row(band.label, str(c.contacts), str(c.converted), _pct(c.rate), _lift(c.lift(base)))
+    console.print(table)
+
+    table = Table(title="Conversion by grade", header_style="bold", title_justify="left")
+    for name in ("model", "grade", "contacts", "converted", "rate", "lift"):
+        table.add_column(name, justify="left" if name in ("model", "grade") else "right")
+    for grade in bt.grades:
+        c = grade.counts
+        table.add_row(
+            grade.model, grade.grade or "-", str(c.contacts), str(c.converted), _pct(c.rate), _lift(c.lift(base))
+        )
+    console.print(table)
+
+    table = Table(
+        title=f"Close rate of each rule's matched contacts (* fewer than {bt.min_support} contacts: not ranked)",
+        header_style="bold",
+        title_justify="left",
+    )
+    for name in ("#", "rule", "group", "contacts", "converted", "close rate", "lift"):
+        table.add_column(name, justify="left" if name in ("rule", "group") else "right")
+    for i, rule in enumerate(bt.rules):
+        c = rule.counts
+        table.add_row(
+            "*" if rule.low_support else str(i + 1),
+            rule.key + (" *" if rule.low_support else ""),
+            rule.group,
+            str(c.contacts),
+            str(c.converted),
+            _pct(c.rate),
+            _lift(c.lift(base)),
+            style="dim" if rule.low_support else None,
+        )
+    console.print(table)
+
+    table = Table(title="Holdout (scored, never written) against written", header_style="bold", title_justify="left")
+    for name in ("contacts", "holdout", "rate", "written", "rate "):
+        table.add_column(name, justify="left" if name == "contacts" else "right")
+    table.add_row(
+        "all scored", str(bt.holdout.contacts), _pct(bt.holdout.rate), str(bt.written.contacts), _pct(bt.written.rate)
+    )
+    for th in bt.thresholds:
+        table.add_row(
+            f"{th.model}: {th.name}",
+            str(th.holdout.contacts),
+            _pct(th.holdout.rate),
+            str(th.written.contacts),
+            _pct(th.written.rate),
+        )
+    console.print(table)
+    if bt.holdout.contacts < bt.min_support:
+        console.print(
+            f"[dim]The holdout has {bt.holdout.contacts} contacts, fewer than {bt.min_support}: "
+            "too few to compare.[/dim]"
+        )
+
+    for warning in bt.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning.message}")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _num(value: float) -> int | float:
+    return int(value) if value == int(value) else value
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _lift(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
