@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import requests
 import structlog
@@ -28,6 +29,7 @@ log = structlog.get_logger("leadsync.alerts")
 IncidentKind = Literal["run_failed", "paused", "budget", "dead_letters"]
 KINDS: tuple[IncidentKind, ...] = ("run_failed", "paused", "budget", "dead_letters")
 # An incident's state is a cursor of the portal: the UTC time it opened (ISO), or "" while closed.
+DEAD_LETTER_WINDOW_S = 86_400.0
 CURSOR_PREFIX = "alert:"
 
 TITLES: dict[IncidentKind, str] = {
@@ -121,7 +123,7 @@ def _escape(text: str) -> str:
 def compose(change: Change, ctx: Context) -> Message:
     head = f"*leadsync · {_escape(ctx.portal)}*"
     error = _escape(ctx.error or "no detail")
-    letters = f"{ctx.dead_letters} dead letters (threshold {ctx.dead_letters_over})"
+    letters = f"{ctx.dead_letters} dead letters in the last 24 hours (threshold {ctx.dead_letters_over})"
     if not change.opens:
         detail = f" ({letters})" if change.kind == "dead_letters" else ""
         text = f":white_check_mark: {head}: resolved: {TITLES[change.kind]}{detail}."
@@ -200,7 +202,9 @@ class WebhookNotifier:
         except requests.RequestException as exc:
             raise AlertDeliveryError(f"no answer from the webhook: {type(exc).__name__}") from None
         if not 200 <= answer.status_code <= 299:
-            said = " ".join(answer.text.replace(self._url, "[webhook]").split())[:120]
+            said = " ".join(answer.text.split())[:120]
+            if any(part in said for part in _secret_parts(self._url)):
+                said = ""  # a server that echoes the path or query would put the secret in the log
             raise AlertDeliveryError(f"the webhook answered HTTP {answer.status_code}" + (f": {said}" if said else ""))
 
 
@@ -230,7 +234,8 @@ class Alerter:
         pid = self.config.portal.id
         now = self.clock.now().astimezone(UTC)
         over = self.alerts.dead_letters_over
-        count = len(self.store.dead_letters(pid)) if over is not None else None
+        # A rolling day: dead letters stay in the store for the audit, so an all-time count would never clear.
+        count = self.store.recent_dead_letters(pid, DEAD_LETTER_WINDOW_S) if over is not None else None
         facts = Facts(summary.status, summary.budget_spent, now.date().isoformat(), count, over)
         open_since: dict[IncidentKind, str] = {}
         for kind in KINDS:
@@ -255,3 +260,10 @@ class Alerter:
             else:
                 self.store.set_cursor(pid, key, "")
                 events.info("alert_resolved", kind=change.kind, notified=True)
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The pieces of a webhook URL that may carry its secret: the path, its segments, the query."""
+    parts = urlsplit(url)
+    pieces = [url, parts.path, parts.query, *parts.path.split("/"), *parts.query.split("&")]
+    return [p for p in pieces if len(p) >= 6]

@@ -288,7 +288,10 @@ class AlertsModel(_Model):
         "(the URL is a secret: never in the file, never logged)"
     )
     dead_letters_over: int | None = Field(
-        None, ge=0, description="alert when the portal's dead letters exceed this many; omit to not watch them"
+        None,
+        ge=0,
+        description="alert when the portal gets more than this many dead letters within 24 hours; "
+        "omit to not watch them",
     )
     send_resolved: bool = Field(True, description="send a short message when an incident clears")
     timeout_s: float = Field(10, gt=0, le=60, description="seconds to wait for the webhook's answer")

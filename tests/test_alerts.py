@@ -12,7 +12,6 @@ import pytest
 import requests
 import responses
 import sqlalchemy as sa
-import structlog
 import yaml
 from structlog.testing import capture_logs
 
@@ -38,13 +37,6 @@ class Clock:
 
     def now(self) -> datetime:
         return self.at
-
-
-@pytest.fixture(autouse=True)
-def info_logs() -> None:
-    """Log events at info level reach capture_logs, whatever an earlier test configured (the CLI's quiet mode)."""
-    structlog.reset_defaults()
-    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
 
 
 @pytest.fixture
@@ -199,9 +191,25 @@ def test_dead_letters_over_the_threshold_alert_once_and_resolve_when_back_under(
         alert(summary("ok"))
     texts = sent(hook)
     assert len(texts) == 2
-    assert "3 dead letters (threshold 2)" in texts[0]
+    assert "3 dead letters in the last 24 hours (threshold 2)" in texts[0]
     assert "resolved" in texts[1] and "0 dead letters" in texts[1]
     assert events(logs, "alert_sent") == ["dead_letters"]
+
+
+def test_a_dead_letter_incident_clears_when_its_letters_are_a_day_old(
+    tmp_path: Path, hook: responses.RequestsMock
+) -> None:
+    hook.post(URL, status=200)
+    now = [1_800_000_000.0]
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'aging.db'}", clock=lambda: now[0])
+    alert = make_alerter(store, dead_letters_over=2)
+    add_dead_letters(store, config().portal.id, 3)
+    alert(summary("ok"))
+    now[0] += 86_400 + 1  # the letters stay in the store, but no longer count
+    alert(summary("ok"))
+    store.close()
+    texts = sent(hook)
+    assert len(texts) == 2 and "resolved" in texts[1]
 
 
 def test_dead_letters_are_not_watched_without_a_threshold(store: SqlStateStore, hook: responses.RequestsMock) -> None:
@@ -287,6 +295,25 @@ def test_the_webhook_url_never_reaches_the_logs(store: SqlStateStore, hook: resp
     assert events(logs, "alert_sent") == ["run_failed"]
     assert "s3cr3t" not in str(logs) and "hooks.example.test" not in str(logs)
     assert "s3cr3t" not in repr(notifier)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("Cannot POST /services/T000/B000/s3cr3t-hook", False),  # the path echoed: the secret would show
+        ("no_service", True),  # Slack's own error words are worth keeping
+    ],
+)
+def test_a_webhook_error_body_is_logged_only_when_it_holds_no_part_of_the_url(
+    store: SqlStateStore, hook: responses.RequestsMock, body: str, shown: bool
+) -> None:
+    hook.post(URL, status=404, body=body)
+    alert = make_alerter(store)
+    with capture_logs() as logs:
+        alert(summary("failed"))
+    (failed,) = [e for e in logs if e["event"] == "alert_failed"]
+    assert "s3cr3t" not in str(logs)
+    assert ("no_service" in failed["error"]) == shown and "HTTP 404" in failed["error"]
 
 
 def test_an_unset_webhook_variable_is_reported_and_the_portal_still_runs(

@@ -389,6 +389,15 @@ class SqlStateStore:
         order = {run_id: i for i, run_id in enumerate(wanted)}
         return sorted(found, key=lambda t: (order[t.run_id], -t.contacts, t.stage_from or "", t.stage_to))
 
+    def recent_dead_letters(self, portal_id: int, within_s: float) -> int:
+        """How many dead letters the portal got in the last `within_s` seconds (by the store's clock)."""
+        since = self._now() - timedelta(seconds=within_s)
+        query = sa.select(sa.func.count()).where(
+            schema.dead_letters.c.portal_id == portal_id, schema.dead_letters.c.recorded_at >= since
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def dead_letters(self, portal_id: int) -> list[DeadLetter]:
         """The portal's dead letters, oldest first."""
         query = (

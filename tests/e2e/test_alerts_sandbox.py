@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import responses
-import structlog
 import yaml
 from structlog.testing import capture_logs
 
@@ -37,13 +36,6 @@ def portal_file(folder: Path, sb: Sandbox) -> Path:
     file = folder / "acme.yaml"
     file.write_text(yaml.safe_dump(config))
     return file
-
-
-@pytest.fixture(autouse=True)
-def info_logs() -> None:
-    """Log events at info level reach capture_logs, whatever an earlier test configured (the CLI's quiet mode)."""
-    structlog.reset_defaults()
-    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
 
 
 @pytest.fixture
@@ -145,5 +137,5 @@ def test_dead_letters_from_a_real_cycle_count_towards_the_threshold(
             run = Cycle(portal, "full").run()
     assert run.status == "ok", run.error
     (sent,) = texts(webhook)
-    assert f"{11 + run.counts.get('dead_lettered', 0)} dead letters (threshold 10)" in sent
+    assert f"{11 + run.counts.get('dead_lettered', 0)} dead letters in the last 24 hours (threshold 10)" in sent
     assert [e["kind"] for e in logs if e["event"] == "alert_sent"] == ["dead_letters"]

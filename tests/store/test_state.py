@@ -290,6 +290,17 @@ def test_complete_writes_records_dead_letters_with_status_and_reason(store: SqlS
     assert store.dead_letters(OTHER) == []
 
 
+def test_recent_dead_letters_counts_a_rolling_window(store: SqlStateStore, clock: FakeClock) -> None:
+    store.complete_writes(PORTAL, "run-1", [], [DeadLetter("2", {}, "gone", 404)] * 2)
+    clock.advance(3600)
+    store.complete_writes(PORTAL, "run-2", [], [DeadLetter("3", {}, "gone", 404)])
+    assert store.recent_dead_letters(PORTAL, 86_400) == 3
+    clock.advance(86_400 - 1800)  # the first two are now 24.5 hours old
+    assert store.recent_dead_letters(PORTAL, 86_400) == 1
+    assert store.recent_dead_letters(OTHER, 86_400) == 0
+    assert len(store.dead_letters(PORTAL)) == 3  # kept for the audit
+
+
 def test_complete_writes_moves_the_cursor_when_given_one(store: SqlStateStore) -> None:
     store.complete_writes(PORTAL, "run-1", [pending("1", 10)], [], cursor=("contacts_backfill_after", "501"))
     assert store.get_cursor(PORTAL, "contacts_backfill_after") == "501"
