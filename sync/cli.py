@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync import __version__
 from sync.buildcheck import stale_core_modules
-from sync.errors import ConfigError
+from sync.errors import ConfigError, PausedError, SyncError
 
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
@@ -204,6 +204,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     hypo = None
     if what.labels:
         changed, more, at_ms = what.apply(contact, events, now_ms)
+        if what.events and not changed.email:
+            print(
+                f"leadsync explain: contact {contact.id} has no email address; events reach contacts by email, "
+                "so the hypothetical events are left out",
+                file=sys.stderr,
+            )
         hypo = explain(changed, more, rules, at_ms)
     if args.json:
         out = real.json() if hypo is None else what_if_json(real, hypo, what.labels)
@@ -255,7 +261,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     }
     report.calls["total"] = sum(report.calls.values())
     if args.json:
-        print(json.dumps(report.json(args.top), ensure_ascii=False, indent=2))
+        # Often kept as a CI artifact: emails only where the portal allows them in logs.
+        print(json.dumps(report.json(args.top, loaded.config.log_emails), ensure_ascii=False, indent=2))
     else:
         print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=not args.snapshot)
     return EXIT_OK
@@ -473,6 +480,22 @@ def _add_log_options(parser: argparse.ArgumentParser, format_help: str) -> None:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
+def _contact_key(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a contact id or email address is needed")
+    return text.strip()
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
+
+
 def _what_if_help() -> str:
     from sync.reports.explain import WHAT_IF_HELP
 
@@ -529,7 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
         'leadsync explain --config C --contact jane@example.com --what-if "form:Demo request@+1d"',
     )
     explain.add_argument("--config", required=True, metavar="C", help="portal YAML file")
-    explain.add_argument("--contact", required=True, metavar="ID", help="contact id or email address")
+    explain.add_argument(
+        "--contact", required=True, type=_contact_key, metavar="ID", help="contact id or email address"
+    )
     explain.add_argument("--snapshot", metavar="S", help="explain from a snapshot file instead of the live portal")
     explain.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
     explain.add_argument("--what-if", action="append", metavar="SPEC", help=_what_if_help())
@@ -555,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
     plan.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
-    plan.add_argument("--top", type=int, default=20, metavar="N", help="changed contacts to list (default: 20)")
+    plan.add_argument("--top", type=_count, default=20, metavar="N", help="changed contacts to list (default: 20)")
     plan.add_argument("--json", action="store_true", help="the whole plan as one JSON object (for CI)")
     plan.set_defaults(func=cmd_plan)
 
@@ -664,6 +689,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    except PausedError as exc:  # HubSpot refused the token: nothing more can be read
+        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_PAUSED
+    except SyncError as exc:  # HubSpot or the store failed in a way the command cannot go around
+        print(f"leadsync {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK
     return EXIT_FAILED

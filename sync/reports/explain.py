@@ -54,7 +54,8 @@ class WhatIf:
         stage = props.get(LIFECYCLE_STAGE, contact.lifecycle_stage)
         email = props.get("email", contact.email).strip().lower()
         changed = Contact(contact.id, props, email, contact.created_at_ms, stage, contact.list_ids)
-        added = [_with_email(e, email) for e in self.events]
+        # Real events reach a contact through its email address: without one, none would count.
+        added = [_with_email(e, email) for e in self.events] if email else []
         at = max([now_ms, *(e.at_ms for e in added)])
         return changed, [*events, *added], at
 
@@ -95,7 +96,8 @@ def parse_what_if(specs: Sequence[str], now_ms: int) -> WhatIf:
             continue
         try:
             at_ms = _when(when.strip(), now_ms)
-        except ValueError as exc:
+            stamp = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        except (ValueError, OverflowError, OSError) as exc:
             problems.append(f"--what-if {spec!r}: {exc}")
             continue
         text = text.strip().strip("'\"")
@@ -106,7 +108,6 @@ def parse_what_if(specs: Sequence[str], now_ms: int) -> WhatIf:
         else:
             event = EmailEvent(event_id, kind, at_ms, "", "what-if", text)
         what.events.append(event)
-        stamp = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
         what.labels.append(f"{kind}{f' {text!r}' if text else ''} at {stamp}")
     if problems:
         raise ConfigError([ConfigProblem("leadsync explain", None, "", p) for p in problems])

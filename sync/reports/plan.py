@@ -24,6 +24,7 @@ from sync.core.model import Contact, Event, ScoreResult
 from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
+from sync.observability import email_for_log
 from sync.pipeline import BATCH, LIFECYCLE_STAGE, owned_properties
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
@@ -57,10 +58,10 @@ class ContactDiff:
     def delta(self) -> float:
         return (self.after.score or 0) - (self.before.score or 0)
 
-    def json(self) -> dict[str, Any]:
+    def json(self, emails: bool = True) -> dict[str, Any]:
         return {
             "contact_id": self.contact_id,
-            "email": self.email,
+            "email": email_for_log(self.email, emails),
             "before": self.before.json(),
             "after": self.after.json(),
             "writes": self.writes,
@@ -97,7 +98,7 @@ class PlanReport:
         moved = [d for d in self.diffs if d.before != d.after]
         return sorted(moved, key=lambda d: (-abs(d.delta), d.before.stage == d.after.stage, d.contact_id))[:n]
 
-    def json(self, top: int) -> dict[str, Any]:
+    def json(self, top: int, emails: bool = True) -> dict[str, Any]:
         return {
             "source": self.source,
             "version": self.version,
@@ -113,8 +114,8 @@ class PlanReport:
                 for c in self.crossings
             ],
             "api_calls": self.calls,
-            "top_changes": [d.json() for d in self.top(top)],
-            "contacts_written": [d.json() for d in self.diffs if d.writes or d.stage_move],
+            "top_changes": [d.json(emails) for d in self.top(top)],
+            "contacts_written": [d.json(emails) for d in self.diffs if d.writes or d.stage_move],
             "problems": self.problems,
         }
 
@@ -278,7 +279,8 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     calls = report.calls
     reads = f"{calls.get('reads', 0)} reads (as this plan made)" if live else "reads as for a full pull"
     console.print(
-        f"API calls a full run would make: {reads}, {calls.get('property_checks', 0)} property checks, "
+        f"API calls a first full sync (backfill) would make: {reads}, "
+        f"{calls.get('property_checks', 0)} property checks, "
         f"{calls.get('update_batches', 0)} batch updates, {calls.get('stage_move_calls', 0)} calls for backward "
         f"stage moves" + (f"; {calls['total']} in all" if live else "")
     )

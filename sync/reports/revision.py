@@ -33,7 +33,12 @@ def load_at_revision(config_file: str | Path, revision: str) -> LoadedPortal:
     path = Path(config_file).resolve()
     top = Path(_git(path.parent, "rev-parse", "--show-toplevel").decode().strip())
     relative = path.relative_to(top)
-    _git(top, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    try:
+        _git(top, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    except ConfigError:
+        raise _problem(
+            str(top), f"unknown revision {revision!r} (a commit, tag or branch of this repository)"
+        ) from None
     try:
         _git(top, "cat-file", "-e", f"{revision}:{relative.as_posix()}")
     except ConfigError:

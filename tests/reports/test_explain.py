@@ -182,3 +182,33 @@ def test_live_explain_reads_the_contact_and_its_events_from_hubspot(
     from_snapshot = json.loads(capsys.readouterr().out)
     assert from_hubspot == from_snapshot
     assert any(line["events"] for line in from_hubspot["rules"])  # its submissions were found
+
+
+def test_what_if_events_need_an_email_to_reach_the_contact(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--snapshot", str(SNAPSHOT), "--contact", "102", "--what-if", "email=", "--what-if", "form:Demo request"]
+    ex = explain_json(capsys, *argv)
+    assert rule(ex["what_if"], "demo-request")["matched"] is False
+
+
+def test_an_out_of_range_what_if_time_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_what_if(["open@+99999999d"], NOW_MS)
+    assert "--what-if 'open@+99999999d'" in str(caught.value.problems[0])
+
+
+def test_an_empty_contact_is_refused_before_anything_is_read(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["explain", "--config", str(EXAMPLE), "--contact", " "])
+    assert caught.value.code == 2 and "a contact id or email address is needed" in capsys.readouterr().err
+
+
+def test_a_refused_token_ends_explain_with_one_line_and_exit_3(
+    live: tuple[Sandbox, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, file = live
+    monkeypatch.setenv("LEADSYNC_EXPLAIN_TOKEN", "not-the-token")
+    code = main(["explain", "--config", str(file), "--contact", "1001"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.splitlines()[-1].startswith("leadsync explain: contacts.batch_read: HTTP 401")
+    assert "Traceback" not in err

@@ -23,20 +23,12 @@ from sync.reports.plan import build_plan
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE, NOW_MS, example_data, rules_from
+from tests.factories import EXAMPLE, NOW_MS, FixedClock, example_data, rules_from
 
 T0_MS = DEFAULT_NOW_MS + 3_600_000
 T0 = datetime.fromtimestamp(T0_MS / 1000, UTC).isoformat()
 SNAPSHOT = EXAMPLE.parent.parent / "examples" / "acme-eu.snapshot.json"
 SNAPSHOT_NOW = "2026-11-01T12:00:00Z"
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(T0_MS / 1000, UTC)
-
-    def seconds(self) -> float:
-        return T0_MS / 1000
 
 
 def portal_file(tmp_path: Path, sb: Sandbox, **lifecycle: Any) -> Path:
@@ -57,7 +49,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(generate_portal(2500, 5), rate_limit="off", clock=FixedClock().seconds) as sb:
+    with Sandbox(generate_portal(2500, 5), rate_limit="off", clock=FixedClock(T0_MS).seconds) as sb:
         monkeypatch.setenv("LEADSYNC_PLAN_TOKEN", sb.token)
         yield sb
 
@@ -83,7 +75,7 @@ def test_plan_predicts_contact_by_contact_what_the_following_sync_writes(
 
     store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
     portal = open_portal(file, store, RetryPolicy(attempts=3, base_wait=0.01, sleep=lambda s: None))
-    portal.clock = FixedClock()
+    portal.clock = FixedClock(T0_MS)
     summary = Cycle(portal, "full").run()
     store.close()
     assert summary.status == "ok", summary.error
@@ -127,7 +119,7 @@ def test_plan_text_shows_counts_transitions_crossings_and_top_contacts(
     assert "2500 contacts:" in out
     assert "Stage transitions" in out and "marketingqualifiedlead" in out
     assert "Threshold crossings" in out
-    assert "API calls a full run would make" in out
+    assert "API calls a first full sync (backfill) would make" in out
     assert "Top 5 changed contacts" in out
 
 
@@ -243,9 +235,22 @@ def test_against_an_unknown_version_is_a_clear_config_error(tmp_path: Path, caps
     argv = ["plan", "--config", str(repo / "p.yaml"), "--snapshot", str(SNAPSHOT), "--against-version", "nope"]
     code, _, err = run_cli(argv, capsys)
     assert code == 2
-    assert "--against-version" in err
+    assert "unknown revision 'nope'" in err
     git(repo, "mv", "p.yaml", "q.yaml")
     git(repo, "commit", "-qm", "moved")
     argv = ["plan", "--config", str(repo / "q.yaml"), "--snapshot", str(SNAPSHOT), "--against-version", "HEAD~1"]
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and "does not exist at revision HEAD~1" in err
+
+
+def test_plan_json_hides_emails_unless_the_portal_allows_them_in_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--config", str(EXAMPLE), "--snapshot", str(SNAPSHOT), "--now", SNAPSHOT_NOW, "--json"]
+    code, out, _ = run_cli(argv, capsys)
+    emails = [c["email"] for c in json.loads(out)["contacts_written"]]
+    assert code == 0 and emails and all(e.startswith("sha256:") for e in emails)
+
+
+def test_a_negative_top_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["plan", "--config", str(EXAMPLE), "--top", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
