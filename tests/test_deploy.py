@@ -308,6 +308,13 @@ def test_kubernetes_takes_its_environment_from_the_secret() -> None:
     assert _kubernetes("Secret")["metadata"]["name"] in refs
 
 
+def test_kubernetes_pods_do_not_start_without_the_shared_database_url() -> None:
+    [db] = [e for e in _k8s_container()["env"] if e["name"] == "LEADSYNC_DB_URL"]
+    ref = db["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == _kubernetes("Secret")["metadata"]["name"] and ref["key"] == "LEADSYNC_DB_URL"
+    assert ref.get("optional", False) is False
+
+
 def _configmap_portals(folder: Path) -> list[Path]:
     files = []
     for name, text in _kubernetes("ConfigMap")["data"].items():
