@@ -27,10 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
-    """A command run in a test configures logging for itself; the next test starts quiet again."""
-    before = structlog.get_config()
+    """A command run in a test (or a fixture) configures logging for itself; the next test starts quiet again."""
     yield
-    structlog.configure(**before)
+    structlog.reset_defaults()
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -93,3 +93,16 @@ def email_event(
         url=url,
         filtered=filtered,
     )
+
+
+class FixedClock:
+    """One clock for the sandbox and the worker, so both score as of the same moment."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.ms / 1000, UTC)
+
+    def seconds(self) -> float:
+        return self.ms / 1000

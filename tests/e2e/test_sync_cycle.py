@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,9 @@ from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
 from sync.snapshot import parse_snapshot
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE
+from tests.factories import EXAMPLE, FixedClock
 
 T0_MS = DEFAULT_NOW_MS + 3_600_000  # an hour after the generator's "now": every generated event is in the past
-
-
-class FixedClock:
-    """One clock for the sandbox and the worker, so both cycles score as of the same moment."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.ms / 1000, UTC)
-
-    def seconds(self) -> float:
-        return self.ms / 1000
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from sync.reports.report import ReportInputs, RunActivity, render_report
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE, example_rules
+from tests.factories import EXAMPLE, FixedClock, example_rules
 from tests.reports.conftest import EXAMPLE_PORTAL_ID, NOW_MS
 
 CHARTS = [
@@ -154,17 +154,6 @@ def chromium() -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return found
-
-
-class FixedClock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.ms / 1000, UTC)
-
-    def seconds(self) -> float:
-        return self.ms / 1000
 
 
 @dataclass
