@@ -170,3 +170,45 @@ def _is_unsubscribe(raw: Mapping[str, Any]) -> bool:
 def _flag(value: Any) -> bool:
     """HubSpot booleans arrive as true/false, sometimes as the strings "true"/"false"."""
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+# -- core values back to HubSpot's shapes (a snapshot file of a live portal) ------------------------
+
+_WIRE_EMAIL_TYPES = {kind: wire for wire, kind in _EMAIL_TYPES.items()}
+
+
+def contact_to_wire(contact: Contact) -> dict[str, Any]:
+    properties = dict(contact.properties)
+    properties.setdefault(LIFECYCLE_STAGE, contact.lifecycle_stage)
+    if contact.email:
+        properties.setdefault(EMAIL, contact.email)
+    if contact.created_at_ms is not None:
+        properties.setdefault(CREATE_DATE, str(contact.created_at_ms))
+    return {"id": contact.id, "properties": properties}
+
+
+def submission_to_wire(submission: FormSubmission) -> dict[str, Any]:
+    return {
+        "formId": submission.form_id,
+        "conversionId": submission.event_id,
+        "submittedAt": submission.at_ms,
+        "values": [{"name": EMAIL, "value": submission.email}],
+        "pageUrl": submission.page_url,
+    }
+
+
+def email_event_to_wire(event: EmailEvent) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "id": event.event_id,
+        "recipient": event.email,
+        "created": event.at_ms,
+        "emailCampaignId": event.campaign_id,
+        "filteredEvent": event.filtered,
+    }
+    if event.url:
+        wire["url"] = event.url
+    if event.kind == EMAIL_UNSUBSCRIBE:
+        wire.update(type="STATUSCHANGE", subscriptions=[{"status": "UNSUBSCRIBED"}])
+    else:
+        wire["type"] = _WIRE_EMAIL_TYPES[event.kind]
+    return wire

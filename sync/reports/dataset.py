@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sync.core.model import Contact, Event
+from sync.core.model import Contact, Event, FormSubmission
+from sync.hubspot.shapes import contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.ports import CrmSource
 from sync.snapshot import read_snapshot
 
@@ -125,3 +127,29 @@ def with_lists(contact: Contact, members: dict[int, set[str]]) -> Contact:
     return Contact(
         contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
     )
+
+
+def snapshot_json(data: Dataset) -> dict[str, Any]:
+    """The dataset as a snapshot file (HubSpot's shapes): what `score`, `backtest` and the rest read."""
+    forms: dict[str, str] = {}
+    submissions: list[dict[str, Any]] = []
+    email_events: list[dict[str, Any]] = []
+    for events in data.events_by_email.values():
+        for event in events:
+            if isinstance(event, FormSubmission):
+                forms.setdefault(event.form_id, event.form_name)
+                submissions.append(submission_to_wire(event))
+            else:
+                email_events.append(email_event_to_wire(event))
+    lists: dict[int, list[str]] = {}
+    for contact in data.contacts:
+        for list_id in sorted(contact.list_ids):
+            lists.setdefault(list_id, []).append(contact.id)
+    return {
+        "portal_id": data.portal_id,
+        "contacts": [contact_to_wire(c) for c in data.contacts],
+        "forms": [{"id": form_id, "name": name} for form_id, name in sorted(forms.items())],
+        "form_submissions": sorted(submissions, key=lambda s: (s["submittedAt"], s["conversionId"])),
+        "email_events": sorted(email_events, key=lambda e: (e["created"], e["id"])),
+        "lists": [{"listId": list_id, "contactIds": ids} for list_id, ids in sorted(lists.items())],
+    }
