@@ -129,9 +129,15 @@ def _progress(description: str, quiet: bool) -> Any:
 
 
 def _load_dataset(
-    args: argparse.Namespace, loaded: LoadedPortal, rule_sets: Sequence[RuleSet], now: datetime
+    args: argparse.Namespace,
+    loaded: LoadedPortal,
+    rule_sets: Sequence[RuleSet],
+    now: datetime,
+    extra_properties: Sequence[str] = (),
 ) -> Dataset:
-    """The snapshot named by --snapshot, else every contact and event of the live portal (read-only)."""
+    """The snapshot named by --snapshot, else every contact and event of the live portal (read-only).
+
+    Live contacts carry the properties the rules read and `extra_properties` (a backtest's outcome)."""
     from sync.app import open_reader
     from sync.pipeline import read_properties
     from sync.reports.dataset import from_portal, from_snapshot
@@ -146,7 +152,8 @@ def _load_dataset(
                 file=sys.stderr,
             )
         return data
-    hub = open_reader(loaded.config, sorted({p for rules in rule_sets for p in read_properties(rules)}))
+    wanted = {p for rules in rule_sets for p in read_properties(rules)} | set(extra_properties)
+    hub = open_reader(loaded.config, sorted(wanted))
     list_ids = {i for rules in rule_sets for i in rules.list_ids}
     with _progress(f"reading portal {portal.name}:", getattr(args, "json", False)) as bar:
         task = bar.add_task("contacts", total=None)
@@ -393,7 +400,7 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Datase
     outcome = parse_outcome(args.outcome or DEFAULT_OUTCOME)  # a typo fails before any contact is read
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
-    data = _load_dataset(args, loaded, [rules], now)
+    data = _load_dataset(args, loaded, [rules], now, [outcome.property])
     _report_problems(data.problems)
     with _progress(what, args.json) as bar:
         task = bar.add_task("contacts", total=len(data.contacts))

@@ -138,6 +138,7 @@ class Scored:
     grade: str | None
     holdout: bool
     converted: bool
+    rule_stages: frozenset[str] = frozenset()  # stages the model's stage rules give the contact
 
 
 @dataclass
@@ -161,6 +162,7 @@ class GradeRate:
     fit_grade: str | None
     engagement_grade: str | None
     counts: Rate = field(default_factory=Rate)
+    engagement_rank: int = 99  # the engagement grade's place in the model's bands (charts order by it)
 
     def json(self, base: float | None) -> dict[str, Any]:
         return {
@@ -186,6 +188,7 @@ class ThresholdResult:
     below_from: float = 0
     holdout: Rate = field(default_factory=Rate)  # the qualified, split by holdout
     written: Rate = field(default_factory=Rate)
+    by_rules: bool = False  # stage rules can also give this stage (or a later one)
 
     @property
     def name(self) -> str:
@@ -194,7 +197,8 @@ class ThresholdResult:
     @property
     def condition(self) -> str:
         grade = f", fit grade {self.min_fit_grade} or better" if self.min_fit_grade else ""
-        return f"score >= {self.min_score:g}{grade}"
+        rules = "; or a stage rule" if self.by_rules else ""
+        return f"score >= {self.min_score:g}{grade}{rules}"
 
     @property
     def precision(self) -> float | None:
@@ -310,6 +314,7 @@ class Backtest:
     band_width: int
     min_support: int
     contacts: int = 0
+    not_yet_created: int = 0  # created after `now`: left out of an as-of backtest
     scored: list[Scored] = field(default_factory=list, repr=False)
     excluded: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
@@ -350,6 +355,7 @@ class Backtest:
                 "holdout": self.holdout.contacts,
                 "excluded": sum(self.excluded.values()),
                 "excluded_by_reason": dict(sorted(self.excluded.items())),
+                "created_after_as_of": self.not_yet_created,
                 "skipped": len(self.problems),
             },
             "base_rate": self.overall.json(),
@@ -394,8 +400,14 @@ def run_backtest(
         bt.contacts += 1
         if progress is not None:
             progress(bt.contacts)
+        if contact.created_at_ms is not None and contact.created_at_ms > now_ms:
+            bt.not_yet_created += 1  # it did not exist at `now`: scoring it would use its future
+            continue
         try:
             result = score_at(contact, events, rules, now_ms)
+            ctx = rules.context(contact, events, now_ms)
+            model = models.get(result.model or "")
+            rule_stages = frozenset(s for s, pred in model.stage_rules if pred(ctx)) if model else frozenset()
         except Exception as exc:  # a broken contact is reported, never stops the backtest
             bt.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
             continue
@@ -415,6 +427,7 @@ def run_backtest(
                 result.grade,
                 result.holdout,
                 converted,
+                rule_stages,
             )
         )
         bt.overall.add(converted)
@@ -432,7 +445,7 @@ def run_backtest(
         key=lambda r: (r.low_support, -(r.counts.rate or 0), -r.counts.contacts, r.key),
     )
     bt.contributions = sorted(contributions.values(), key=lambda c: (-abs(c.net), c.rule))
-    bt.warnings = _warnings(bt, models)
+    bt.warnings = _outcome_warnings(bt, rules) + _warnings(bt, models)
     return bt
 
 
@@ -501,15 +514,15 @@ def _grades(scored: Sequence[Scored], models: dict[str, CompiledModel]) -> list[
         row.counts.add(s.converted)
     model_order = list(models)
 
-    def order(row: GradeRate) -> tuple[int, int, int, str]:
-        model = models[row.model]
-        grades = model.spec.grades
-        fit = model.fit_grade_rank.get(row.fit_grade or "", 99)
-        engagement = 99
+    for row in rows.values():
+        grades = models[row.model].spec.grades
         if grades is not None:
             names = [b.grade for b in grades.engagement]
-            engagement = names.index(row.engagement_grade) if row.engagement_grade in names else 99
-        return model_order.index(row.model), fit, engagement, row.grade or ""
+            row.engagement_rank = names.index(row.engagement_grade) if row.engagement_grade in names else 99
+
+    def order(row: GradeRate) -> tuple[int, int, int, str]:
+        fit = models[row.model].fit_grade_rank.get(row.fit_grade or "", 99)
+        return model_order.index(row.model), fit, row.engagement_rank, row.grade or ""
 
     return sorted(rows.values(), key=order)
 
@@ -524,13 +537,23 @@ def grade_at_least(model: CompiledModel, grade: str | None, minimum: str | None)
 
 
 def _threshold(scored: Sequence[Scored], model: CompiledModel, th: StageThreshold, width: int) -> ThresholdResult:
-    out = ThresholdResult(model.spec.name, th.stage, th.min_score, th.min_fit_grade, below_from=th.min_score - width)
+    rules_to = [r.stage for r in model.spec.lifecycle.rules]
+    index = model.spec.lifecycle.index
+    out = ThresholdResult(
+        model.spec.name,
+        th.stage,
+        th.min_score,
+        th.min_fit_grade,
+        below_from=th.min_score - width,
+        by_rules=any(index.get(stage, -1) >= index[th.stage] for stage in rules_to),
+    )
     for s in scored:
         if s.model != out.model:
             continue
         out.population.add(s.converted)
         grade_ok = grade_at_least(model, s.fit_grade, th.min_fit_grade)
-        if grade_ok and s.score >= th.min_score:
+        by_rule = any(index.get(stage, -1) >= index[th.stage] for stage in s.rule_stages)
+        if (grade_ok and s.score >= th.min_score) or by_rule:
             out.qualified.add(s.converted)
             (out.holdout if s.holdout else out.written).add(s.converted)
         elif grade_ok and out.below_from <= s.score < th.min_score:
@@ -540,6 +563,33 @@ def _threshold(scored: Sequence[Scored], model: CompiledModel, th: StageThreshol
 
 def stage_name(stage: str) -> str:
     return STAGE_NAMES.get(stage, stage)
+
+
+def _outcome_warnings(bt: Backtest, rules: RuleSet) -> list[BacktestWarning]:
+    """An outcome the rules read, or one the worker writes itself, measures the scores against themselves."""
+    out = []
+    prop = bt.outcome.property
+    if prop in rules.properties_read:
+        out.append(
+            BacktestWarning(
+                "outcome_read_by_rules",
+                f"The rules read {prop}, the property the outcome is taken from: the scores already know the "
+                "answer, so close rates and lifts overstate how well they predict it.",
+            )
+        )
+    if prop == LIFECYCLE_STAGE:
+        managed = {s.casefold() for m in rules.spec.models for s in m.lifecycle.managed}
+        written = sorted(v for v in bt.outcome.values if v.casefold() in managed)
+        if written:
+            out.append(
+                BacktestWarning(
+                    "outcome_set_by_leadsync",
+                    f"leadsync itself sets lifecyclestage to {', '.join(written)} from the score: measured "
+                    "against that, every threshold looks better than it is. Back-test against a later stage "
+                    "(opportunity, customer).",
+                )
+            )
+    return out
 
 
 def _warnings(bt: Backtest, models: dict[str, CompiledModel]) -> list[BacktestWarning]:
@@ -565,7 +615,13 @@ def _warnings(bt: Backtest, models: dict[str, CompiledModel]) -> list[BacktestWa
         return out
     for th in bt.thresholds:
         lift, share, recall, below_lift = th.lift, th.share, th.recall, th.below_lift
-        if lift is not None and share is not None and share >= TOO_LOW_SHARE and lift < TOO_LOW_LIFT:
+        if (
+            lift is not None
+            and share is not None
+            and share >= TOO_LOW_SHARE
+            and lift < TOO_LOW_LIFT
+            and th.qualified.contacts >= bt.min_support
+        ):
             better = _better_threshold(bt, models[th.model], th)
             advice = (
                 f" From score {better[0]} up, contacts convert {better[1]:.1f}x as often: "
@@ -645,6 +701,7 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:
         f"{bt.contacts} contacts read; {excluded} excluded and left out of the metrics"
         + (f" ({reasons})" if reasons else "")
         + (f"; {len(bt.problems)} could not be scored" if bt.problems else "")
+        + (f"; {bt.not_yet_created} created after {_iso(bt.now_ms)} left out" if bt.not_yet_created else "")
     )
 
     table = Table(title="Lifecycle thresholds", header_style="bold", title_justify="left")

@@ -287,7 +287,7 @@ def _grade_matrices(bt: Backtest) -> list[tuple[str, Figure]]:
             continue
         fits = list(dict.fromkeys(g.fit_grade for g in rows if g.fit_grade is not None))
         engagements = list(dict.fromkeys(g.engagement_grade for g in rows if g.engagement_grade is not None))
-        engagements.sort(key=lambda e: min(i for i, g in enumerate(rows) if g.engagement_grade == e))
+        engagements.sort(key=lambda e: min(g.engagement_rank for g in rows if g.engagement_grade == e))
         counts = [[0] * len(engagements) for _ in fits]
         rates: list[list[float | None]] = [[None] * len(engagements) for _ in fits]
         for g in rows:

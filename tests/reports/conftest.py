@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
-from tests.factories import EXAMPLE
+from tests.factories import EXAMPLE, example_data
 
 CONFIG = str(EXAMPLE)
 EXAMPLE_PORTAL_ID = 12345678  # the reference config's portal: no "snapshot of another portal" warning
@@ -25,5 +26,19 @@ def write_snapshot(path: Path, contacts: int, seed: int, *, planted_signal: bool
 
 @pytest.fixture(scope="session")
 def snapshot_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1,500-contact portal with the planted signal (this seed's MQL threshold draws a too-high warning)."""
+    """A 1,500-contact portal with the planted signal."""
     return write_snapshot(tmp_path_factory.mktemp("snapshots") / "portal.json", 1500, 12)
+
+
+HIGH_MQL_BAND_WIDTH = 20
+
+
+@pytest.fixture(scope="session")
+def high_mql_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference config with MQL at 70: on `snapshot_file`, in bands of 20, the 50-69 band converts well
+    below that threshold while it catches few of the converters (a too-high warning)."""
+    data = example_data()
+    data["model"]["lifecycle"]["stages"][0]["min_score"] = 70
+    path = tmp_path_factory.mktemp("configs") / "high-mql.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path

@@ -10,7 +10,7 @@ import pytest
 
 from sync.cli import main
 from sync.store.state import SqlStateStore
-from tests.reports.conftest import CONFIG, NOW
+from tests.reports.conftest import CONFIG, HIGH_MQL_BAND_WIDTH, NOW
 
 
 def backtest_argv(snapshot: Path, *extra: str) -> list[str]:
@@ -40,15 +40,17 @@ def test_backtest_json_has_the_metrics(capsys: pytest.CaptureFixture[str], snaps
 
 
 def test_backtest_prints_tables_and_warnings_for_people(
-    capsys: pytest.CaptureFixture[str], snapshot_file: Path
+    capsys: pytest.CaptureFixture[str], snapshot_file: Path, high_mql_config: Path
 ) -> None:
-    assert main(backtest_argv(snapshot_file)) == 0
+    argv = backtest_argv(snapshot_file, "--band-width", str(HIGH_MQL_BAND_WIDTH))
+    argv[argv.index(CONFIG)] = str(high_mql_config)
+    assert main(argv) == 0
     out = capsys.readouterr().out
     for title in ("Lifecycle thresholds", "Conversion by score band", "Conversion by grade", "Close rate", "Holdout"):
         assert title in out
     assert "base rate" in out
-    # This portal's MQL threshold misses most converters while the 40-49 band converts well.
-    assert "warning: The MQL threshold (score >= 50) looks too high" in out
+    # An MQL threshold of 70 misses most converters while the 50-69 band converts well.
+    assert "warning: The MQL threshold (score >= 70; or a stage rule) looks too high" in out
 
 
 def test_backtest_band_width_and_outcome_options(capsys: pytest.CaptureFixture[str], snapshot_file: Path) -> None:

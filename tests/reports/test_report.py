@@ -29,6 +29,8 @@ from PIL import Image, ImageChops, ImageStat
 
 from sync.app import open_portal
 from sync.cli import main
+from sync.config import load_portal
+from sync.core.rules import compile_ruleset
 from sync.hubspot.retry import RetryPolicy
 from sync.pipeline import Cycle
 from sync.ports import RunRecord, StageTransition
@@ -39,7 +41,7 @@ from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.store.state import SqlStateStore
 from tests.factories import EXAMPLE, FixedClock, example_rules
-from tests.reports.conftest import EXAMPLE_PORTAL_ID, NOW_MS
+from tests.reports.conftest import EXAMPLE_PORTAL_ID, HIGH_MQL_BAND_WIDTH, NOW_MS
 
 CHARTS = [
     "chart-score-distribution",
@@ -109,10 +111,14 @@ def test_the_page_needs_nothing_from_the_network(page: str) -> None:
     assert not re.search(r"url\(|@import|<link|<script[^>]+src|<iframe", page, re.IGNORECASE)
 
 
-def test_the_page_has_the_headline_numbers_and_the_warnings(page: str, backtest: Backtest) -> None:
+def test_the_page_has_the_headline_numbers_and_the_warnings(snapshot_file: Path, high_mql_config: Path) -> None:
+    rules = compile_ruleset(load_portal(high_mql_config).rules)
+    data = from_snapshot(snapshot_file)
+    warned = run_backtest(data.inputs(), rules, NOW_MS, parse_outcome(DEFAULT_OUTCOME), band_width=HIGH_MQL_BAND_WIDTH)
+    page = render_report(warned, ReportInputs("acme-eu", "snapshot s.json", runs()))
     assert "leadsync report: acme-eu" in page
-    assert f"{backtest.contacts:,}" in page and "What to look at" in page
-    assert "looks too high" in page  # this portal's MQL warning, as the backtest words it
+    assert f"{warned.contacts:,}" in page and "What to look at" in page
+    assert "looks too high" in page  # the MQL warning, as the backtest words it
     assert "Close rate by rule" in page and "demo-request" in page
 
 
