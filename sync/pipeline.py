@@ -14,14 +14,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import structlog
 
 from sync.config import PortalConfig
 from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
-from sync.core.planning import plan_contact
+from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
 from sync.errors import BudgetExhaustedError, FatalError, PausedError, SyncError
@@ -262,7 +262,9 @@ class Cycle:
             done += len(page.contacts)
             if self._tick(done):
                 return scored, False
-        store.set_cursor(pid, CONTACTS_CURSOR, str(newest))
+        # Everything modified before the lookback of this run's start was indexed by now and read: the next run
+        # need not re-read it (else a burst of our own writes would be pulled again every cycle).
+        store.set_cursor(pid, CONTACTS_CURSOR, str(max(newest, now_ms - LOOKBACK_MS)))
         return scored, False
 
     def _backfill_done(self, pid: int, now_ms: int) -> set[str]:
@@ -366,7 +368,7 @@ class Cycle:
                 old_score=int(float(old)) if old not in (None, "") else None,
                 new_score=0 if result.excluded else result.score,
                 grade=result.grade,
-                stage=result.stage_target,
+                stage=_planned_stage(plan),
                 reasons=reasons_text(result),
                 breakdown=_breakdown(result),
             )
@@ -410,7 +412,8 @@ class Cycle:
                 applied.append(write)
             elif write.properties:
                 # The properties are in HubSpot: record them (and their history); the stage is its own dead letter.
-                applied.append(PendingWrite(cid, write.properties, None, write.history))
+                history = replace(write.history, stage=None) if write.history is not None else None
+                applied.append(PendingWrite(cid, write.properties, None, history))
         # Logged once HubSpot has the values and before the batch is recorded: a crash in between makes the
         # resumed run send and log them again (at least once), never lose the event of a write HubSpot took.
         emails = {c.id: c.email for c in store.get_contacts(pid, list(by_id))} if applied else {}
@@ -459,6 +462,15 @@ class Cycle:
             )
         if result.holdout:
             self.summary.add("holdout")
+
+
+def _planned_stage(plan: ContactPlan) -> str | None:
+    """The stage this write moves the contact to (none for an excluded or held contact's zeros)."""
+    if plan.stage_change is not None:
+        return plan.stage_change.stage
+    if plan.update is not None:
+        return plan.update.properties.get(LIFECYCLE_STAGE)
+    return None
 
 
 def _breakdown(result: ScoreResult) -> dict[str, Any]:

@@ -176,3 +176,30 @@ def test_a_runs_api_calls_count_towards_the_days_budget_in_the_store(world: Any)
     second = Cycle(portal, "incremental").run()
     day = clock.now().date().isoformat()
     assert portal.store.add_api_calls(portal.id, day, 0) == first.counts["api_calls"] + second.counts["api_calls"]
+
+
+def test_an_incremental_run_does_not_pull_the_last_runs_writes_again_and_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FixedClock(T0_MS)
+    config = yaml.safe_load(EXAMPLE.read_text())
+    # Fit rules only: scores do not move with time, so no run after the backfill writes anything.
+    config["model"]["engagement"] = {"rules": []}
+    config["portal"]["token_env"] = "LEADSYNC_E2E_TOKEN"
+    with Sandbox(generate_portal(600, 23), rate_limit="off", clock=clock.seconds) as sb:
+        config["portal"]["base_url"] = sb.url
+        file = tmp_path / "portal.yaml"
+        file.write_text(yaml.safe_dump(config))
+        monkeypatch.setenv("LEADSYNC_E2E_TOKEN", sb.token)
+        store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        portal = open_portal(file, store)
+        portal.clock = clock
+        full = Cycle(portal, "full").run()  # writes hundreds of contacts, all modified at T0
+        clock.ms += 15 * 60_000
+        first = Cycle(portal, "incremental").run()
+        clock.ms += 15 * 60_000
+        second = Cycle(portal, "incremental").run()
+        store.close()
+    assert full.counts["written"] > 300
+    assert first.counts["pulled"] >= full.counts["written"] and first.counts.get("written", 0) == 0  # read once
+    assert second.counts.get("pulled", 0) == 0  # not the backfill's burst again, cycle after cycle
