@@ -214,6 +214,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
     what = parse_what_if(args.what_if or [], now_ms)
+    for name in sorted(set(what.properties) - rules.properties_read - {"email", "lifecyclestage"}):
+        print(f"leadsync explain: no rule reads {name}: setting it changes nothing", file=sys.stderr)
     if args.snapshot:
         data = _load_dataset(args, loaded, [rules], now)
         contact = data.contact(args.contact)

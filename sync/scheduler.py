@@ -95,6 +95,17 @@ class Service:
                     self.log.error("config_error", file=str(file), problem=str(problem))
                 continue
             name = portal.config.portal.name
+            twin = next(
+                (h for h in found.values() if h.portal.config.portal.name == name or h.portal.id == portal.id), None
+            )
+            if twin is not None:  # one portal, one file: two would sync it twice (or one would vanish)
+                self.log.error(
+                    "config_error",
+                    file=str(file),
+                    problem=f"portal {name} (id {portal.id}) is already defined by {twin.file}: "
+                    "each portal needs a name and an id of its own; this file is skipped",
+                )
+                continue
             old = self.portals.get(name)
             held = Held(portal, file, leased=bool(old and old.leased))
             if old is not None:

@@ -253,9 +253,9 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     )
     console.print(
         f"{report.contacts} contacts: {c['score_changed']} change score, {c['grade_changed']} change grade, "
-        f"{c['stage_changed']} change stage; {c['written']} would be written; "
-        f"{c['unchanged']} unchanged, {c['excluded']} excluded, {c['holdout']} in the holdout"
-        + (f", {c['skipped']} skipped" if c["skipped"] else "")
+        f"{c['stage_changed']} change stage; {c['written']} would be written, {c['unchanged']} would not"
+        + (f", {c['skipped']} could not be scored" if c["skipped"] else "")
+        + f". Among them {c['excluded']} excluded and {c['holdout']} in the holdout."
     )
     if report.transitions:
         stages_from = sorted({a for a, _ in report.transitions})
@@ -279,7 +279,7 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     calls = report.calls
     reads = f"{calls.get('reads', 0)} reads (as this plan made)" if live else "reads as for a full pull"
     console.print(
-        f"API calls a first full sync (backfill) would make: {reads}, "
+        f"API calls a first full sync (backfill) would make, about: {reads}, "
         f"{calls.get('property_checks', 0)} property checks, "
         f"{calls.get('update_batches', 0)} batch updates, {calls.get('stage_move_calls', 0)} calls for backward "
         f"stage moves" + (f"; {calls['total']} in all" if live else "")
@@ -298,9 +298,15 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
             f"{_show(d.before.score)} -> {_show(d.after.score)}",
             f"{d.before.grade or '-'} -> {d.after.grade or '-'}",
             f"{d.before.stage or '-'} -> {d.after.stage or '-'}" if d.before.stage != d.after.stage else d.after.stage,
-            (d.reasons if not d.note.startswith(("excluded", "holdout")) else d.note)[:90],
+            _short(d.reasons if not d.note.startswith(("excluded", "holdout")) else d.note, 90),
         )
     console.print(table)
+
+
+def _short(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[: text.rfind(";", 0, width - 1) + 1 or width - 1].rstrip(";") + " ..."
 
 
 def _show(score: float | None) -> str:

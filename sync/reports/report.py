@@ -84,7 +84,7 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
             "chart-score-distribution",
             "Score distribution",
             _score_histogram(bt),
-            "Contacts per score band; the part that converted is drawn on top in orange. "
+            "Contacts per score band; the part that converted is drawn in orange at the foot of each bar. "
             "Dashed lines are the lifecycle thresholds.",
         )
     matrix = (

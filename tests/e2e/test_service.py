@@ -195,3 +195,26 @@ def test_a_reload_picks_up_a_new_portal_file(tmp_path: Path, monkeypatch: pytest
             runner.join(60)
             store.close()
     assert set(service.portals) == {"alpha", "beta"}
+
+
+@pytest.mark.parametrize("same", ["name", "id"])
+def test_a_second_file_for_the_same_portal_is_reported_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same: str
+) -> None:
+    with sandboxes(1) as (a,):
+        monkeypatch.setenv("LEADSYNC_SERVICE_TOKEN", a.token)
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        portal_file(folder, "alpha", 7000, a)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        twin = portal_file(elsewhere, "alpha" if same == "name" else "beta", 7000 if same == "id" else 7001, a)
+        twin.rename(folder / "zz-twin.yaml")  # read after alpha.yaml
+        store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        service = Service(folder, store, open_portal, lease_ttl_s=6, jitter_s=0)
+        with capture_logs() as logs:
+            service.load()
+        store.close()
+    assert set(service.portals) == {"alpha"}
+    (problem,) = [e for e in logs if e["event"] == "config_error"]
+    assert problem["file"].endswith("zz-twin.yaml") and "already defined by" in problem["problem"]

@@ -212,3 +212,10 @@ def test_a_refused_token_ends_explain_with_one_line_and_exit_3(
     assert code == 3
     assert err.splitlines()[-1].startswith("leadsync explain: contacts.batch_read: HTTP 401")
     assert "Traceback" not in err
+
+
+def test_a_what_if_on_a_property_no_rule_reads_is_pointed_out(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explain", "--config", str(EXAMPLE), "--snapshot", str(SNAPSHOT), "--now", NOW, "--contact", "102"]
+    assert main([*argv, "--what-if", "favourite_colour=blue", "--what-if", "jobtitle=CEO", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "no rule reads favourite_colour" in err and "jobtitle" not in err
