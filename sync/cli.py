@@ -739,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"leadsync {args.command}: {exc}", file=sys.stderr)
         return EXIT_PAUSED
     except SyncError as exc:  # HubSpot or the store failed in a way the command cannot go around
-        print(f"leadsync {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK

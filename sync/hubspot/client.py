@@ -99,11 +99,11 @@ class HubSpotClient:
             except SDK_ERRORS as exc:
                 if not exc.status:  # the SDK turns TLS errors into status 0: no answer at all
                     self.calls[(endpoint, 0)] += 1
-                    raise TransientError(endpoint, 0, f"no answer: {exc.reason}") from exc
+                    raise TransientError(endpoint, 0, f"no answer from {self.base_url}: {exc.reason}") from exc
                 raise self._failed(endpoint, int(exc.status), exc.body, dict(exc.headers or {})) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 self.calls[(endpoint, 0)] += 1
-                raise TransientError(endpoint, 0, f"no answer: {type(exc).__name__}") from exc
+                raise TransientError(endpoint, 0, f"no answer from {self.base_url}: {_root_cause(exc)}") from exc
             return self._ok(endpoint, raw.status, dict(raw.headers), data)
 
         return self.call(once)
@@ -118,7 +118,7 @@ class HubSpotClient:
                 raw = self.session.get(f"{self.base_url}{path}", params=dict(params), timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 self.calls[(endpoint, 0)] += 1
-                raise TransientError(endpoint, 0, f"no answer: {type(exc).__name__}") from exc
+                raise TransientError(endpoint, 0, f"no answer from {self.base_url}: {_root_cause(exc)}") from exc
             if not 200 <= raw.status_code <= 299:
                 raise self._failed(endpoint, raw.status_code, raw.content, dict(raw.headers))
             return self._ok(endpoint, raw.status_code, dict(raw.headers), raw.content)
@@ -197,3 +197,17 @@ def _number(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason a request got no answer ("ConnectionRefusedError", "ReadTimeoutError"...)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.__cause__ or exc.__context__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return type(exc).__name__

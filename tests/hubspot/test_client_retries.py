@@ -151,3 +151,11 @@ def test_every_call_is_counted_by_endpoint_and_status() -> None:
     responses.get(URL, json=OK)
     call(client)
     assert client.calls == {("email.events", 503): 1, ("email.events", 200): 1}
+
+
+def test_no_answer_names_the_address_and_the_root_cause() -> None:
+    limiter = RateLimiter(Budget(per_10s=1000, daily=1_000_000), sleep=lambda s: None)
+    client = HubSpotClient("tok", "http://127.0.0.1:1", limiter, RetryPolicy(attempts=1, sleep=lambda s: None))
+    with pytest.raises(TransientError) as caught:
+        client.get("email.events", "/email/public/v1/events", {})
+    assert "no answer from http://127.0.0.1:1: ConnectionRefusedError" in str(caught.value)
