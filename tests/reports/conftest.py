@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
 from tests.factories import EXAMPLE, example_data
 
@@ -42,3 +47,28 @@ def high_mql_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("configs") / "high-mql.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+LIVE_TOKEN_ENV = "LEADSYNC_REPORTS_TOKEN"
+StartPortal = Callable[..., tuple[Sandbox, Path]]
+
+
+@pytest.fixture
+def sandbox_portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartPortal]:
+    """Starts a sandbox serving a generated portal and writes the reference config pointed at it."""
+    with ExitStack() as stack:
+
+        def start(
+            contacts: int, seed: int, *, clock: Callable[[], float] = time.time, **lifecycle: Any
+        ) -> tuple[Sandbox, Path]:
+            sb = stack.enter_context(Sandbox(generate_portal(contacts, seed), rate_limit="off", clock=clock))
+            config = yaml.safe_load(EXAMPLE.read_text())
+            config["portal"].update(base_url=sb.url, token_env=LIVE_TOKEN_ENV)
+            config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+            config["model"]["lifecycle"].update(lifecycle)
+            file = tmp_path / f"portal-{seed}.yaml"
+            file.write_text(yaml.safe_dump(config), encoding="utf-8")
+            monkeypatch.setenv(LIVE_TOKEN_ENV, sb.token)
+            return sb, file
+
+        yield start

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from sync.cli import main
 from sync.errors import ConfigError
 from sync.reports.explain import parse_what_if
 from sync.sandbox import Sandbox
-from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
+from sync.sandbox.generator import DEFAULT_NOW_MS
 from tests.factories import EXAMPLE, NOW_MS, example_data, rules_from
+from tests.reports.conftest import LIVE_TOKEN_ENV, StartPortal
 
 SNAPSHOT = EXAMPLE.parent.parent / "examples" / "acme-eu.snapshot.json"
 NOW = "2026-11-01T12:00:00Z"
@@ -154,14 +154,8 @@ def test_a_contact_is_found_by_email_too(capsys: pytest.CaptureFixture[str]) -> 
 
 
 @pytest.fixture
-def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Path]]:
-    with Sandbox(generate_portal(400, 8), rate_limit="off") as sb:
-        config = yaml.safe_load(EXAMPLE.read_text())
-        config["portal"].update(base_url=sb.url, token_env="LEADSYNC_EXPLAIN_TOKEN")
-        file = tmp_path / "portal.yaml"
-        file.write_text(yaml.safe_dump(config))
-        monkeypatch.setenv("LEADSYNC_EXPLAIN_TOKEN", sb.token)
-        yield sb, file
+def live(sandbox_portal: StartPortal) -> tuple[Sandbox, Path]:
+    return sandbox_portal(400, 8)
 
 
 def test_live_explain_reads_the_contact_and_its_events_from_hubspot(
@@ -206,7 +200,7 @@ def test_a_refused_token_ends_explain_with_one_line_and_exit_3(
     live: tuple[Sandbox, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, file = live
-    monkeypatch.setenv("LEADSYNC_EXPLAIN_TOKEN", "not-the-token")
+    monkeypatch.setenv(LIVE_TOKEN_ENV, "not-the-token")
     code = main(["explain", "--config", str(file), "--contact", "1001"])
     err = capsys.readouterr().err
     assert code == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,37 +20,22 @@ from sync.pipeline import Cycle
 from sync.reports import plan as plan_module
 from sync.reports.plan import build_plan
 from sync.sandbox import Sandbox
-from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
+from sync.sandbox.generator import DEFAULT_NOW_MS
 from sync.store.state import SqlStateStore
 from tests.factories import EXAMPLE, NOW_MS, FixedClock, example_data, rules_from
+from tests.reports.conftest import StartPortal
 
 T0_MS = DEFAULT_NOW_MS + 3_600_000
 T0 = datetime.fromtimestamp(T0_MS / 1000, UTC).isoformat()
+CLOCK = FixedClock(T0_MS).seconds
 SNAPSHOT = EXAMPLE.parent.parent / "examples" / "acme-eu.snapshot.json"
 SNAPSHOT_NOW = "2026-11-01T12:00:00Z"
-
-
-def portal_file(tmp_path: Path, sb: Sandbox, **lifecycle: Any) -> Path:
-    config = yaml.safe_load(EXAMPLE.read_text())
-    config["portal"].update(base_url=sb.url, token_env="LEADSYNC_PLAN_TOKEN")
-    config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
-    config["model"]["lifecycle"].update(lifecycle)
-    file = tmp_path / "portal.yaml"
-    file.write_text(yaml.safe_dump(config))
-    return file
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox(generate_portal(2500, 5), rate_limit="off", clock=FixedClock(T0_MS).seconds) as sb:
-        monkeypatch.setenv("LEADSYNC_PLAN_TOKEN", sb.token)
-        yield sb
 
 
 def written_by_sync(sb: Sandbox) -> dict[str, dict[str, str]]:
@@ -65,9 +49,9 @@ def written_by_sync(sb: Sandbox) -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize("demote", [False, True], ids=["forward-only", "demote"])
 def test_plan_predicts_contact_by_contact_what_the_following_sync_writes(
-    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], demote: bool
+    sandbox_portal: StartPortal, tmp_path: Path, capsys: pytest.CaptureFixture[str], demote: bool
 ) -> None:
-    file = portal_file(tmp_path, sandbox, demote=demote)
+    sandbox, file = sandbox_portal(2500, 5, clock=CLOCK, demote=demote)
     code, out, err = run_cli(["plan", "--config", str(file), "--now", T0, "--json"], capsys)
     assert code == 0, err
     plan = json.loads(out)
@@ -96,10 +80,8 @@ def test_plan_predicts_contact_by_contact_what_the_following_sync_writes(
     assert (moves > 0) == demote  # the demote run exercises clear-then-set predictions too
 
 
-def test_plan_counts_the_api_calls_of_the_run(
-    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    file = portal_file(tmp_path, sandbox)
+def test_plan_counts_the_api_calls_of_the_run(sandbox_portal: StartPortal, capsys: pytest.CaptureFixture[str]) -> None:
+    sandbox, file = sandbox_portal(2500, 5, clock=CLOCK)
     requests.post(f"{sandbox.url}/__sandbox/reset_stats", timeout=30)
     code, out, _ = run_cli(["plan", "--config", str(file), "--now", T0, "--json"], capsys)
     calls = json.loads(out)["api_calls"]
@@ -111,9 +93,10 @@ def test_plan_counts_the_api_calls_of_the_run(
 
 
 def test_plan_text_shows_counts_transitions_crossings_and_top_contacts(
-    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sandbox_portal: StartPortal, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(["plan", "--config", str(portal_file(tmp_path, sandbox)), "--now", T0, "--top", "5"], capsys)
+    _, file = sandbox_portal(2500, 5, clock=CLOCK)
+    code, out, _ = run_cli(["plan", "--config", str(file), "--now", T0, "--top", "5"], capsys)
     assert code == 0
     assert "Nothing was written." in out
     assert "2500 contacts:" in out

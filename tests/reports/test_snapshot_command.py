@@ -7,32 +7,25 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from sync.cli import main
 from sync.config import load_portal
 from sync.core.rules import compile_ruleset
 from sync.core.scoring import score_at
-from sync.sandbox import Sandbox
-from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
+from sync.sandbox.generator import DEFAULT_NOW_MS
 from sync.snapshot import parse_snapshot, read_snapshot
-from tests.factories import EXAMPLE
+from tests.reports.conftest import StartPortal
 
 NOW_MS = DEFAULT_NOW_MS + 3_600_000
 
 
 def test_a_saved_snapshot_scores_every_contact_as_the_portal_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox_portal: StartPortal, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with Sandbox(generate_portal(800, 14), rate_limit="off") as sb:
-        config = yaml.safe_load(EXAMPLE.read_text())
-        config["portal"].update(base_url=sb.url, token_env="LEADSYNC_SNAPSHOT_TOKEN")
-        file = tmp_path / "portal.yaml"
-        file.write_text(yaml.safe_dump(config))
-        monkeypatch.setenv("LEADSYNC_SNAPSHOT_TOKEN", sb.token)
-        out = tmp_path / "saved.json"
-        assert main(["snapshot", "--config", str(file), "--out", str(out)]) == 0
-        everything = parse_snapshot(requests.get(f"{sb.url}/__sandbox/snapshot", timeout=60).json())
+    sb, file = sandbox_portal(800, 14)
+    out = tmp_path / "saved.json"
+    assert main(["snapshot", "--config", str(file), "--out", str(out)]) == 0
+    everything = parse_snapshot(requests.get(f"{sb.url}/__sandbox/snapshot", timeout=60).json())
     assert "800 contacts" in capsys.readouterr().err
     saved = read_snapshot(out)
     assert saved.problems == []
@@ -45,16 +38,11 @@ def test_a_saved_snapshot_scores_every_contact_as_the_portal_itself(
 
 
 def test_the_saved_file_feeds_the_offline_commands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox_portal: StartPortal, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with Sandbox(generate_portal(300, 15), rate_limit="off") as sb:
-        config = yaml.safe_load(EXAMPLE.read_text())
-        config["portal"].update(base_url=sb.url, token_env="LEADSYNC_SNAPSHOT_TOKEN")
-        file = tmp_path / "portal.yaml"
-        file.write_text(yaml.safe_dump(config))
-        monkeypatch.setenv("LEADSYNC_SNAPSHOT_TOKEN", sb.token)
-        out = tmp_path / "saved.json"
-        assert main(["snapshot", "--config", str(file), "--out", str(out)]) == 0
+    _, file = sandbox_portal(300, 15)
+    out = tmp_path / "saved.json"
+    assert main(["snapshot", "--config", str(file), "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["backtest", "--config", str(file), "--snapshot", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
