@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -481,14 +481,19 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
 
 
 def _add_backtest_options(parser: argparse.ArgumentParser) -> None:
@@ -499,10 +504,10 @@ def _add_backtest_options(parser: argparse.ArgumentParser) -> None:
         "(default: lifecyclestage=opportunity|customer)",
     )
     parser.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
-    parser.add_argument("--band-width", type=_at_least_one, default=10, metavar="N", help="score band width (10)")
+    parser.add_argument("--band-width", type=_int_at_least(1), default=10, metavar="N", help="score band width (10)")
     parser.add_argument(
         "--min-support",
-        type=_at_least_one,
+        type=_int_at_least(1),
         default=30,
         metavar="N",
         help="rules matched by fewer contacts are listed but not ranked (default: 30)",
@@ -518,16 +523,6 @@ def _contact_key(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("a contact id or email address is needed")
     return text.strip()
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
-    return value
 
 
 def _what_if_help() -> str:
@@ -614,7 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
     plan.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
-    plan.add_argument("--top", type=_count, default=20, metavar="N", help="changed contacts to list (default: 20)")
+    plan.add_argument(
+        "--top", type=_int_at_least(0), default=20, metavar="N", help="changed contacts to list (default: 20)"
+    )
     plan.add_argument("--json", action="store_true", help="the whole plan as one JSON object (for CI)")
     plan.set_defaults(func=cmd_plan)
 
@@ -702,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--snapshot", metavar="S", help="report on a snapshot file instead of the live portal")
     report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
     _add_db_option(report)
-    report.add_argument("--runs", type=_at_least_one, default=10, metavar="N", help="recent runs to show (default: 10)")
+    report.add_argument(
+        "--runs", type=_int_at_least(1), default=10, metavar="N", help="recent runs to show (default: 10)"
+    )
     _add_backtest_options(report)
     report.add_argument("--json", action="store_true", help="print the backtest and the file written as JSON")
     report.set_defaults(func=cmd_report)

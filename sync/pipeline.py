@@ -343,7 +343,7 @@ class Cycle:
         action = portal.rules.spec.exclusion_action
         pending: list[PendingWrite] = []
         for stored in contacts:
-            contact = self._with_lists(stored)
+            contact = with_lists(stored, self.lists)
             try:
                 result = score_at(contact, events.get(contact.email, ()), portal.rules, now_ms)
             except Exception as exc:  # the record boundary: a broken contact never fails the portal
@@ -437,14 +437,6 @@ class Cycle:
             self.summary.add("dead_lettered")
             self.log.error("dead_letter", contact_id=letter.contact_id, reason=letter.reason, status=letter.status)
 
-    def _with_lists(self, contact: Contact) -> Contact:
-        member_of = frozenset(lid for lid, members in self.lists.items() if contact.id in members)
-        if member_of == contact.list_ids:
-            return contact
-        return Contact(
-            contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
-        )
-
     def _model(self, result: ScoreResult) -> ModelSpec | None:
         for model in self.portal.rules.spec.models:
             if model.name == result.model:
@@ -462,6 +454,16 @@ class Cycle:
             )
         if result.holdout:
             self.summary.add("holdout")
+
+
+def with_lists(contact: Contact, members: Mapping[int, set[str]]) -> Contact:
+    """The contact carrying the ids of the lists (of `members`: list id -> contact ids) it belongs to."""
+    member_of = frozenset(lid for lid, ids in members.items() if contact.id in ids)
+    if member_of == contact.list_ids:
+        return contact
+    return Contact(
+        contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
+    )
 
 
 def _planned_stage(plan: ContactPlan) -> str | None:

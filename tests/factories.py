@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sync.config import build_portal, load_portal
 from sync.core.conditions import DAY_MS
 from sync.core.model import Contact, EmailEvent, FormSubmission
@@ -106,3 +108,11 @@ class FixedClock:
 
     def seconds(self) -> float:
         return self.ms / 1000
+
+
+def sandbox_config(base_url: str, token_env: str) -> dict[str, Any]:
+    """The reference config pointed at a local sandbox, with rate limits that never slow a test."""
+    config: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    config["portal"].update(base_url=base_url, token_env=token_env)
+    config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+    return config

@@ -405,9 +405,11 @@ def run_backtest(
             continue
         try:
             result = score_at(contact, events, rules, now_ms)
-            ctx = rules.context(contact, events, now_ms)
             model = models.get(result.model or "")
-            rule_stages = frozenset(s for s, pred in model.stage_rules if pred(ctx)) if model else frozenset()
+            rule_stages: frozenset[str] = frozenset()
+            if model is not None and model.stage_rules:  # a second context only where stage rules need one
+                ctx = rules.context(contact, events, now_ms)
+                rule_stages = frozenset(s for s, pred in model.stage_rules if pred(ctx))
         except Exception as exc:  # a broken contact is reported, never stops the backtest
             bt.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
             continue

@@ -7,13 +7,14 @@ adapter (rate limits, retries) and only its read calls: nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sync.core.model import Contact, Event, FormSubmission
 from sync.hubspot.shapes import contact_to_wire, email_event_to_wire, submission_to_wire
+from sync.pipeline import with_lists
 from sync.ports import CrmSource
 from sync.snapshot import read_snapshot
 
@@ -76,15 +77,7 @@ def from_portal(
         tick("contacts", len(contacts))
     events: dict[str, list[Event]] = {}
     count = 0
-    for form_id, form_name in sorted(source.forms().items()):
-        submissions, bad = source.form_submissions(form_id, form_name, 0)
-        problems.extend(bad)
-        for submission in submissions:
-            events.setdefault(submission.email, []).append(submission)
-        count += len(submissions)
-        tick("events", count)
-    for batch, bad in source.email_events(0, until_ms):
-        problems.extend(bad)
+    for batch in all_events(source, until_ms, problems):
         for event in batch:
             events.setdefault(event.email, []).append(event)
         count += len(batch)
@@ -108,25 +101,21 @@ def read_contact(
     if not contact.email:
         return contact, [], []
     problems: list[str] = []
-    events: list[Event] = []
     # Neither endpoint filters by contact: read them all and keep this contact's.
-    for form_id, form_name in sorted(source.forms().items()):
-        submissions, bad = source.form_submissions(form_id, form_name, 0)
-        problems.extend(bad)
-        events.extend(s for s in submissions if s.email == contact.email)
-    for batch, bad in source.email_events(0, until_ms):
-        problems.extend(bad)
-        events.extend(e for e in batch if e.email == contact.email)
+    events = [e for batch in all_events(source, until_ms, problems) for e in batch if e.email == contact.email]
     return contact, events, problems
 
 
-def with_lists(contact: Contact, members: dict[int, set[str]]) -> Contact:
-    member_of = frozenset(lid for lid, ids in members.items() if contact.id in ids)
-    if member_of == contact.list_ids:
-        return contact
-    return Contact(
-        contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
-    )
+def all_events(source: CrmSource, until_ms: int, problems: list[str]) -> Iterator[Sequence[Event]]:
+    """Every form submission (a batch per form) and email event (a batch per page) up to `until_ms`;
+    unusable records are added to `problems`."""
+    for form_id, form_name in sorted(source.forms().items()):
+        submissions, bad = source.form_submissions(form_id, form_name, 0)
+        problems.extend(bad)
+        yield submissions
+    for batch, bad in source.email_events(0, until_ms):
+        problems.extend(bad)
+        yield batch
 
 
 def snapshot_json(data: Dataset) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.core.conditions import Ctx, compile_condition, compile_event_filter, describe_condition, describe_filter
+from sync.core.conditions import Ctx, compile_event_filter, describe_condition, describe_filter
 from sync.core.model import (
     EMAIL_EVENT_TYPES,
     FORM_SUBMISSION,
@@ -303,8 +303,9 @@ def _stage_checks(rules: RuleSet, result: ScoreResult, model: ModelSpec | None, 
         if th.min_fit_grade is not None:
             line += f", fit grade {result.fit_grade} (needs {th.min_fit_grade} or better)"
         out.append(line)
-    for stage_rule in lc.rules:
-        matched = compile_condition(stage_rule.condition, rules.spec.free_mail_domains)(ctx)
+    compiled = next(m for m in rules.models if m.spec.name == model.name)
+    for stage_rule, (_, predicate) in zip(lc.rules, compiled.stage_rules, strict=True):
+        matched = predicate(ctx)
         out.append(
             f"{stage_rule.stage} by rule: {describe_condition(stage_rule.condition)} -> "
             f"{'matches' if matched else 'does not match'}"

@@ -19,7 +19,7 @@ from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.scheduler import Service
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE
+from tests.factories import sandbox_config
 
 URL = "https://hooks.example.test/services/T000/B000/e2e-s3cr3t"
 ENV = "LEADSYNC_E2E_ALERT_WEBHOOK"
@@ -28,9 +28,7 @@ FAST = RetryPolicy(attempts=3, base_wait=0.01, sleep=lambda s: None)
 
 
 def portal_file(folder: Path, sb: Sandbox) -> Path:
-    config = yaml.safe_load(EXAMPLE.read_text())
-    config["portal"].update(base_url=sb.url, token_env=TOKEN_ENV)
-    config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+    config = sandbox_config(sb.url, TOKEN_ENV)
     config["schedule"] = {"every": "1h", "rescore": None, "timezone": "UTC"}
     config["alerts"] = {"webhook_env": ENV, "dead_letters_over": 10}
     file = folder / "acme.yaml"

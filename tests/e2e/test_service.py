@@ -25,16 +25,15 @@ from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.scheduler import Service
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE
+from tests.factories import sandbox_config
 from tests.store.conftest import pg_admin, pg_schema_url, pg_url  # noqa: F401 - fixtures used below
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def portal_file(folder: Path, name: str, portal_id: int, sandbox: Sandbox, every: str = "2s") -> Path:
-    config = yaml.safe_load(EXAMPLE.read_text())
-    config["portal"].update(id=portal_id, name=name, base_url=sandbox.url, token_env="LEADSYNC_SERVICE_TOKEN")
-    config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+    config = sandbox_config(sandbox.url, "LEADSYNC_SERVICE_TOKEN")
+    config["portal"].update(id=portal_id, name=name)
     config["schedule"] = {"every": every, "rescore": None, "timezone": "UTC"}
     file = folder / f"{name}.yaml"
     file.write_text(yaml.safe_dump(config))

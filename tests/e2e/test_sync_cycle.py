@@ -24,7 +24,7 @@ from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
 from sync.snapshot import parse_snapshot
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE, FixedClock
+from tests.factories import FixedClock, sandbox_config
 
 T0_MS = DEFAULT_NOW_MS + 3_600_000  # an hour after the generator's "now": every generated event is in the past
 
@@ -33,9 +33,7 @@ T0_MS = DEFAULT_NOW_MS + 3_600_000  # an hour after the generator's "now": every
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Portal, FixedClock]]:
     clock = FixedClock(T0_MS)
     with Sandbox(generate_portal(5000, 21), rate_limit="off", clock=clock.seconds) as sb:
-        config = yaml.safe_load(EXAMPLE.read_text())
-        config["portal"].update(base_url=sb.url, token_env="LEADSYNC_E2E_TOKEN")
-        config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+        config = sandbox_config(sb.url, "LEADSYNC_E2E_TOKEN")
         file = tmp_path / "portal.yaml"
         file.write_text(yaml.safe_dump(config))
         monkeypatch.setenv("LEADSYNC_E2E_TOKEN", sb.token)
@@ -182,12 +180,10 @@ def test_an_incremental_run_does_not_pull_the_last_runs_writes_again_and_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FixedClock(T0_MS)
-    config = yaml.safe_load(EXAMPLE.read_text())
-    # Fit rules only: scores do not move with time, so no run after the backfill writes anything.
-    config["model"]["engagement"] = {"rules": []}
-    config["portal"]["token_env"] = "LEADSYNC_E2E_TOKEN"
     with Sandbox(generate_portal(600, 23), rate_limit="off", clock=clock.seconds) as sb:
-        config["portal"]["base_url"] = sb.url
+        config = sandbox_config(sb.url, "LEADSYNC_E2E_TOKEN")
+        # Fit rules only: scores do not move with time, so no run after the backfill writes anything.
+        config["model"]["engagement"] = {"rules": []}
         file = tmp_path / "portal.yaml"
         file.write_text(yaml.safe_dump(config))
         monkeypatch.setenv("LEADSYNC_E2E_TOKEN", sb.token)

@@ -15,7 +15,7 @@ import yaml
 
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
-from tests.factories import EXAMPLE, example_data
+from tests.factories import EXAMPLE, example_data, sandbox_config
 
 CONFIG = str(EXAMPLE)
 EXAMPLE_PORTAL_ID = 12345678  # the reference config's portal: no "snapshot of another portal" warning
@@ -62,9 +62,7 @@ def sandbox_portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
             contacts: int, seed: int, *, clock: Callable[[], float] = time.time, **lifecycle: Any
         ) -> tuple[Sandbox, Path]:
             sb = stack.enter_context(Sandbox(generate_portal(contacts, seed), rate_limit="off", clock=clock))
-            config = yaml.safe_load(EXAMPLE.read_text())
-            config["portal"].update(base_url=sb.url, token_env=LIVE_TOKEN_ENV)
-            config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+            config = sandbox_config(sb.url, LIVE_TOKEN_ENV)
             config["model"]["lifecycle"].update(lifecycle)
             file = tmp_path / f"portal-{seed}.yaml"
             file.write_text(yaml.safe_dump(config), encoding="utf-8")

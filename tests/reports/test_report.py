@@ -40,7 +40,7 @@ from sync.reports.report import ReportInputs, RunActivity, render_report
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE, FixedClock, example_rules
+from tests.factories import FixedClock, example_rules, sandbox_config
 from tests.reports.conftest import EXAMPLE_PORTAL_ID, HIGH_MQL_BAND_WIDTH, NOW_MS
 
 CHARTS = [
@@ -177,9 +177,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
         pytest.MonkeyPatch.context() as env,
         Sandbox(generate_portal(1500, 12, portal_id=EXAMPLE_PORTAL_ID), rate_limit="off", clock=clock.seconds) as sb,
     ):
-        config = yaml.safe_load(EXAMPLE.read_text())
-        config["portal"].update(base_url=sb.url, token_env="LEADSYNC_REPORT_TOKEN")
-        config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
+        config = sandbox_config(sb.url, "LEADSYNC_REPORT_TOKEN")
         config_file = tmp / "portal.yaml"
         config_file.write_text(yaml.safe_dump(config))
         env.setenv("LEADSYNC_REPORT_TOKEN", sb.token)
