@@ -477,6 +477,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+
+
+def _add_now_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+
+
 def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
 
@@ -503,7 +511,7 @@ def _add_backtest_options(parser: argparse.ArgumentParser) -> None:
         help="a contact converted when this property holds one of these values "
         "(default: lifecyclestage=opportunity|customer)",
     )
-    parser.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    _add_now_option(parser)
     parser.add_argument("--band-width", type=_int_at_least(1), default=10, metavar="N", help="score band width (10)")
     parser.add_argument(
         "--min-support",
@@ -563,9 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes) offline "
         "and print one result per contact. Bad records are reported on stderr and skipped.",
     )
-    score.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(score)
     score.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
-    score.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    _add_now_option(score)
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
     score.add_argument("--json", action="store_true", help="one JSON object per contact instead of a table")
     score.set_defaults(func=cmd_score)
@@ -580,12 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples: leadsync explain --config C --contact 1234; "
         'leadsync explain --config C --contact jane@example.com --what-if "form:Demo request@+1d"',
     )
-    explain.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(explain)
     explain.add_argument(
         "--contact", required=True, type=_contact_key, metavar="ID", help="contact id or email address"
     )
     explain.add_argument("--snapshot", metavar="S", help="explain from a snapshot file instead of the live portal")
-    explain.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    _add_now_option(explain)
     explain.add_argument("--what-if", action="append", metavar="SPEC", help=_what_if_help())
     explain.add_argument("--json", action="store_true", help="the explanation as one JSON object")
     explain.set_defaults(func=cmd_explain)
@@ -599,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With --base-config or --against-version the comparison is between two configs on the same contacts: "
         "what a rule change does before it is merged.",
     )
-    plan.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(plan)
     base = plan.add_mutually_exclusive_group()
     base.add_argument("--base-config", metavar="OLD", help="compare with this config instead of HubSpot's values")
     base.add_argument(
@@ -608,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare with the config (and its bases) as committed at this git revision, e.g. main or HEAD~1",
     )
     plan.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
-    plan.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+    _add_now_option(plan)
     plan.add_argument(
         "--top", type=_int_at_least(0), default=20, metavar="N", help="changed contacts to list (default: 20)"
     )
@@ -622,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
         "membership of the live portal, read-only, and save them as one snapshot file in HubSpot's shapes: what "
         "score, explain, plan, backtest and report take with --snapshot.",
     )
-    snapshot.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(snapshot)
     snapshot.add_argument("--out", required=True, metavar="FILE", help="snapshot JSON file to write")
     snapshot.add_argument("--now", metavar="T", help="read email events up to this ISO 8601 time (default: now)")
     snapshot.set_defaults(func=cmd_snapshot)
@@ -634,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The first run (or --full) backfills every contact and resumes where it stopped. "
         "Exit status: 0 ok, 1 failed, 2 config error, 3 portal paused (HubSpot refused the token).",
     )
-    sync_cmd.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(sync_cmd)
     mode = sync_cmd.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_true", help="backfill every contact (resumable)")
     mode.add_argument("--rescore", action="store_true", help="rescore every stored contact (decay, time windows)")
@@ -681,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or too high. Excluded contacts are counted apart and left out of the metrics. A --now in the past "
         "ignores the events after it: the backtest as of that date.",
     )
-    backtest.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(backtest)
     backtest.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
     _add_backtest_options(backtest)
     backtest.add_argument("--json", action="store_true", help="the backtest as one JSON object")
@@ -695,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
         "warnings, the stage transitions of the portal's last runs (from the state store) and the rules' "
         "contributions. Reads the live portal (read-only) unless --snapshot is given.",
     )
-    report.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+    _add_config_option(report)
     report.add_argument("--snapshot", metavar="S", help="report on a snapshot file instead of the live portal")
     report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
     _add_db_option(report)
