@@ -213,6 +213,11 @@ class LifecycleModel(_Model):
     never_touch: list[str] = ["opportunity", "customer", "evangelist", "other"]
     demote: bool = False
     demote_to: str = "lead"
+    own_stages: Literal["written", "all"] = Field(
+        "written",
+        description="written: demote only a stage leadsync itself last wrote and HubSpot still holds; "
+        "all: leadsync owns every stage it may touch, whoever set it",
+    )
     order: list[str] | None = None
 
 
@@ -829,6 +834,7 @@ class _Builder:
             never_touch=frozenset(lc.never_touch),
             demote=lc.demote,
             demote_to=lc.demote_to,
+            own_stages=lc.own_stages,
             order=order,
         )
 

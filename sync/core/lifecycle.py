@@ -5,6 +5,12 @@ cleared first, in a separate request, or HubSpot keeps the old value without
 an error. So the engine promotes by default, never writes a stage the contact
 is already past, never touches `never_touch` stages, and demotes only when
 asked to, below the threshold minus the hysteresis, as a clear then a set.
+
+A stage leadsync did not write is someone's decision: it may be promoted
+past, never moved back. A demotion needs the contact's current stage to be
+the one leadsync itself last wrote (`written_stage`), unless the portal opted
+in to owning every stage (`own_stages: all`); otherwise it is held back, and
+the decision says so (`held`).
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ from sync.core.rules import Lifecycle
 
 
 class StageDecision:
-    """`target` is set only when `write` is not "none": the stage the write puts the contact in."""
+    """`target` is set only when `write` is not "none": the stage the write puts the contact in.
 
-    def __init__(self, target: str | None, write: StageWrite, reason: str) -> None:
+    `held` is true when a demotion was due but held back: the stage was not leadsync's to move back.
+    """
+
+    def __init__(self, target: str | None, write: StageWrite, reason: str, held: bool = False) -> None:
         self.target: Final = target
         self.write: Final = write
         self.reason: Final = reason
+        self.held: Final = held
 
     def __repr__(self) -> str:
-        return f"StageDecision({self.target!r}, {self.write!r}, {self.reason!r})"
+        return f"StageDecision({self.target!r}, {self.write!r}, {self.reason!r}, held={self.held!r})"
 
 
 def _qualifying(
@@ -65,8 +75,12 @@ def decide_stage(
     fit_grade: str | None,
     fit_grade_rank: Mapping[str, int],
     rule_stages: Collection[str],
+    written_stage: str | None = None,
 ) -> StageDecision:
-    """The target stage and the write that gets the contact there (or why none)."""
+    """The target stage and the write that gets the contact there (or why none).
+
+    `written_stage` is the stage leadsync itself last wrote for this contact (None: none known).
+    """
     if lc.mode == "off":
         return StageDecision(None, "none", "lifecycle is off")
     index = lc.index
@@ -98,4 +112,14 @@ def decide_stage(
         if index[stage] < position
     ]
     demoted = max(lower, key=index.__getitem__) if lower else lc.demote_to
+    if lc.own_stages != "all" and written_stage != current:
+        return StageDecision(None, "none", _held_reason(current, demoted, written_stage), held=True)
     return StageDecision(demoted, "clear_then_set", f"demote {current} -> {demoted}")
+
+
+def _held_reason(current: str, demoted: str, written_stage: str | None) -> str:
+    if written_stage is None:
+        who = "a person or another tool set it"
+    else:
+        who = f"leadsync last wrote {written_stage}; a person or another tool set {current} since"
+    return f"held back: stage {current} was not set by leadsync ({who}); the score would demote it to {demoted}"

@@ -173,6 +173,7 @@ class ScoreResult(_Value):
         "holdout",
         "version",
         "breakdown",
+        "stage_held",
     )
 
     def __init__(
@@ -195,6 +196,7 @@ class ScoreResult(_Value):
         holdout: bool,
         version: str,
         breakdown: tuple[RuleHit, ...] = (),
+        stage_held: str | None = None,
     ) -> None:
         self.contact_id: Final = contact_id
         self.model: Final = model
@@ -214,6 +216,8 @@ class ScoreResult(_Value):
         self.holdout: Final = holdout
         self.version: Final = version
         self.breakdown: Final = breakdown
+        # Why a due demotion was held back (the stage was not leadsync's to move back); None when none was.
+        self.stage_held: Final = stage_held
 
 
 class PropertyUpdate(_Value):

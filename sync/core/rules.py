@@ -191,6 +191,8 @@ class Lifecycle:
     never_touch: frozenset[str] = frozenset()
     demote: bool = False
     demote_to: str = "lead"
+    # "written": demote only a stage leadsync itself last wrote; "all": every stage this model sets is its own.
+    own_stages: Literal["written", "all"] = "written"
     order: tuple[str, ...] = STANDARD_STAGE_ORDER
     index: Mapping[str, int] = field(init=False, repr=False, compare=False)  # stage -> position in order
     managed: frozenset[str] = field(init=False, repr=False, compare=False)  # stages this model can set

@@ -31,12 +31,19 @@ def to_ms(now: datetime) -> int:
     return int(now.timestamp() * 1000)
 
 
-def score(contact: Contact, events: Iterable[Event], rules: RuleSet, now: datetime) -> ScoreResult:
+def score(
+    contact: Contact, events: Iterable[Event], rules: RuleSet, now: datetime, *, written_stage: str | None = None
+) -> ScoreResult:
     """Score one contact from its current properties and stored events, as of `now`."""
-    return score_at(contact, events, rules, to_ms(now))
+    return score_at(contact, events, rules, to_ms(now), written_stage=written_stage)
 
 
-def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: int) -> ScoreResult:
+def score_at(
+    contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: int, *, written_stage: str | None = None
+) -> ScoreResult:
+    """As `score`, at `now_ms`. `written_stage` is the stage leadsync last wrote for the contact (None: unknown,
+    so a stage it holds is not taken for leadsync's own and is never moved back unless the model owns all stages).
+    """
     ctx = rules.context(contact, events, now_ms)
     exclusion = rules.exclusion_for(ctx)
     holdout = rules.in_holdout(contact.id)
@@ -97,8 +104,11 @@ def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: 
         fit_grade=fit_grade,
         fit_grade_rank=model.fit_grade_rank,
         rule_stages=[stage for stage, pred in model.stage_rules if pred(ctx)],
+        written_stage=written_stage,
     )
     write, reason = decision.write, decision.reason
+    # Counted as held back only where a demotion would otherwise be written.
+    held = reason if decision.held and exclusion is None and not holdout else None
     if write != "none" and exclusion is not None:
         write, reason = "none", f"excluded ({exclusion}); {reason}"
     elif write != "none" and holdout:
@@ -123,6 +133,7 @@ def score_at(contact: Contact, events: Iterable[Event], rules: RuleSet, now_ms: 
         holdout=holdout,
         version=rules.version,
         breakdown=tuple(lines),
+        stage_held=held,
     )
 
 

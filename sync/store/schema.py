@@ -133,6 +133,18 @@ written_values = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# The lifecycle stage leadsync itself last wrote per contact: a demotion may move back only that stage, and
+# only while HubSpot still holds it (a stage anyone else set is theirs). Kept across pulls, unlike written_values.
+stage_owners = sa.Table(
+    "stage_owners",
+    metadata,
+    _portal_key(),
+    sa.Column("contact_id", sa.Text, primary_key=True),
+    sa.Column("stage", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("written_at", UtcDateTime, nullable=False),
+)
+
 score_history = sa.Table(
     "score_history",
     metadata,
@@ -221,8 +233,13 @@ def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=tables, checkfirst=False)
 
 
+def _v2_stage_owners(conn: Connection) -> None:
+    """The stages leadsync wrote; a database created by v1 after the table was declared has it already."""
+    stage_owners.create(conn, checkfirst=True)
+
+
 # Applied in order; a migration's version is its position, from 1.
-migrations: list[Migration] = [_v1_initial]
+migrations: list[Migration] = [_v1_initial, _v2_stage_owners]
 
 
 def migrate(engine: Engine) -> list[int]:

@@ -23,6 +23,7 @@ from sync.core.model import FORM_SUBMISSION, Contact, EmailEvent, Event, FormSub
 from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord, StageTransition
 from sync.store import schema
 
+LIFECYCLE_STAGE = "lifecyclestage"
 # Bound parameters per IN list: well under SQLite's variable limit, and keeps PostgreSQL plans generic.
 IN_CHUNK = 500
 
@@ -263,8 +264,9 @@ class SqlStateStore:
         """Record a sent batch in one transaction, so a crash leaves it either all recorded or still pending.
 
         Removes the batch's outbox rows, adds the history rows applied writes
-        carry, merges the applied values into the written values, adds the
-        dead letters, and moves the cursor (stream, value) when one is given.
+        carry, merges the applied values into the written values, records the
+        lifecycle stages written as leadsync's own, adds the dead letters, and
+        moves the cursor (stream, value) when one is given.
         """
         now = self._now()
         with self._writer.begin() as conn:
@@ -278,6 +280,7 @@ class SqlStateStore:
             if history:
                 conn.execute(sa.insert(schema.score_history), history)
             self._merge_written(conn, portal_id, run_id, applied, now)
+            self._own_stages(conn, portal_id, run_id, applied, now)
             if dead:
                 conn.execute(
                     sa.insert(schema.dead_letters),
@@ -327,6 +330,39 @@ class SqlStateStore:
                 for (contact_id, name), value in values.items()
             ],
         )
+
+    def _own_stages(
+        self, conn: Connection, portal_id: int, run_id: str, applied: Sequence[PendingWrite], now: datetime
+    ) -> None:
+        """Remember the stage each applied write moved its contact to: a forward set among the properties, or a
+        backward move (clear then set)."""
+        stages = {w.contact_id: w.stage or w.properties.get(LIFECYCLE_STAGE) for w in applied}
+        rows = [
+            {"portal_id": portal_id, "contact_id": cid, "stage": stage, "run_id": run_id, "written_at": now}
+            for cid, stage in stages.items()
+            if stage
+        ]
+        if not rows:
+            return
+        stmt = self._insert(schema.stage_owners)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.stage_owners.c.portal_id, schema.stage_owners.c.contact_id],
+            set_={name: stmt.excluded[name] for name in ("stage", "run_id", "written_at")},
+        )
+        conn.execute(stmt, rows)
+
+    def written_stages(self, portal_id: int, ids: Sequence[str]) -> dict[str, str]:
+        """The lifecycle stage leadsync last wrote per contact among `ids`; contacts it never staged are left out."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, str] = {}
+        owners = schema.stage_owners
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(owners.c.contact_id, owners.c.stage).where(
+                    owners.c.portal_id == portal_id, owners.c.contact_id.in_(chunk)
+                )
+                found.update((contact_id, stage) for contact_id, stage in conn.execute(query))
+        return found
 
     def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """The values last written per contact among `ids`; contacts never written to are left out."""

@@ -21,8 +21,10 @@ def decide(
     current: str = "",
     fit_grade: str | None = "A",
     rule_stages: tuple[str, ...] = (),
+    written: str | None = "(current)",
     **lifecycle: Any,
 ) -> StageDecision:
+    """By default leadsync last wrote the current stage: the tests of who owns a stage pass `written`."""
     data = example_data()
     data["model"]["lifecycle"].update(lifecycle)
     model = rules_from(data).models[0]
@@ -33,6 +35,7 @@ def decide(
         fit_grade=fit_grade,
         fit_grade_rank=model.fit_grade_rank,
         rule_stages=list(rule_stages),
+        written_stage=current if written == "(current)" else written,
     )
 
 
@@ -161,3 +164,69 @@ def test_a_stage_rule_holds_the_stage_against_demotion() -> None:
 def test_only_the_score_demotes_a_slipping_fit_grade_does_not(score: int, expected: tuple[str, str | None]) -> None:
     # Grade C no longer meets SQL's min_fit_grade B, but a high score keeps the stage (no flapping).
     assert outcome(decide(score, SQL, fit_grade="C", demote=True)) == expected
+
+
+LEAD = "lead"
+
+
+@pytest.mark.parametrize(
+    ("mode", "score", "rule_stages", "current", "written", "own_stages", "expected", "held"),
+    [
+        # A stage a person set (leadsync never wrote one, or wrote another since changed): held back.
+        ("score", 10, (), SQL, None, "written", ("none", None), True),
+        ("score", 10, (), MQL, None, "written", ("none", None), True),
+        ("score", 60, (), SQL, MQL, "written", ("none", None), True),  # leadsync wrote MQL, a person moved to SQL
+        ("score", 10, (), MQL, SQL, "written", ("none", None), True),  # leadsync wrote SQL, a person moved to MQL
+        # The stage leadsync last wrote and HubSpot still holds: demoted.
+        ("score", 60, (), SQL, SQL, "written", ("clear_then_set", MQL), False),
+        ("score", 10, (), MQL, MQL, "written", ("clear_then_set", LEAD), False),
+        # A portal that owns every stage: demoted whoever set it.
+        ("score", 60, (), SQL, None, "all", ("clear_then_set", MQL), False),
+        ("score", 10, (), MQL, SQL, "all", ("clear_then_set", LEAD), False),
+        # Promotions past a stage someone set stay allowed, whoever set it.
+        ("score", 90, (), MQL, None, "written", ("set", SQL), False),
+        ("score", 55, (), LEAD, None, "written", ("set", MQL), False),
+        # Within the hysteresis nothing is due, so nothing is held back either.
+        ("score", 76, (), SQL, None, "written", ("none", None), False),
+        # Rules mode alike: the rule no longer matches.
+        ("rules", 0, (), SQL, None, "written", ("none", None), True),
+        ("rules", 0, (), SQL, SQL, "written", ("clear_then_set", LEAD), False),
+        ("rules", 0, (), SQL, None, "all", ("clear_then_set", LEAD), False),
+        ("rules", 0, (SQL,), MQL, None, "written", ("set", SQL), False),
+    ],
+)
+def test_demote_moves_back_only_the_stage_leadsync_last_wrote_unless_it_owns_all(
+    mode: str,
+    score: int,
+    rule_stages: tuple[str, ...],
+    current: str,
+    written: str | None,
+    own_stages: str,
+    expected: tuple[str, str | None],
+    held: bool,
+) -> None:
+    extra: dict[str, Any] = {"stages": []} if mode == "rules" else {}
+    decision = decide(
+        score, current, rule_stages=rule_stages, written=written, mode=mode, demote=True, own_stages=own_stages, **extra
+    )
+    assert outcome(decision) == expected
+    assert decision.held is held
+    if held:
+        assert decision.reason.startswith(f"held back: stage {current} was not set by leadsync")
+
+
+@pytest.mark.parametrize("written", [None, SQL])
+def test_without_demote_nothing_is_held_back(written: str | None) -> None:
+    decision = decide(10, SQL, written=written, demote=False)
+    assert (decision.write, decision.held) == ("none", False)
+
+
+@pytest.mark.parametrize("written", [None, SQL])
+def test_never_touch_and_unmanaged_stages_keep_their_reasons(written: str | None) -> None:
+    assert decide(0, "customer", written=written, demote=True).reason.startswith("stage customer is never touched")
+    assert "not set by this model" in decide(0, LEAD, written=written, demote=True).reason
+
+
+def test_the_held_back_reason_names_the_stage_leadsync_wrote() -> None:
+    reason = decide(60, SQL, written=MQL, demote=True).reason
+    assert "leadsync last wrote marketingqualifiedlead" in reason and "would demote it to marketingqualifiedlead" in reason

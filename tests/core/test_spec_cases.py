@@ -70,6 +70,7 @@ def _decide(score_value: int, fit_grade: str, current: str = "", demote: bool = 
         fit_grade=fit_grade,
         fit_grade_rank=model.fit_grade_rank,
         rule_stages=[],
+        written_stage=current,  # the stage the contact falls from is one leadsync wrote (section 3)
     )
     return decision.target if decision.write != "none" else None, decision.write
 

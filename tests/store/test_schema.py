@@ -37,6 +37,21 @@ def test_two_engines_migrating_at_once_apply_each_migration_once(store_url: str)
             engine.dispose()
 
 
+def test_a_v1_database_gains_the_stage_owners_table(store_url: str) -> None:
+    engine = schema.create_engine(store_url)
+    try:
+        with schema.writer(engine).begin() as conn:  # the database as v1 left it, before stage_owners existed
+            tables = [t for t in schema.metadata.sorted_tables if t.name not in ("stage_owners", "schema_migrations")]
+            schema.metadata.create_all(conn, tables=tables)
+            schema.schema_migrations.create(conn)
+            conn.execute(sa.insert(schema.schema_migrations).values(version=1, applied_at=datetime.now().astimezone()))
+        assert schema.migrate(engine) == list(range(2, len(schema.migrations) + 1))
+        assert "stage_owners" in sa.inspect(engine).get_table_names()
+        assert schema.migrate(engine) == []
+    finally:
+        engine.dispose()
+
+
 def test_the_migrated_database_has_the_declared_tables_and_columns(store: SqlStateStore) -> None:
     inspector = sa.inspect(store.engine)
     found = {name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()}

@@ -335,8 +335,33 @@ def test_complete_writes_records_nothing_when_it_fails_midway(
     assert store.pending_writes(PORTAL) == writes
     assert store.history(PORTAL, "1") == []
     assert store.written_values(PORTAL, ["1", "2"]) == {}
+    assert store.written_stages(PORTAL, ["1", "2"]) == {}
     assert store.dead_letters(PORTAL) == []
     assert store.get_cursor(PORTAL, "contacts_backfill_after") is None
+
+
+def test_complete_writes_records_the_stages_leadsync_wrote(store: SqlStateStore) -> None:
+    forward = pending("1", 60, lifecyclestage="marketingqualifiedlead")
+    backward = PendingWrite(contact_id="2", properties={"lead_score": "40"}, stage="lead", history=None)
+    no_stage = pending("3", 10)
+    store.record_pending(PORTAL, "run-1", [forward, backward, no_stage])
+    store.complete_writes(PORTAL, "run-1", [forward, backward, no_stage], [])
+    assert store.written_stages(PORTAL, ["1", "2", "3", "4"]) == {"1": "marketingqualifiedlead", "2": "lead"}
+    assert store.written_stages(OTHER, ["1", "2"]) == {}
+
+
+def test_the_last_stage_written_wins_and_a_dead_letter_records_none(store: SqlStateStore) -> None:
+    store.complete_writes(PORTAL, "run-1", [pending("1", 60, lifecyclestage="marketingqualifiedlead")], [])
+    store.complete_writes(PORTAL, "run-2", [pending("1", 90, lifecyclestage="salesqualifiedlead")], [])
+    store.complete_writes(PORTAL, "run-3", [], [DeadLetter("1", {"lifecyclestage": "lead"}, "refused", 400)])
+    assert store.written_stages(PORTAL, ["1"]) == {"1": "salesqualifiedlead"}
+
+
+def test_a_contact_read_again_keeps_the_stage_leadsync_wrote(store: SqlStateStore) -> None:
+    # Unlike written values: whether HubSpot still holds that stage is for the caller to compare.
+    store.complete_writes(PORTAL, "run-1", [pending("1", 60, lifecyclestage="marketingqualifiedlead")], [])
+    store.upsert_contacts(PORTAL, [Contact("1", {}, "a@x.com", lifecycle_stage="salesqualifiedlead")])
+    assert store.written_stages(PORTAL, ["1"]) == {"1": "marketingqualifiedlead"}
 
 
 def test_written_values_merge_per_property(store: SqlStateStore) -> None:
