@@ -87,12 +87,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         inputs = [(c, e) for c, e in inputs if c.id in wanted]
         for missing in wanted - {c.id for c, _ in inputs}:
             print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
-    quiet = args.json or not sys.stderr.isatty()
+    quiet = args.json or args.jsonl or not sys.stderr.isatty()
     results = (
         score(contact, events, rules, now)
         for contact, events in track(inputs, description="scoring", disable=quiet, console=Console(stderr=True))
     )
     if args.json:
+        document = {
+            "portal": {"name": portal.config.portal.name, "id": portal.config.portal.id},
+            "version": rules.version,
+            "now": now.isoformat(),
+            "results": [result_json(result) for result in results],
+        }
+        print(json.dumps(document, ensure_ascii=False))
+    elif args.jsonl:
         for result in results:
             print(json.dumps(result_json(result), ensure_ascii=False))
     else:
@@ -234,7 +242,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if contact is None:
         print(f"leadsync explain: no contact {args.contact} in {where}", file=sys.stderr)
         return EXIT_FAILED
-    real = explain(contact, events, rules, now_ms)
+    owners = _written_stages(args, loaded.config.portal.id, [contact.id])
+    written, known = (owners or {}).get(contact.id), owners is not None
+    real = explain(contact, events, rules, now_ms, written_stage=written, ownership_known=known)
     hypo = None
     if what.labels:
         changed, more, at_ms = what.apply(contact, events, now_ms)
@@ -244,7 +254,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 "so the hypothetical events are left out",
                 file=sys.stderr,
             )
-        hypo = explain(changed, more, rules, at_ms)
+        hypo = explain(changed, more, rules, at_ms, written_stage=written, ownership_known=known)
     if args.json:
         out = real.json() if hypo is None else what_if_json(real, hypo, what.labels)
         print(json.dumps(out, ensure_ascii=False, indent=2))
@@ -254,6 +264,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if hypo is not None:
         print_what_if(real, hypo, what.labels, console)
     return EXIT_OK
+
+
+def _written_stages(args: argparse.Namespace, portal_id: int, ids: Sequence[str]) -> dict[str, str] | None:
+    """The stages leadsync last wrote, from the state store named by --db; None without --db (ownership unknown)."""
+    if not args.db:
+        return None
+    import sqlalchemy as sa
+
+    from sync.store.schema import database_url
+    from sync.store.state import SqlStateStore
+
+    url = database_url(args.db)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        # Opening it would create an empty store, and every stage would look like someone else's.
+        raise SyncError(f"--db: no state store at {url.database}")
+    try:
+        store = SqlStateStore(args.db)
+    except sa.exc.SQLAlchemyError as exc:
+        raise SyncError(f"--db: cannot open the state store: {exc}") from None
+    try:
+        return store.written_stages(portal_id, ids)
+    finally:
+        store.close()
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -276,6 +309,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         base_label = f"{where} (version {base.version})"
     data = _load_dataset(args, loaded, [rules] if base is None else [rules, base], now)
     _report_problems(data.problems)
+    owners = _written_stages(args, loaded.config.portal.id, [c.id for c in data.contacts])
     with _progress("planning", args.json) as bar:
         task = bar.add_task("contacts", total=len(data.contacts))
         report = build_plan(
@@ -286,6 +320,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             base=base,
             base_label=base_label or "",
             progress=lambda n: bar.update(task, completed=n),
+            written_stages=owners,
         )
     _report_problems(report.problems)
     report.calls = {
@@ -307,7 +342,9 @@ def _logging(args: argparse.Namespace) -> None:
 
     console = args.log_format == "console" or (args.log_format is None and sys.stderr.isatty())
     level = args.log_level or ("warning" if console else "info")
-    configure_logging(json=not console, level=level, stream=sys.stderr if console else sys.stdout)
+    # With --json, stdout carries the one JSON document and nothing else: the logs go to stderr.
+    to_stderr = console or getattr(args, "json", False)
+    configure_logging(json=not console, level=level, stream=sys.stderr if to_stderr else sys.stdout)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -334,21 +371,29 @@ def cmd_sync(args: argparse.Namespace) -> int:
         task = bar.add_task(f"{portal.config.portal.name}: {kind} sync", total=None)
         summary = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total)).run()
     store.close()
+    # The stage moves are always named, 0 when none: a reader need not know which counts a run may omit.
+    counts = {"promotions": 0, "demotions": 0, "stages_held_back": 0, **summary.counts}
+    name, pid, version = portal.config.portal.name, portal.config.portal.id, portal.rules.version
     if args.json:
         print(
             json.dumps(
                 {
+                    "portal": {"name": name, "id": pid},
+                    "version": version,
                     "run_id": summary.run_id,
                     "kind": kind,
                     "status": summary.status,
                     "error": summary.error,
-                    **summary.counts,
+                    **counts,
                 }
             )
         )
     else:
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-        print(f"{portal.config.portal.name}: {kind} sync {summary.status} (run {summary.run_id}): {counts}")
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        print(
+            f"{name} (portal {pid}): {kind} sync {summary.status} (run {summary.run_id}, rule-set version "
+            f"{version}): {listed}"
+        )
         if summary.error:
             print(f"  {summary.error}", file=sys.stderr)
     if summary.status == "paused":
@@ -489,6 +534,15 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
 
 
+def _add_owners_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="state store to read the stages leadsync wrote from (without it stage ownership is unknown and "
+        "demotions are held back)",
+    )
+
+
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number no smaller than `minimum`."""
 
@@ -575,7 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
     _add_now_option(score)
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
-    score.add_argument("--json", action="store_true", help="one JSON object per contact instead of a table")
+    score_out = score.add_mutually_exclusive_group()
+    score_out.add_argument(
+        "--json", action="store_true", help="one JSON document: portal, rule-set version, time and every result"
+    )
+    score_out.add_argument("--jsonl", action="store_true", help="one JSON object per contact per line, as scored")
     score.set_defaults(func=cmd_score)
 
     explain = commands.add_parser(
@@ -595,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--snapshot", metavar="S", help="explain from a snapshot file instead of the live portal")
     _add_now_option(explain)
     explain.add_argument("--what-if", action="append", metavar="SPEC", help=_what_if_help())
+    _add_owners_option(explain)
     explain.add_argument("--json", action="store_true", help="the explanation as one JSON object")
     explain.set_defaults(func=cmd_explain)
 
@@ -620,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--top", type=_int_at_least(0), default=20, metavar="N", help="changed contacts to list (default: 20)"
     )
+    _add_owners_option(plan)
     plan.add_argument("--json", action="store_true", help="the whole plan as one JSON object (for CI)")
     plan.set_defaults(func=cmd_plan)
 

@@ -340,12 +340,15 @@ class Cycle:
         contacts = store.get_contacts(pid, ids)
         events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
         written = store.written_values(pid, ids)
+        staged = store.written_stages(pid, ids)
         action = portal.rules.spec.exclusion_action
         pending: list[PendingWrite] = []
         for stored in contacts:
             contact = with_lists(stored, self.lists)
             try:
-                result = score_at(contact, events.get(contact.email, ()), portal.rules, now_ms)
+                result = score_at(
+                    contact, events.get(contact.email, ()), portal.rules, now_ms, written_stage=staged.get(contact.id)
+                )
             except Exception as exc:  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
                 self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
@@ -433,6 +436,7 @@ class Cycle:
                     reasons=h.reasons,
                 )
         store.complete_writes(pid, self.run_id, applied, dead, cursor)
+        self._count_stage_moves(applied)
         for letter in dead:
             self.summary.add("dead_lettered")
             self.log.error("dead_letter", contact_id=letter.contact_id, reason=letter.reason, status=letter.status)
@@ -454,6 +458,19 @@ class Cycle:
             )
         if result.holdout:
             self.summary.add("holdout")
+        if result.stage_held is not None:
+            self.summary.add("stages_held_back")
+            self.log.info(
+                "stage_held_back", contact_id=result.contact_id, stage=result.current_stage, reason=result.stage_held
+            )
+
+    def _count_stage_moves(self, applied: Sequence[PendingWrite]) -> None:
+        """Promotions and demotions HubSpot took (a backward move is sent as clear then set)."""
+        for write in applied:
+            if write.stage:
+                self.summary.add("demotions")
+            elif write.properties.get(LIFECYCLE_STAGE):
+                self.summary.add("promotions")
 
 
 def with_lists(contact: Contact, members: Mapping[int, set[str]]) -> Contact:

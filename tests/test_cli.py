@@ -37,9 +37,27 @@ BREAKDOWN_KEYS = {"rule", "matched", "points", "detail"}
 
 
 def score_json(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[list[dict[str, Any]], str]:
+    """The results of `score --json`: one document whose `results` hold one object per contact."""
     assert main([*SCORE, "--json", *extra]) == 0
     out, err = capsys.readouterr()
-    return [json.loads(line) for line in out.splitlines()], err
+    document = json.loads(out)
+    return document["results"], err
+
+
+def test_score_json_is_one_document_naming_the_portal_version_and_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SCORE, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document.keys() == {"portal", "version", "now", "results"}
+    assert document["portal"] == {"name": "acme-eu", "id": 12345678}
+    assert document["version"] == example_rules().version
+    assert document["now"] == "2026-11-01T12:00:00+00:00"
+
+
+def test_score_jsonl_streams_one_object_per_line_as_json_did(capsys: pytest.CaptureFixture[str]) -> None:
+    results, _ = score_json(capsys)
+    assert main([*SCORE, "--jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line) for line in lines] == results
 
 
 def test_score_json_prints_one_object_per_valid_contact(capsys: pytest.CaptureFixture[str]) -> None:

@@ -161,6 +161,8 @@ class Explanation:
     stage: list[str]
     hubspot: list[tuple[str, str, str | None]]  # property, HubSpot now, would be written (None: unchanged)
     stage_move: str | None
+    written_stage: str | None = None  # the stage leadsync last wrote (state store), None when none or unknown
+    ownership_known: bool = False  # whether the state store was read (--db)
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -186,6 +188,9 @@ class Explanation:
                 "target": r.stage_target,
                 "write": r.stage_write,
                 "reason": r.stage_reason,
+                "held_back": r.stage_held,
+                "written_by_leadsync": self.written_stage,
+                "ownership": "read from the state store" if self.ownership_known else "unknown (no --db)",
                 "checks": self.stage,
             },
             "hubspot": [{"property": p, "now": now, "would_write": new} for p, now, new in self.hubspot],
@@ -193,10 +198,22 @@ class Explanation:
         }
 
 
-def explain(contact: Contact, events: Sequence[Event], rules: RuleSet, now_ms: int) -> Explanation:
-    result, plan, _ = outcome(rules, contact, events, now_ms)
+def explain(
+    contact: Contact,
+    events: Sequence[Event],
+    rules: RuleSet,
+    now_ms: int,
+    *,
+    written_stage: str | None = None,
+    ownership_known: bool = False,
+) -> Explanation:
+    """`written_stage` is the stage leadsync last wrote (from the state store, when `ownership_known`)."""
+    result, plan, _ = outcome(rules, contact, events, now_ms, written_stage)
     ctx = rules.context(contact, events, now_ms)
     model = model_of(rules, result)
+    stage = _stage_checks(rules, result, model, ctx)
+    if model is not None and model.lifecycle.demote:
+        stage.insert(-1, _ownership(model, result.current_stage, written_stage, ownership_known))
     return Explanation(
         contact=contact,
         result=result,
@@ -204,9 +221,30 @@ def explain(contact: Contact, events: Sequence[Event], rules: RuleSet, now_ms: i
         lines=_lines(result, model, ctx),
         verdict=_verdict(rules, result, model, ctx),
         grades=_grades(result, model),
-        stage=_stage_checks(rules, result, model, ctx),
+        stage=stage,
         hubspot=_hubspot(contact, plan, model),
         stage_move=plan.stage_change.stage if plan.stage_change is not None else None,
+        written_stage=written_stage,
+        ownership_known=ownership_known,
+    )
+
+
+def _ownership(model: ModelSpec, current: str, written: str | None, known: bool) -> str:
+    """Whose the current stage is: a demotion moves back only leadsync's own (SCORING.md section 3)."""
+    if model.lifecycle.own_stages == "all":
+        return "own_stages: all: leadsync may move back any stage this model sets, whoever set it"
+    if not known:
+        return (
+            "stage ownership unknown (no --db): leadsync's record of the stages it wrote was not read, "
+            "so a demotion is held back"
+        )
+    if written is None:
+        return "leadsync has written no stage for this contact: a demotion is held back"
+    if written == current:
+        return f"leadsync last wrote {written} and HubSpot still holds it: leadsync may move it back"
+    return (
+        f"leadsync last wrote {written}, HubSpot now holds {current or '(none)'} (a person or another tool "
+        "set it): a demotion is held back"
     )
 
 

@@ -5,6 +5,11 @@ Each contact is scored with the same core and planned with the same
 predicted writes are the writes a following full sync makes. With a base
 config the "before" side is what the base config would leave in HubSpot, so
 the difference is the rule change alone.
+
+A demotion moves back only a stage leadsync itself last wrote (or any stage,
+with `own_stages: all`). Which stages those are is in the state store: given
+it (`written_stages`), the plan decides as the worker will; without it the
+ownership is unknown and every demotion it depends on is counted as held back.
 """
 
 from __future__ import annotations
@@ -71,6 +76,36 @@ class ContactDiff:
         }
 
 
+@dataclass(frozen=True)
+class HeldBack:
+    """A demotion the score called for but that was not leadsync's to make."""
+
+    contact_id: str
+    email: str
+    stage: str
+    score: int
+    reason: str
+
+    def json(self, emails: bool = True) -> dict[str, Any]:
+        return {
+            "contact_id": self.contact_id,
+            "email": email_for_log(self.email, emails),
+            "stage": self.stage,
+            "score": self.score,
+            "reason": self.reason,
+        }
+
+
+OWNERSHIP_UNKNOWN = (
+    "stage ownership is unknown (no --db): leadsync cannot tell which stages it wrote itself, so demotions of "
+    "stages not known to be leadsync's are held back; pass --db URL to read them from the state store"
+)
+
+
+def unknown_owner(stage: str) -> str:
+    return f"held back: stage {stage} is not known to be leadsync's (stage ownership is unknown without --db)"
+
+
 @dataclass
 class Crossing:
     model: str
@@ -93,6 +128,8 @@ class PlanReport:
     crossings: list[Crossing] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    held_back: list[HeldBack] = field(default_factory=list)
+    ownership: str = ""  # why demotions may be held back without the store; "" when the store was read
 
     def top(self, n: int) -> list[ContactDiff]:
         moved = [d for d in self.diffs if d.before != d.after]
@@ -116,6 +153,8 @@ class PlanReport:
             "api_calls": self.calls,
             "top_changes": [d.json(emails) for d in self.top(top)],
             "contacts_written": [d.json(emails) for d in self.diffs if d.writes or d.stage_move],
+            "stage_ownership": self.ownership or "read from the state store",
+            "stages_held_back": [h.json(emails) for h in self.held_back],
             "problems": self.problems,
         }
 
@@ -123,9 +162,11 @@ class PlanReport:
 Outcome = tuple[ScoreResult, ContactPlan, Held]
 
 
-def outcome(rules: RuleSet, contact: Contact, events: Iterable[Event], now_ms: int) -> Outcome:
-    """The result, the writes, and what HubSpot would hold after them."""
-    result = score_at(contact, events, rules, now_ms)
+def outcome(
+    rules: RuleSet, contact: Contact, events: Iterable[Event], now_ms: int, written_stage: str | None = None
+) -> Outcome:
+    """The result, the writes, and what HubSpot would hold after them (`written_stage`: see `score_at`)."""
+    result = score_at(contact, events, rules, now_ms, written_stage=written_stage)
     model = model_of(rules, result)
     if model is None:
         return result, ContactPlan(None, None), holding(rules.spec.models[0], contact)
@@ -161,8 +202,17 @@ def build_plan(
     base: RuleSet | None = None,
     base_label: str = "",
     progress: Callable[[int], None] | None = None,
+    written_stages: Mapping[str, str] | None = None,
 ) -> PlanReport:
+    """`written_stages`: the stage leadsync last wrote per contact, from the state store; None when unknown."""
     report = PlanReport(source, rules.version, base_label or "HubSpot now", now_ms)
+    if written_stages is None and any(
+        m.lifecycle.demote and m.lifecycle.own_stages != "all" for m in rules.spec.models
+    ):
+        report.ownership = OWNERSHIP_UNKNOWN
+    stages = written_stages or {}
+    for name in ("promotions", "demotions", "stages_held_back"):
+        report.counts[name] += 0  # listed even when none
     report.crossings = [
         Crossing(m.name, th.stage, th.min_score) for m in rules.spec.models for th in m.lifecycle.thresholds
     ]
@@ -176,9 +226,10 @@ def build_plan(
         position += 1
         report.contacts += 1
         try:
-            result, plan, after = outcome(rules, contact, events, now_ms)
+            written = stages.get(contact.id)
+            result, plan, after = outcome(rules, contact, events, now_ms, written)
             if base is not None:
-                _, _, before = outcome(base, contact, events, now_ms)
+                _, _, before = outcome(base, contact, events, now_ms, written)
             else:
                 before = holding(model_of(rules, result) or rules.spec.models[0], contact)
         except Exception as exc:  # a broken contact is reported, never stops the plan
@@ -189,6 +240,10 @@ def build_plan(
             progress(report.contacts)
         report.counts["excluded"] += result.excluded
         report.counts["holdout"] += result.holdout
+        if result.stage_held is not None:
+            report.counts["stages_held_back"] += 1
+            why = result.stage_held if written_stages is not None else unknown_owner(result.current_stage)
+            report.held_back.append(HeldBack(contact.id, contact.email, result.current_stage, result.score, why))
         writes = {}
         if plan.update is not None:
             model = model_of(rules, result)
@@ -197,6 +252,8 @@ def build_plan(
         move = plan.stage_change.stage if plan.stage_change is not None else None
         batch_updates |= plan.update is not None
         batch_moves |= move is not None
+        report.counts["promotions"] += bool(writes.get(LIFECYCLE_STAGE))
+        report.counts["demotions"] += move is not None
         if not writes and move is None and before == after:
             report.counts["unchanged"] += 1
             continue
@@ -257,6 +314,13 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
         + (f", {c['skipped']} could not be scored" if c["skipped"] else "")
         + f". Among them {c['excluded']} excluded and {c['holdout']} in the holdout."
     )
+    console.print(
+        f"Lifecycle stages: {c['promotions']} promotions, {c['demotions']} demotions, "
+        f"{c['stages_held_back']} demotions held back (stages leadsync did not set are left as people set them)."
+    )
+    if report.ownership:
+        console.print(f"Note: {report.ownership}.")
+    _print_held_back(report, console, top)
     if report.transitions:
         stages_from = sorted({a for a, _ in report.transitions})
         stages_to = sorted({b for _, b in report.transitions})
@@ -300,6 +364,18 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
             f"{d.before.stage or '-'} -> {d.after.stage or '-'}" if d.before.stage != d.after.stage else d.after.stage,
             _short(d.reasons if not d.note.startswith(("excluded", "holdout")) else d.note, 90),
         )
+    console.print(table)
+
+
+def _print_held_back(report: PlanReport, console: Console, top: int) -> None:
+    if not report.held_back or not top:
+        return
+    shown = report.held_back[:top]
+    table = Table(title=f"Demotions held back ({len(shown)} of {len(report.held_back)})", header_style="bold")
+    for name in ("contact", "email", "stage", "score", "why"):
+        table.add_column(name, overflow="fold")
+    for h in shown:
+        table.add_row(h.contact_id, h.email, h.stage, str(h.score), h.reason)
     console.print(table)
 
 

@@ -28,6 +28,7 @@ def result_json(result: ScoreResult) -> dict[str, Any]:
         "stage_target": result.stage_target,
         "stage_write": result.stage_write,
         "stage_reason": result.stage_reason,
+        "stage_held": result.stage_held,
         "excluded": result.excluded,
         "exclusion_reason": result.exclusion_reason,
         "holdout": result.holdout,

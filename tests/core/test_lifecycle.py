@@ -229,4 +229,6 @@ def test_never_touch_and_unmanaged_stages_keep_their_reasons(written: str | None
 
 def test_the_held_back_reason_names_the_stage_leadsync_wrote() -> None:
     reason = decide(60, SQL, written=MQL, demote=True).reason
-    assert "leadsync last wrote marketingqualifiedlead" in reason and "would demote it to marketingqualifiedlead" in reason
+    assert (
+        "leadsync last wrote marketingqualifiedlead" in reason and "would demote it to marketingqualifiedlead" in reason
+    )

@@ -121,10 +121,10 @@ def test_a_broken_contact_is_skipped_and_the_cycle_goes_on(world: Any, monkeypat
             problems = [*page.problems, "contact 99: createdate is not a date"] if i == 0 else page.problems
             yield ContactPage(page.contacts, problems, page.after, page.max_modified_ms)
 
-    def scoring_that_breaks_on_1001(contact: Contact, *args: Any) -> Any:
+    def scoring_that_breaks_on_1001(contact: Contact, *args: Any, **kwargs: Any) -> Any:
         if contact.id == "1001":
             raise ValueError("corrupted property data")
-        return score_at(contact, *args)
+        return score_at(contact, *args, **kwargs)
 
     portal.source.contact_pages = with_a_bad_record
     monkeypatch.setattr(pipeline, "score_at", scoring_that_breaks_on_1001)

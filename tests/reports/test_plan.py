@@ -148,10 +148,10 @@ def test_a_contact_that_cannot_be_scored_is_reported_and_the_plan_goes_on(monkey
     rules = rules_from(example_data())
     real = plan_module.score_at
 
-    def score_at(contact: Contact, events: Any, rules: Any, now_ms: int) -> Any:
+    def score_at(contact: Contact, events: Any, rules: Any, now_ms: int, **kwargs: Any) -> Any:
         if contact.id == "2":
             raise ValueError("corrupt record")
-        return real(contact, events, rules, now_ms)
+        return real(contact, events, rules, now_ms, **kwargs)
 
     monkeypatch.setattr(plan_module, "score_at", score_at)
     report = build_plan([(_contact("2"), []), (_contact("1", need_level="core"), [])], rules, NOW_MS, source="test")
