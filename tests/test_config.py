@@ -396,3 +396,15 @@ def test_structurally_broken_config_is_rejected_by_schema(
     error = best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     assert error is not None
     assert (list(error.absolute_path), message in error.message) == (path, True)
+
+
+def test_own_stages_defaults_to_written_and_an_unknown_value_names_file_line_and_field(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    assert "own_stages: written" in text
+    assert load_portal(EXAMPLE).rules.models[0].lifecycle.own_stages == "written"
+    bad = tmp_path / "portal.yaml"
+    bad.write_text(text.replace("own_stages: written", "own_stages: mine"))
+    line = text[: text.index("own_stages: written")].count("\n") + 1
+    (problem,) = problems_of(bad)
+    assert (problem.line, problem.path) == (line, "model.lifecycle.own_stages")
+    assert "'written' or 'all'" in problem.message

@@ -86,7 +86,7 @@ def test_a_backward_stage_move_is_a_separate_clear_then_set() -> None:
     data["model"]["lifecycle"]["demote"] = True
     rules = rules_from(data)
     c = contact(stage="salesqualifiedlead", need_level="core", industry="ENERGY")
-    result = score(c, [], rules, NOW)
+    result = score(c, [], rules, NOW, written_stage="salesqualifiedlead")  # a stage leadsync wrote
     plan = plan_contact(result, c, PROPS, "skip", NOW_MS)
     assert plan.stage_change is not None
     assert (plan.stage_change.stage, plan.stage_change.clear_first) == ("lead", True)

@@ -47,11 +47,15 @@ def written_by_sync(sb: Sandbox) -> dict[str, dict[str, str]]:
     return final
 
 
-@pytest.mark.parametrize("demote", [False, True], ids=["forward-only", "demote"])
+@pytest.mark.parametrize(
+    ("demote", "own_stages"),
+    [(False, "written"), (True, "written"), (True, "all")],
+    ids=["forward-only", "demote", "demote-owning-all"],
+)
 def test_plan_predicts_contact_by_contact_what_the_following_sync_writes(
-    sandbox_portal: StartPortal, tmp_path: Path, capsys: pytest.CaptureFixture[str], demote: bool
+    sandbox_portal: StartPortal, tmp_path: Path, capsys: pytest.CaptureFixture[str], demote: bool, own_stages: str
 ) -> None:
-    sandbox, file = sandbox_portal(2500, 5, clock=CLOCK, demote=demote)
+    sandbox, file = sandbox_portal(2500, 5, clock=CLOCK, demote=demote, own_stages=own_stages)
     code, out, err = run_cli(["plan", "--config", str(file), "--now", T0, "--json"], capsys)
     assert code == 0, err
     plan = json.loads(out)
@@ -77,7 +81,14 @@ def test_plan_predicts_contact_by_contact_what_the_following_sync_writes(
     assert actual == predicted
     assert summary.counts["written"] == plan["counts"]["written"]
     moves = sum(1 for c in plan["contacts_written"] if c["stage_move"])
-    assert (moves > 0) == demote  # the demote run exercises clear-then-set predictions too
+    # Owning every stage exercises clear-then-set predictions; owning only its own, a first sync moves nothing
+    # back (no stage is known to be leadsync's) and the plan counts those demotions as held back, as the sync does.
+    assert (moves > 0) == (demote and own_stages == "all")
+    assert plan["counts"]["demotions"] == moves == summary.counts.get("demotions", 0)
+    held = plan["counts"]["stages_held_back"]
+    assert (held > 0) == (demote and own_stages == "written")
+    assert held == len(plan["stages_held_back"]) == summary.counts.get("stages_held_back", 0)
+    assert plan["counts"]["promotions"] == summary.counts.get("promotions", 0) > 0
 
 
 def test_plan_counts_the_api_calls_of_the_run(sandbox_portal: StartPortal, capsys: pytest.CaptureFixture[str]) -> None:
