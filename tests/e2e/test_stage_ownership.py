@@ -100,6 +100,46 @@ def sync(capsys: pytest.CaptureFixture[str], file: Path, db: str, *extra: str) -
     return summary, [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    return json.loads(out)
+
+
+def check_plan_and_explain(
+    capsys: pytest.CaptureFixture[str], file: Path, db: str, demoted: str, moved: str, written: str
+) -> None:
+    """With the store, plan and explain demote what the next sync demotes and hold back the rest, saying why;
+    without it, stage ownership is unknown and they say so, holding every demotion back."""
+    known = cli_json(capsys, "plan", "--config", str(file), "--db", db)
+    held = {h["contact_id"]: h["reason"] for h in known["stages_held_back"]}
+    moves = {c["contact_id"]: c["stage_move"] for c in known["contacts_written"] if c["stage_move"]}
+    assert set(moves) == {demoted} and known["counts"]["demotions"] == 1
+    assert f"leadsync last wrote {written}" in held[moved] and demoted not in held
+    assert known["counts"]["stages_held_back"] == len(held) and known["stage_ownership"] == "read from the state store"
+
+    unknown = cli_json(capsys, "plan", "--config", str(file))
+    assert unknown["counts"]["demotions"] == 0 and "stage ownership is unknown" in unknown["stage_ownership"]
+    reasons = {h["contact_id"]: h["reason"] for h in unknown["stages_held_back"]}
+    assert "not known to be leadsync's" in reasons[demoted] and moved in reasons
+
+    explained = cli_json(capsys, "explain", "--config", str(file), "--contact", demoted, "--db", db)["stage"]
+    assert (explained["write"], explained["held_back"], explained["written_by_leadsync"]) == (
+        "clear_then_set",
+        None,
+        explained["current"],
+    )
+    explained = cli_json(capsys, "explain", "--config", str(file), "--contact", moved, "--db", db)["stage"]
+    assert explained["write"] == "none" and f"leadsync last wrote {written}" in explained["held_back"]
+    explained = cli_json(capsys, "explain", "--config", str(file), "--contact", demoted)["stage"]
+    assert explained["ownership"] == "unknown (no --db)" and explained["held_back"] is not None
+
+    assert main(["plan", "--config", str(file)]) == 0
+    text = capsys.readouterr().out
+    assert "stage ownership is unknown (no --db)" in text and "Demotions held back" in text
+
+
 def backward_writes(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Clear-then-set moves in the sandbox's write log: a stage is cleared only to move it back."""
     return [w for w in log if w["properties"].get("lifecyclestage") == ""]
@@ -149,6 +189,8 @@ def test_demote_moves_back_only_the_stages_leadsync_wrote(
     moved_to = SQL if promoted[moved] == MQL else MQL
     set_contacts(sb, {demoted: UNQUALIFIED, moved: {**UNQUALIFIED, "lifecyclestage": moved_to}})
     mark = len(write_log(sb))
+    check_plan_and_explain(capsys, file, db, demoted, moved, promoted[moved])
+    assert len(write_log(sb)) == mark  # they write nothing
 
     second, logs = sync(capsys, file, db)
     backward = backward_writes(write_log(sb, mark))
