@@ -80,6 +80,10 @@ COUNT_LIMIT = 1_000_000
 ID_LIMIT = 2**63 - 1
 
 
+def _number_text(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
 def _in_range(low: float, high: float, unit: str = "") -> BeforeValidator:
     def check(value: Any) -> Any:
         if isinstance(value, bool):
@@ -88,7 +92,9 @@ def _in_range(low: float, high: float, unit: str = "") -> BeforeValidator:
             if isinstance(value, float) and not math.isfinite(value):
                 raise PydanticCustomError("finite_number", "must be a finite number")
             if not low <= value <= high:
-                raise PydanticCustomError("number_range", f"{unit}must be between {low:,g} and {high:,g}")
+                raise PydanticCustomError(
+                    "number_range", f"{unit}must be between {_number_text(low)} and {_number_text(high)}"
+                )
         return value
 
     return BeforeValidator(check)
@@ -395,7 +401,14 @@ def load_portal(file: str | Path) -> LoadedPortal:
         data, lines = load_with_extends(path)
     except YamlError as exc:
         raise ConfigError([exc.problem]) from exc
-    return build_portal(data, path, lines)
+    try:
+        return build_portal(data, path, lines)
+    except (RecursionError, ValueError, OverflowError, TypeError) as exc:
+        # The loader's bounds keep these out; should one still slip through, it is this file's problem,
+        # reported as one, not a traceback.
+        raise ConfigError(
+            [ConfigProblem(str(path), None, "", f"cannot be loaded: {type(exc).__name__}: {exc}")]
+        ) from exc
 
 
 def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPortal:

@@ -172,9 +172,10 @@ class _Build:
         value = self.scalar(node, path)
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(node, path, f"{node.value} is not a number leadsync can use: write a finite number")
-        limit = MAX_FLOAT if isinstance(value, float) else MAX_INT if isinstance(value, int) else None
-        if limit is not None and abs(value) > limit:
-            raise self.fail(node, path, f"{node.value} is too large: numbers here stay within +-{limit:,g}")
+        if isinstance(value, float) and abs(value) > MAX_FLOAT:
+            raise self.fail(node, path, f"{node.value} is too large: a number here stays within +-1e15")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise self.fail(node, path, f"{str(node.value)[:40]} is too large: an integer here fits in 64 bits")
         return value
 
     def enter(self, node: yaml.Node, path: Path_, depth: int) -> None:
@@ -205,12 +206,11 @@ class _Build:
             raise self.fail(merges[1][0], path, "duplicate merge key (<<); give one, with a list of mappings")
         for key_node, value_node in merges:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            for source in sources:
+            for source in reversed(sources):  # the earlier, the later its values and lines are laid on
                 if not isinstance(source, yaml.MappingNode):
                     raise self.fail(key_node, path, "a merge key (<<) takes a mapping or a list of mappings")
                 self.enter(source, path, depth + 1)
-                for key, value in self.mapping(source, path, depth + 1).items():
-                    merged.setdefault(key, value)
+                merged.update(self.mapping(source, path, depth + 1))
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
