@@ -55,7 +55,7 @@ from sync.core.rules import (
     to_cents,
 )
 from sync.errors import ConfigError, ConfigProblem
-from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, path_text
+from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml, path_text
 
 EventType = Literal[
     "form_submission",
@@ -409,6 +409,17 @@ def load_portal(file: str | Path) -> LoadedPortal:
         raise ConfigError(
             [ConfigProblem(str(path), None, "", f"cannot be loaded: {type(exc).__name__}: {exc}")]
         ) from exc
+
+
+def portal_name(file: Path) -> str | None:
+    """The `portal.name` a file gives, if it can be read: to name a portal whose file is broken."""
+    try:
+        data, _ = load_yaml(file, check_numbers=False)
+    except YamlError:
+        return None
+    portal = data.get("portal") if isinstance(data, dict) else None
+    name = portal.get("name") if isinstance(portal, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPortal:

@@ -107,8 +107,12 @@ def path_text(path: Path_) -> str:
     return out
 
 
-def load_yaml(file: Path) -> tuple[Any, Lines]:
-    """The document in `file` and the line of every key and list item in it."""
+def load_yaml(file: Path, check_numbers: bool = True) -> tuple[Any, Lines]:
+    """The document in `file` and the line of every key and list item in it.
+
+    `check_numbers=False` lets NaN, infinities and huge numbers through (the bounds on nesting and size
+    hold regardless): only to read what else a file says, never to use its numbers.
+    """
     name = str(file)
     try:
         text = file.read_text(encoding="utf-8")
@@ -122,7 +126,7 @@ def load_yaml(file: Path) -> tuple[Any, Lines]:
         node = loader.get_single_node()
         if node is None:
             return None, {}
-        builder = _Build(loader, name)
+        builder = _Build(loader, name, check_numbers)
         data = builder.node(node, (), 0)
         lines = builder.lines
     except yaml.MarkedYAMLError as exc:
@@ -154,8 +158,8 @@ def _nesting_text(path: Sequence[Key]) -> str:
 class _Build:
     """The Python value of a composed document, with the line of every key and item, within the bounds."""
 
-    def __init__(self, loader: _Loader, name: str) -> None:
-        self.loader, self.name = loader, name
+    def __init__(self, loader: _Loader, name: str, check_numbers: bool = True) -> None:
+        self.loader, self.name, self.check_numbers = loader, name, check_numbers
         self.lines: Lines = {}
         self.nodes = 0
 
@@ -170,6 +174,8 @@ class _Build:
         if isinstance(node, yaml.SequenceNode):
             return [self.node(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         value = self.scalar(node, path)
+        if not self.check_numbers:
+            return value
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(node, path, f"{node.value} is not a number leadsync can use: write a finite number")
         if isinstance(value, float) and abs(value) > MAX_FLOAT:
