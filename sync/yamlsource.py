@@ -6,10 +6,11 @@ loader here resolves only `true`/`false` as booleans (YAML 1.2), so values
 stay as written.
 
 A portal file is small and written by hand, so the loader refuses what no such file needs and what
-could make loading hang or crash: nesting deeper than MAX_DEPTH, a document that builds more than
+could make loading hang or crash: nesting deeper than MAX_DEPTH, a document that expands to more than
 MAX_NODES values (anchors and aliases repeated inside each other, the "billion laughs"; merge keys
 count the same way), NaN and infinities, and numbers too large to mean anything. Each is an error
-with the file, line and field, found while the document is built, before any of it is expanded.
+with the file, line and field; the size is counted on the composed graph (once per distinct node)
+before anything is expanded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -31,7 +32,7 @@ Lines = dict[Path_, tuple[str, int]]
 
 
 # Bounds no real portal file comes near (the largest shipped example has a few hundred values, nested
-# about 12 deep); they are stated in the errors.
+# 7 deep); they are stated in the errors.
 MAX_DEPTH = 64
 MAX_NODES = 50_000
 MAX_FLOAT = 1e15  # beyond this a float no longer holds whole numbers exactly, and no score or bound needs it
@@ -127,6 +128,7 @@ def load_yaml(file: Path, check_numbers: bool = True) -> tuple[Any, Lines]:
         if node is None:
             return None, {}
         builder = _Build(loader, name, check_numbers)
+        builder.check_size(node)
         data = builder.node(node, (), 0)
         lines = builder.lines
     except yaml.MarkedYAMLError as exc:
@@ -150,6 +152,21 @@ def text_line_of(data: bytes, offset: int) -> int:
 _DEEP = f"nested more than {MAX_DEPTH} levels deep; a portal file never needs that many"
 
 
+def _children(node: yaml.Node) -> list[tuple[Key | None, yaml.Node]]:
+    """The values inside a node, each with its step in the path (None: a mapping merged in by `<<`)."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    found: list[tuple[Key | None, yaml.Node]] = []
+    for key, value in node.value:
+        if key.tag == _MERGE:
+            found.extend((None, v) for v in (value.value if isinstance(value, yaml.SequenceNode) else [value]))
+        else:
+            found.append((key.value if isinstance(key, yaml.ScalarNode) else "?", value))
+    return found
+
+
 def _nesting_text(path: Sequence[Key]) -> str:
     """The start of a deep path: enough to find it, not 64 levels of it."""
     return path_text(tuple(path[:8])) + ("..." if len(path) > 8 else "")
@@ -161,7 +178,45 @@ class _Build:
     def __init__(self, loader: _Loader, name: str, check_numbers: bool = True) -> None:
         self.loader, self.name, self.check_numbers = loader, name, check_numbers
         self.lines: Lines = {}
-        self.nodes = 0
+        self.sizes: dict[int, int] = {}  # id(node) -> the number of values it expands to
+        self.open: set[int] = set()  # the nodes whose size is being counted: one seen again is inside itself
+
+    def check_size(self, root: yaml.Node) -> None:
+        """Refuse a document that expands to more than MAX_NODES values before expanding any of it.
+
+        Sizes are counted once per distinct node, so an alias bomb costs as much as its text; the error
+        points at the innermost value that is too large by itself.
+        """
+        if self.size(root, (), 0) <= MAX_NODES:
+            return
+        node, path = root, cast(Path_, ())
+        while True:
+            inner = next(((step, c) for step, c in _children(node) if self.sizes[id(c)] > MAX_NODES), None)
+            if inner is None:
+                break
+            node, path = inner[1], path if inner[0] is None else (*path, inner[0])
+        raise self.fail(
+            node,
+            path,
+            f"expands to {self.sizes[id(node)]:,} values (anchors and aliases repeated inside each other?); "
+            f"a portal file never needs more than {MAX_NODES:,}",
+        )
+
+    def size(self, node: yaml.Node, path: Path_, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise YamlError(ConfigProblem(self.name, node.start_mark.line + 1, _nesting_text(path), _DEEP))
+        known = self.sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in self.open:
+            raise self.fail(node, path, "an alias inside its own anchor: it would expand without end")
+        self.open.add(id(node))
+        total = 1 + sum(
+            self.size(child, path if step is None else (*path, step), depth + 1) for step, child in _children(node)
+        )
+        self.open.discard(id(node))
+        self.sizes[id(node)] = total
+        return total
 
     def fail(self, node: yaml.Node, path: Path_, message: str) -> YamlError:
         return YamlError(ConfigProblem(self.name, node.start_mark.line + 1, path_text(path), message))
@@ -185,15 +240,7 @@ class _Build:
         return value
 
     def enter(self, node: yaml.Node, path: Path_, depth: int) -> None:
-        # An alias is the node it names, so a document is a graph; these two bounds hold on its expansion.
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self.fail(
-                node,
-                path,
-                f"the document expands to more than {MAX_NODES:,} values (anchors and aliases repeated "
-                "inside each other?); a portal file never needs that many",
-            )
+        # check_size has seen the whole graph; this keeps the recursion bounded should the two ever differ.
         if depth > MAX_DEPTH:
             raise YamlError(ConfigProblem(self.name, node.start_mark.line + 1, _nesting_text(path), _DEEP))
 
