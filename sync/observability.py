@@ -86,6 +86,12 @@ class Metrics:
         self.leased = Gauge(
             "leadsync_portal_leased", "1 when this replica holds the portal's lease", ["portal"], registry=r
         )
+        self.config_errors = Gauge(
+            "leadsync_portal_config_errors",
+            "1 while the portal file does not load (its portal does not run), 0 once it does",
+            ["file"],
+            registry=r,
+        )
 
     def record(
         self,
@@ -113,14 +119,18 @@ class Metrics:
 
 
 def serve_http(host: str, port: int, health: Callable[[], dict[str, Any]], metrics: Metrics) -> ThreadingHTTPServer:
-    """/healthz (JSON; 503 while stopping) and /metrics (Prometheus) on a background thread."""
+    """/healthz (JSON; 503 while stopping) and /metrics (Prometheus) on a background thread.
+
+    A degraded service (a portal file that does not load) still answers 200: it is alive and runs the
+    other portals, and a restart would not fix the file.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0] == "/healthz":
                 state = health()
                 body = json_module.dumps(state).encode()
-                self._reply(200 if state.get("status") == "ok" else 503, "application/json", body)
+                self._reply(503 if state.get("status") == "stopping" else 200, "application/json", body)
             elif self.path.split("?")[0] == "/metrics":
                 self._reply(200, CONTENT_TYPE_LATEST, metrics.exposition())
             else:

@@ -8,6 +8,11 @@
 - A portal that fails is recorded and logged; the others go on. SIGTERM finishes the batch in
   flight (cycles check the stop flag after each batch, and checkpoint), then exits 0. SIGHUP
   re-reads the portal files.
+- A portal file that does not load, for whatever reason, is reported (a `config_error` event, the
+  gauge leadsync_portal_config_errors{file} at 1, an entry under `broken` in /healthz, whose status
+  becomes "degraded") and the other portals run. A reload that breaks a file whose portal was
+  running stops that portal (after the batch in flight) and releases its lease: the service never
+  keeps running rules the file no longer says; it runs again once the file is fixed and reloaded.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from sync.config import parse_duration
+from sync.config import parse_duration, portal_name
 from sync.errors import ConfigError
 from sync.observability import Metrics
 from sync.pipeline import Cycle, Kind, Portal
@@ -49,6 +54,18 @@ class Held:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one cycle at a time per portal
     leased: bool = False
     running: threading.Event | None = None  # the stop flag of the cycle in flight
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A portal file that did not load: reported in the logs, the metrics and /healthz until it does."""
+
+    file: Path
+    portal: str | None  # the portal's name, when the file gets far enough to give it
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": str(self.file), "portal": self.portal, "error": self.error}
 
 
 class Service:
@@ -74,6 +91,8 @@ class Service:
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.portals: dict[str, Held] = {}
+        self.broken: dict[Path, Broken] = {}
+        self.files: list[Path] = []  # the portal files of the last load
         # Leases renew on a thread of their own: busy cycles must never delay a renewal past its expiry.
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers), "leases": ThreadPoolExecutor(1)}, timezone=UTC
@@ -85,26 +104,25 @@ class Service:
     def load(self) -> None:
         """(Re)read every portal file; a broken file is reported and skipped, the others run."""
         found: dict[str, Held] = {}
-        for file in sorted(self.config_dir.glob("*.y*ml")):
-            if file.name.startswith("_"):
-                continue
+        broken: dict[Path, Broken] = {}
+        files = [f for f in sorted(self.config_dir.glob("*.y*ml")) if not f.name.startswith("_")]
+        for file in files:
             try:
                 portal = self.open_portal(file, self.store)
-            except ConfigError as exc:
-                for problem in exc.problems:
-                    self.log.error("config_error", file=str(file), problem=str(problem))
+            except Exception as exc:  # whatever stops one file from loading, the others still run
+                broken[file] = self._report_broken(file, exc)
                 continue
             name = portal.config.portal.name
             twin = next(
                 (h for h in found.values() if h.portal.config.portal.name == name or h.portal.id == portal.id), None
             )
             if twin is not None:  # one portal, one file: two would sync it twice (or one would vanish)
-                self.log.error(
-                    "config_error",
-                    file=str(file),
-                    problem=f"portal {name} (id {portal.id}) is already defined by {twin.file}: "
-                    "each portal needs a name and an id of its own; this file is skipped",
+                problem = (
+                    f"portal {name} (id {portal.id}) is already defined by {twin.file}: "
+                    "each portal needs a name and an id of its own; this file is skipped"
                 )
+                self.log.error("config_error", file=str(file), portal=name, problem=problem)
+                broken[file] = Broken(file, name, problem)
                 continue
             old = self.portals.get(name)
             held = Held(portal, file, leased=bool(old and old.leased))
@@ -112,10 +130,30 @@ class Service:
                 held.lock = old.lock
             found[name] = held
         for name in set(self.portals) - set(found):
-            self._release(self.portals[name])
+            gone = self.portals[name]
+            if gone.running is not None:
+                gone.running.set()  # its file is gone or broken: stop after the batch in flight
+            self._release(gone)
         self.portals = found
+        self._report_config_errors(files, broken)
         self._schedule()
-        self.log.info("portals_loaded", portals=sorted(found), files=len(found))
+        self.log.info("portals_loaded", portals=sorted(found), files=len(found), broken=sorted(str(f) for f in broken))
+
+    def _report_broken(self, file: Path, exc: Exception) -> Broken:
+        problems = [str(p) for p in exc.problems] if isinstance(exc, ConfigError) else [f"{type(exc).__name__}: {exc}"]
+        # The name, when the file gives one; else the portal this file ran before it broke, if any.
+        name = portal_name(file) or next((n for n, h in self.portals.items() if h.file == file), None)
+        for problem in problems:
+            self.log.error("config_error", file=str(file), portal=name, problem=problem[:2000])
+        return Broken(file, name, "\n".join(problems)[:2000])
+
+    def _report_config_errors(self, files: list[Path], broken: dict[Path, Broken]) -> None:
+        """The gauge per portal file: 1 while it does not load, 0 once it does; gone with the file."""
+        for file in files:
+            self.metrics.config_errors.labels(file=str(file)).set(1 if file in broken else 0)
+        for file in set(self.files) - set(files):
+            self.metrics.config_errors.remove(str(file))
+        self.files, self.broken = files, broken
 
     def _schedule(self) -> None:
         for job in self.scheduler.get_jobs():
@@ -245,9 +283,13 @@ class Service:
                 if last is None
                 else {"status": last.status, "started_at": last.started_at.isoformat()},
             }
+        broken = list(self.broken.values())
+        # Degraded, not down: the other portals run, so a probe must not restart the service for one bad file.
+        status = "stopping" if self.stop.is_set() else "degraded" if broken else "ok"
         return {
-            "status": "stopping" if self.stop.is_set() else "ok",
+            "status": status,
             "holder": self.holder,
             "time": now,
             "portals": portals,
+            "broken": [b.as_dict() for b in broken],
         }

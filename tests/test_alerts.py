@@ -468,7 +468,7 @@ def test_no_alerts_section_sends_nothing(store: SqlStateStore, hook: responses.R
     [
         ({"webhook_env": URL}, "alerts.webhook_env", "looks like a webhook URL pasted into the file"),
         ({"webhook_env": "alert webhook"}, "alerts.webhook_env", "must be the name of an environment variable"),
-        ({"webhook_env": ENV, "dead_letters_over": -1}, "alerts.dead_letters_over", "greater than or equal to 0"),
+        ({"webhook_env": ENV, "dead_letters_over": -1}, "alerts.dead_letters_over", "must be between 0 and"),
         ({"dead_letters_over": 3}, "alerts.webhook_env", "required key is missing"),
         ({"webhook_env": ENV, "channel": "#ops"}, "alerts.channel", "unknown key"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +436,81 @@ def test_extends_loop_is_an_error(tmp_path: Path):
 )
 def test_exclusions_stages_and_grades_merge_by_their_key(key: str, base: Any, over: Any, merged: Any) -> None:
     assert merge({"l": base}, {}, {"l": over}, {})[0] == {"l": merged}
+
+
+# --- hostile documents ---------------------------------------------------------------------
+
+
+def test_merge_keys_take_earlier_mappings_first_and_own_keys_over_all(tmp_path: Path):
+    data, lines = load_text(
+        tmp_path,
+        "merges.yaml",
+        """
+        a: &a {every: 1m, timezone: UTC}
+        b: &b {every: 2m, rescore: null, timezone: Europe/Paris}
+        schedule:
+          <<: [*a, *b]
+          timezone: Europe/Bucharest
+        """,
+    )
+    assert data["schedule"] == {"every": "1m", "timezone": "Europe/Bucharest", "rescore": None}
+    assert lines[("schedule", "timezone")][1] == 5  # the own key, not the anchor's
+    assert lines[("schedule", "every")][1] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"),
+    [
+        ("a: &x [*x]\n", 1, "a[0]", "an alias inside its own anchor"),
+        ("a: &x {b: 1, <<: *x}\n", 1, "a", "an alias inside its own anchor"),
+        (
+            "".join(f"a{i}: &a{i} [*a{i - 1}]\n" if i else "a0: &a0 [1]\n" for i in range(100)),
+            1,
+            "a63[0][0][0][0][0][0][0]...",
+            "nested more",
+        ),
+        ("a: {<<: [1, 2]}\n", 1, "a", "a merge key (<<) takes a mapping or a list of mappings"),
+        ("d: &d {x: 1}\na: {<<: *d, <<: *d}\n", 2, "a", "duplicate merge key"),
+        ("a:\n  b: 2026-13-45\n", 2, "a.b", "'2026-13-45' is not a valid value: month must be in 1..12"),
+        (f"a: {'9' * 5000}\n", 1, "a", "is not a valid value"),
+        (f"a: {'9' * 20}\n", 1, "a", "too large: an integer here fits in 64 bits"),
+        ("a: [1, .inf]\n", 1, "a[1]", ".inf is not a number leadsync can use"),
+        ("a: 1e400\n", 1, "a", "1e400 is not a number leadsync can use"),
+        ("a: -2e15\n", 1, "a", "-2e15 is too large"),
+        ("? [a, b]\n: 1\n", 1, "", "keys must be plain text"),
+    ],
+)
+def test_hostile_values_are_refused_with_line_and_path(tmp_path: Path, text: str, line: int, path: str, message: str):
+    problem = yaml_error(write(tmp_path, "hostile.yaml", text)).problem
+    assert (problem.line, problem.path) == (line, path)
+    assert message in problem.message
+
+
+def test_nesting_up_to_the_limit_loads(tmp_path: Path):
+    data, _ = load_text(tmp_path, "deep.yaml", "a: " + "[" * 63 + "1" + "]" * 63 + "\n")
+    depth, node = 0, data["a"]
+    while isinstance(node, list):
+        depth, node = depth + 1, node[0]
+    assert (depth, node) == (63, 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "".join(f"{'  ' * i}k{i}:\n" for i in range(2000)) + "  " * 2000 + "x: 1\n",
+        "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 12)),
+    ],
+    ids=["flow", "block", "aliases"],
+)
+def test_deep_or_exploding_documents_are_refused_without_hanging(tmp_path: Path, text: str):
+    file = write(tmp_path, "hostile.yaml", text)
+    started = time.perf_counter()
+    problem = yaml_error(file).problem
+    assert time.perf_counter() - started < 5  # a guard against a hang, not a benchmark
+    assert problem.line is not None
+    assert (
+        "nested more than 64 levels" in problem.message
+        or "a portal file never needs more than 50,000" in problem.message
+    )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -102,9 +104,9 @@ def test_the_service_syncs_every_portal_isolates_a_broken_file_and_stops_cleanly
     assert {e["portal"] for e in logs if e["event"] == "lease_released"} == {"alpha", "beta"}
 
 
-def run_service(folder: Path, db: str, token: str, log: Path) -> subprocess.Popen[bytes]:
+def run_service(folder: Path, db: str, token: str, log: Path, listen: str = "off") -> subprocess.Popen[bytes]:
     env = {**os.environ, "LEADSYNC_SERVICE_TOKEN": token}
-    command = [sys.executable, "-m", "sync", "run", "--config-dir", str(folder), "--db", db, "--listen", "off",
+    command = [sys.executable, "-m", "sync", "run", "--config-dir", str(folder), "--db", db, "--listen", listen,
                "--lease-ttl", "4", "--log-format", "json"]  # fmt: skip
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
@@ -217,3 +219,143 @@ def test_a_second_file_for_the_same_portal_is_reported_and_skipped(
     assert set(service.portals) == {"alpha"}
     (problem,) = [e for e in logs if e["event"] == "config_error"]
     assert problem["file"].endswith("zz-twin.yaml") and "already defined by" in problem["problem"]
+
+
+BROKEN = ROOT / "tests" / "data" / "broken"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_broken_portal_files_are_reported_and_the_others_run_at_start_and_on_sighup(tmp_path: Path) -> None:
+    with sandboxes(2, contacts=60) as (a, b):
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        alpha = portal_file(folder, "alpha", 7000, a)
+        hostile = ["points-nan.yaml", "alias-bomb.yaml", "deep-nesting.yaml", "points-1e308.yaml"]
+        for name in hostile:
+            shutil.copy(BROKEN / name, folder / name)
+        beta = portal_file(folder, "beta", 7001, b)
+        good_beta = beta.read_text()
+        beta.write_text(good_beta.replace("per_10s: 100000", "per_10s: .nan"))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp_path / "service.log"
+        proc = run_service(folder, f"sqlite:///{tmp_path / 'state.db'}", a.token, log, listen=f"127.0.0.1:{port}")
+
+        def health() -> tuple[int, dict[str, Any]] | None:
+            assert proc.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
+            try:
+                reply = requests.get(f"{url}/healthz", timeout=5)
+            except requests.ConnectionError:
+                return None
+            return reply.status_code, reply.json()
+
+        def synced(name: str) -> Any:
+            found = health()
+            last = found and found[1]["portals"].get(name, {}).get("last_run")
+            return found if last and last["status"] == "ok" else None
+
+        def gauge(exposition: str, file: Path) -> float:
+            line = next(
+                x for x in exposition.splitlines() if x.startswith(f'leadsync_portal_config_errors{{file="{file}"}}')
+            )
+            return float(line.split()[-1])
+
+        try:
+            # At start: alpha syncs; five files do not load, each reported; the service is degraded, not down.
+            code, state = wait_for(lambda: synced("alpha"), 60)
+            assert code == 200 and state["status"] == "degraded"
+            assert set(state["portals"]) == {"alpha"}
+            broken = {Path(e["file"]).name: e for e in state["broken"]}
+            assert set(broken) == {*hostile, "beta.yaml"}
+            assert broken["points-nan.yaml"]["portal"] == "test-portal"  # the name, when the file gives it
+            assert broken["beta.yaml"]["portal"] == "beta"
+            assert broken["alias-bomb.yaml"]["portal"] is None  # refused before any name could be read
+            assert "a portal file never needs more than 50,000" in broken["alias-bomb.yaml"]["error"]
+            assert "nested more than 64 levels deep" in broken["deep-nesting.yaml"]["error"]
+            assert "1e308 is too large" in broken["points-1e308.yaml"]["error"]
+            assert (
+                f"{folder / 'points-nan.yaml'}:26: model.engagement.rules[0].points:"
+                in broken["points-nan.yaml"]["error"]
+            )
+            exposition = requests.get(f"{url}/metrics", timeout=5).text
+            assert gauge(exposition, alpha) == 0
+            assert all(gauge(exposition, folder / name) == 1 for name in [*hostile, "beta.yaml"])
+
+            # SIGHUP after breaking alpha and fixing beta: alpha stops and is reported, beta runs.
+            alpha.write_text(alpha.read_text().replace("per_10s: 100000", "per_10s: true"))
+            beta.write_text(good_beta)
+            os.kill(proc.pid, signal.SIGHUP)
+            code, state = wait_for(lambda: synced("beta"), 60)
+            assert code == 200 and state["status"] == "degraded"
+            assert set(state["portals"]) == {"beta"}
+            broken = {Path(e["file"]).name: e for e in state["broken"]}
+            assert set(broken) == {*hostile, "alpha.yaml"}
+            assert broken["alpha.yaml"]["portal"] == "alpha"
+            assert "portal.rate_limit.per_10s: must be a number, not true" in broken["alpha.yaml"]["error"]
+            exposition = requests.get(f"{url}/metrics", timeout=5).text
+            assert (gauge(exposition, alpha), gauge(exposition, beta)) == (1, 0)
+
+            # Every file fixed or gone: ok again.
+            for name in hostile:
+                (folder / name).unlink()
+            alpha.write_text(alpha.read_text().replace("per_10s: true", "per_10s: 100000"))
+            os.kill(proc.pid, signal.SIGHUP)
+            code, state = wait_for(lambda: (h := health()) and h[1]["status"] == "ok" and h, 60)
+            assert code == 200 and state["broken"] == [] and set(state["portals"]) == {"alpha", "beta"}
+            exposition = requests.get(f"{url}/metrics", timeout=5).text
+            assert "points-nan.yaml" not in exposition
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+    assert proc.returncode == 0
+    found = events(log)
+    assert not [line for line in log.read_text().splitlines() if "Traceback" in line]
+    errors = [e for e in found if e.get("event") == "config_error"]
+    assert {Path(e["file"]).name for e in errors} == {*hostile, "alpha.yaml", "beta.yaml"}
+    assert {e["portal"] for e in errors if Path(e["file"]).name == "alpha.yaml"} == {"alpha"}
+    # alpha's lease was let go when its file broke, before the service stopped.
+    releases = [i for i, e in enumerate(found) if e.get("event") == "lease_released" and e.get("portal") == "alpha"]
+    stopping = next(i for i, e in enumerate(found) if e.get("event") == "service_stopping")
+    assert releases and releases[0] < stopping
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [RecursionError("maximum recursion depth exceeded"), OverflowError("int too large"), OSError(5, "I/O error")],
+    ids=["recursion", "overflow", "os"],
+)
+def test_any_failure_to_open_a_portal_file_is_contained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    with sandboxes(1, contacts=20) as (a,):
+        monkeypatch.setenv("LEADSYNC_SERVICE_TOKEN", a.token)
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        portal_file(folder, "alpha", 7000, a)
+        odd = portal_file(folder, "odd", 7001, a)
+
+        def opening(file: Path, store: SqlStateStore) -> Any:
+            if file == odd:  # a file that loads, but whose portal cannot be opened
+                raise failure
+            return open_portal(file, store)
+
+        store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        metrics = Metrics()
+        service = Service(folder, store, opening, metrics=metrics, lease_ttl_s=6, jitter_s=0)
+        with capture_logs() as logs:
+            service.load()
+        state = service.health()
+        store.close()
+    assert set(service.portals) == {"alpha"}
+    assert state["status"] == "degraded"
+    assert state["broken"] == [{"file": str(odd), "portal": "odd", "error": f"{type(failure).__name__}: {failure}"}]
+    assert metrics.registry.get_sample_value("leadsync_portal_config_errors", {"file": str(odd)}) == 1
+    (event,) = [e for e in logs if e["event"] == "config_error"]
+    assert (event["file"], event["portal"]) == (str(odd), "odd")
