@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from sync.reports.report import RunActivity
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
+# `sync` stopped by a signal, after checkpointing: 128 + the signal's number, as a shell reports it.
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
 def _now(text: str | None) -> datetime:
@@ -332,7 +337,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         disable=not show,
     ) as bar:
         task = bar.add_task(f"{portal.config.portal.name}: {kind} sync", total=None)
-        summary = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total)).run()
+        cycle = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        with _stop_on_signals(cycle.stop) as caught:
+            summary = cycle.run()
     store.close()
     if args.json:
         print(
@@ -353,7 +360,30 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(f"  {summary.error}", file=sys.stderr)
     if summary.status == "paused":
         return EXIT_PAUSED
+    if summary.status == "interrupted":
+        return EXIT_SIGINT if caught == [signal.SIGINT] else EXIT_SIGTERM
     return EXIT_OK if summary.status == "ok" else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT set the run's stop flag: it ends after the batch in flight (or at once from a retry
+    wait) and checkpoints, as the service does. Yields the last signal caught (a list, empty if none)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        yield caught
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        caught[:] = [signum]
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -640,7 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one sync cycle for a portal now",
         description="Pull what changed in HubSpot, score the affected contacts and write what differs. "
         "The first run (or --full) backfills every contact and resumes where it stopped. "
-        "Exit status: 0 ok, 1 failed, 2 config error, 3 portal paused (HubSpot refused the token).",
+        "SIGTERM or SIGINT (Ctrl-C) stops it after the batch in flight, or at once while a call waits to be "
+        "retried; what was planned is kept and the next run finishes it, and the run is recorded as interrupted. "
+        "Exit status: 0 ok, 1 failed, 2 config error, 3 portal paused (HubSpot refused the token), "
+        "130 interrupted by SIGINT, 143 interrupted by SIGTERM.",
     )
     _add_config_option(sync_cmd)
     mode = sync_cmd.add_mutually_exclusive_group()
@@ -656,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the service: every portal on its schedule",
         description="Run the sync service for every portal file in a folder: an incremental sync on each portal's "
         "schedule.every, a nightly rescore on its schedule.rescore, health and metrics over HTTP. Replicas sharing a "
-        "PostgreSQL store split the portals through leases. SIGTERM finishes the batch in flight and exits 0; "
+        "PostgreSQL store split the portals through leases. SIGTERM finishes the batch in flight (a call waiting to be "
+        "retried stops waiting; the run is recorded as interrupted) and exits 0; "
         "SIGHUP re-reads the portal files.",
     )
     run.add_argument(

@@ -24,7 +24,7 @@ from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
 from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
-from sync.errors import BudgetExhaustedError, FatalError, PausedError, SyncError
+from sync.errors import BudgetExhaustedError, FatalError, PausedError, StoppedError, SyncError
 from sync.observability import email_for_log
 from sync.ports import (
     Clock,
@@ -72,6 +72,8 @@ class Portal:
     properties_ready: bool = False
     # Told every run's summary once it is recorded (alerts); it contains its own failures and never raises.
     after_run: Callable[[RunSummary], None] | None = None
+    # Hands a cycle's stop flag to the adapter, so a stop also cuts its retry waits short (sync.app wires it).
+    bind_stop: Callable[[threading.Event], None] = lambda stop: None
 
     @property
     def id(self) -> int:
@@ -152,6 +154,7 @@ class Cycle:
         began = time.monotonic()
         store.start_run(RunRecord(self.run_id, portal.id, self.kind, started))
         self.log.info("run_started", kind=self.kind)
+        portal.bind_stop(self.stop)
         try:
             self._finish_pending()
             self._ensure_properties()
@@ -168,6 +171,10 @@ class Cycle:
                 self.summary.status = "interrupted"
             else:
                 store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
+        except StoppedError as exc:
+            # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
+            self.summary.status = "interrupted"
+            self.log.info("run_interrupted", reason=str(exc))
         except PausedError as exc:
             self.summary.status, self.summary.error = "paused", str(exc)
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")

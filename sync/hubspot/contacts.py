@@ -176,7 +176,7 @@ class Contacts:
     def _write_with_item_retries(self, chunk: list[PropertyUpdate], outcome: WriteOutcome) -> None:
         pending = {u.contact_id: u for u in chunk}
         try:
-            for attempt in self.client.policy.retrying():
+            for attempt in self.client.policy.retrying(self.client.stop):
                 with attempt:
                     self._write(list(pending.values()), pending, outcome)
                     if pending:
