@@ -52,6 +52,7 @@ EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were resco
 EVENTS_CURSOR = "email_events_ms"
 FORM_CURSOR = "form_submissions_ms:"
 LIFECYCLE_STAGE = "lifecyclestage"
+DEAD_LETTERS_PER_RUN = 1000  # due dead letters retried by one run at most; the rest wait for the next
 
 Kind = Literal["incremental", "full", "rescore"]
 Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
@@ -167,6 +168,8 @@ class Cycle:
                 since = int(store.get_cursor(portal.id, EVENTS_SCORED) or 0)
                 event_emails |= set(store.emails_with_events_since(portal.id, max(0, since - EVENTS_LOOKBACK_MS)))
                 self._contacts_with_new_events(event_emails, scored, now_ms)
+            if not self.stop.is_set():
+                self._retry_dead_letters(now_ms)
             if self.stop.is_set():
                 self.summary.status = "interrupted"
             else:
@@ -400,6 +403,38 @@ class Cycle:
             self.log.info("resuming_pending_writes", count=len(pending))
             for start in range(0, len(pending), BATCH):
                 self._send(pending[start : start + BATCH], None)
+
+    def _retry_dead_letters(self, now_ms: int) -> None:
+        """Try again the writes HubSpot refused, once due (the store's backoff), through the normal write path.
+
+        A letter is not resent as it was: a value from days ago could overwrite a newer one. Its contact is
+        read from HubSpot now, rescored and planned like any other, and what differs is written; HubSpot
+        taking it closes the letter (the write has its history row), a refusal counts an attempt (the store
+        gives the letter up at the cap), and a contact that needs no write any more, or is gone from HubSpot,
+        closes it as resolved.
+        """
+        store, pid = self.portal.store, self.portal.id
+        tried = 0
+        while tried < DEAD_LETTERS_PER_RUN and not self.stop.is_set():
+            due = store.begin_dead_letter_retries(pid, BATCH)
+            if not due:
+                break
+            ids = sorted({d.contact_id for d in due})
+            fresh = self.portal.source.read_contacts(ids)
+            store.upsert_contacts(pid, fresh)
+            found = [c.id for c in fresh]
+            gone = sorted(set(ids) - set(found))
+            if gone:
+                store.finish_dead_letter_retries(pid, gone, "the contact was deleted or merged in HubSpot")
+            if found:
+                self._batch(found, now_ms)
+                store.finish_dead_letter_retries(pid, found, "nothing to write any more: HubSpot holds the values")
+            after = store.dead_letter_records(pid, ids=[d.id for d in due])
+            resolved = sum(1 for d in after if d.state == "resolved")
+            self.summary.add("dead_letters_retried", len(due))
+            self.summary.add("dead_letters_resolved", resolved)
+            self.log.info("dead_letters_retried", letters=len(due), resolved=resolved, gone=len(gone))
+            tried += len(due)
 
     def _send(self, pending: Sequence[PendingWrite], cursor: tuple[str, str] | None) -> None:
         portal, store, pid = self.portal, self.portal.store, self.portal.id
