@@ -46,6 +46,7 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         api_calls=lambda: dict(hub.client.calls),
         headroom=hub.client.limiter.headroom,
         after_run=alerter(loaded.config, store, clock),
+        bind_stop=hub.watch_stop,
     )
 
 

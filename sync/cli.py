@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +20,15 @@ from sync.errors import ConfigError, PausedError, SyncError
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.rules import RuleSet
+    from sync.ports import DeadLetterRecord
     from sync.reports.backtest import Backtest
     from sync.reports.dataset import Dataset
     from sync.reports.report import RunActivity
+    from sync.store.state import SqlStateStore
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
+# `sync` stopped by a signal, after checkpointing: 128 + the signal's number, as a shell reports it.
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
 def _now(text: str | None) -> datetime:
@@ -369,7 +376,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
         disable=not show,
     ) as bar:
         task = bar.add_task(f"{portal.config.portal.name}: {kind} sync", total=None)
-        summary = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total)).run()
+        cycle = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        with _stop_on_signals(cycle.stop) as caught:
+            summary = cycle.run()
     store.close()
     # The stage moves are always named, 0 when none: a reader need not know which counts a run may omit.
     counts = {"promotions": 0, "demotions": 0, "stages_held_back": 0, **summary.counts}
@@ -398,7 +407,128 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(f"  {summary.error}", file=sys.stderr)
     if summary.status == "paused":
         return EXIT_PAUSED
+    if summary.status == "interrupted":
+        return EXIT_SIGINT if caught == [signal.SIGINT] else EXIT_SIGTERM
     return EXIT_OK if summary.status == "ok" else EXIT_FAILED
+
+
+DEAD_LETTER_ACTIVE = ("open", "retrying", "given_up")
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from sync.config import load_portal
+    from sync.store.state import SqlStateStore
+
+    loaded = load_portal(args.config)
+    portal = loaded.config.portal
+    store = SqlStateStore(args.db)
+    try:
+        if args.action == "list":
+            states = None if args.all or args.id else DEAD_LETTER_ACTIVE
+            letters = store.dead_letter_records(portal.id, ids=args.id, states=states)
+            _print_dead_letters(portal.name, letters, args.json)
+            return EXIT_OK
+        if not args.id and not args.all:
+            print(f"leadsync dead-letters {args.action}: name the letters (--id N ...) or pass --all", file=sys.stderr)
+            return EXIT_CONFIG
+        chosen = store.dead_letter_records(portal.id, ids=args.id, states=None if args.id else DEAD_LETTER_ACTIVE)
+        missing = sorted(set(args.id or ()) - {d.id for d in chosen})
+        closed = [d for d in chosen if d.state not in DEAD_LETTER_ACTIVE]
+        if missing or closed:
+            for letter_id in missing:
+                print(f"leadsync dead-letters: portal {portal.name} has no dead letter {letter_id}", file=sys.stderr)
+            for letter in closed:
+                print(f"leadsync dead-letters: letter {letter.id} is {letter.state} already", file=sys.stderr)
+            return EXIT_CONFIG
+        ids = [d.id for d in chosen]
+        if args.action == "drop":
+            dropped = store.drop_dead_letters(portal.id, ids)
+            _print_dead_letters(portal.name, store.dead_letter_records(portal.id, ids=dropped), args.json)
+            return EXIT_OK
+        return _retry_dead_letters(args, store, ids)
+    finally:
+        store.close()
+
+
+def _retry_dead_letters(args: argparse.Namespace, store: SqlStateStore, ids: list[int]) -> int:
+    """Make the letters due and run a sync cycle now: it retries them as every cycle retries due letters."""
+    from sync.app import open_portal
+    from sync.pipeline import Cycle
+
+    _quiet_logging()
+    portal = open_portal(args.config, store)
+    store.make_dead_letters_due(portal.id, ids)
+    cycle = Cycle(portal, "incremental")
+    with _stop_on_signals(cycle.stop) as caught:
+        summary = cycle.run()
+    letters = store.dead_letter_records(portal.id, ids=ids)
+    _print_dead_letters(portal.config.portal.name, letters, args.json, run=summary.run_id)
+    if summary.status != "ok":
+        print(f"leadsync dead-letters retry: the run {summary.run_id} {summary.status}", file=sys.stderr)
+        if summary.error:
+            print(f"  {summary.error}", file=sys.stderr)
+    if summary.status == "paused":
+        return EXIT_PAUSED
+    if summary.status == "interrupted":
+        return EXIT_SIGINT if caught == [signal.SIGINT] else EXIT_SIGTERM
+    return EXIT_OK if summary.status == "ok" and all(d.state == "resolved" for d in letters) else EXIT_FAILED
+
+
+def _print_dead_letters(
+    portal: str, letters: Sequence[DeadLetterRecord], as_json: bool, run: str | None = None
+) -> None:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat(timespec="seconds") if moment is not None else None
+
+    if as_json:
+        rows = [
+            {
+                "id": d.id,
+                "contact_id": d.contact_id,
+                "properties": dict(d.properties),
+                "reason": d.reason,
+                "status_code": d.status,
+                "state": d.state,
+                "attempts": d.attempts,
+                "recorded_at": when(d.recorded_at),
+                "next_attempt_at": when(d.next_attempt_at) if d.state == "open" else None,
+                "closed_at": when(d.closed_at),
+                "note": d.note,
+            }
+            for d in letters
+        ]
+        print(json.dumps({"portal": portal, **({"run_id": run} if run else {}), "dead_letters": rows}))
+        return
+    if not letters:
+        print(f"{portal}: no dead letters")
+        return
+    for d in letters:
+        due = f"next attempt {when(d.next_attempt_at) or 'now'}" if d.state == "open" else d.note or ""
+        print(f"#{d.id} contact {d.contact_id}: {d.state}, {d.attempts} retries refused, {due}".rstrip(", "))
+        props = ", ".join(f"{k}={v}" for k, v in sorted(d.properties.items()))
+        print(f"    properties: {props or '-'}")
+        print(f"    reason (HTTP {d.status or '-'}): {d.reason}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT set the run's stop flag: it ends after the batch in flight (or at once from a retry
+    wait) and checkpoints, as the service does. Yields the last signal caught (a list, empty if none)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        yield caught
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        caught[:] = [signum]
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -700,7 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one sync cycle for a portal now",
         description="Pull what changed in HubSpot, score the affected contacts and write what differs. "
         "The first run (or --full) backfills every contact and resumes where it stopped. "
-        "Exit status: 0 ok, 1 failed, 2 config error, 3 portal paused (HubSpot refused the token).",
+        "SIGTERM or SIGINT (Ctrl-C) stops it after the batch in flight, or at once while a call waits to be "
+        "retried; what was planned is kept and the next run finishes it, and the run is recorded as interrupted. "
+        "Exit status: 0 ok, 1 failed, 2 config error, 3 portal paused (HubSpot refused the token), "
+        "130 interrupted by SIGINT, 143 interrupted by SIGTERM.",
     )
     _add_config_option(sync_cmd)
     mode = sync_cmd.add_mutually_exclusive_group()
@@ -711,12 +844,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_log_options(sync_cmd, "default: console on a terminal, else json")
     sync_cmd.set_defaults(func=cmd_sync)
 
+    letters = commands.add_parser(
+        "dead-letters",
+        help="list, retry or drop the writes HubSpot refused",
+        description="Writes HubSpot refused are kept as dead letters with the reason (and, for a known cause, "
+        "what to fix). Every sync cycle retries the due ones from the contact's data at that time, 15 minutes "
+        "after the refusal, then 30 min, 1 h ... at most a day apart, and gives a letter up after 8 refused "
+        "retries. list: the open, retrying and given-up letters (--all: closed ones too). retry: make the letters "
+        "due and run a sync cycle now (exit 1 unless every one is resolved). drop: never retry them (kept for "
+        "the audit). Exit status 2 for a letter that is not there or is closed already.",
+    )
+    letters.add_argument("action", choices=["list", "retry", "drop"], help="what to do")
+    _add_config_option(letters)
+    _add_db_option(letters)
+    letters.add_argument("--id", type=_int_at_least(1), nargs="+", metavar="N", help="only these letters")
+    letters.add_argument("--all", action="store_true", help="every open letter (list: closed ones too)")
+    letters.add_argument("--json", action="store_true", help="the letters as one JSON document")
+    letters.set_defaults(func=cmd_dead_letters)
+
     run = commands.add_parser(
         "run",
         help="run the service: every portal on its schedule",
         description="Run the sync service for every portal file in a folder: an incremental sync on each portal's "
         "schedule.every, a nightly rescore on its schedule.rescore, health and metrics over HTTP. Replicas sharing a "
-        "PostgreSQL store split the portals through leases. SIGTERM finishes the batch in flight and exits 0; "
+        "PostgreSQL store split the portals through leases. SIGTERM finishes the batch in flight (a call waiting to be "
+        "retried stops waiting; the run is recorded as interrupted) and exits 0; "
         "SIGHUP re-reads the portal files.",
     )
     run.add_argument(

@@ -6,6 +6,7 @@
   PausedError: a FatalError that needs an operator (a refused token) before the portal runs again.
 - RetriableError: a passing fault; the same call may succeed later.
 - SkippableRecordError: one record is bad; report it, skip it, go on with the rest.
+- StoppedError: a stop was asked for (SIGTERM, SIGINT, a lost lease) during a wait: the run ends as interrupted.
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ class SkippableRecordError(SyncError):
         self.record = record
         self.reason = reason
         super().__init__(f"{record}: {reason}")
+
+
+class StoppedError(SyncError):
+    """A stop was asked for while a call waited to be retried: the run ends as interrupted, not failed.
+
+    Whatever was in flight is still in the outbox, so the next run finishes it."""

@@ -24,7 +24,7 @@ from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
 from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
-from sync.errors import BudgetExhaustedError, FatalError, PausedError, SyncError
+from sync.errors import BudgetExhaustedError, FatalError, PausedError, StoppedError, SyncError
 from sync.observability import email_for_log
 from sync.ports import (
     Clock,
@@ -52,6 +52,7 @@ EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were resco
 EVENTS_CURSOR = "email_events_ms"
 FORM_CURSOR = "form_submissions_ms:"
 LIFECYCLE_STAGE = "lifecyclestage"
+DEAD_LETTERS_PER_RUN = 1000  # due dead letters retried by one run at most; the rest wait for the next
 
 Kind = Literal["incremental", "full", "rescore"]
 Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
@@ -72,6 +73,8 @@ class Portal:
     properties_ready: bool = False
     # Told every run's summary once it is recorded (alerts); it contains its own failures and never raises.
     after_run: Callable[[RunSummary], None] | None = None
+    # Hands a cycle's stop flag to the adapter, so a stop also cuts its retry waits short (sync.app wires it).
+    bind_stop: Callable[[threading.Event], None] = lambda stop: None
 
     @property
     def id(self) -> int:
@@ -152,6 +155,7 @@ class Cycle:
         began = time.monotonic()
         store.start_run(RunRecord(self.run_id, portal.id, self.kind, started))
         self.log.info("run_started", kind=self.kind)
+        portal.bind_stop(self.stop)
         try:
             self._finish_pending()
             self._ensure_properties()
@@ -164,10 +168,16 @@ class Cycle:
                 since = int(store.get_cursor(portal.id, EVENTS_SCORED) or 0)
                 event_emails |= set(store.emails_with_events_since(portal.id, max(0, since - EVENTS_LOOKBACK_MS)))
                 self._contacts_with_new_events(event_emails, scored, now_ms)
+            if not self.stop.is_set():
+                self._retry_dead_letters(now_ms)
             if self.stop.is_set():
                 self.summary.status = "interrupted"
             else:
                 store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
+        except StoppedError as exc:
+            # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
+            self.summary.status = "interrupted"
+            self.log.info("run_interrupted", reason=str(exc))
         except PausedError as exc:
             self.summary.status, self.summary.error = "paused", str(exc)
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
@@ -396,6 +406,38 @@ class Cycle:
             self.log.info("resuming_pending_writes", count=len(pending))
             for start in range(0, len(pending), BATCH):
                 self._send(pending[start : start + BATCH], None)
+
+    def _retry_dead_letters(self, now_ms: int) -> None:
+        """Try again the writes HubSpot refused, once due (the store's backoff), through the normal write path.
+
+        A letter is not resent as it was: a value from days ago could overwrite a newer one. Its contact is
+        read from HubSpot now, rescored and planned like any other, and what differs is written; HubSpot
+        taking it closes the letter (the write has its history row), a refusal counts an attempt (the store
+        gives the letter up at the cap), and a contact that needs no write any more, or is gone from HubSpot,
+        closes it as resolved.
+        """
+        store, pid = self.portal.store, self.portal.id
+        tried = 0
+        while tried < DEAD_LETTERS_PER_RUN and not self.stop.is_set():
+            due = store.begin_dead_letter_retries(pid, BATCH)
+            if not due:
+                break
+            ids = sorted({d.contact_id for d in due})
+            fresh = self.portal.source.read_contacts(ids)
+            store.upsert_contacts(pid, fresh)
+            found = [c.id for c in fresh]
+            gone = sorted(set(ids) - set(found))
+            if gone:
+                store.finish_dead_letter_retries(pid, gone, "the contact was deleted or merged in HubSpot")
+            if found:
+                self._batch(found, now_ms)
+                store.finish_dead_letter_retries(pid, found, "nothing to write any more: HubSpot holds the values")
+            after = store.dead_letter_records(pid, ids=[d.id for d in due])
+            resolved = sum(1 for d in after if d.state == "resolved")
+            self.summary.add("dead_letters_retried", len(due))
+            self.summary.add("dead_letters_resolved", resolved)
+            self.log.info("dead_letters_retried", letters=len(due), resolved=resolved, gone=len(gone))
+            tried += len(due)
 
     def _send(self, pending: Sequence[PendingWrite], cursor: tuple[str, str] | None) -> None:
         portal, store, pid = self.portal, self.portal.store, self.portal.id

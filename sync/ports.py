@@ -35,6 +35,23 @@ class DeadLetter:
     status: int = 0
 
 
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A dead letter as the store keeps it: retried by later cycles with backoff until it is closed."""
+
+    id: int
+    contact_id: str
+    properties: Mapping[str, str]
+    reason: str
+    status: int
+    state: str  # open | retrying | resolved | dropped | given_up
+    attempts: int  # retries HubSpot refused again
+    recorded_at: datetime
+    next_attempt_at: datetime | None  # an open letter is due from then (None: now)
+    closed_at: datetime | None = None
+    note: str | None = None  # how it was closed
+
+
 @dataclass
 class WriteOutcome:
     applied: list[str] = field(default_factory=list)
@@ -134,7 +151,7 @@ class RunRecord:
     kind: str  # incremental | full | rescore
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = "running"  # running | ok | failed | paused
+    status: str = "running"  # running | ok | failed | paused | interrupted
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
 
@@ -191,6 +208,20 @@ class StateStore(Protocol):
     def dead_letters(self, portal_id: int) -> list[DeadLetter]: ...
 
     def recent_dead_letters(self, portal_id: int, within_s: float) -> int: ...
+
+    # dead letters retried: due ones are taken (state retrying); complete_writes settles those of the contacts
+    # it records (HubSpot took the write: resolved; refused it again: an attempt, backoff or given_up)
+    def dead_letter_records(
+        self, portal_id: int, ids: Sequence[int] | None = None, states: Sequence[str] | None = None
+    ) -> list[DeadLetterRecord]: ...
+
+    def begin_dead_letter_retries(self, portal_id: int, limit: int) -> list[DeadLetterRecord]: ...
+
+    def finish_dead_letter_retries(self, portal_id: int, contact_ids: Sequence[str], note: str) -> int: ...
+
+    def make_dead_letters_due(self, portal_id: int, ids: Sequence[int]) -> list[int]: ...
+
+    def drop_dead_letters(self, portal_id: int, ids: Sequence[int]) -> list[int]: ...
 
     # runs and leases
     def start_run(self, run: RunRecord) -> None: ...

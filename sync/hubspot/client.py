@@ -9,6 +9,7 @@ classification of the answer by status into the error classes of
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ log = structlog.get_logger("leadsync.hubspot")
 # The SDK raises a different ApiException class per API module; all carry .status, .body, .headers.
 SDK_ERRORS = (ContactsApiException, PropertiesApiException, ListsApiException, FormsApiException)
 NEVER_RETRIED_5XX = frozenset({522, 525, 526})
+# A call that hangs holds a stop until it times out: short enough that SIGTERM ends a run within 30 s.
+READ_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,16 @@ class HubSpotClient:
         limiter: RateLimiter,
         policy: RetryPolicy | None = None,
         *,
-        timeout: tuple[float, float] = (5.0, 30.0),
+        timeout: tuple[float, float] = (5.0, READ_TIMEOUT_S),
         portal: str = "",
+        stop: threading.Event | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
+        # The stop flag of the run using this client (Cycle.run sets it): a stop cuts retry waits short.
+        self.stop = stop or threading.Event()
         self.log = log.bind(portal=portal) if portal else log
         # urllib3 must not retry on its own: retries happen in one place (RetryPolicy), counted and paced.
         sdk = HubSpot(access_token=token, host=self.base_url, retry=urllib3.Retry(total=0, redirect=0))
@@ -126,7 +132,7 @@ class HubSpotClient:
         return self.call(once)
 
     def call(self, once: Callable[[], Response]) -> Response:
-        for attempt in self.policy.retrying():
+        for attempt in self.policy.retrying(self.stop):
             with attempt:
                 return once()
         raise AssertionError("unreachable: the retry policy re-raises the last error")  # pragma: no cover

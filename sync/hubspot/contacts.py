@@ -24,6 +24,7 @@ from sync.core.model import Contact, PropertyUpdate, StageChange
 from sync.errors import RetriableError, SkippableRecordError
 from sync.hubspot.client import HubSpotClient, Response
 from sync.hubspot.errors import RejectedError
+from sync.hubspot.refusals import OBJECT_NOT_FOUND, explain_refusal, not_found_reason
 from sync.hubspot.shapes import EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, OBJECT_ID, contact_from_wire
 from sync.ports import ContactPage, DeadLetter, WriteOutcome
 
@@ -49,6 +50,7 @@ class Contacts:
         self.client = client
         # Always read what the pipeline needs to place a contact and advance cursors.
         self.properties = sorted({*properties, EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, "createdate"})
+        self._known_options: dict[str, list[str] | None] = {}  # per write: for the reasons of refusals
 
     # -- reading --
 
@@ -169,6 +171,7 @@ class Contacts:
         if len(set(ids)) != len(ids):
             raise ValueError("one contact twice in one write: merge its updates first")
         outcome = WriteOutcome()
+        self._known_options = {}
         for chunk in _chunks(list(updates), BATCH):
             self._write_with_item_retries(list(chunk), outcome)
         return outcome
@@ -176,7 +179,7 @@ class Contacts:
     def _write_with_item_retries(self, chunk: list[PropertyUpdate], outcome: WriteOutcome) -> None:
         pending = {u.contact_id: u for u in chunk}
         try:
-            for attempt in self.client.policy.retrying():
+            for attempt in self.client.policy.retrying(self.client.stop):
                 with attempt:
                     self._write(list(pending.values()), pending, outcome)
                     if pending:
@@ -206,7 +209,8 @@ class Contacts:
                 return
             for update in items:
                 pending.pop(update.contact_id, None)
-                outcome.dead.append(DeadLetter(update.contact_id, update.properties, exc.message, exc.status))
+                reason = explain_refusal(exc.body, exc.message, update.properties, self._options)
+                outcome.dead.append(DeadLetter(update.contact_id, update.properties, reason, exc.status))
             return
         self._settle(items, response, pending, outcome)
 
@@ -228,11 +232,28 @@ class Contacts:
                 continue  # stays pending: sent again
             for cid in failed:
                 update = pending.pop(cid, None)
-                if update is not None:
-                    outcome.dead.append(
-                        DeadLetter(cid, update.properties, f"{category}: {error.get('message') or 'rejected'}")
-                    )
+                if update is None:
+                    continue
+                said = str(error.get("message") or "rejected")
+                reason = not_found_reason(said) if category == OBJECT_NOT_FOUND else f"{category}: {said}"
+                outcome.dead.append(
+                    DeadLetter(cid, update.properties, reason, 404 if category == OBJECT_NOT_FOUND else 0)
+                )
         # Anything neither applied nor rejected stays pending and is sent again; it is never assumed applied.
+
+    def _options(self, name: str) -> list[str] | None:
+        """The options HubSpot has now for an enumeration property (for a refusal's reason); None if unknown."""
+        if name not in self._known_options:
+            self._known_options[name] = self._read_options(name)
+        return self._known_options[name]
+
+    def _read_options(self, name: str) -> list[str] | None:
+        try:
+            body = self.client.sdk("properties.get", self.client.properties_core.get_by_name, "contacts", name).body
+        except (RejectedError, RetriableError):
+            return None
+        options = body.get("options") if isinstance(body, dict) else None
+        return [str(o.get("value")) for o in options if isinstance(o, dict)] if isinstance(options, list) else None
 
     def set_stages(self, changes: Sequence[StageChange]) -> WriteOutcome:
         """Write lifecycle stages; backward moves as a clear, then a set, then a read-back check.

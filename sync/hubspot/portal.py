@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 
 from sync.config import PortalConfig
@@ -37,6 +38,10 @@ class HubSpotPortal:
         limiter = RateLimiter(Budget(limits.per_10s, limits.daily, limits.daily_reserve_pct, limits.search_per_second))
         client = HubSpotClient(token, config.portal.base_url, limiter, policy, portal=config.portal.name)
         return cls(client, contact_properties)
+
+    def watch_stop(self, stop: threading.Event) -> None:
+        """Calls made from now on stop waiting to be retried once `stop` is set (the running cycle's flag)."""
+        self.client.stop = stop
 
     # CrmSource
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:

@@ -105,6 +105,12 @@ class Portal:
                 self._groups[prop.group_name] = PropertyGroup(prop.group_name, prop.group_name.replace("_", " "))
             self._props.setdefault(prop.name, prop)
 
+    def redefine_property(self, prop: PropertyDef) -> None:
+        """Replace a property's definition as a HubSpot admin would, HubSpot-defined ones included (an admin
+        may remove a lifecycle stage, an option someone else's property lacks ...)."""
+        with self._lock:
+            self._props[prop.name] = prop
+
     def add_form(self, form: FormRecord) -> None:
         with self._lock:
             self._forms[form.id] = form

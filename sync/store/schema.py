@@ -184,10 +184,17 @@ dead_letters = sa.Table(
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("contact_id", sa.Text, nullable=False),
     sa.Column("properties", sa.JSON, nullable=False),
-    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),  # HubSpot's HTTP status (0: none)
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
+    # The letter's life: open (retried when due) | retrying (a cycle is at it) | resolved | dropped | given_up.
+    sa.Column("state", sa.Text, nullable=False, server_default="open"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # retries HubSpot refused again
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),  # open letters: due from then (NULL: due now)
+    sa.Column("closed_at", UtcDateTime, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),  # how it was closed
     sa.Index("ix_dead_letters_portal", "portal_id", "id"),
+    sa.Index("ix_dead_letters_due", "portal_id", "state", "next_attempt_at"),
 )
 
 runs = sa.Table(
@@ -238,8 +245,29 @@ def _v2_stage_owners(conn: Connection) -> None:
     stage_owners.create(conn, checkfirst=True)
 
 
+def _v3_dead_letter_retries(conn: Connection) -> None:
+    """Dead letters get a state, an attempt count and a due time, so later cycles retry them with backoff.
+
+    A database created by v1 after this change has them already: add only what is absent."""
+    table = dead_letters
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    preparer = conn.dialect.identifier_preparer
+    for name in ("state", "attempts", "next_attempt_at", "closed_at", "note"):
+        if name in have:
+            continue
+        column = table.c[name]
+        ddl = f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.format_column(column)} "
+        ddl += column.type.compile(dialect=conn.dialect)
+        if column.server_default is not None:
+            default = column.server_default.arg  # type: ignore[attr-defined]
+            ddl += f" NOT NULL DEFAULT '{default}'" if name == "state" else f" NOT NULL DEFAULT {default}"
+        conn.exec_driver_sql(ddl)
+    for index in table.indexes:
+        index.create(conn, checkfirst=True)
+
+
 # Applied in order; a migration's version is its position, from 1.
-migrations: list[Migration] = [_v1_initial, _v2_stage_owners]
+migrations: list[Migration] = [_v1_initial, _v2_stage_owners, _v3_dead_letter_retries]
 
 
 def migrate(engine: Engine) -> list[int]:

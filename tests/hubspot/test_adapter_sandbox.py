@@ -164,6 +164,33 @@ def test_one_bad_input_never_holds_back_the_good_ones() -> None:
     assert outcome.calls <= 2 * 7 + 1  # halving isolates one bad input among 100 in log2 rounds
 
 
+def test_a_refused_write_says_what_to_fix() -> None:
+    with connected(generate_portal(20, 2)) as (sb, client):
+        hub = HubSpotPortal(client, READ)
+        hub.ensure_properties("lead_scoring_sync", "Lead scoring", OWNED)
+        ids = [c["id"] for c in snapshot(sb)["contacts"]][:3]
+        outcome = hub.update_contacts(
+            [
+                PropertyUpdate(ids[0], {"ls_score": "42", "ls_grade": "Z9"}),  # an option ls_grade lacks
+                PropertyUpdate(ids[1], {"hs_analytics_num_visits": "3"}),  # read-only in HubSpot
+                PropertyUpdate(ids[2], {"ls_score": "42"}),
+                PropertyUpdate("999999999", {"ls_score": "42"}),  # deleted or merged
+            ]
+        )
+    reasons = {d.contact_id: (d.reason, d.status) for d in outcome.dead}
+    assert outcome.applied == [ids[2]]
+    assert reasons[ids[0]] == (
+        "HubSpot rejected ls_grade=Z9: not an option of ls_grade (options: A1, A2, A3, B1, B2, B3, C1, C2, C3); "
+        "add the option in HubSpot or change grades: in the config",
+        400,
+    )
+    assert reasons[ids[1]][0].startswith(
+        "HubSpot rejected hs_analytics_num_visits=3: hs_analytics_num_visits is read-only in HubSpot"
+    )
+    assert reasons["999999999"][0].startswith("the contact was deleted or merged in HubSpot (HubSpot: Could not get")
+    assert reasons["999999999"][1] == 404
+
+
 def test_a_backward_stage_move_is_cleared_set_and_checked() -> None:
     with connected(generate_portal(60, 4)) as (sb, client):
         hub = HubSpotPortal(client, READ)

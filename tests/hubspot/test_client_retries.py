@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import requests
 import responses
 from structlog.testing import capture_logs
 
+from sync.errors import StoppedError
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.errors import AuthError, DailyLimitError, PortalPausedError, RejectedError, TransientError
 from sync.hubspot.limits import Budget, RateLimiter
@@ -159,3 +162,28 @@ def test_no_answer_names_the_address_and_the_root_cause() -> None:
     with pytest.raises(TransientError) as caught:
         client.get("email.events", "/email/public/v1/events", {})
     assert "no answer from http://127.0.0.1:1: ConnectionRefusedError" in str(caught.value)
+
+
+@responses.activate
+def test_a_stop_cuts_a_retry_wait_short_and_ends_the_call_with_stopped_error() -> None:
+    responses.get(
+        URL,
+        status=429,
+        body=body(message="You have reached your ten_secondly_rolling limit.", policyName="TEN_SECONDLY_ROLLING"),
+        headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"},
+    )
+    limiter = RateLimiter(Budget(per_10s=1000, daily=1_000_000), sleep=lambda s: None)
+    stop = threading.Event()
+    client = HubSpotClient("tok", BASE, limiter, RetryPolicy(attempts=8), stop=stop)  # waits on the stop flag
+    threading.Timer(0.3, stop.set).start()
+    began = time.monotonic()
+    with pytest.raises(StoppedError):
+        call(client)
+    assert time.monotonic() - began < 2.0  # not the 10 s the 429 asked for
+    assert len(responses.calls) == 1
+
+
+def test_a_hanging_call_times_out_well_within_the_30_s_a_stop_may_take() -> None:
+    limiter = RateLimiter(Budget(per_10s=1000, daily=1_000_000), sleep=lambda s: None)
+    connect, read = HubSpotClient("tok", BASE, limiter).timeout
+    assert connect + read <= 25.0

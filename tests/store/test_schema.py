@@ -112,3 +112,28 @@ def test_postgresql_urls_use_psycopg_3(url: str) -> None:
 def test_unsupported_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError, match="state store URL"):
         schema.database_url(url)
+
+
+def test_dead_letters_of_a_database_from_before_retries_get_a_state_attempts_and_a_due_time(store_url: str) -> None:
+    store = SqlStateStore(store_url)
+    new = ("state", "attempts", "next_attempt_at", "closed_at", "note")
+    with schema.writer(store.engine).begin() as conn:  # back to the table as v1 created it before this change
+        conn.exec_driver_sql("DROP INDEX ix_dead_letters_due")
+        for column in new:
+            conn.exec_driver_sql(f"ALTER TABLE dead_letters DROP COLUMN {column}")
+        conn.execute(sa.delete(schema.schema_migrations).where(schema.schema_migrations.c.version > 1))
+        conn.exec_driver_sql(
+            "INSERT INTO dead_letters (portal_id, run_id, contact_id, properties, status, reason, recorded_at) "
+            "VALUES (7, 'r-0', 'c-1', '{}', 400, 'INVALID_OPTION', '2026-11-01 12:00:00')"
+        )
+    store.close()
+    reopened = SqlStateStore(store_url)  # migrates
+    try:
+        columns = {c["name"] for c in sa.inspect(reopened.engine).get_columns("dead_letters")}
+        assert set(new) <= columns
+        [letter] = reopened.dead_letter_records(7)
+        assert (letter.state, letter.attempts, letter.next_attempt_at) == ("open", 0, None)  # due at once
+        assert [d.contact_id for d in reopened.begin_dead_letter_retries(7, 10)] == ["c-1"]
+        assert schema.migrate(reopened.engine) == []
+    finally:
+        reopened.close()
