@@ -20,7 +20,7 @@ from typing import Any, Literal
 import structlog
 
 from sync.config import PortalConfig
-from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
+from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange, with_current_form_names
 from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
@@ -142,6 +142,7 @@ class Cycle:
         self.summary = RunSummary(self.run_id, kind)
         self.log = log.bind(portal=portal.config.portal.name, run_id=self.run_id, version=portal.rules.version)
         self.lists: dict[int, set[str]] = {}
+        self.form_names: dict[str, str] = {}  # the portal's forms now: id -> name (read before any scoring)
 
     # -- the run --
 
@@ -308,7 +309,8 @@ class Cycle:
         """Store new form submissions and email events; returns the emails they belong to."""
         portal, store = self.portal, self.portal.store
         emails: set[str] = set()
-        for form_id, name in sorted(portal.source.forms().items()):
+        self.form_names = portal.source.forms()
+        for form_id, name in sorted(self.form_names.items()):
             key = FORM_CURSOR + form_id
             since = int(store.get_cursor(portal.id, key) or 0)
             submissions, problems = portal.source.form_submissions(form_id, name, max(0, since - EVENTS_LOOKBACK_MS))
@@ -345,7 +347,8 @@ class Cycle:
         for stored in contacts:
             contact = with_lists(stored, self.lists)
             try:
-                result = score_at(contact, events.get(contact.email, ()), portal.rules, now_ms)
+                mine = with_current_form_names(events.get(contact.email, ()), self.form_names)
+                result = score_at(contact, mine, portal.rules, now_ms)
             except Exception as exc:  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
                 self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
