@@ -25,7 +25,7 @@ from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
 from sync.errors import BudgetExhaustedError, FatalError, PausedError, SyncError
-from sync.observability import email_for_log
+from sync.observability import EmailHasher
 from sync.ports import (
     Clock,
     CrmSource,
@@ -72,6 +72,8 @@ class Portal:
     properties_ready: bool = False
     # Told every run's summary once it is recorded (alerts); it contains its own failures and never raises.
     after_run: Callable[[RunSummary], None] | None = None
+    # Emails in logs: as is where the config allows, else hashed with the installation's key (sync.app).
+    log_email: EmailHasher = field(default_factory=EmailHasher.for_installation)
 
     @property
     def id(self) -> int:
@@ -428,7 +430,7 @@ class Cycle:
                 self.log.info(
                     "score_changed",
                     contact_id=h.contact_id,
-                    email=email_for_log(emails.get(h.contact_id, ""), allowed),
+                    email=portal.log_email(emails.get(h.contact_id, ""), allowed),
                     old_score=h.old_score,
                     new_score=h.new_score,
                     grade=h.grade,
@@ -452,7 +454,7 @@ class Cycle:
             self.log.info(
                 "contact_excluded",
                 contact_id=result.contact_id,
-                email=email_for_log(email, self.portal.config.log_emails),
+                email=self.portal.log_email(email, self.portal.config.log_emails),
                 reason=result.exclusion_reason,
             )
         if result.holdout:

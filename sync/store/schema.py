@@ -208,6 +208,16 @@ api_usage = sa.Table(
     sa.Column("calls", sa.BigInteger, nullable=False),
 )
 
+# Installation-wide values (not per portal): replicas sharing the store share them.
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+LOG_KEY_SETTING = "log_hmac_key"  # hex of the 32 random bytes emails in logs are hashed with (HMAC-SHA256)
+
 
 # -- migrations --
 
@@ -221,8 +231,13 @@ def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=tables, checkfirst=False)
 
 
+def _v4_installation_secret(conn: Connection) -> None:
+    """The settings table, for the key emails in logs are hashed with (a fresh database has it from v1)."""
+    settings.create(conn, checkfirst=True)
+
+
 # Applied in order; a migration's version is its position, from 1.
-migrations: list[Migration] = [_v1_initial]
+migrations: list[Migration] = [_v1_initial, _v4_installation_secret]
 
 
 def migrate(engine: Engine) -> list[int]:
