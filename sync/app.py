@@ -17,6 +17,7 @@ from sync.config import PortalConfig, load_portal
 from sync.core.rules import compile_ruleset
 from sync.hubspot.portal import HubSpotPortal
 from sync.hubspot.retry import RetryPolicy
+from sync.observability import EmailHasher
 from sync.pipeline import Portal, read_properties
 from sync.ports import Clock, StateStore
 
@@ -47,6 +48,7 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         headroom=hub.client.limiter.headroom,
         after_run=alerter(loaded.config, store, clock),
         bind_stop=hub.watch_stop,
+        log_email=EmailHasher.for_installation(store.log_key),
     )
 
 

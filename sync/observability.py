@@ -3,9 +3,13 @@ otherwise), Prometheus metrics, and the service's health and metrics endpoint.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import json as json_module
 import logging
+import os
+import secrets
 import sys
 import threading
 from collections.abc import Callable, Mapping, MutableMapping
@@ -14,6 +18,8 @@ from typing import Any, TextIO
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+from sync.errors import ConfigError, ConfigProblem
 
 _SECRET_KEYS = frozenset({"token", "access_token", "authorization", "password", "secret", "webhook_url"})
 
@@ -26,11 +32,61 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
+LOG_KEY_ENV = "LEADSYNC_LOG_KEY"
+LOG_KEY_MIN_CHARS = 16
+
+
+class EmailHasher:
+    """Emails as a portal's config allows them in logs: as is, or `hmac:` + 16 hex of HMAC-SHA256 under the
+    installation's secret key. The same address gives the same hash within an installation, so log lines
+    correlate; without the key, a list of candidate addresses cannot be matched against the logs."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("an email hashing key cannot be empty")
+        self._key = key
+
+    @classmethod
+    def for_installation(cls, stored_key: Callable[[], bytes] | None = None) -> EmailHasher:
+        """$LEADSYNC_LOG_KEY when set; else the key kept in the state store (`stored_key`); else, with no
+        store (the operator tools), a random key of this process: its hashes correlate within one output."""
+        key = log_key_from_env()
+        if key is not None:
+            return cls(key)
+        return cls(stored_key() if stored_key is not None else secrets.token_bytes(32))
+
+    def __call__(self, email: str, allowed: bool) -> str:
+        if allowed or not email:
+            return email
+        digest = hmac.new(self._key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+        return "hmac:" + digest[:16]
+
+    def __repr__(self) -> str:
+        return "EmailHasher(key=[redacted])"
+
+
+def log_key_from_env() -> bytes | None:
+    """The key in $LEADSYNC_LOG_KEY (None when unset or empty); ConfigError when it is too short to be secret."""
+    text = os.environ.get(LOG_KEY_ENV, "").strip()
+    if not text:
+        return None
+    if len(text) < LOG_KEY_MIN_CHARS:
+        message = f"{LOG_KEY_ENV} is {len(text)} characters: give at least {LOG_KEY_MIN_CHARS} (e.g. 64 hex digits)"
+        raise ConfigError([ConfigProblem(LOG_KEY_ENV, None, "", message)])
+    return text.encode()
+
+
+@functools.cache
+def _tool_hasher() -> EmailHasher:
+    return EmailHasher.for_installation()
+
+
 def email_for_log(email: str, allowed: bool) -> str:
-    """An address as the portal's config allows it in logs: as is, or a stable hash to correlate by."""
-    if allowed or not email:
-        return email
-    return "sha256:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
+    """For the operator tools, which have no state store: $LEADSYNC_LOG_KEY, else a key of this process.
+    The sync worker hashes with its Portal's `log_email` (the installation's key)."""
+    return _tool_hasher()(email, allowed)
 
 
 def configure_logging(*, json: bool = True, level: str = "info", stream: TextIO | None = None) -> None:

@@ -20,12 +20,12 @@ from typing import Any, Literal
 import structlog
 
 from sync.config import PortalConfig
-from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
+from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange, with_current_form_names
 from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
 from sync.errors import BudgetExhaustedError, FatalError, PausedError, StoppedError, SyncError
-from sync.observability import email_for_log
+from sync.observability import EmailHasher
 from sync.ports import (
     Clock,
     CrmSource,
@@ -75,6 +75,8 @@ class Portal:
     after_run: Callable[[RunSummary], None] | None = None
     # Hands a cycle's stop flag to the adapter, so a stop also cuts its retry waits short (sync.app wires it).
     bind_stop: Callable[[threading.Event], None] = lambda stop: None
+    # Emails in logs: as is where the config allows, else hashed with the installation's key (sync.app).
+    log_email: EmailHasher = field(default_factory=EmailHasher.for_installation)
 
     @property
     def id(self) -> int:
@@ -145,6 +147,7 @@ class Cycle:
         self.summary = RunSummary(self.run_id, kind)
         self.log = log.bind(portal=portal.config.portal.name, run_id=self.run_id, version=portal.rules.version)
         self.lists: dict[int, set[str]] = {}
+        self.form_names: dict[str, str] = {}  # the portal's forms now: id -> name (read before any scoring)
 
     # -- the run --
 
@@ -318,7 +321,8 @@ class Cycle:
         """Store new form submissions and email events; returns the emails they belong to."""
         portal, store = self.portal, self.portal.store
         emails: set[str] = set()
-        for form_id, name in sorted(portal.source.forms().items()):
+        self.form_names = portal.source.forms()
+        for form_id, name in sorted(self.form_names.items()):
             key = FORM_CURSOR + form_id
             since = int(store.get_cursor(portal.id, key) or 0)
             submissions, problems = portal.source.form_submissions(form_id, name, max(0, since - EVENTS_LOOKBACK_MS))
@@ -356,9 +360,8 @@ class Cycle:
         for stored in contacts:
             contact = with_lists(stored, self.lists)
             try:
-                result = score_at(
-                    contact, events.get(contact.email, ()), portal.rules, now_ms, written_stage=staged.get(contact.id)
-                )
+                mine = with_current_form_names(events.get(contact.email, ()), self.form_names)
+                result = score_at(contact, mine, portal.rules, now_ms, written_stage=staged.get(contact.id))
             except Exception as exc:  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
                 self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
@@ -470,7 +473,7 @@ class Cycle:
                 self.log.info(
                     "score_changed",
                     contact_id=h.contact_id,
-                    email=email_for_log(emails.get(h.contact_id, ""), allowed),
+                    email=portal.log_email(emails.get(h.contact_id, ""), allowed),
                     old_score=h.old_score,
                     new_score=h.new_score,
                     grade=h.grade,
@@ -495,7 +498,7 @@ class Cycle:
             self.log.info(
                 "contact_excluded",
                 contact_id=result.contact_id,
-                email=email_for_log(email, self.portal.config.log_emails),
+                email=self.portal.log_email(email, self.portal.config.log_emails),
                 reason=result.exclusion_reason,
             )
         if result.holdout:

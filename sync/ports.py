@@ -236,3 +236,6 @@ class StateStore(Protocol):
 
     # the daily API budget, shared by restarts and replicas
     def add_api_calls(self, portal_id: int, day: str, calls: int) -> int: ...
+
+    # the installation's key for hashing emails in logs (made once, shared by replicas)
+    def log_key(self) -> bytes: ...

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sync.core.model import Contact, Event
+from sync.core.model import Contact, Event, current_form_name
 from sync.errors import ConfigError, ConfigProblem, SkippableRecordError
 from sync.hubspot.shapes import contact_from_wire, email_event_from_wire, submission_from_wire
 
@@ -97,7 +97,7 @@ def parse_snapshot(raw: Mapping[str, Any]) -> Snapshot:
         try:
             if not form_id:
                 raise SkippableRecordError("submission", "has no formId")
-            events.append(submission_from_wire(item, form_id, form_names.get(form_id, "")))
+            events.append(submission_from_wire(item, form_id, current_form_name(form_names, form_id)))
         except SkippableRecordError as exc:
             problems.append(f"form_submissions[{i}]: {exc}; skipped")
     for i, item in enumerate(_records(raw, "email_events", problems)):

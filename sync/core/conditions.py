@@ -8,6 +8,8 @@ scoring a contact runs closures and never re-reads the config.
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,11 +136,40 @@ Predicate = Callable[[Ctx], bool]
 
 
 def parse_number(value: str | None) -> float | None:
-    """HubSpot sends numbers as strings; None for a missing or non-numeric value."""
+    """HubSpot sends numbers as strings; None for a missing or non-numeric value (README "Edge data").
+
+    Read: what float() reads (a sign, decimals, an exponent, spaces around), thousands separated by commas
+    in groups of three ("1,000", "-12,345.5"), full-width and other Unicode digits ("１０００", "－５").
+    Not a number: "1_000" (Python's digit separator, never HubSpot's), "1,5" and "1,00" (a decimal comma
+    or a typo must not become 15 or 100), spaces inside ("1 000"), inf and nan.
+    """
     if not value:
         return None
     try:
         number = float(value)
+    except ValueError:
+        return _unusual_number(value)
+    if "_" in value:
+        return None
+    return number if math.isfinite(number) else None
+
+
+_THOUSANDS = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
+
+
+def _unusual_number(value: str) -> float | None:
+    """The slow path of parse_number: full-width forms folded (NFKC), then thousands separators."""
+    text = (value if value.isascii() else unicodedata.normalize("NFKC", value)).strip()
+    if "_" in text:
+        return None
+    if "," in text:
+        if _THOUSANDS.fullmatch(text) is None:
+            return None
+        text = text.replace(",", "")
+    elif text == value:
+        return None  # float() already refused exactly this text
+    try:
+        number = float(text)
     except ValueError:
         return None
     return number if math.isfinite(number) else None

@@ -8,7 +8,7 @@ compares, hashes and prints by its fields like a frozen dataclass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import ClassVar, Final, Literal
 
 FORM_SUBMISSION = "form_submission"
@@ -125,6 +125,28 @@ class EmailEvent(_Value):
 
 
 Event = FormSubmission | EmailEvent
+
+
+def current_form_name(form_names: Mapping[str, str], form_id: str) -> str:
+    """A submission's form name is its form's name in the portal's form list now; "" once the portal no
+    longer lists the form (deleted or archived). Such a submission still counts as a form submission and
+    `form_ids` still matches it, but `form_name_contains` cannot (README "Edge data")."""
+    return form_names.get(form_id, "")
+
+
+def with_current_form_names(events: Iterable[Event], form_names: Mapping[str, str]) -> list[Event]:
+    """Stored events with each submission's form name as `current_form_name` gives it now."""
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, FormSubmission):
+            name = current_form_name(form_names, event.form_id)
+            if name != event.form_name:
+                out.append(
+                    FormSubmission(event.event_id, event.at_ms, event.email, event.form_id, name, event.page_url)
+                )
+                continue
+        out.append(event)
+    return out
 
 
 class RuleHit(_Value):

@@ -51,17 +51,36 @@ def _text(value: Any) -> str:
 
 
 def _ms(record: str, field: str, value: Any) -> int:
-    """HubSpot timestamps are epoch milliseconds, sometimes as strings, sometimes ISO text."""
+    """An event's time: HubSpot sends epoch milliseconds, sometimes as strings, sometimes ISO text.
+
+    A time at or before 1970-01-01 (0 or negative) cannot be a real event: the record is skipped. A time
+    after now is kept; the core counts an event only from its time on (README "Edge data").
+    """
     if isinstance(value, bool):
         raise SkippableRecordError(record, f"{field} is not a timestamp: {value!r}")
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise SkippableRecordError(record, f"{field} is not a finite timestamp: {value!r}")
-        return int(value)
-    parsed = parse_date_ms(value) if isinstance(value, str) else None
+        parsed: int | None = int(value)
+    else:
+        parsed = parse_date_ms(value) if isinstance(value, str) else None
     if parsed is None:
         raise SkippableRecordError(record, f"{field} is missing or not a timestamp: {value!r}")
+    if parsed <= 0:
+        raise SkippableRecordError(record, f"{field} {value!r} is at or before 1970-01-01: not a real time")
     return parsed
+
+
+def _created_ms(record: str, value: str | None) -> int | None:
+    """A contact's create date: None when empty or blank, and when at or before 1970-01-01 (it cannot be
+    real; the contact is still scored, with no create date). A future date is kept: ages count it as 0 days.
+    A value that is no date at all skips the contact."""
+    if value is None or not value.strip():
+        return None
+    parsed = parse_date_ms(value)
+    if parsed is None:
+        raise SkippableRecordError(record, f"{CREATE_DATE} is not a date: {value!r}")
+    return parsed if parsed > 0 else None
 
 
 def contact_from_wire(raw: Any, list_ids: frozenset[int] = frozenset()) -> Contact:
@@ -76,17 +95,11 @@ def contact_from_wire(raw: Any, list_ids: frozenset[int] = frozenset()) -> Conta
     if not isinstance(props_raw, Mapping):
         raise SkippableRecordError(record, "properties is not an object")
     props = {str(k): _text(v) for k, v in props_raw.items() if v is not None}
-    created_raw = props.get(CREATE_DATE)
-    created = None
-    if created_raw:
-        created = parse_date_ms(created_raw)
-        if created is None:
-            raise SkippableRecordError(record, f"{CREATE_DATE} is not a date: {created_raw!r}")
     return Contact(
         id=cid,
         properties=props,
         email=props.get(EMAIL, "").strip().lower(),
-        created_at_ms=created,
+        created_at_ms=_created_ms(record, props.get(CREATE_DATE)),
         lifecycle_stage=props.get(LIFECYCLE_STAGE, ""),
         list_ids=list_ids,
     )

@@ -116,6 +116,12 @@ class Portal:
             self._forms[form.id] = form
             self._submissions.setdefault(form.id, [])
 
+    def remove_form(self, form_id: str) -> bool:
+        """A form deleted in HubSpot: no longer listed nor readable, but its submissions stay on the contacts
+        (and in the snapshot, under a formId the snapshot's forms no longer name). False when there is none."""
+        with self._lock:
+            return self._forms.pop(form_id, None) is not None
+
     def set_list(self, list_id: int, name: str, members: Mapping[int, int]) -> None:
         with self._lock:
             self._lists[list_id] = ListRecord(list_id, name, dict(members))

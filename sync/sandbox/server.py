@@ -25,7 +25,7 @@ from sync.sandbox.faults import FaultInjector, FaultSpec
 from sync.sandbox.limits import MESSAGES, PROFESSIONAL, SECONDLY, TEN_SECONDLY, RateLimiter, RateLimitSpec
 from sync.sandbox.portal import FailureChooser, Portal
 from sync.sandbox.routes import API_ROUTES, ApiRequest, Reply, Route, match, new_id
-from sync.sandbox.wire import ApiError, JsonObject, bad_request, query_int
+from sync.sandbox.wire import ApiError, JsonObject, bad_request, query_int, query_str
 
 ADMIN_PREFIX = "/__sandbox/"
 MAX_BODY = 32 * 1024 * 1024
@@ -498,6 +498,15 @@ def _admin_forms(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Re
     return Reply(200, {"added": sandbox.portal.upsert_forms(_items(body, "forms"), sandbox.now_ms())})
 
 
+def _admin_remove_form(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
+    form_id = query_str(query, "id")
+    if not form_id:
+        raise bad_request("Expected ?id=<form id>")
+    if not sandbox.portal.remove_form(form_id):
+        raise ApiError(404, "OBJECT_NOT_FOUND", f"Form {form_id} does not exist")
+    return Reply(200, {"removed": form_id})
+
+
 def _admin_lists(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
     return Reply(200, {"updated": sandbox.portal.upsert_lists(_items(body, "lists"), sandbox.now_ms())})
 
@@ -536,6 +545,7 @@ _ADMIN: dict[tuple[str, str], Callable[[Sandbox, dict[str, list[str]], Any], Rep
     ("POST", "/__sandbox/form_submissions"): _admin_submissions,
     ("POST", "/__sandbox/email_events"): _admin_events,
     ("POST", "/__sandbox/forms"): _admin_forms,
+    ("DELETE", "/__sandbox/forms"): _admin_remove_form,
     ("POST", "/__sandbox/lists"): _admin_lists,
     ("POST", "/__sandbox/rate_limit"): _admin_rate_limit,
     ("POST", "/__sandbox/faults"): _admin_faults,

@@ -227,6 +227,16 @@ api_usage = sa.Table(
     sa.Column("calls", sa.BigInteger, nullable=False),
 )
 
+# Installation-wide values (not per portal): replicas sharing the store share them.
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+LOG_KEY_SETTING = "log_hmac_key"  # hex of the 32 random bytes emails in logs are hashed with (HMAC-SHA256)
+
 
 # -- migrations --
 
@@ -266,8 +276,13 @@ def _v3_dead_letter_retries(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _v4_installation_secret(conn: Connection) -> None:
+    """The settings table, for the key emails in logs are hashed with (a fresh database has it from v1)."""
+    settings.create(conn, checkfirst=True)
+
+
 # Applied in order; a migration's version is its position, from 1.
-migrations: list[Migration] = [_v1_initial, _v2_stage_owners, _v3_dead_letter_retries]
+migrations: list[Migration] = [_v1_initial, _v2_stage_owners, _v3_dead_letter_retries, _v4_installation_secret]
 
 
 def migrate(engine: Engine) -> list[int]:

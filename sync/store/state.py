@@ -10,6 +10,7 @@ meet by plain equality.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
@@ -48,6 +49,7 @@ class SqlStateStore:
         self._engine = schema.create_engine(url)
         self._writer = schema.writer(self._engine)
         self._clock = clock
+        self._log_key: bytes | None = None
         try:
             schema.migrate(self._engine)
         except BaseException:
@@ -695,6 +697,22 @@ class SqlStateStore:
         ).returning(schema.api_usage.c.calls)
         with self._writer.begin() as conn:
             return int(conn.execute(upsert).scalar_one())
+
+    # -- installation settings --
+
+    def log_key(self) -> bytes:
+        """The installation's key for hashing emails in logs: 32 random bytes made by the first process to ask,
+        then the same for every process and replica using this store (so their logs correlate)."""
+        if self._log_key is None:
+            table = schema.settings
+            fresh = self._insert(table).values(
+                name=schema.LOG_KEY_SETTING, value=secrets.token_hex(32), updated_at=self._now()
+            )
+            with self._writer.begin() as conn:
+                conn.execute(fresh.on_conflict_do_nothing(index_elements=[table.c.name]))
+                value = conn.scalar(sa.select(table.c.value).where(table.c.name == schema.LOG_KEY_SETTING))
+            self._log_key = bytes.fromhex(str(value))
+        return self._log_key
 
 
 def normalize_email(email: str) -> str:

@@ -458,6 +458,39 @@ def test_parse_number(text: str | None, expected: float | None) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("1,000", 1000.0),
+        ("1,000,000", 1_000_000.0),
+        ("-12,345.5", -12345.5),
+        ("+1,000", 1000.0),
+        (" 1,000 ", 1000.0),
+        ("\u00a01,000\u00a0", 1000.0),  # no-break spaces around
+        ("+5", 5.0),
+        ("１０００", 1000.0),  # full-width digits
+        ("１，０００", 1000.0),  # full-width comma too
+        ("－５", -5.0),  # full-width minus
+        ("１．５", 1.5),
+        ("1_000", None),  # Python's digit separator: never a HubSpot number
+        ("1＿000", None),
+        ("1,5", None),  # a decimal comma must not become 15
+        ("1,00", None),
+        ("1,0000", None),
+        ("12,34,567", None),
+        (",100", None),
+        ("1,000,", None),
+        ("1,000e3", None),
+        ("1 000", None),  # spaces inside: not a number
+        ("1\u00a0000", None),
+        ("１ ０００", None),
+    ],
+)
+def test_parse_number_edge_forms(text: str, expected: float | None) -> None:
+    """README "Edge data": thousands separators and full-width forms read; 1_000, 1,5 and inner spaces do not."""
+    assert parse_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("1793534400000", 1_793_534_400_000),
         ("-86400000", -86_400_000),
         (" 1793534400000 ", 1_793_534_400_000),

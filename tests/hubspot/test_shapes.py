@@ -62,6 +62,11 @@ def test_null_properties_are_dropped_and_other_values_become_strings() -> None:
         (CREATED_MS, CREATED_MS),
         (None, None),
         ("", None),
+        ("   ", None),  # blank: no create date
+        ("0", None),  # at or before 1970: cannot be real, so no create date
+        ("-86400000", None),
+        ("1970-01-01T00:00:00Z", None),
+        ("2999-01-01T00:00:00Z", 32_472_144_000_000),  # after now: kept; ages count it as 0 days
     ],
 )
 def test_createdate_as_iso_or_epoch_ms(createdate: Any, expected: int | None) -> None:
@@ -151,6 +156,24 @@ def test_submitted_at_as_number_or_text(submitted_at: Any, expected: int) -> Non
 def test_a_bad_submission_is_a_skippable_record(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(SkippableRecordError, match=message):
         submission_from_wire(submission(**changes), "f")
+
+
+@pytest.mark.parametrize("at", [0, -1, -5000, "0", "-86400000", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z", 0.5])
+def test_an_event_at_or_before_1970_is_a_skippable_record(at: Any) -> None:
+    with pytest.raises(SkippableRecordError, match="at or before 1970-01-01: not a real time"):
+        submission_from_wire(submission(submittedAt=at), "f")
+    with pytest.raises(SkippableRecordError, match="at or before 1970-01-01: not a real time"):
+        email_event_from_wire(email(created=at))
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [(1, 1), (32_472_144_000_000, 32_472_144_000_000), ("2999-01-01T00:00:00Z", 32_472_144_000_000)],
+)
+def test_an_event_after_1970_is_kept_with_its_time_even_after_now(at: Any, expected: int) -> None:
+    assert submission_from_wire(submission(submittedAt=at), "f").at_ms == expected
+    got = email_event_from_wire(email(created=at))
+    assert got is not None and got.at_ms == expected
 
 
 def test_a_submission_that_is_not_an_object_is_a_skippable_record() -> None:

@@ -241,7 +241,7 @@ def test_plan_json_hides_emails_unless_the_portal_allows_them_in_logs(capsys: py
     argv = ["plan", "--config", str(EXAMPLE), "--snapshot", str(SNAPSHOT), "--now", SNAPSHOT_NOW, "--json"]
     code, out, _ = run_cli(argv, capsys)
     emails = [c["email"] for c in json.loads(out)["contacts_written"]]
-    assert code == 0 and emails and all(e.startswith("sha256:") for e in emails)
+    assert code == 0 and emails and all(e.startswith("hmac:") for e in emails)
 
 
 def test_a_negative_top_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -137,3 +137,19 @@ def test_dead_letters_of_a_database_from_before_retries_get_a_state_attempts_and
         assert schema.migrate(reopened.engine) == []
     finally:
         reopened.close()
+
+
+def test_a_database_from_before_the_settings_table_gets_it_by_migration(tmp_path: Path) -> None:
+    engine = schema.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        with schema.writer(engine).begin() as conn:
+            old_tables = [t for t in schema.metadata.sorted_tables if t is not schema.settings]
+            schema.metadata.create_all(conn, tables=old_tables)
+            conn.execute(sa.insert(schema.schema_migrations).values(version=1, applied_at=datetime.now(UTC)))
+        assert schema.migrate(engine) == list(range(2, len(schema.migrations) + 1))
+        assert "settings" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'old.db'}")
+    assert len(store.log_key()) == 32
+    store.close()

@@ -529,3 +529,18 @@ def test_api_calls_are_counted_per_portal_and_day(store: SqlStateStore) -> None:
     assert store.add_api_calls(PORTAL, "2026-11-01", 250) == 750
     assert store.add_api_calls(PORTAL, "2026-11-02", 10) == 10
     assert store.add_api_calls(OTHER, "2026-11-01", 7) == 7
+
+
+# -- the installation's log key --
+
+
+def test_the_log_key_is_32_bytes_made_once_and_read_back_alike(make_store: MakeStore) -> None:
+    first, second = make_store(), make_store()
+    key = first.log_key()
+    assert len(key) == 32 and key == first.log_key() == second.log_key()
+
+
+def test_two_stores_asking_at_once_get_one_log_key(make_store: MakeStore) -> None:
+    first, second = make_store(), make_store()
+    keys = in_parallel(first.log_key, second.log_key)
+    assert keys[0] == keys[1]
