@@ -71,8 +71,9 @@ FailureChooser = Callable[[list[str]], tuple[set[str], str]]
 
 
 class Portal:
-    def __init__(self, portal_id: int = DEFAULT_PORTAL_ID, *, created_ms: int = 0) -> None:
+    def __init__(self, portal_id: int = DEFAULT_PORTAL_ID, *, created_ms: int = 0, time_zone: str = "UTC") -> None:
         self.portal_id = portal_id
+        self.time_zone = time_zone
         self._lock = threading.Lock()
         self._props: dict[str, PropertyDef] = {p.name: p for p in standard_properties(created_ms)}
         self._groups: dict[str, PropertyGroup] = {g.name: g for g in STANDARD_GROUPS}
@@ -704,6 +705,35 @@ class Portal:
                 page.append(event)
             token = encode_cursor(page[-1].created, page[-1].id) if page else (offset or "")
             return {"events": [e.wire() for e in page], "hasMore": has_more, "offset": token}
+
+    def account_info(self) -> JsonObject:
+        """The portal a token belongs to (GET /account-info/v3/details)."""
+        return {
+            "portalId": self.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": self.time_zone,
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "dataHostingLocation": "na1",
+            "uiDomain": "app.hubspot.com",
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+        }
+
+    def list_info(self, list_id: str) -> JsonObject:
+        with self._lock:
+            record = self._lists.get(int(list_id)) if _numeric(list_id) else None
+            if record is None:
+                raise not_found(f"List {list_id} does not exist.")
+            return {
+                "list": {
+                    "listId": str(record.list_id),
+                    "name": record.name,
+                    "objectTypeId": "0-1",
+                    "processingType": "MANUAL",
+                    "size": len(record.members),
+                }
+            }
 
     def memberships(self, list_id: str, limit: int, after: str | None) -> JsonObject:
         with self._lock:
