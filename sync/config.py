@@ -586,7 +586,7 @@ class _Builder:
         readers: dict[str, Path_] = {}
         for where, name in property_reads(cfg, spec):
             readers.setdefault(name, where)
-        entries = _model_entries(cfg)
+        entries = model_entries(cfg)
         reported: set[Path_] = set()
         for mpath, m in entries:
             for _, name, where in output_fields(cfg, mpath, m):
@@ -1075,7 +1075,7 @@ def is_hubspot_property(name: str) -> bool:
     return name in HUBSPOT_CONTACT_PROPERTIES or name.startswith("hs_")
 
 
-def _model_entries(cfg: PortalConfig) -> list[tuple[Path_, ModelModel]]:
+def model_entries(cfg: PortalConfig) -> list[tuple[Path_, ModelModel]]:
     if cfg.model is not None:
         return [(("model",), cfg.model)]
     return [(("models", i), m) for i, m in enumerate(cfg.models or [])]
@@ -1093,20 +1093,20 @@ def output_fields(cfg: PortalConfig, mpath: Path_, m: ModelModel) -> Iterator[tu
 
 @dataclass(frozen=True)
 class Site:
-    """Where in the file a condition or a property-reading rule sits, and the built value."""
+    """Where in the file a condition or a rule sits, and the built value (a condition rule's condition too)."""
 
     path: Path_
     condition: c.Condition | None = None
-    rule: MapRule | BandRule | None = None
+    rule: Rule | None = None
 
 
 def sites(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[Site]:
-    """Every condition and map/bands rule of a built rule set, with its path in the file.
+    """Every condition and rule of a built rule set, with its path in the file.
 
     A built spec keeps every item of a valid file in order, so indexes line up with the file's lists."""
     for i, ex in enumerate(spec.exclusions):
         yield Site(("exclusions", i), condition=ex.condition)
-    for (mpath, _), model in zip(_model_entries(cfg), spec.models, strict=True):
+    for (mpath, _), model in zip(model_entries(cfg), spec.models, strict=True):
         if model.segment is not None:
             yield Site((*mpath, "segment"), condition=model.segment)
         for part, group in (("fit", model.fit), ("engagement", model.engagement)):
@@ -1114,10 +1114,8 @@ def sites(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[Site]:
                 here = (*mpath, part, "rules", i)
                 if rule.when is not None:
                     yield Site((*here, "when"), condition=rule.when)
-                if isinstance(rule, MapRule | BandRule):
-                    yield Site(here, rule=rule)
-                elif isinstance(rule, ConditionRule):
-                    yield Site(here, condition=rule.condition)
+                condition = rule.condition if isinstance(rule, ConditionRule) else None
+                yield Site(here, condition=condition, rule=rule)
         for i, stage_rule in enumerate(model.lifecycle.rules):
             yield Site((*mpath, "lifecycle", "rules", i, "when"), condition=stage_rule.condition)
 
@@ -1125,7 +1123,7 @@ def sites(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[Site]:
 def property_reads(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[tuple[Path_, str]]:
     """(where, property name) for every contact property a rule, segment or exclusion reads."""
     for site in sites(cfg, spec):
-        if site.rule is not None:
+        if isinstance(site.rule, MapRule | BandRule):
             yield site.path, site.rule.property
         if site.condition is not None:
             for node in c.walk(site.condition):

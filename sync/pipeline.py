@@ -96,7 +96,8 @@ class RunSummary:
     status: str = "ok"
     error: str | None = None
     budget_spent: bool = False  # stopped because the day's API budget is spent (status "failed")
-    cause: str = ""  # why it stopped, when the operator must fix the file or token: wrong_portal | config
+    # Why it stopped when the operator must fix the file or the token: wrong_portal | config | live_check.
+    cause: str = ""
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
