@@ -225,8 +225,8 @@ class Service:
         if not errors:
             held.live = "ok"
             return True
-        wrong = any(f.field == "portal.id" for f in errors)
-        held.live = "; ".join(f"{f.field}: {f.message}" for f in errors)
+        wrong = [f for f in errors if f.field == "portal.id"]
+        held.live = wrong[0].message if wrong else "; ".join(f"{f.field}: {f.message}" for f in errors)
         self.log.error(
             "portal_paused", portal=name, reason="wrong_portal" if wrong else "live_check", errors=len(errors)
         )
