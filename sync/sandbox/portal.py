@@ -13,6 +13,7 @@ Search results are cached per query until the next contact change.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from sync.sandbox.properties import (
     OBJECT_ID,
     RECORD_FIELDS,
     STANDARD_GROUPS,
+    Option,
     PropertyDef,
     PropertyGroup,
     standard_properties,
@@ -105,6 +107,13 @@ class Portal:
             if prop.group_name not in self._groups:
                 self._groups[prop.group_name] = PropertyGroup(prop.group_name, prop.group_name.replace("_", " "))
             self._props.setdefault(prop.name, prop)
+
+    def add_lifecycle_stage(self, value: str, label: str) -> None:
+        """A custom lifecycle stage, as a portal's admin adds one in HubSpot's lifecycle stage settings."""
+        with self._lock:
+            prop = self._props[LIFECYCLE_STAGE]
+            option = Option(label, value, len(prop.options))
+            self._props[LIFECYCLE_STAGE] = dataclasses.replace(prop, options=(*prop.options, option))
 
     def add_form(self, form: FormRecord) -> None:
         with self._lock:

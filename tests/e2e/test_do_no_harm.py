@@ -197,5 +197,13 @@ def test_an_adopted_property_is_written_and_nothing_else_of_anyone_elses(sb: San
     assert sync(file, tmp_path) == 0
     written = {name for w in sb.portal.write_log() for name in w.properties}
     assert "old_score" in written
-    assert written <= {"old_score", "ls_fit", "ls_engagement", "ls_grade", "ls_reasons", "ls_scored_at", "lifecyclestage"}
+    assert written <= {
+        "old_score",
+        "ls_fit",
+        "ls_engagement",
+        "ls_grade",
+        "ls_reasons",
+        "ls_scored_at",
+        "lifecyclestage",
+    }
     assert sb.portal.property_def("old_score").group_name == "legacy"  # type: ignore[union-attr]
