@@ -297,6 +297,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
     accepts: Acceptance | None = None
+    checks = 0  # the calls of the identity and property checks: reads too
     if not args.snapshot:
         from sync.app import open_reader
 
@@ -306,6 +307,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if actual != loaded.config.portal.id:
             raise WrongPortalError(actual, loaded.config.portal.id)
         accepts = acceptance(rules, hub.property_definitions())
+        checks = sum(hub.client.calls.values())
     base = base_label = None
     if args.base_config or args.against_version:
         old = load_portal(args.base_config) if args.base_config else load_at_revision(args.config, args.against_version)
@@ -328,7 +330,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     _report_problems(report.problems)
     report.calls = {
-        "reads": data.api_calls,
+        "reads": data.api_calls + checks,
         "property_checks": properties_setup_calls(rules),
         **report.calls,
     }
