@@ -117,10 +117,16 @@ def test_the_service_pauses_and_alerts_the_wrong_portal_and_syncs_the_other(
             for _ in range(2):
                 service.run_portal("good", "incremental")
                 service.run_portal("bad", "incremental")
-        service.scheduler.remove_all_jobs()
         health = service.health()
-        store.close()
         assert good.portal.write_log() and property_writes(bad) == 0
+        # The operator fixes portal.id and reloads: a new Portal object is checked again, and syncs.
+        write_config(folder, bad, "bad.yaml", portal__id=7002, portal__name="bad", alerts=alerts)
+        service.load()
+        service.keep_leases()
+        service.run_portal("bad", "incremental")
+        service.scheduler.remove_all_jobs()
+        store.close()
+        assert bad.portal.write_log() and service.health()["portals"]["bad"]["paused"] is None
         sent = [json.loads(call.request.body or b"{}")["text"] for call in hook.calls if call.request.url == HOOK]
     assert len(sent) == 1 and "bad" in sent[0] and "is paused: wrong portal" in sent[0] and "7002" in sent[0]
     assert "7002" in health["portals"]["bad"]["paused"] and health["portals"]["good"]["paused"] is None
