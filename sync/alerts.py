@@ -1,11 +1,11 @@
 """Alerts: a Slack-compatible webhook is told once per incident, and once more when it clears.
 
-Incidents: a failed run, a paused portal (HubSpot refused the token), dead letters over the portal's
-threshold, the daily API budget reserve reached. `decide` is pure: what holds after a run and which
-incidents are open -> which open and which clear. The `Alerter` (the portal's `after_run` hook) gathers
-those inputs from the run summary and the state store, sends, and records an incident's state in the
-store only once the webhook took the message: restarts and replicas share one view, and a message that
-could not be sent is tried again after the next cycle.
+Incidents: a failed run, a paused portal (HubSpot refused the token, or it is another portal's), dead
+letters over the portal's threshold, the daily API budget reserve reached. `decide` is pure: what holds
+after a run and which incidents are open -> which open and which clear. The `Alerter` (the portal's
+`after_run` hook) gathers those inputs from the run summary and the state store, sends, and records an
+incident's state in the store only once the webhook took the message: restarts and replicas share one
+view, and a message that could not be sent is tried again after the next cycle.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ CURSOR_PREFIX = "alert:"
 
 TITLES: dict[IncidentKind, str] = {
     "run_failed": "a sync run failed",
-    "paused": "the portal is paused: HubSpot refused its token",
+    "paused": "the portal is paused (a refused token or the wrong portal)",
     "budget": "the daily API budget reserve is reached",
     "dead_letters": "dead letters over the threshold",
 }
@@ -113,6 +113,7 @@ class Context:
     token_env: str = ""
     dead_letters: int | None = None
     dead_letters_over: int | None = None
+    cause: str = ""  # the run summary's: wrong_portal | live_check | config | ""
 
 
 def _escape(text: str) -> str:
@@ -131,6 +132,17 @@ def compose(change: Change, ctx: Context) -> Message:
         text = (
             f":rotating_light: {head}: a sync run failed: {error}\n"
             "Runs go on as scheduled; no further alert until one succeeds."
+        )
+    elif change.kind == "paused" and ctx.cause == "wrong_portal":
+        text = (
+            f":no_entry: {head} is paused: {error}\n"
+            "Nothing is written until portal.id and the token in "
+            f"`{_escape(ctx.token_env)}` name the same portal and the file is reloaded."
+        )
+    elif change.kind == "paused" and ctx.cause == "live_check":
+        text = (
+            f":no_entry: {head} is paused: the portal file does not fit the portal: {error}\n"
+            "Nothing syncs until the file is fixed (`leadsync validate --live` shows the same) and reloaded."
         )
     elif change.kind == "paused":
         text = (
@@ -242,7 +254,15 @@ class Alerter:
             since = self.store.get_cursor(pid, CURSOR_PREFIX + kind)
             if since:
                 open_since[kind] = since
-        ctx = Context(self.config.portal.name, summary.run_id, summary.error, self.config.portal.token_env, count, over)
+        ctx = Context(
+            self.config.portal.name,
+            summary.run_id,
+            summary.error,
+            self.config.portal.token_env,
+            count,
+            over,
+            summary.cause,
+        )
         for change in decide(facts, open_since):
             key = CURSOR_PREFIX + change.kind
             if not change.opens and not self.alerts.send_resolved:

@@ -17,6 +17,7 @@ from sync.config import PortalConfig, load_portal
 from sync.core.rules import compile_ruleset
 from sync.hubspot.portal import HubSpotPortal
 from sync.hubspot.retry import RetryPolicy
+from sync.live import Finding, live_check
 from sync.observability import EmailHasher
 from sync.pipeline import Portal, read_properties
 from sync.ports import Clock, StateStore
@@ -63,6 +64,13 @@ def alerter(config: PortalConfig, store: StateStore, clock: Clock) -> Alerter | 
         log.warning("alert_webhook_unset", portal=config.portal.name, env=alerts.webhook_env)
     notifier = WebhookNotifier(url, env=alerts.webhook_env, timeout_s=alerts.timeout_s)
     return Alerter(config, alerts, store, notifier, clock)
+
+
+def check_live(portal: Portal) -> list[Finding]:
+    """The live check of a portal the service opened (read-only, through its own client and limits)."""
+    if not isinstance(portal.source, HubSpotPortal):
+        return []
+    return live_check(portal.config, portal.rules, portal.source, int(portal.clock.now().timestamp() * 1000))
 
 
 def open_reader(config: PortalConfig, properties: Sequence[str]) -> HubSpotPortal:

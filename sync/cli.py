@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sync import __version__
 from sync.buildcheck import stale_core_modules
-from sync.errors import ConfigError, PausedError, SyncError
+from sync.errors import ConfigError, PausedError, SyncError, WrongPortalError
 
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.rules import RuleSet
+    from sync.live import Finding
     from sync.ports import DeadLetterRecord
     from sync.reports.backtest import Backtest
     from sync.reports.dataset import Dataset
@@ -55,8 +56,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         models = ", ".join(m.name for m in loaded.rules.models)
         portal = loaded.config.portal.name
+        if args.live:
+            findings = _live_findings(loaded)
+            for finding in findings:
+                print(finding.line(str(file)), file=sys.stderr)
+            if any(f.level == "error" for f in findings):
+                failed += 1
+                continue
+            warned = sum(f.level == "warning" for f in findings)
+            portal += f", checked live with {warned} warning{'s' * (warned != 1)}"
         print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version})")
     return EXIT_CONFIG if failed else EXIT_OK
+
+
+def _live_findings(loaded: LoadedPortal) -> list[Finding]:
+    """The live check of one loaded file; a portal that cannot be read is one error, not a traceback."""
+    from sync.app import open_reader
+    from sync.core.rules import compile_ruleset
+    from sync.live import Finding, live_check
+    from sync.pipeline import read_properties
+
+    _quiet_logging()
+    rules = compile_ruleset(loaded.rules)
+    try:
+        hub = open_reader(loaded.config, read_properties(rules))
+        return live_check(loaded.config, rules, hub, int(datetime.now(UTC).timestamp() * 1000))
+    except ConfigError as exc:
+        return [Finding("error", p.path, p.message) for p in exc.problems]
+    except SyncError as exc:
+        return [Finding("error", "portal", f"could not read the portal: {exc}")]
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -301,13 +329,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
-    from sync.reports.plan import build_plan, print_plan, properties_setup_calls
+    from sync.reports.plan import Acceptance, acceptance, build_plan, print_plan, properties_setup_calls
     from sync.reports.revision import load_at_revision
 
     _quiet_logging()
     now = _now(args.now)
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
+    accepts: Acceptance | None = None
+    checks = 0  # the calls of the identity and property checks: reads too
+    if not args.snapshot:
+        from sync.app import open_reader
+
+        # The same refusal as a sync: a plan of another portal's contacts would mislead.
+        hub = open_reader(loaded.config, [])
+        actual = hub.account_portal_id()
+        if actual != loaded.config.portal.id:
+            raise WrongPortalError(actual, loaded.config.portal.id)
+        accepts = acceptance(rules, hub.property_definitions())
+        checks = sum(hub.client.calls.values())
     base = base_label = None
     if args.base_config or args.against_version:
         old = load_portal(args.base_config) if args.base_config else load_at_revision(args.config, args.against_version)
@@ -328,10 +368,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             base_label=base_label or "",
             progress=lambda n: bar.update(task, completed=n),
             written_stages=owners,
+            accepts=accepts,
         )
     _report_problems(report.problems)
     report.calls = {
-        "reads": data.api_calls,
+        "reads": data.api_calls + checks,
         "property_checks": properties_setup_calls(rules),
         **report.calls,
     }
@@ -405,6 +446,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
         if summary.error:
             print(f"  {summary.error}", file=sys.stderr)
+    if summary.cause in ("wrong_portal", "config"):  # the file or the token must change; nothing was written
+        return EXIT_CONFIG
     if summary.status == "paused":
         return EXIT_PAUSED
     if summary.status == "interrupted":
@@ -532,7 +575,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sync.app import open_portal
+    from sync.app import check_live, open_portal
     from sync.observability import Metrics, serve_http
     from sync.scheduler import Service
     from sync.store.state import SqlStateStore
@@ -544,7 +587,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     store = SqlStateStore(args.db)
     metrics = Metrics()
-    service = Service(config_dir, store, open_portal, metrics=metrics, lease_ttl_s=args.lease_ttl)
+    service = Service(
+        config_dir, store, open_portal, metrics=metrics, lease_ttl_s=args.lease_ttl, live_check=check_live
+    )
     host, _, port = args.listen.rpartition(":")
     server = serve_http(host or "127.0.0.1", int(port), service.health, metrics) if args.listen != "off" else None
     try:
@@ -740,6 +785,13 @@ def build_parser() -> argparse.ArgumentParser:
         "exit status 2 when any file has a problem.",
     )
     validate.add_argument("configs", nargs="+", metavar="CONFIG", help="portal YAML file(s)")
+    validate.add_argument(
+        "--live",
+        action="store_true",
+        help="also check each file against its portal, read-only: the token's portal, the properties, "
+        "options, stages, lists and forms the rules name, and that each segment matches some contact "
+        "(exit 2 on an error; warnings alone exit 0)",
+    )
     validate.set_defaults(func=cmd_validate)
 
     schema = commands.add_parser(
@@ -953,6 +1005,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except WrongPortalError as exc:  # the token is another portal's: fix the file or the token
+        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except PausedError as exc:  # HubSpot refused the token: nothing more can be read
         print(f"leadsync {args.command}: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ import json
 import math
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -271,6 +272,11 @@ class LifecycleModel(_Model):
 
 class PropertiesModel(_Model):
     group: str = Field("lead_scoring_sync", pattern=PROPERTY_NAME)
+    adopt: list[Annotated[str, Field(pattern=PROPERTY_NAME)]] = Field(
+        [],
+        description="existing HubSpot properties outside the group that leadsync may take over (e.g. an older "
+        "score property); each must be one of the outputs, and never a HubSpot default property",
+    )
     score: str = Field("ls_score", pattern=PROPERTY_NAME)
     fit: str = Field("ls_fit", pattern=PROPERTY_NAME)
     engagement: str = Field("ls_engagement", pattern=PROPERTY_NAME)
@@ -588,6 +594,7 @@ class _Builder:
             if m.segment is None:
                 catch_all = m.name
             models.append(self.model(m, path, cfg.properties))
+        self._check_outputs(cfg, entries)
         if self.problems:
             return None
         spec = RuleSetSpec(
@@ -599,7 +606,69 @@ class _Builder:
             holdout_salt=cfg.holdout.salt if cfg.holdout else "",
             free_mail_domains=free_mail,
         )
+        self._check_outputs_not_read(cfg, spec)
+        if self.problems:
+            return None
         return dataclasses.replace(spec, version=ruleset_version(spec))
+
+    # -- the properties leadsync writes --
+
+    def _check_outputs(self, cfg: PortalConfig, entries: list[tuple[Path_, ModelModel]]) -> None:
+        """Outputs must be leadsync's own: no HubSpot default property, no name shared by two outputs."""
+        kinds: dict[str, tuple[str, Path_]] = {}  # output name -> (kind, where it was first named)
+        reported: set[Path_] = set()
+        for mpath, m in entries:
+            seen: dict[str, str] = {}
+            for kind, name, where in output_fields(cfg, mpath, m):
+                if where in reported:
+                    continue
+                if is_hubspot_property(name):
+                    reported.add(where)
+                    self.error(
+                        where,
+                        f"{name} is a HubSpot default property: leadsync writes only properties of its own; "
+                        f"choose another name (e.g. ls_{kind})",
+                    )
+                    continue
+                if name in seen:
+                    reported.add(where)
+                    self.error(where, f"{name} is also this model's {seen[name]}: each output needs a name of its own")
+                    continue
+                seen[name] = kind
+                first = kinds.setdefault(name, (kind, where))
+                if first[0] != kind:
+                    reported.add(where)
+                    self.error(
+                        where,
+                        f"{name} is also the {first[0]} of another model ({path_text(first[1])}): "
+                        "one property holds one kind of output",
+                    )
+        for i, name in enumerate(cfg.properties.adopt):
+            if is_hubspot_property(name):
+                self.error(("properties", "adopt", i), f"{name} is a HubSpot default property: it cannot be adopted")
+            elif name not in kinds:
+                self.error(
+                    ("properties", "adopt", i),
+                    f"{name} is not an output of any model: adopt names an existing property that one of "
+                    "properties.score, fit, engagement, grade, reasons or scored_at writes",
+                )
+
+    def _check_outputs_not_read(self, cfg: PortalConfig, spec: RuleSetSpec) -> None:
+        """An output that a rule reads would feed leadsync's own writes back into the score."""
+        readers: dict[str, Path_] = {}
+        for where, name in property_reads(cfg, spec):
+            readers.setdefault(name, where)
+        entries = model_entries(cfg)
+        reported: set[Path_] = set()
+        for mpath, m in entries:
+            for _, name, where in output_fields(cfg, mpath, m):
+                if name in readers and where not in reported:
+                    reported.add(where)
+                    self.error(
+                        where,
+                        f"{name} is read by {path_text(readers[name])}: an output a rule reads would feed "
+                        "leadsync's own writes back into the score; choose another name",
+                    )
 
     # -- portal and schedule --
 
@@ -665,7 +734,9 @@ class _Builder:
         lifecycle = self.lifecycle(m.lifecycle or LifecycleModel(mode="off"), (*path, "lifecycle"), grades)
         self._reachable(m, path, clamp)
         overrides = m.properties.model_dump(exclude_none=True) if m.properties else {}
-        props = OutputProperties(**{**base_props.model_dump(), **overrides})
+        props = OutputProperties(
+            **{**base_props.model_dump(exclude={"adopt"}), **overrides}, adopt=tuple(base_props.adopt)
+        )
         if len(self.problems) > before:
             return None
         return ModelSpec(
@@ -1071,6 +1142,85 @@ def _loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# HubSpot's default contact properties leadsync must never write; every hs_ name is HubSpot's too.
+HUBSPOT_CONTACT_PROPERTIES = frozenset(
+    {
+        "email", "firstname", "lastname", "phone", "mobilephone", "fax", "company", "jobtitle", "website",
+        "address", "city", "state", "zip", "country", "numberofemployees", "industry", "annualrevenue",
+        "lifecyclestage", "hubspotscore", "hubspot_owner_id", "hubspot_owner_assigneddate", "createdate",
+        "lastmodifieddate", "closedate", "first_deal_created_date", "num_associated_deals",
+        "notes_last_updated", "notes_last_contacted", "num_notes", "num_contacted_notes",
+        "associatedcompanyid", "message", "salutation", "twitterhandle", "followercount", "linkedinbio",
+        "linkedinconnections", "kloutscoregeneral", "recent_deal_amount", "recent_deal_close_date",
+        "total_revenue", "days_to_close", "engagements_last_meeting_booked", "currentlyinworkflow", "ip_city",
+        "ip_country", "ip_state", "ip_zipcode", "date_of_birth", "degree", "field_of_study", "school",
+        "seniority", "job_function", "marital_status", "military_status", "relationship_status", "start_date",
+        "graduation_date", "work_email",
+    }
+)  # fmt: skip
+OUTPUT_KINDS = ("score", "fit", "engagement", "grade", "reasons", "scored_at")
+
+
+def is_hubspot_property(name: str) -> bool:
+    return name in HUBSPOT_CONTACT_PROPERTIES or name.startswith("hs_")
+
+
+def model_entries(cfg: PortalConfig) -> list[tuple[Path_, ModelModel]]:
+    if cfg.model is not None:
+        return [(("model",), cfg.model)]
+    return [(("models", i), m) for i, m in enumerate(cfg.models or [])]
+
+
+def output_fields(cfg: PortalConfig, mpath: Path_, m: ModelModel) -> Iterator[tuple[str, str, Path_]]:
+    """(kind, property name, where the name is set) of each output of one model."""
+    for kind in OUTPUT_KINDS:
+        override = getattr(m.properties, kind) if m.properties is not None else None
+        if override is not None:
+            yield kind, override, (*mpath, "properties", kind)
+        else:
+            yield kind, getattr(cfg.properties, kind), ("properties", kind)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where in the file a condition or a rule sits, and the built value (a condition rule's condition too)."""
+
+    path: Path_
+    condition: c.Condition | None = None
+    rule: Rule | None = None
+
+
+def sites(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[Site]:
+    """Every condition and rule of a built rule set, with its path in the file.
+
+    A built spec keeps every item of a valid file in order, so indexes line up with the file's lists."""
+    for i, ex in enumerate(spec.exclusions):
+        yield Site(("exclusions", i), condition=ex.condition)
+    for (mpath, _), model in zip(model_entries(cfg), spec.models, strict=True):
+        if model.segment is not None:
+            yield Site((*mpath, "segment"), condition=model.segment)
+        for part, group in (("fit", model.fit), ("engagement", model.engagement)):
+            for i, rule in enumerate(group.rules):
+                here = (*mpath, part, "rules", i)
+                if rule.when is not None:
+                    yield Site((*here, "when"), condition=rule.when)
+                condition = rule.condition if isinstance(rule, ConditionRule) else None
+                yield Site(here, condition=condition, rule=rule)
+        for i, stage_rule in enumerate(model.lifecycle.rules):
+            yield Site((*mpath, "lifecycle", "rules", i, "when"), condition=stage_rule.condition)
+
+
+def property_reads(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[tuple[Path_, str]]:
+    """(where, property name) for every contact property a rule, segment or exclusion reads."""
+    for site in sites(cfg, spec):
+        if isinstance(site.rule, MapRule | BandRule):
+            yield site.path, site.rule.property
+        if site.condition is not None:
+            for node in c.walk(site.condition):
+                if isinstance(node, c.PropertyTest):
+                    yield site.path, node.property
 
 
 def parse_duration(text: str) -> int | None:

@@ -28,12 +28,13 @@ TOKEN_ENV = "LEADSYNC_DEMO_TOKEN"
 
 
 def run_demo(example: Path, contacts: int, seed: int, console: Console) -> RunSummary:
+    config = yaml.safe_load(example.read_text())
+    portal_id = int(config["portal"]["id"])  # the sandbox answers as the file's portal: the sync checks it
     with (
         tempfile.TemporaryDirectory(prefix="leadsync-demo-") as tmp,
-        Sandbox(generate_portal(contacts, seed)) as sandbox,
+        Sandbox(generate_portal(contacts, seed, portal_id=portal_id)) as sandbox,
     ):
         console.print(f"sandbox portal of {contacts} synthetic contacts at {sandbox.url}")
-        config = yaml.safe_load(example.read_text())
         config["portal"].update(base_url=sandbox.url, token_env=TOKEN_ENV)
         portal_file = Path(tmp) / "demo-portal.yaml"
         portal_file.write_text(yaml.safe_dump(config))

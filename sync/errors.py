@@ -4,6 +4,9 @@
 - FatalError: stop this portal's cycle (daily limit); do not retry now.
   BudgetExhaustedError: a FatalError for the day's API budget (our share of it) being spent: wait for tomorrow.
   PausedError: a FatalError that needs an operator (a refused token) before the portal runs again.
+    WrongPortalError: a PausedError: the token belongs to another portal than the file names.
+  UnownedWriteError: a FatalError: a write of a property leadsync does not own, or before the portal's
+    identity was checked, refused before anything is sent.
 - RetriableError: a passing fault; the same call may succeed later.
 - SkippableRecordError: one record is bad; report it, skip it, go on with the rest.
 - StoppedError: a stop was asked for (SIGTERM, SIGINT, a lost lease) during a wait: the run ends as interrupted.
@@ -51,6 +54,22 @@ class BudgetExhaustedError(FatalError):
 
 class PausedError(FatalError):
     """The portal needs an operator (HubSpot refused its token): nothing runs for it until then."""
+
+
+class WrongPortalError(PausedError):
+    """The token belongs to another HubSpot portal than the one the file names: nothing is written."""
+
+    def __init__(self, token_portal: int, config_portal: int) -> None:
+        self.token_portal = token_portal
+        self.config_portal = config_portal
+        super().__init__(
+            f"wrong portal: the token belongs to portal {token_portal} but the file names portal {config_portal} "
+            "(portal.id): nothing was written; fix portal.id or token_env"
+        )
+
+
+class UnownedWriteError(FatalError):
+    """A write leadsync must not send (a property it does not own, or a portal not yet identified)."""
 
 
 class RetriableError(SyncError):

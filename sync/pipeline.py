@@ -24,7 +24,16 @@ from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange, w
 from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
-from sync.errors import BudgetExhaustedError, FatalError, PausedError, StoppedError, SyncError
+from sync.errors import (
+    BudgetExhaustedError,
+    ConfigError,
+    FatalError,
+    PausedError,
+    StoppedError,
+    SyncError,
+    UnownedWriteError,
+    WrongPortalError,
+)
 from sync.observability import EmailHasher
 from sync.ports import (
     Clock,
@@ -71,6 +80,8 @@ class Portal:
     api_calls: Callable[[], Mapping[tuple[str, int], int]] = lambda: {}
     headroom: Callable[[], float | None] = lambda: None
     properties_ready: bool = False
+    # The token's own portal, read once per Portal object (a reload builds a new one, so it is read again).
+    identity_verified: bool = False
     # Told every run's summary once it is recorded (alerts); it contains its own failures and never raises.
     after_run: Callable[[RunSummary], None] | None = None
     # Hands a cycle's stop flag to the adapter, so a stop also cuts its retry waits short (sync.app wires it).
@@ -91,6 +102,8 @@ class RunSummary:
     status: str = "ok"
     error: str | None = None
     budget_spent: bool = False  # stopped because the day's API budget is spent (status "failed")
+    # Why it stopped when the operator must fix the file or the token: wrong_portal | config | live_check.
+    cause: str = ""
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -113,8 +126,46 @@ def owned_properties(rules: RuleSet) -> tuple[str, list[PropertySpec]]:
             PropertySpec(props.scored_at, "Scored at (leadsync)", "datetime"),
         ):
             if spec is not None and spec.name not in specs:
-                specs[spec.name] = spec
+                specs[spec.name] = replace(spec, adopted=spec.name in props.adopt)
     return group, list(specs.values())
+
+
+def writable_properties(rules: RuleSet) -> frozenset[str]:
+    """What leadsync may write: the outputs it owns (created in its group, or adopted), and the lifecycle stage
+    when a model manages stages."""
+    _, owned = owned_properties(rules)
+    stages = any(m.lifecycle.mode != "off" for m in rules.spec.models)
+    return frozenset({s.name for s in owned} | ({LIFECYCLE_STAGE} if stages else set()))
+
+
+def check_writes(portal: Portal, updates: Sequence[PropertyUpdate], stages: Sequence[StageChange]) -> None:
+    """The one gate every write passes: the portal's identity was checked and every property is leadsync's own.
+
+    Raises UnownedWriteError (nothing sent) otherwise."""
+    if not portal.identity_verified:
+        raise UnownedWriteError(
+            f"refused to write to portal {portal.id} before the token's own portal was checked: nothing was sent"
+        )
+    allowed = writable_properties(portal.rules)
+    names = {name for u in updates for name in u.properties}
+    if stages:
+        names.add(LIFECYCLE_STAGE)
+    foreign = sorted(names - allowed)
+    if foreign:
+        raise UnownedWriteError(
+            f"refused to write {', '.join(foreign)}: leadsync writes only the properties it owns "
+            f"({', '.join(sorted(allowed))}); nothing was sent"
+        )
+
+
+def verify_identity(portal: Portal) -> None:
+    """Refuse a token of another portal (WrongPortalError), once per Portal object."""
+    if portal.identity_verified:
+        return
+    actual = portal.source.account_portal_id()
+    if actual != portal.id:
+        raise WrongPortalError(actual, portal.id)
+    portal.identity_verified = True
 
 
 def _grade_labels(model: ModelSpec) -> tuple[str, ...]:
@@ -160,6 +211,7 @@ class Cycle:
         self.log.info("run_started", kind=self.kind)
         portal.bind_stop(self.stop)
         try:
+            verify_identity(portal)  # before anything is written, the pending writes of a crashed run included
             self._finish_pending()
             self._ensure_properties()
             now_ms = int(started.timestamp() * 1000)
@@ -183,6 +235,8 @@ class Cycle:
             self.log.info("run_interrupted", reason=str(exc))
         except PausedError as exc:
             self.summary.status, self.summary.error = "paused", str(exc)
+            if isinstance(exc, WrongPortalError):
+                self.summary.cause = "wrong_portal"
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
         except BudgetExhaustedError as exc:
             self.summary.status, self.summary.error, self.summary.budget_spent = "failed", str(exc), True
@@ -194,6 +248,8 @@ class Cycle:
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed")
         except SyncError as exc:
             self.summary.status, self.summary.error = "failed", str(exc)
+            if isinstance(exc, ConfigError):
+                self.summary.cause = "config"
             self.log.error("run_failed", error=str(exc), error_type=type(exc).__name__)
         except Exception as exc:
             self.summary.status, self.summary.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -447,6 +503,7 @@ class Cycle:
         by_id = {p.contact_id: p for p in pending}
         updates = [PropertyUpdate(p.contact_id, p.properties) for p in pending if p.properties]
         stages = [StageChange(p.contact_id, p.stage, clear_first=True) for p in pending if p.stage]
+        check_writes(portal, updates, stages)
         outcome = portal.writer.update_contacts(updates)
         staged = portal.writer.set_stages(stages)
         props_dead = {d.contact_id for d in outcome.dead}

@@ -75,9 +75,23 @@ class PropertySpec:
     label: str
     type: PropertyType
     options: tuple[str, ...] = ()  # enumeration values
+    adopted: bool = False  # an existing property the portal file takes over (properties.adopt)
+
+
+@dataclass(frozen=True)
+class PropertyInfo:
+    """A contact property as the portal defines it (read-only checks: validate --live, plan)."""
+
+    name: str
+    type: str  # HubSpot's: string, number, enumeration, bool, datetime, date ...
+    group: str
+    options: tuple[str, ...] = ()
+    hubspot_defined: bool = False
 
 
 class CrmSource(Protocol):
+    def account_portal_id(self) -> int: ...
+
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]: ...
 
     def contacts_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]: ...

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -37,9 +37,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.config import parse_duration, portal_name
-from sync.errors import ConfigError
+from sync.errors import ConfigError, SyncError
+from sync.live import Finding
 from sync.observability import Metrics
-from sync.pipeline import Cycle, Kind, Portal
+from sync.pipeline import Cycle, Kind, Portal, RunSummary
 from sync.ports import StateStore
 
 log = structlog.get_logger("leadsync.service")
@@ -54,6 +55,7 @@ class Held:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one cycle at a time per portal
     leased: bool = False
     running: threading.Event | None = None  # the stop flag of the cycle in flight
+    live: str = ""  # the live check of this Portal object: "" not yet, "ok", or the errors that pause it
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Service:
         lease_ttl_s: float = LEASE_TTL_S,
         jitter_s: float = 30.0,
         workers: int = 4,
+        live_check: Callable[[Portal], Sequence[Finding]] | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.store = store
@@ -88,6 +91,7 @@ class Service:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_ttl_s = lease_ttl_s
         self.jitter_s = jitter_s
+        self.live_check = live_check
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.portals: dict[str, Held] = {}
@@ -228,7 +232,7 @@ class Service:
         stop = threading.Event()
         held.running = stop
         try:
-            if not held.leased:
+            if not held.leased or not self._live_ok(name, held, kind):
                 return
             summary = Cycle(portal, kind, stop=stop).run()
             self.metrics.record(name, kind, summary.status, summary.counts, portal.api_calls(), portal.headroom())
@@ -238,6 +242,39 @@ class Service:
         finally:
             held.running = None
             held.lock.release()
+
+    def _live_ok(self, name: str, held: Held, kind: Kind) -> bool:
+        """The live check, once per Portal object (a reload builds new ones): an error pauses the portal,
+        alerts once and runs no cycle until the file is fixed and reloaded."""
+        if self.live_check is None or held.live == "ok":
+            return True
+        if held.live:
+            return False
+        portal = held.portal
+        try:
+            findings = self.live_check(portal)
+        except SyncError as exc:  # the portal could not be read: the cycle finds out and records it
+            self.log.warning("live_check_failed", portal=name, error=str(exc))
+            return True
+        for f in findings:
+            emit = self.log.error if f.level == "error" else self.log.warning
+            emit("live_check", portal=name, file=str(held.file), finding=f.level, field=f.field, message=f.message)
+        errors = [f for f in findings if f.level == "error"]
+        if not errors:
+            held.live = "ok"
+            return True
+        wrong = [f for f in errors if f.field == "portal.id"]
+        held.live = wrong[0].message if wrong else "; ".join(f"{f.field}: {f.message}" for f in errors)
+        self.log.error(
+            "portal_paused", portal=name, reason="wrong_portal" if wrong else "live_check", errors=len(errors)
+        )
+        summary = RunSummary(
+            "live-check", kind, status="paused", error=held.live, cause="wrong_portal" if wrong else "live_check"
+        )
+        self.metrics.record(name, kind, "paused", {}, portal.api_calls())
+        if portal.after_run is not None:
+            portal.after_run(summary)
+        return False
 
     def serve(self, poll_s: float = 0.5, install_signals: bool = True) -> int:
         if install_signals:
@@ -279,6 +316,7 @@ class Service:
             last = runs[0] if runs else None
             portals[name] = {
                 "leased_here": held.leased,
+                "paused": held.live if held.live not in ("", "ok") else None,
                 "last_run": None
                 if last is None
                 else {"status": last.status, "started_at": last.started_at.isoformat()},

@@ -346,6 +346,9 @@ class FakeHub:
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
 
+    def account_portal_id(self) -> int:
+        return config().portal.id
+
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return iter(())
 

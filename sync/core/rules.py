@@ -214,6 +214,7 @@ class OutputProperties:
     grade: str = "ls_grade"
     reasons: str = "ls_reasons"
     scored_at: str = "ls_scored_at"
+    adopt: tuple[str, ...] = ()  # existing properties outside the group the portal file takes over
 
 
 @dataclass(frozen=True)

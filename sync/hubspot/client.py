@@ -83,6 +83,7 @@ class HubSpotClient:
         self.properties_core = crm.properties.core_api
         self.properties_groups = crm.properties.groups_api
         self.list_memberships = crm.lists.memberships_api
+        self.lists_api = crm.lists.lists_api
         self.forms_api = sdk.marketing.forms.forms_api
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})

@@ -12,6 +12,7 @@ from sync.core.model import EmailEvent, FormSubmission
 from sync.errors import SkippableRecordError
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.contacts import _next_after
+from sync.hubspot.errors import RejectedError
 from sync.hubspot.shapes import email_event_from_wire, submission_from_wire
 
 SUBMISSIONS_PAGE = 50  # the endpoint's maximum
@@ -88,6 +89,18 @@ class Engagement:
             offset = str(body.get("offset") or "")
             if not body.get("hasMore") or not offset:
                 return
+
+    def list_name(self, list_id: int) -> str | None:
+        """The list's name, or None when the portal has no such list."""
+        try:
+            response = self.client.sdk("lists.get", self.client.lists_api.get_by_id, str(list_id))
+        except RejectedError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body = response.body or {}
+        found = body.get("list")
+        return str((found if isinstance(found, dict) else body).get("name") or "")
 
     def list_members(self, list_id: int) -> set[str]:
         members: set[str] = set()

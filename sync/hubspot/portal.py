@@ -9,13 +9,14 @@ from collections.abc import Iterator, Sequence
 from sync.config import PortalConfig
 from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate, StageChange
 from sync.errors import ConfigError, ConfigProblem
+from sync.hubspot.account_info import account_info
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.contacts import Contacts
 from sync.hubspot.engagement import Engagement
 from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.properties import Properties
 from sync.hubspot.retry import RetryPolicy
-from sync.ports import ContactPage, PropertySpec, WriteOutcome
+from sync.ports import ContactPage, PropertyInfo, PropertySpec, WriteOutcome
 
 
 class HubSpotPortal:
@@ -44,6 +45,9 @@ class HubSpotPortal:
         self.client.stop = stop
 
     # CrmSource
+    def account_portal_id(self) -> int:
+        return account_info(self.client).portal_id
+
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return self.contacts.pages(after)
 
@@ -67,6 +71,13 @@ class HubSpotPortal:
 
     def list_members(self, list_id: int) -> set[str]:
         return self.engagement.list_members(list_id)
+
+    # the read-only checks (validate --live, plan)
+    def property_definitions(self) -> dict[str, PropertyInfo]:
+        return self.properties.definitions()
+
+    def list_name(self, list_id: int) -> str | None:
+        return self.engagement.list_name(list_id)
 
     # CrmWriter
     def ensure_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None:

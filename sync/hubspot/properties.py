@@ -10,7 +10,7 @@ from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate, Property
 from sync.errors import ConfigError, ConfigProblem
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.errors import RejectedError
-from sync.ports import PropertySpec
+from sync.ports import PropertyInfo, PropertySpec
 
 # Our property types -> HubSpot's (type, fieldType).
 FIELD_TYPES = {
@@ -29,8 +29,29 @@ class Properties:
     def __init__(self, client: HubSpotClient) -> None:
         self.client = client
 
+    def definitions(self) -> dict[str, PropertyInfo]:
+        """Every contact property of the portal, by name (read-only)."""
+        body = self.client.sdk("properties.list", self.client.properties_core.get_all, "contacts").body or {}
+        found: dict[str, PropertyInfo] = {}
+        for raw in body.get("results") or []:
+            if isinstance(raw, dict) and raw.get("name"):
+                found[str(raw["name"])] = _info(raw)
+        return found
+
     def ensure(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> list[str]:
-        """Create what is missing, add missing enumeration options; returns what was changed."""
+        """Create what is missing, add missing enumeration options; returns what was changed.
+
+        Every property is read and checked before anything is created: a conflict found on the last one
+        leaves the portal untouched."""
+        current: dict[str, dict[str, Any] | None] = {}
+        problems: list[ConfigProblem] = []
+        for spec in specs:
+            body = self._read(spec.name)
+            current[spec.name] = body
+            if body is not None:
+                problems += _conflicts(group, spec, body)
+        if problems:
+            raise ConfigError(problems)
         changed: list[str] = []
         try:
             self.client.sdk(
@@ -44,16 +65,21 @@ class Properties:
             if exc.status != 409:  # 409: it exists already
                 raise
         for spec in specs:
-            changed += self._ensure_one(group, spec)
+            changed += self._ensure_one(group, spec, current[spec.name])
         return changed
 
-    def _ensure_one(self, group: str, spec: PropertySpec) -> list[str]:
-        kind, field_type = FIELD_TYPES[spec.type]
+    def _read(self, name: str) -> dict[str, Any] | None:
         try:
-            current = self.client.sdk("properties.get", self.client.properties_core.get_by_name, "contacts", spec.name)
+            body = self.client.sdk("properties.get", self.client.properties_core.get_by_name, "contacts", name).body
         except RejectedError as exc:
             if exc.status != 404:
                 raise
+            return None
+        return body if isinstance(body, dict) else {}
+
+    def _ensure_one(self, group: str, spec: PropertySpec, body: dict[str, Any] | None) -> list[str]:
+        kind, field_type = FIELD_TYPES[spec.type]
+        if body is None:
             create = PropertyCreate(
                 name=spec.name,
                 label=spec.label,
@@ -70,19 +96,6 @@ class Properties:
                 if conflict.status != 409:  # created meanwhile by another replica: fine
                     raise
             return [f"property {spec.name}"]
-        body = current.body or {}
-        if body.get("type") != kind:
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        "HubSpot",
-                        None,
-                        f"properties.{spec.name}",
-                        f"the portal already has {spec.name} of type {body.get('type')!r}; leadsync needs {kind!r}. "
-                        "Rename the property in the config (properties:) or in HubSpot.",
-                    )
-                ]
-            )
         if spec.type == "enumeration":
             have = [str(o.get("value")) for o in body.get("options") or []]
             missing = [o for o in spec.options if o not in have]
@@ -97,3 +110,44 @@ class Properties:
                 )
                 return [f"options of {spec.name}: {', '.join(missing)}"]
         return []
+
+
+def _conflicts(group: str, spec: PropertySpec, body: dict[str, Any]) -> list[ConfigProblem]:
+    """Why leadsync may not write an existing property: another type, or someone else's and not adopted."""
+    kind = FIELD_TYPES[spec.type][0]
+    problems = []
+    if body.get("type") != kind:
+        problems.append(
+            ConfigProblem(
+                "HubSpot",
+                None,
+                f"properties.{spec.name}",
+                f"the portal already has {spec.name} of type {body.get('type')!r}; leadsync needs {kind!r}. "
+                "Rename the property in the config (properties:) or in HubSpot.",
+            )
+        )
+    owner = str(body.get("groupName") or "")
+    if owner != group and not spec.adopted:
+        whose = "a HubSpot default property" if body.get("hubspotDefined") else f"in group {owner!r}"
+        problems.append(
+            ConfigProblem(
+                "HubSpot",
+                None,
+                f"properties.{spec.name}",
+                f"{spec.name} already exists in HubSpot ({whose}), outside leadsync's group {group!r}: leadsync "
+                f"writes only its own properties. Rename the output in the config (properties:), or, to take this "
+                f"property over, list it under properties.adopt.",
+            )
+        )
+    return problems
+
+
+def _info(raw: dict[str, Any]) -> PropertyInfo:
+    options = tuple(str(o.get("value")) for o in raw.get("options") or [] if isinstance(o, dict))
+    return PropertyInfo(
+        name=str(raw["name"]),
+        type=str(raw.get("type") or ""),
+        group=str(raw.get("groupName") or ""),
+        options=options,
+        hubspot_defined=bool(raw.get("hubspotDefined")),
+    )

@@ -31,6 +31,7 @@ from sync.core.rules import ModelSpec, RuleSet
 from sync.core.scoring import reasons_text, score_at
 from sync.observability import email_for_log
 from sync.pipeline import BATCH, LIFECYCLE_STAGE, owned_properties
+from sync.ports import PropertyInfo
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
 STAGE_MOVE_CALLS = 4
@@ -58,6 +59,7 @@ class ContactDiff:
     stage_move: str | None  # a backward stage move, sent as clear then set
     reasons: str
     note: str  # excluded, holdout or the stage decision
+    rejected: str = ""  # why HubSpot would refuse these writes (then they are not counted as written)
 
     @property
     def delta(self) -> float:
@@ -73,6 +75,7 @@ class ContactDiff:
             "stage_move": self.stage_move,
             "reasons": self.reasons,
             "note": self.note,
+            "rejected": self.rejected or None,
         }
 
 
@@ -152,7 +155,8 @@ class PlanReport:
             ],
             "api_calls": self.calls,
             "top_changes": [d.json(emails) for d in self.top(top)],
-            "contacts_written": [d.json(emails) for d in self.diffs if d.writes or d.stage_move],
+            "contacts_written": [d.json(emails) for d in self.diffs if (d.writes or d.stage_move) and not d.rejected],
+            "would_be_rejected": [d.json(emails) for d in self.diffs if d.rejected],
             "stage_ownership": self.ownership or "read from the state store",
             "stages_held_back": [h.json(emails) for h in self.held_back],
             "problems": self.problems,
@@ -193,6 +197,52 @@ def holding(model: ModelSpec, contact: Contact) -> Held:
     return held(model, {**contact.properties, LIFECYCLE_STAGE: contact.lifecycle_stage})
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """What HubSpot would take from a run, as far as the portal's property definitions tell."""
+
+    refused: Mapping[str, str]  # property -> why every write of it is refused
+    options: Mapping[str, frozenset[str]]  # enumeration property -> the values it takes (after run start)
+
+    def reason(self, writes: Mapping[str, str], stage: str | None) -> str:
+        values = {**writes, **({LIFECYCLE_STAGE: stage} if stage else {})}
+        reasons = []
+        for name, value in sorted(values.items()):
+            if name in self.refused:
+                reasons.append(self.refused[name])
+            elif value and name in self.options and value not in self.options[name]:
+                reasons.append(f"{value!r} is not an option of {name}")
+        return "; ".join(dict.fromkeys(reasons))
+
+
+def acceptance(rules: RuleSet, defs: Mapping[str, PropertyInfo]) -> Acceptance:
+    """From the portal's contact properties: the writes a run of `rules` would have refused.
+
+    Run start creates leadsync's missing properties and adds its grade labels to their options, so only
+    what it cannot change counts: a property outside its group and not adopted, another type, a stage
+    lifecyclestage lacks."""
+    group, specs = owned_properties(rules)
+    refused: dict[str, str] = {}
+    options: dict[str, frozenset[str]] = {}
+    for spec in specs:
+        info = defs.get(spec.name)
+        if info is None:
+            continue
+        if info.group != group and not spec.adopted:
+            refused[spec.name] = (
+                f"{spec.name} exists in HubSpot in group {info.group!r}, outside leadsync's group {group!r}, "
+                "and is not adopted (properties.adopt)"
+            )
+        elif info.type != spec.type:
+            refused[spec.name] = f"{spec.name} is a {info.type} property in HubSpot; leadsync writes a {spec.type}"
+        elif spec.type == "enumeration":
+            options[spec.name] = frozenset(info.options) | frozenset(spec.options)
+    stage = defs.get(LIFECYCLE_STAGE)
+    if stage is not None:
+        options[LIFECYCLE_STAGE] = frozenset(stage.options)
+    return Acceptance(refused, options)
+
+
 def build_plan(
     inputs: Iterable[tuple[Contact, list[Event]]],
     rules: RuleSet,
@@ -203,6 +253,7 @@ def build_plan(
     base_label: str = "",
     progress: Callable[[int], None] | None = None,
     written_stages: Mapping[str, str] | None = None,
+    accepts: Acceptance | None = None,
 ) -> PlanReport:
     """`written_stages`: the stage leadsync last wrote per contact, from the state store; None when unknown."""
     report = PlanReport(source, rules.version, base_label or "HubSpot now", now_ms)
@@ -257,7 +308,11 @@ def build_plan(
         if not writes and move is None and before == after:
             report.counts["unchanged"] += 1
             continue
-        report.counts["written"] += bool(writes or move)
+        rejected = accepts.reason(plan.update.properties if plan.update else {}, move) if accepts else ""
+        if rejected:
+            report.counts["rejected"] += 1  # HubSpot would refuse the batch entry: not a success
+        else:
+            report.counts["written"] += bool(writes or move)
         report.counts["score_changed"] += before.score != after.score
         report.counts["grade_changed"] += before.grade != after.grade
         report.counts["stage_changed"] += before.stage != after.stage
@@ -276,7 +331,7 @@ def build_plan(
             else result.stage_reason
         )
         report.diffs.append(
-            ContactDiff(contact.id, contact.email, before, after, writes, move, reasons_text(result), note)
+            ContactDiff(contact.id, contact.email, before, after, writes, move, reasons_text(result), note, rejected)
         )
     update_calls += batch_updates
     stage_batches += batch_moves
@@ -321,6 +376,11 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     if report.ownership:
         console.print(f"Note: {report.ownership}.")
     _print_held_back(report, console, top)
+    if c["rejected"]:
+        why = Counter(d.rejected for d in report.diffs if d.rejected)
+        console.print(f"[bold red]{c['rejected']} contacts' writes would be rejected by HubSpot[/bold red]:")
+        for reason, n in why.most_common(5):
+            console.print(f"  {n}: {reason}")
     if report.transitions:
         stages_from = sorted({a for a, _ in report.transitions})
         stages_to = sorted({b for _, b in report.transitions})

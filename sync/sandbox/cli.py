@@ -65,6 +65,13 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         metavar="N",
         help="give N synthetic contacts one lastmodifieddate, as a bulk import does",
     )
+    parser.add_argument(
+        "--portal-id",
+        type=int,
+        default=None,
+        metavar="ID",
+        help="the portal id the sandbox answers as (default: the snapshot's, else 12345678)",
+    )
     parser.add_argument("--port", type=_non_negative, default=0, metavar="P", help="port (default 0: pick a free one)")
     parser.add_argument("--token", default="sandbox-token", metavar="T", help="the bearer token to accept")
     parser.add_argument(
@@ -118,6 +125,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print(f"--shared-timestamp {args.shared_timestamp} is more than --contacts {contacts}", file=sys.stderr)
             return EXIT_FAILED
         portal = generate_portal(contacts, args.seed, shared_timestamp=args.shared_timestamp)
+    if args.portal_id is not None:
+        portal.portal_id = args.portal_id
     try:
         sandbox = Sandbox(
             portal,

@@ -13,6 +13,7 @@ Search results are cached per query until the next contact change.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from sync.sandbox.properties import (
     OBJECT_ID,
     RECORD_FIELDS,
     STANDARD_GROUPS,
+    Option,
     PropertyDef,
     PropertyGroup,
     standard_properties,
@@ -71,8 +73,9 @@ FailureChooser = Callable[[list[str]], tuple[set[str], str]]
 
 
 class Portal:
-    def __init__(self, portal_id: int = DEFAULT_PORTAL_ID, *, created_ms: int = 0) -> None:
+    def __init__(self, portal_id: int = DEFAULT_PORTAL_ID, *, created_ms: int = 0, time_zone: str = "UTC") -> None:
         self.portal_id = portal_id
+        self.time_zone = time_zone
         self._lock = threading.Lock()
         self._props: dict[str, PropertyDef] = {p.name: p for p in standard_properties(created_ms)}
         self._groups: dict[str, PropertyGroup] = {g.name: g for g in STANDARD_GROUPS}
@@ -110,6 +113,13 @@ class Portal:
         may remove a lifecycle stage, an option someone else's property lacks ...)."""
         with self._lock:
             self._props[prop.name] = prop
+
+    def add_lifecycle_stage(self, value: str, label: str) -> None:
+        """A custom lifecycle stage, as a portal's admin adds one in HubSpot's lifecycle stage settings."""
+        with self._lock:
+            prop = self._props[LIFECYCLE_STAGE]
+            option = Option(label, value, len(prop.options))
+            self._props[LIFECYCLE_STAGE] = dataclasses.replace(prop, options=(*prop.options, option))
 
     def add_form(self, form: FormRecord) -> None:
         with self._lock:
@@ -716,6 +726,35 @@ class Portal:
                 page.append(event)
             token = encode_cursor(page[-1].created, page[-1].id) if page else (offset or "")
             return {"events": [e.wire() for e in page], "hasMore": has_more, "offset": token}
+
+    def account_info(self) -> JsonObject:
+        """The portal a token belongs to (GET /account-info/v3/details)."""
+        return {
+            "portalId": self.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": self.time_zone,
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "dataHostingLocation": "na1",
+            "uiDomain": "app.hubspot.com",
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+        }
+
+    def list_info(self, list_id: str) -> JsonObject:
+        with self._lock:
+            record = self._lists.get(int(list_id)) if _numeric(list_id) else None
+            if record is None:
+                raise not_found(f"List {list_id} does not exist.")
+            return {
+                "list": {
+                    "listId": str(record.list_id),
+                    "name": record.name,
+                    "objectTypeId": "0-1",
+                    "processingType": "MANUAL",
+                    "size": len(record.members),
+                }
+            }
 
     def memberships(self, list_id: str, limit: int, after: str | None) -> JsonObject:
         with self._lock:

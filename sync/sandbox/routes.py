@@ -192,6 +192,14 @@ def list_memberships(portal: Portal, req: ApiRequest) -> Reply:
     return Reply(200, portal.memberships(req.params["listId"], limit, query_str(req.query, "after")))
 
 
+def account_info(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.account_info())
+
+
+def get_list(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.list_info(req.params["listId"]))
+
+
 # Order matters where templates overlap: /groups before /{propertyName}, /search and /batch before /{contactId}.
 API_ROUTES = (
     Route("GET", "/crm/v3/objects/contacts", list_contacts),
@@ -211,6 +219,8 @@ API_ROUTES = (
     Route("GET", "/form-integrations/v1/submissions/forms/{formId}", form_submissions),
     Route("GET", "/email/public/v1/events", email_events),
     Route("GET", "/crm/v3/lists/{listId}/memberships", list_memberships),
+    Route("GET", "/crm/v3/lists/{listId}", get_list),
+    Route("GET", "/account-info/v3/details", account_info),
 )
 
 

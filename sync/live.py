@@ -1,0 +1,274 @@
+"""`validate --live`: a portal file checked against the portal it names, read-only.
+
+Findings are errors (the file cannot work with this portal: the token's portal differs, a property a
+rule reads or a list an exclusion names does not exist, a stage is not an option of lifecyclestage)
+or warnings (a test that cannot match the property's type, a value that is not one of an
+enumeration's options, a form name no form has, a segment no contact falls in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sync.config import PortalConfig, Site, model_entries, property_reads, sites
+from sync.core import conditions as c
+from sync.core.rules import BandRule, EventRule, MapRule, RuleSet
+from sync.errors import WrongPortalError
+from sync.pipeline import LIFECYCLE_STAGE, with_lists
+from sync.ports import ContactPage, PropertyInfo
+from sync.yamlsource import Path_, path_text
+
+Level = Literal["error", "warning"]
+SCAN_LIMIT = 5000  # contacts read to find each segment a member; a bounded, read-only scan
+NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
+DATE_OPS = frozenset({"date_gt", "date_gte", "date_lt", "date_lte", "within_days", "older_than_days"})
+TEXT_OPS = frozenset({"contains", "not_contains", "starts_with", "ends_with"})
+VALUE_OPS = frozenset({"equals", "not_equals", "in", "not_in"})
+NUMBER_TYPES = frozenset({"number"})
+DATE_TYPES = frozenset({"datetime", "date"})
+TEXT_TYPES = frozenset({"string", "enumeration", "phone_number"})
+OPTION_TYPES = frozenset({"enumeration", "bool"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    field: str
+    message: str
+
+    def line(self, file: str) -> str:
+        return f"{file}: {self.level}: {self.field}: {self.message}"
+
+
+class LivePortal(Protocol):
+    """What the live check reads (HubSpotPortal has it all)."""
+
+    def account_portal_id(self) -> int: ...
+
+    def property_definitions(self) -> dict[str, PropertyInfo]: ...
+
+    def list_name(self, list_id: int) -> str | None: ...
+
+    def forms(self) -> dict[str, str]: ...
+
+    def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]: ...
+
+    def list_members(self, list_id: int) -> set[str]: ...
+
+
+def identity_finding(config: PortalConfig, portal: LivePortal) -> Finding | None:
+    actual = portal.account_portal_id()
+    if actual == config.portal.id:
+        return None
+    return Finding("error", "portal.id", str(WrongPortalError(actual, config.portal.id)))
+
+
+def live_check(
+    config: PortalConfig, rules: RuleSet, portal: LivePortal, now_ms: int, scan_limit: int = SCAN_LIMIT
+) -> list[Finding]:
+    """Every finding for one file; stops after the identity check when the token is another portal's."""
+    wrong = identity_finding(config, portal)
+    if wrong is not None:
+        return [wrong]
+    spec = rules.spec
+    defs = portal.property_definitions()
+    found: list[Finding] = []
+    missing: set[tuple[Path_, str]] = set()
+    for where, name in property_reads(config, spec):
+        if name not in defs and (where, name) not in missing:
+            missing.add((where, name))
+            found.append(Finding("error", path_text(where), f"property {name} does not exist in the portal"))
+    all_sites = list(sites(config, spec))
+    for site in all_sites:
+        found += _type_findings(site, defs)
+    found += _stage_findings(config, rules, defs)
+    found += _list_findings(all_sites, portal)
+    found += _form_findings(all_sites, portal)
+    found += _segment_findings(config, rules, portal, now_ms, scan_limit)
+    return found
+
+
+# -- properties: types and options --
+
+
+def _tests(site: Site) -> Iterator[c.PropertyTest]:
+    if site.condition is not None:
+        for node in c.walk(site.condition):
+            if isinstance(node, c.PropertyTest):
+                yield node
+
+
+def _type_findings(site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+    where = path_text(site.path)
+    found: list[Finding] = []
+    rule = site.rule
+    if isinstance(rule, BandRule) and rule.property in defs:
+        info = defs[rule.property]
+        if info.type not in NUMBER_TYPES:
+            found.append(_cannot_match(where, "bands", info))
+    if isinstance(rule, MapRule) and rule.property in defs:
+        info = defs[rule.property]
+        if info.type in OPTION_TYPES:
+            unknown = [label for key, label in sorted(rule.labels.items()) if key not in _folded(info)]
+            if unknown:
+                found.append(_not_options(f"{where}.map", unknown, info))
+    for test in _tests(site):
+        if test.property not in defs:
+            continue
+        info = defs[test.property]
+        if test.op in NUMERIC_OPS and info.type not in NUMBER_TYPES:
+            found.append(_cannot_match(where, test.op, info))
+        elif test.op in DATE_OPS and info.type not in DATE_TYPES:
+            found.append(_cannot_match(where, test.op.removeprefix("date_"), info))
+        elif test.op in TEXT_OPS and info.type not in TEXT_TYPES:
+            found.append(_cannot_match(where, test.op, info))
+        elif test.op in VALUE_OPS and info.type in OPTION_TYPES:
+            values = test.value if isinstance(test.value, tuple) else (test.value,)
+            unknown = [_text(v) for v in values if _text(v).casefold() not in _folded(info)]
+            if unknown:
+                found.append(_not_options(where, unknown, info))
+    return found
+
+
+def _folded(info: PropertyInfo) -> set[str]:
+    return {o.casefold() for o in info.options}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _cannot_match(where: str, op: str, info: PropertyInfo) -> Finding:
+    return Finding("warning", where, f"{op} can never match: {info.name} is a {info.type} property in the portal")
+
+
+def _not_options(where: str, values: list[str], info: PropertyInfo) -> Finding:
+    shown = ", ".join(info.options[:30]) + (" ..." if len(info.options) > 30 else "")
+    return Finding(
+        "warning",
+        where,
+        f"{', '.join(repr(v) for v in values)} {'is not an option' if len(values) == 1 else 'are not options'} "
+        f"of {info.name}; its options are: {shown or '(none)'}",
+    )
+
+
+# -- stages --
+
+
+def _stage_findings(config: PortalConfig, rules: RuleSet, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+    info = defs.get(LIFECYCLE_STAGE)
+    if info is None:
+        return [Finding("error", "lifecycle", "the portal has no lifecyclestage property")]
+    options = set(info.options)
+    found: list[Finding] = []
+    for (mpath, model_cfg), model in zip(model_entries(config), rules.spec.models, strict=True):
+        lc = model.lifecycle
+        if lc.mode == "off" or model_cfg.lifecycle is None:
+            continue
+        base = (*mpath, "lifecycle")
+        used: list[tuple[Path_, str]] = [((*base, "stages", i, "stage"), t.stage) for i, t in enumerate(lc.thresholds)]
+        used += [((*base, "rules", i, "stage"), r.stage) for i, r in enumerate(lc.rules)]
+        used += [((*base, "never_touch", i), s) for i, s in enumerate(model_cfg.lifecycle.never_touch)]
+        if model_cfg.lifecycle.order:
+            used += [((*base, "order", i), s) for i, s in enumerate(model_cfg.lifecycle.order)]
+        if lc.demote:
+            used.append(((*base, "demote_to"), lc.demote_to))
+        for where, stage in used:
+            if stage not in options:
+                found.append(
+                    Finding(
+                        "error",
+                        path_text(where),
+                        f"{stage!r} is not a lifecycle stage of the portal; lifecyclestage's options are: "
+                        + ", ".join(info.options),
+                    )
+                )
+    return found
+
+
+# -- lists and forms --
+
+
+def _list_findings(all_sites: list[Site], portal: LivePortal) -> list[Finding]:
+    known: dict[int, bool] = {}
+    found: list[Finding] = []
+    for site in all_sites:
+        if site.condition is None:
+            continue
+        for node in c.walk(site.condition):
+            if not isinstance(node, c.InList):
+                continue
+            for list_id in sorted(node.list_ids):
+                if list_id not in known:
+                    known[list_id] = portal.list_name(list_id) is not None
+                if not known[list_id]:
+                    found.append(
+                        Finding("error", path_text(site.path), f"hubspot_list {list_id}: the portal has no such list")
+                    )
+    return found
+
+
+def _filters(site: Site) -> Iterator[c.EventFilter]:
+    if isinstance(site.rule, EventRule):
+        yield site.rule.filter
+    if site.condition is not None:
+        for node in c.walk(site.condition):
+            if isinstance(node, c.EventCondition):
+                yield node.filter
+
+
+def _form_findings(all_sites: list[Site], portal: LivePortal) -> list[Finding]:
+    wanted = [(site, flt) for site in all_sites for flt in _filters(site) if flt.form_name_contains]
+    if not wanted:
+        return []
+    names = [n.casefold() for n in portal.forms().values()]
+    found: list[Finding] = []
+    for site, flt in wanted:
+        for needle in flt.form_name_contains:
+            if not any(needle in name for name in names):
+                found.append(
+                    Finding(
+                        "warning",
+                        f"{path_text(site.path)}.form_name_contains",
+                        f"no form of the portal has {needle!r} in its name ({len(names)} forms)",
+                    )
+                )
+    return found
+
+
+# -- segments --
+
+
+def _segment_findings(
+    config: PortalConfig, rules: RuleSet, portal: LivePortal, now_ms: int, scan_limit: int
+) -> list[Finding]:
+    # A segment that looks at events needs every event read to be judged: only property segments are checked.
+    todo = {
+        m.spec.name: m
+        for m in rules.models
+        if m.segment is not None and m.spec.segment is not None and not c.event_kinds(m.spec.segment)
+    }
+    if not todo:
+        return []
+    members = {i: portal.list_members(i) for i in sorted(rules.list_ids) if portal.list_name(i) is not None}
+    read = 0
+    for page in portal.contact_pages(None):
+        for stored in page.contacts:
+            ctx = rules.context(with_lists(stored, members), (), now_ms)
+            for name, model in list(todo.items()):
+                assert model.segment is not None
+                if model.segment(ctx):
+                    del todo[name]
+        read += len(page.contacts)
+        if not todo or read >= scan_limit:
+            break
+    where = {m.spec.name: path for (path, _), m in zip(model_entries(config), rules.models, strict=True)}
+    scope = f"the first {read}" if read >= scan_limit else f"all {read}"
+    return [
+        Finding("warning", path_text((*where[name], "segment")), f"matches none of {scope} contacts of the portal")
+        for name in todo
+    ]
