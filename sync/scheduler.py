@@ -37,7 +37,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.config import parse_duration, portal_name
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, StoppedError, SyncError
 from sync.live import Finding
 from sync.observability import Metrics
 from sync.pipeline import Cycle, Kind, Portal, RunSummary
@@ -231,6 +231,7 @@ class Service:
         portal = held.portal  # the object this cycle runs with, even if a reload replaces it meanwhile
         stop = threading.Event()
         held.running = stop
+        portal.bind_stop(stop)  # a stop (SIGTERM, a lost lease) cuts the live check's retry waits short too
         try:
             if not held.leased or not self._live_ok(name, held, kind):
                 return
@@ -253,6 +254,8 @@ class Service:
         portal = held.portal
         try:
             findings = self.live_check(portal)
+        except StoppedError:
+            return False  # checked again by the next cycle
         except SyncError as exc:  # the portal could not be read: the cycle finds out and records it
             self.log.warning("live_check_failed", portal=name, error=str(exc))
             return True
