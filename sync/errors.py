@@ -68,6 +68,11 @@ class WrongPortalError(PausedError):
         )
 
 
+class LiveCheckError(PausedError):
+    """The portal file does not fit the portal (a property, stage or list it names is not there): the service
+    runs nothing for it until the file is fixed and reloaded."""
+
+
 class UnownedWriteError(FatalError):
     """A write leadsync must not send (a property it does not own, or a portal not yet identified)."""
 

@@ -28,6 +28,7 @@ from sync.errors import (
     BudgetExhaustedError,
     ConfigError,
     FatalError,
+    LiveCheckError,
     PausedError,
     StoppedError,
     SyncError,
@@ -39,6 +40,7 @@ from sync.ports import (
     Clock,
     CrmSource,
     CrmWriter,
+    DeadLetter,
     HistoryRow,
     PendingWrite,
     PropertySpec,
@@ -82,6 +84,11 @@ class Portal:
     properties_ready: bool = False
     # The token's own portal, read once per Portal object (a reload builds a new one, so it is read again).
     identity_verified: bool = False
+    # The service's live check of the file against the portal (sync.live), run by the first cycle of this Portal
+    # object after the identity check: it returns the errors that pause the portal ("" when none). Its verdict is
+    # kept: "ok", or the errors every later cycle of this object reports without asking HubSpot again.
+    live_check: Callable[[], str] | None = None
+    live_verdict: str = ""
     # Told every run's summary once it is recorded (alerts); it contains its own failures and never raises.
     after_run: Callable[[RunSummary], None] | None = None
     # Hands a cycle's stop flag to the adapter, so a stop also cuts its retry waits short (sync.app wires it).
@@ -168,6 +175,16 @@ def verify_identity(portal: Portal) -> None:
     portal.identity_verified = True
 
 
+def check_live(portal: Portal) -> None:
+    """The service's live check, once per Portal object; its errors pause the portal (LiveCheckError)."""
+    if portal.live_check is None or portal.live_verdict == "ok":
+        return
+    if not portal.live_verdict:
+        portal.live_verdict = portal.live_check() or "ok"
+    if portal.live_verdict != "ok":
+        raise LiveCheckError(portal.live_verdict)
+
+
 def _grade_labels(model: ModelSpec) -> tuple[str, ...]:
     if model.grades is None:
         return ()
@@ -212,6 +229,7 @@ class Cycle:
         portal.bind_stop(self.stop)
         try:
             verify_identity(portal)  # before anything is written, the pending writes of a crashed run included
+            check_live(portal)
             self._finish_pending()
             self._ensure_properties()
             now_ms = int(started.timestamp() * 1000)
@@ -237,6 +255,8 @@ class Cycle:
             self.summary.status, self.summary.error = "paused", str(exc)
             if isinstance(exc, WrongPortalError):
                 self.summary.cause = "wrong_portal"
+            elif isinstance(exc, LiveCheckError):
+                self.summary.cause = "live_check"
             self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
         except BudgetExhaustedError as exc:
             self.summary.status, self.summary.error, self.summary.budget_spent = "failed", str(exc), True
@@ -460,11 +480,41 @@ class Cycle:
 
     def _finish_pending(self) -> None:
         """Send what a crashed run recorded but never completed."""
-        pending = self.portal.store.pending_writes(self.portal.id)
+        pending = self._owned_pending(self.portal.store.pending_writes(self.portal.id))
         if pending:
             self.log.info("resuming_pending_writes", count=len(pending))
             for start in range(0, len(pending), BATCH):
                 self._send(pending[start : start + BATCH], None)
+
+    def _owned_pending(self, pending: Sequence[PendingWrite]) -> list[PendingWrite]:
+        """A crashed run's writes, less any property the config no longer owns (an output renamed since).
+
+        Such a value is never sent; a write left with nothing to send becomes a dead letter saying why, so the
+        outbox empties and the contact is rescored by the dead-letter retry under today's config."""
+        allowed = writable_properties(self.portal.rules)
+        keep: list[PendingWrite] = []
+        dropped: list[DeadLetter] = []
+        for write in pending:
+            foreign = sorted(set(write.properties) - allowed)
+            if write.stage and LIFECYCLE_STAGE not in allowed:
+                foreign.append(LIFECYCLE_STAGE)
+            if not foreign:
+                keep.append(write)
+                continue
+            self.log.warning("pending_write_trimmed", contact_id=write.contact_id, properties=foreign)
+            owned = {k: v for k, v in write.properties.items() if k in allowed}
+            stage = write.stage if LIFECYCLE_STAGE in allowed else None
+            if owned or stage:
+                keep.append(replace(write, properties=owned, stage=stage))
+            else:
+                reason = (
+                    f"not sent: the config no longer owns {', '.join(foreign)} (renamed since the write was planned)"
+                )
+                dropped.append(DeadLetter(write.contact_id, dict(write.properties), reason))
+        if dropped:
+            self.portal.store.complete_writes(self.portal.id, self.run_id, [], dropped)
+            self.summary.add("dead_lettered", len(dropped))
+        return keep
 
     def _retry_dead_letters(self, now_ms: int) -> None:
         """Try again the writes HubSpot refused, once due (the store's backoff), through the normal write path.

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -37,10 +38,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.config import parse_duration, portal_name
-from sync.errors import ConfigError, StoppedError, SyncError
+from sync.errors import ConfigError
 from sync.live import Finding
 from sync.observability import Metrics
-from sync.pipeline import Cycle, Kind, Portal, RunSummary
+from sync.pipeline import Cycle, Kind, Portal
 from sync.ports import StateStore
 
 log = structlog.get_logger("leadsync.service")
@@ -55,7 +56,6 @@ class Held:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one cycle at a time per portal
     leased: bool = False
     running: threading.Event | None = None  # the stop flag of the cycle in flight
-    live: str = ""  # the live check of this Portal object: "" not yet, "ok", or the errors that pause it
 
 
 @dataclass(frozen=True)
@@ -231,9 +231,10 @@ class Service:
         portal = held.portal  # the object this cycle runs with, even if a reload replaces it meanwhile
         stop = threading.Event()
         held.running = stop
-        portal.bind_stop(stop)  # a stop (SIGTERM, a lost lease) cuts the live check's retry waits short too
+        if self.live_check is not None and portal.live_check is None:
+            portal.live_check = functools.partial(self._live, name, held)
         try:
-            if not held.leased or not self._live_ok(name, held, kind):
+            if not held.leased:
                 return
             summary = Cycle(portal, kind, stop=stop).run()
             self.metrics.record(name, kind, summary.status, summary.counts, portal.api_calls(), portal.headroom())
@@ -244,40 +245,15 @@ class Service:
             held.running = None
             held.lock.release()
 
-    def _live_ok(self, name: str, held: Held, kind: Kind) -> bool:
-        """The live check, once per Portal object (a reload builds new ones): an error pauses the portal,
-        alerts once and runs no cycle until the file is fixed and reloaded."""
-        if self.live_check is None or held.live == "ok":
-            return True
-        if held.live:
-            return False
-        portal = held.portal
-        try:
-            findings = self.live_check(portal)
-        except StoppedError:
-            return False  # checked again by the next cycle
-        except SyncError as exc:  # the portal could not be read: the cycle finds out and records it
-            self.log.warning("live_check_failed", portal=name, error=str(exc))
-            return True
+    def _live(self, name: str, held: Held) -> str:
+        """The live check of a portal file (once per Portal object, from its first cycle): findings are logged;
+        the errors returned pause the portal."""
+        assert self.live_check is not None
+        findings = self.live_check(held.portal)
         for f in findings:
             emit = self.log.error if f.level == "error" else self.log.warning
             emit("live_check", portal=name, file=str(held.file), finding=f.level, field=f.field, message=f.message)
-        errors = [f for f in findings if f.level == "error"]
-        if not errors:
-            held.live = "ok"
-            return True
-        wrong = [f for f in errors if f.field == "portal.id"]
-        held.live = wrong[0].message if wrong else "; ".join(f"{f.field}: {f.message}" for f in errors)
-        self.log.error(
-            "portal_paused", portal=name, reason="wrong_portal" if wrong else "live_check", errors=len(errors)
-        )
-        summary = RunSummary(
-            "live-check", kind, status="paused", error=held.live, cause="wrong_portal" if wrong else "live_check"
-        )
-        self.metrics.record(name, kind, "paused", {}, portal.api_calls())
-        if portal.after_run is not None:
-            portal.after_run(summary)
-        return False
+        return "; ".join(f"{f.field}: {f.message}" for f in findings if f.level == "error")
 
     def serve(self, poll_s: float = 0.5, install_signals: bool = True) -> int:
         if install_signals:
@@ -319,7 +295,7 @@ class Service:
             last = runs[0] if runs else None
             portals[name] = {
                 "leased_here": held.leased,
-                "paused": held.live if held.live not in ("", "ok") else None,
+                "paused": last.error if last is not None and last.status == "paused" else None,
                 "last_run": None
                 if last is None
                 else {"status": last.status, "started_at": last.started_at.isoformat()},

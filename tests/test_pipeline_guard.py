@@ -132,3 +132,25 @@ def test_a_run_checks_the_identity_once_per_portal_object_and_a_wrong_one_pauses
     assert not p.identity_verified
     hub.portal_id = 12345678
     assert Cycle(p, "incremental").run().status == "ok" and p.identity_verified
+
+
+def test_a_crashed_runs_write_of_a_property_no_longer_owned_is_trimmed_not_sent(store: SqlStateStore) -> None:
+    """An output renamed between a crash and the restart: the old name is never written, the run goes on."""
+    hub = FakeHub(12345678)
+    p = portal(store, hub)
+    store.record_pending(p.id, "crashed", [PendingWrite("1", {"ls_score": "40", "ls_score_old": "40"}, None, None)])
+    summary = Cycle(p, "incremental").run()
+    assert summary.status == "ok", summary.error
+    assert [batch for batch in hub.sent if batch] == [[PropertyUpdate("1", {"ls_score": "40"})]]
+    assert store.pending_writes(p.id) == []
+
+
+def test_a_crashed_runs_write_left_with_nothing_owned_becomes_a_dead_letter(store: SqlStateStore) -> None:
+    hub = FakeHub(12345678)
+    p = portal(store, hub)
+    store.record_pending(p.id, "crashed", [PendingWrite("1", {"ls_score_old": "40"}, None, None)])
+    summary = Cycle(p, "incremental").run()
+    assert summary.status == "ok", summary.error
+    assert not any(hub.sent) and store.pending_writes(p.id) == []
+    [letter] = store.dead_letters(p.id)
+    assert letter.contact_id == "1" and "no longer owns ls_score_old" in letter.reason

@@ -130,9 +130,48 @@ def test_the_service_pauses_and_alerts_the_wrong_portal_and_syncs_the_other(
         sent = [json.loads(call.request.body or b"{}")["text"] for call in hook.calls if call.request.url == HOOK]
     assert len(sent) == 1 and "bad" in sent[0] and "is paused: wrong portal" in sent[0] and "7002" in sent[0]
     assert "7002" in health["portals"]["bad"]["paused"] and health["portals"]["good"]["paused"] is None
-    found = [e for e in logs if e["event"] == "live_check"]
-    assert [(e["portal"], e["field"]) for e in found] == [("bad", "portal.id")]
-    assert [e["status"] for e in logs if e["event"] == "run_finished"] == ["ok", "ok"]
+    # The identity check comes first in every cycle: a wrong portal is not checked any further.
+    assert [e for e in logs if e["event"] == "live_check"] == []
+    finished = [(e["portal"], e["status"]) for e in logs if e["event"] == "run_finished"]
+    assert finished == [("good", "ok"), ("bad", "paused")] * 2
+
+
+def test_the_service_pauses_a_portal_whose_file_does_not_fit_it_and_alerts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "portals"
+    folder.mkdir()
+    monkeypatch.setenv(HOOK_ENV, HOOK)
+    with (
+        Sandbox(generate_portal(40, 3), rate_limit="off") as sb,
+        responses.RequestsMock(assert_all_requests_are_fired=False) as hook,
+    ):
+        monkeypatch.setenv(TOKEN_ENV, sb.token)
+        hook.post(HOOK, status=200)
+        hook.add_passthru(sb.url)
+        config = sandbox_config(sb.url, TOKEN_ENV)
+        config["alerts"] = {"webhook_env": HOOK_ENV}
+        config["model"]["fit"]["rules"].append(
+            {"id": "ghost", "property": "no_such_property", "exists": True, "points": 5}
+        )
+        (folder / "acme.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+        service = Service(folder, store, open_portal, jitter_s=0, live_check=check_live)
+        with capture_logs() as logs:
+            service.load()
+            service.keep_leases()
+            for _ in range(2):
+                service.run_portal("acme-eu", "incremental")
+        health = service.health()
+        service.scheduler.remove_all_jobs()
+        store.close()
+        assert property_writes(sb) == 0 and sb.portal.write_log() == []
+        sent = [json.loads(call.request.body or b"{}")["text"] for call in hook.calls if call.request.url == HOOK]
+    assert len(sent) == 1 and "no_such_property" in sent[0]
+    assert "no_such_property" in health["portals"]["acme-eu"]["paused"]
+    checks = [e for e in logs if e["event"] == "live_check"]
+    assert len(checks) == 1 and checks[0]["field"] == "model.fit.rules[12]"  # once per Portal object
+    assert [e["status"] for e in logs if e["event"] == "run_finished"] == ["paused", "paused"]
 
 
 # -- item 2: properties leadsync does not own --
