@@ -107,7 +107,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     now = _now(args.now)
     portal = load_portal(args.config)
     rules = compile_ruleset(portal.rules)
-    snapshot = read_snapshot(args.snapshot)
+    snapshot = read_snapshot(args.snapshot, portal.config.forms.types)
     if snapshot.portal_id is not None and snapshot.portal_id != portal.config.portal.id:
         print(
             f"{args.snapshot}: warning: a snapshot of portal {snapshot.portal_id}, scored with the config "
@@ -187,7 +187,7 @@ def _load_dataset(
 
     portal = loaded.config.portal
     if args.snapshot:
-        data = from_snapshot(args.snapshot)
+        data = from_snapshot(args.snapshot, loaded.config.forms.types)
         if data.portal_id is not None and data.portal_id != portal.id:
             print(
                 f"{args.snapshot}: warning: a snapshot of portal {data.portal_id}, used with the config of portal "

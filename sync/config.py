@@ -357,6 +357,20 @@ class AlertsModel(_Model):
     )
 
 
+FormType = Literal["hubspot", "captured", "flow", "blog_comment"]
+
+
+class FormsModel(_Model):
+    """Which of the portal's forms are read. HubSpot's Forms API lists only `hubspot` forms unless asked."""
+
+    types: list[FormType] = Field(
+        ["hubspot", "captured", "flow"],
+        min_length=1,
+        description="the form types whose submissions are read: hubspot (HubSpot forms), captured (non-HubSpot "
+        "forms on tracked pages), flow (pop-up forms), blog_comment (blog comments); archived forms never are",
+    )
+
+
 class PortalConfig(_Model):
     """One portal's config file (after `extends:` is merged)."""
 
@@ -370,6 +384,7 @@ class PortalConfig(_Model):
     free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
     log_emails: bool = Field(False, description="put contacts' email addresses in the logs (hashed otherwise)")
     alerts: AlertsModel | None = Field(None, description="alerts to a chat webhook, once per incident; none if absent")
+    forms: FormsModel = Field(FormsModel(), description="which forms' submissions count")
     model: ModelModel | None = None
     models: list[ModelModel] | None = None
 

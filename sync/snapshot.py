@@ -7,14 +7,14 @@ and reports every unusable record instead of failing the whole file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sync.core.model import Contact, Event, current_form_name
 from sync.errors import ConfigError, ConfigProblem, SkippableRecordError
-from sync.hubspot.shapes import contact_from_wire, email_event_from_wire, submission_from_wire
+from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_from_wire, email_event_from_wire, submission_from_wire
 
 
 @dataclass
@@ -31,8 +31,8 @@ class Snapshot:
             yield contact, self.events_by_email.get(contact.email, []) if contact.email else []
 
 
-def read_snapshot(file: str | Path) -> Snapshot:
-    return parse_snapshot(load_snapshot_json(file))
+def read_snapshot(file: str | Path, form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Snapshot:
+    return parse_snapshot(load_snapshot_json(file), form_types)
 
 
 def load_snapshot_json(file: str | Path) -> dict[str, Any]:
@@ -57,7 +57,10 @@ def _records(raw: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]
     return value
 
 
-def parse_snapshot(raw: Mapping[str, Any]) -> Snapshot:
+def parse_snapshot(raw: Mapping[str, Any], form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Snapshot:
+    """The snapshot's contacts and events. Submissions of a form its `forms` list as archived, or with a
+    `formType` not in `form_types`, are left out (counted in `ignored_events`), as the live sync never reads
+    them; a form without `formType` or `archived` is a live HubSpot form (README "What counts")."""
     problems: list[str] = []
     memberships: dict[str, set[int]] = {}
     for i, item in enumerate(_records(raw, "lists", problems)):
@@ -86,14 +89,21 @@ def parse_snapshot(raw: Mapping[str, Any]) -> Snapshot:
         contacts.append(contact)
 
     form_names: dict[str, str] = {}
+    unread_forms: set[str] = set()  # archived, or of a type not read
     for item in _records(raw, "forms", problems):
         if isinstance(item, Mapping) and item.get("id") is not None:
-            form_names[str(item["id"])] = str(item.get("name") or "")
+            if item.get("archived") is True or str(item.get("formType") or "hubspot") not in form_types:
+                unread_forms.add(str(item["id"]))
+            else:
+                form_names[str(item["id"])] = str(item.get("name") or "")
 
     events: list[Event] = []
     ignored = 0
     for i, item in enumerate(_records(raw, "form_submissions", problems)):
         form_id = str(item.get("formId", "")) if isinstance(item, Mapping) else ""
+        if form_id in unread_forms:
+            ignored += 1
+            continue
         try:
             if not form_id:
                 raise SkippableRecordError("submission", "has no formId")

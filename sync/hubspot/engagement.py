@@ -6,14 +6,14 @@ requests.Session. Forms and lists use the SDK.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sync.core.model import EmailEvent, FormSubmission
 from sync.errors import SkippableRecordError
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.contacts import _next_after
 from sync.hubspot.errors import RejectedError
-from sync.hubspot.shapes import email_event_from_wire, submission_from_wire
+from sync.hubspot.shapes import DEFAULT_FORM_TYPES, email_event_from_wire, submission_from_wire
 
 SUBMISSIONS_PAGE = 50  # the endpoint's maximum
 EVENTS_PAGE = 1000
@@ -21,18 +21,28 @@ LIST_PAGE = 250
 
 
 class Engagement:
-    def __init__(self, client: HubSpotClient) -> None:
+    def __init__(self, client: HubSpotClient, form_types: Sequence[str] = DEFAULT_FORM_TYPES) -> None:
         self.client = client
+        self.form_types = list(form_types)
 
     def forms(self) -> dict[str, str]:
-        """Form id -> name."""
+        """Form id -> name, of the forms of `form_types` that are not archived.
+
+        HubSpot lists only `hubspot` forms unless `formTypes` asks for more, and archived forms only when
+        asked for (`archived=true`, which this never sends); one marked archived anyway is skipped."""
         names: dict[str, str] = {}
         after: str | None = None
         while True:
-            response = self.client.sdk("forms.list", self.client.forms_api.get_page, limit=100, after=after)
+            response = self.client.sdk(
+                "forms.list",
+                self.client.forms_api.get_page,
+                limit=100,
+                after=after,
+                form_types=self.form_types,
+            )
             body = response.body or {}
             for form in body.get("results") or []:
-                if form.get("id") is not None:
+                if form.get("id") is not None and form.get("archived") is not True:
                     names[str(form["id"])] = str(form.get("name") or "")
             after = _next_after(body)
             if after is None:

@@ -16,14 +16,17 @@ from sync.hubspot.engagement import Engagement
 from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.properties import Properties
 from sync.hubspot.retry import RetryPolicy
+from sync.hubspot.shapes import DEFAULT_FORM_TYPES
 from sync.ports import ContactPage, PropertyInfo, PropertySpec, WriteOutcome
 
 
 class HubSpotPortal:
-    def __init__(self, client: HubSpotClient, contact_properties: Sequence[str]) -> None:
+    def __init__(
+        self, client: HubSpotClient, contact_properties: Sequence[str], form_types: Sequence[str] = DEFAULT_FORM_TYPES
+    ) -> None:
         self.client = client
         self.contacts = Contacts(client, contact_properties)
-        self.engagement = Engagement(client)
+        self.engagement = Engagement(client, form_types)
         self.properties = Properties(client)
 
     @classmethod
@@ -38,7 +41,7 @@ class HubSpotPortal:
         limits = config.effective_rate_limit()
         limiter = RateLimiter(Budget(limits.per_10s, limits.daily, limits.daily_reserve_pct, limits.search_per_second))
         client = HubSpotClient(token, config.portal.base_url, limiter, policy, portal=config.portal.name)
-        return cls(client, contact_properties)
+        return cls(client, contact_properties, config.forms.types)
 
     def watch_stop(self, stop: threading.Event) -> None:
         """Calls made from now on stop waiting to be retried once `stop` is set (the running cycle's flag)."""

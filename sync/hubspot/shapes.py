@@ -7,7 +7,9 @@ reported and skipped while the rest go on.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +33,14 @@ CREATE_DATE = "createdate"
 LIFECYCLE_STAGE = "lifecyclestage"
 LAST_MODIFIED = "lastmodifieddate"
 OBJECT_ID = "hs_object_id"
+
+# The Forms v3 API's form types (`formType`, and `formTypes` when listing). Only `hubspot` forms are
+# listed unless `formTypes` asks for more; every type but blog comments is read by default (README "What counts").
+FORM_TYPES = ("hubspot", "captured", "flow", "blog_comment")
+DEFAULT_FORM_TYPES = ("hubspot", "captured", "flow")
+CONTACT_OBJECT = "0-1"  # a form field's objectTypeId when it maps to a contact property
+NO_CONVERSION_ID = "nocid:"  # the event id of a submission HubSpot sent without a conversionId
+_EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # HubSpot email event types -> the core's event types. STATUSCHANGE is handled apart:
 # only a change to unsubscribed is an email_unsubscribe.
@@ -106,30 +116,56 @@ def contact_from_wire(raw: Any, list_ids: frozenset[int] = frozenset()) -> Conta
 
 
 def submission_from_wire(raw: Any, form_id: str, form_name: str = "") -> FormSubmission:
-    """One result of the form submissions endpoint; its `email` value ties it to a contact."""
+    """One result of the form submissions endpoint; its email value ties it to a contact (`submission_email`).
+
+    Its event id is HubSpot's `conversionId`; a submission without one gets a stable key of its form, time
+    and email instead, so reading it again finds the same event (README "What counts")."""
     if not isinstance(raw, Mapping):
         raise SkippableRecordError(f"submission of form {form_id}", "is not an object")
     conversion = _text(raw.get("conversionId")).strip()
-    if not conversion:
-        raise SkippableRecordError(f"submission of form {form_id}", "has no conversionId")
-    record = f"submission {conversion}"
+    record = f"submission {conversion}" if conversion else f"submission of form {form_id} without conversionId"
     values = raw.get("values") or []
     if not isinstance(values, list):
         raise SkippableRecordError(record, "values is not a list")
-    email = ""
-    for item in values:
-        if isinstance(item, Mapping) and item.get("name") == EMAIL:
-            email = _text(item.get("value")).strip().lower()
+    email = submission_email(values)
     if not email:
         raise SkippableRecordError(record, "has no email value to tie it to a contact")
+    at_ms = _ms(record, "submittedAt", raw.get("submittedAt"))
     return FormSubmission(
-        event_id=conversion,
-        at_ms=_ms(record, "submittedAt", raw.get("submittedAt")),
+        event_id=conversion or no_conversion_key(form_id, at_ms, email),
+        at_ms=at_ms,
         email=email,
         form_id=form_id,
         form_name=form_name,
         page_url=_text(raw.get("pageUrl")),
     )
+
+
+def submission_email(values: list[Any]) -> str:
+    """The email address a submission's values give, lowercased; "" when none.
+
+    The value of the field named `email` (unless its objectTypeId names another object than a contact);
+    else the first contact field (objectTypeId `0-1`) whose value looks like an address (one `@`, a dot in
+    the domain, no spaces): a form may map the contact's email to a field of another name."""
+    fields = [item for item in values if isinstance(item, Mapping)]
+    for item in fields:
+        object_type = _text(item.get("objectTypeId")).strip()
+        if _text(item.get("name")).strip().lower() == EMAIL and object_type in ("", CONTACT_OBJECT):
+            value = _text(item.get("value")).strip().lower()
+            if value:
+                return value
+    for item in fields:
+        if _text(item.get("objectTypeId")).strip() == CONTACT_OBJECT:
+            value = _text(item.get("value")).strip().lower()
+            if _EMAIL_LIKE.match(value):
+                return value
+    return ""
+
+
+def no_conversion_key(form_id: str, at_ms: int, email: str) -> str:
+    """The event id of a submission without a conversionId: the same submission always gets the same key."""
+    digest = hashlib.sha1(f"{form_id}\n{at_ms}\n{email}".encode(), usedforsecurity=False).hexdigest()
+    return NO_CONVERSION_ID + digest
 
 
 def email_event_from_wire(raw: Any) -> EmailEvent | None:

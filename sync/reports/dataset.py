@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sync.core.model import Contact, Event, FormSubmission
-from sync.hubspot.shapes import contact_to_wire, email_event_to_wire, submission_to_wire
+from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.pipeline import with_lists
 from sync.ports import CrmSource
 from sync.snapshot import read_snapshot
@@ -52,8 +52,8 @@ class Dataset:
         return max((e.at_ms for events in self.events_by_email.values() for e in events), default=None)
 
 
-def from_snapshot(file: str | Path) -> Dataset:
-    snapshot = read_snapshot(file)
+def from_snapshot(file: str | Path, form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Dataset:
+    snapshot = read_snapshot(file, form_types)
     problems = [f"{file}: {p}" for p in snapshot.problems]
     return Dataset(f"snapshot {file}", snapshot.portal_id, snapshot.contacts, snapshot.events_by_email, problems)
 

@@ -85,6 +85,18 @@ FORMS = (
     ("Partner application", 1, "/partners"), ("Careers: open application", 1, "/careers"),
 )  # fmt: skip
 
+# Forms of the other types (name, formType, archived, page path, fields): a pop-up demo request (the planted
+# signal reaches it too), a pop-up ebook offer, a non-HubSpot contact form whose email field has another
+# name and whose submissions often come without conversionId, blog comments, and an archived form.
+OTHER_FORMS = (
+    ("Pop-up: book a demo", "flow", False, "/pricing", ("email", "firstname")),
+    ("Pop-up: energy ebook", "flow", False, "/blog", ("email",)),
+    ("Website contact form", "captured", False, "/contact-us", ("work_email", "full_name")),
+    ("Blog comments", "blog_comment", False, "/blog", ("email", "comment")),
+    ("Webinar: 2023 kickoff", "hubspot", True, "/webinars/2023-kickoff", ("email", "firstname", "lastname")),
+)  # fmt: skip
+WON_STAGES = ("opportunity", "customer")
+
 QUALIFICATION = (
     ("decision_role", "Decision role", (("owner", "Owns the decision"), ("limited", "Influences"), ("none", "None"))),
     ("need_level", "Need level", (("core", "Core need"), ("nice", "Nice to have"), ("none", "No need"))),
@@ -161,6 +173,18 @@ def generate_portal(
         rows.append((person.cid, props, person.created, modified))
 
     events = _email_events(rng, people, portal_id, now_ms, email_sends_per_contact)
+    # Forms of the other types, drawn from a second generator so that every value above stays as it was.
+    extra_rng = random.Random(seed * 1_000_003 + 17)
+    extra_forms = [
+        FormRecord(_uuid(extra_rng), name, now_ms - 400 * DAY_MS + i * DAY_MS, fields, kind, archived)
+        for i, (name, kind, archived, _, fields) in enumerate(OTHER_FORMS)
+    ]
+    for form in extra_forms:
+        portal.add_form(form)
+    stages = [row[1]["lifecyclestage"] for row in rows]
+    submissions.extend(
+        _other_submissions(extra_rng, people, stages, extra_forms, now_ms, submission_rate, planted_signal)
+    )
     portal.bulk_load(rows, submissions, events)
 
     exclusion = {p.cid: p.created + DAY_MS for p in people if rng.random() < 0.005}
@@ -251,6 +275,49 @@ def _submissions(
         query = "?utm_source=newsletter" if rng.random() < 0.2 else ""
         page = f"https://www.acme-eu.example{FORMS[index][2]}{query}"
         out.append(Submission(form.id, _uuid(rng), at, values, page))
+    return out
+
+
+def _other_submissions(
+    rng: random.Random,
+    people: list[_Person],
+    stages: list[str],
+    forms: list[FormRecord],
+    now_ms: int,
+    rate: float,
+    planted_signal: bool,
+) -> list[Submission]:
+    """Submissions of OTHER_FORMS. With the planted signal, contacts who became opportunities or customers
+    are far likelier to have asked for a demo in the pop-up, as with the other demo forms."""
+    popup_demo, popup_ebook, captured, comments, archived = forms
+    out: list[Submission] = []
+    for person, stage in zip(people, stages, strict=True):
+        won = stage in WON_STAGES
+        demo_chance = (0.4 if won else 0.02) if planted_signal else 0.05
+        chances = (
+            (popup_demo, rate * demo_chance),
+            (popup_ebook, rate * 0.2),
+            (captured, rate * 0.2),
+            (comments, rate * 0.08),
+            (archived, rate * 0.1),
+        )
+        for form, chance in chances:
+            if rng.random() >= chance:
+                continue
+            at = person.created + rng.randrange(0, now_ms - person.created + 1)
+            path = next(p for name, _, _, p, _ in OTHER_FORMS if name == form.name)
+            page = f"https://www.acme-eu.example{path}"
+            if form is captured:
+                # A non-HubSpot form: the contact's email arrives under the page's own field name.
+                values: list[tuple[str, str] | tuple[str, str, str]] = [
+                    ("work_email", person.email, "0-1"),
+                    ("full_name", f"{person.first} {person.last}", "0-1"),
+                ]
+                sends = rng.random() < 0.3
+            else:
+                values = [("email", person.email, "0-1"), ("firstname", person.first, "0-1")]
+                sends = form is not popup_ebook or rng.random() < 0.5
+            out.append(Submission(form.id, _uuid(rng), at, values, page, sends_conversion_id=sends))
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sync.sandbox.properties import (
@@ -33,6 +33,7 @@ from sync.sandbox.properties import (
     standard_properties,
 )
 from sync.sandbox.records import (
+    FORM_TYPES,
     ContactRecord,
     EmailEventRecord,
     FormRecord,
@@ -653,9 +654,12 @@ class Portal:
 
     # --- forms, submissions, email events, lists ---------------------------------------
 
-    def forms(self, limit: int, after: str | None) -> JsonObject:
+    def forms(
+        self, limit: int, after: str | None, form_types: Collection[str] = ("hubspot",), archived: bool = False
+    ) -> JsonObject:
+        """The forms of `form_types` that are archived or not (as `archived` says), paged by form id."""
         with self._lock:
-            forms = list(self._forms.values())
+            forms = [f for f in self._forms.values() if f.form_type in form_types and f.archived == archived]
             start = 0
             if after is not None:
                 (form_id,) = decode_cursor(after, 1)
@@ -815,7 +819,7 @@ class Portal:
         for i, item in enumerate(items):
             if not isinstance(item, Mapping) or not item.get("id") or not item.get("name"):
                 raise bad_request(f"forms[{i}] needs an id and a name")
-            forms.append(FormRecord(str(item["id"]), str(item["name"]), now_ms))
+            forms.append(_form_from(item, now_ms, f"forms[{i}]"))
         for form in forms:
             self.add_form(form)
         return len(forms)
@@ -856,10 +860,13 @@ class Portal:
                 problems.append(f"properties[{i}]: {exc.message}; skipped")
         contacts = _snapshot_contacts(portal, _records(raw, "contacts", problems), problems)
         for i, item in enumerate(_records(raw, "forms", problems)):
-            if isinstance(item, Mapping) and item.get("id") is not None:
-                portal.add_form(FormRecord(str(item["id"]), str(item.get("name") or ""), 0))
-            else:
+            if not isinstance(item, Mapping) or item.get("id") is None:
                 problems.append(f"forms[{i}]: needs an id; skipped")
+                continue
+            try:
+                portal.add_form(_form_from(item, 0, f"forms[{i}]"))
+            except ApiError as exc:
+                problems.append(f"{exc.message}; skipped")
         subs: list[Submission] = []
         seen_conversions: set[str] = set()
         for i, item in enumerate(_records(raw, "form_submissions", problems)):
@@ -870,7 +877,7 @@ class Portal:
                 continue
             if sub.form_id not in portal._forms:
                 problems.append(f"form_submissions[{i}]: form {sub.form_id} is not in the snapshot; skipped")
-            elif sub.conversion_id in seen_conversions:
+            elif sub.sends_conversion_id and sub.conversion_id in seen_conversions:
                 problems.append(f"form_submissions[{i}]: conversionId {sub.conversion_id} repeats; skipped")
             else:
                 seen_conversions.add(sub.conversion_id)
@@ -1005,13 +1012,25 @@ def _submission_from(item: Any, now_ms: int | None, new_id: Callable[[], str] | 
     at = now_ms if submitted is None and now_ms is not None else parse_ms(submitted)
     if at is None:
         raise bad_request(f"{where}: submittedAt {submitted!r} is not epoch ms")
-    conversion = item.get("conversionId") or (new_id() if new_id else None)
-    if not conversion:
-        raise bad_request(f"{where}: needs a conversionId")
+    # An admin post without conversionId gets one; `"conversionId": null` (or a snapshot's submission without
+    # one) is a submission HubSpot sends without it: the sandbox keys it by an id of its own it never sends.
+    sent = bool(item.get("conversionId")) or ("conversionId" not in item and new_id is not None)
+    conversion = item.get("conversionId") or (new_id() if new_id else f"nocid:{where}")
     values = item.get("values") or []
     if not isinstance(values, list):
         raise bad_request(f"{where}: values must be a list")
-    return Submission(str(item["formId"]), str(conversion), at, pairs(values), str(item.get("pageUrl") or ""))
+    page = str(item.get("pageUrl") or "")
+    return Submission(str(item["formId"]), str(conversion), at, pairs(values), page, sends_conversion_id=sent)
+
+
+def _form_from(item: Mapping[str, Any], now_ms: int, where: str) -> FormRecord:
+    form_type = str(item.get("formType") or "hubspot")
+    if form_type not in FORM_TYPES:
+        raise bad_request(f"{where}: formType {form_type!r} is not one of {', '.join(FORM_TYPES)}")
+    archived = item.get("archived", False)
+    if not isinstance(archived, bool):
+        raise bad_request(f"{where}: archived must be true or false")
+    return FormRecord(str(item["id"]), str(item.get("name") or ""), now_ms, form_type=form_type, archived=archived)
 
 
 _EVENT_FIELDS = frozenset({"id", "created", "type", "recipient", "emailCampaignId", "portalId", "filteredEvent"})

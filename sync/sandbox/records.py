@@ -67,21 +67,32 @@ class ContactRecord:
         return {"id": self.sid, "properties": props}
 
 
+FORM_TYPES = ("hubspot", "captured", "flow", "blog_comment")
+
+
 @dataclass(frozen=True)
 class FormRecord:
+    """A form; `form_type` is one of FORM_TYPES (`flow` is a pop-up, `captured` a non-HubSpot form)."""
+
     id: str
     name: str
     created_ms: int
     fields: tuple[str, ...] = ("email", "firstname", "lastname")
+    form_type: str = "hubspot"
+    archived: bool = False
+
+    def __post_init__(self) -> None:
+        if self.form_type not in FORM_TYPES:
+            raise ValueError(f"form type {self.form_type!r} is not one of {', '.join(FORM_TYPES)}")
 
     def wire(self) -> JsonObject:
         return {
             "id": self.id,
             "name": self.name,
-            "formType": "hubspot",
+            "formType": self.form_type,
             "createdAt": iso_ms(self.created_ms),
             "updatedAt": iso_ms(self.created_ms),
-            "archived": False,
+            "archived": self.archived,
             "fieldGroups": [
                 {"groupType": "default_group", "richTextType": "text", "fields": [_form_field(f)]} for f in self.fields
             ],
@@ -123,7 +134,7 @@ class FormRecord:
         }
 
     def snapshot(self) -> JsonObject:
-        return {"id": self.id, "name": self.name}
+        return {"id": self.id, "name": self.name, "formType": self.form_type, "archived": self.archived}
 
 
 def _form_field(name: str) -> JsonObject:
@@ -142,27 +153,45 @@ def _form_field(name: str) -> JsonObject:
 
 
 class Submission:
-    __slots__ = ("conversion_id", "form_id", "page_url", "submitted_at", "values")
+    """A form submission. `values` are (name, value) pairs, or (name, value, objectTypeId) triples for values
+    that carry the object they map to (`0-1`: a contact property). `conversion_id` is the sandbox's own key
+    (order, paging); with `sends_conversion_id=False` the API and the snapshot leave it out, as some HubSpot
+    responses do."""
+
+    __slots__ = ("conversion_id", "form_id", "page_url", "sends_conversion_id", "submitted_at", "values")
 
     def __init__(
-        self, form_id: str, conversion_id: str, submitted_at: int, values: Sequence[tuple[str, str]], page_url: str
+        self,
+        form_id: str,
+        conversion_id: str,
+        submitted_at: int,
+        values: Sequence[tuple[str, str] | tuple[str, str, str]],
+        page_url: str,
+        *,
+        sends_conversion_id: bool = True,
     ) -> None:
         self.form_id = form_id
         self.conversion_id = conversion_id
         self.submitted_at = submitted_at
         self.values = tuple(values)
         self.page_url = page_url
+        self.sends_conversion_id = sends_conversion_id
 
     def wire(self) -> JsonObject:
-        return {
-            "conversionId": self.conversion_id,
-            "submittedAt": self.submitted_at,
-            "values": [{"name": n, "value": v} for n, v in self.values],
-            "pageUrl": self.page_url,
-        }
+        body: JsonObject = {"conversionId": self.conversion_id} if self.sends_conversion_id else {}
+        body["submittedAt"] = self.submitted_at
+        body["values"] = [_value_wire(v) for v in self.values]
+        body["pageUrl"] = self.page_url
+        return body
 
     def snapshot(self) -> JsonObject:
         return {"formId": self.form_id, **self.wire()}
+
+
+def _value_wire(value: tuple[str, str] | tuple[str, str, str]) -> JsonObject:
+    if len(value) == 3:
+        return {"objectTypeId": value[2], "name": value[0], "value": value[1]}
+    return {"name": value[0], "value": value[1]}
 
 
 class EmailEventRecord:
@@ -237,11 +266,15 @@ class WriteRecord:
         return {"contactId": self.contact_id, "properties": self.properties, "at": self.at_ms}
 
 
-def pairs(values: Iterable[Any]) -> list[tuple[str, str]]:
-    """`[{"name", "value"}]` -> [(name, value)], skipping entries without a name."""
-    out: list[tuple[str, str]] = []
+def pairs(values: Iterable[Any]) -> list[tuple[str, str] | tuple[str, str, str]]:
+    """`[{"name", "value", "objectTypeId"?}]` -> [(name, value) or (name, value, objectTypeId)], skipping
+    entries without a name."""
+    out: list[tuple[str, str] | tuple[str, str, str]] = []
     for item in values:
         if isinstance(item, Mapping) and item.get("name") is not None:
-            value = item.get("value")
-            out.append((str(item["name"]), "" if value is None else str(value)))
+            value = "" if item.get("value") is None else str(item.get("value"))
+            if item.get("objectTypeId") is not None:
+                out.append((str(item["name"]), value, str(item["objectTypeId"])))
+            else:
+                out.append((str(item["name"]), value))
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.sandbox.portal import NOT_FOUND_MESSAGE, FailureChooser, Portal
+from sync.sandbox.records import FORM_TYPES
 from sync.sandbox.wire import JsonObject, bad_request, iso_ms, query_int, query_str
 
 LIST_LIMIT_MAX = 100
@@ -155,9 +156,25 @@ def create_group(portal: Portal, req: ApiRequest) -> Reply:
     return Reply(201, portal.create_group(req.body))
 
 
+def _form_types(query: dict[str, list[str]]) -> set[str]:
+    """`formTypes=flow&formTypes=captured` (the SDK's form) or `formTypes=flow,captured`; `all` is every type.
+    Without it HubSpot lists only `hubspot` forms."""
+    asked = {t.strip() for value in query.get("formTypes") or [] for t in value.split(",") if t.strip()}
+    if not asked:
+        return {"hubspot"}
+    unknown = sorted(asked - set(FORM_TYPES) - {"all"})
+    if unknown:
+        raise bad_request(f"formTypes: {', '.join(unknown)} is not one of {', '.join((*FORM_TYPES, 'all'))}")
+    return set(FORM_TYPES) if "all" in asked else asked
+
+
 def list_forms(portal: Portal, req: ApiRequest) -> Reply:
     limit = _limit(req.query, 20, FORMS_LIMIT_MAX, strict=False)
-    return Reply(200, portal.forms(limit, query_str(req.query, "after")))
+    archived = (query_str(req.query, "archived") or "false").lower()
+    if archived not in ("true", "false"):
+        raise bad_request(f"archived must be true or false, got {archived!r}")
+    body = portal.forms(limit, query_str(req.query, "after"), _form_types(req.query), archived == "true")
+    return Reply(200, body)
 
 
 def get_form(portal: Portal, req: ApiRequest) -> Reply:
