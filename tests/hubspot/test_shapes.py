@@ -142,8 +142,6 @@ def test_submitted_at_as_number_or_text(submitted_at: Any, expected: int) -> Non
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"conversionId": None}, "has no conversionId"),
-        ({"conversionId": " "}, "has no conversionId"),
         ({"values": [{"name": "firstname", "value": "x"}]}, "has no email value"),
         ({"values": None}, "has no email value"),
         ({"values": [{"name": "email", "value": ""}]}, "has no email value"),

@@ -68,18 +68,45 @@ def test_emails_are_unique_and_mix_company_and_free_mail_domains(snapshot: JsonO
 
 
 def test_forms_cover_the_kinds_the_rules_look_for(snapshot: JsonObject) -> None:
-    names = " ".join(f["name"].lower() for f in snapshot["forms"])
-    assert 10 <= len(snapshot["forms"]) <= 14
+    hubspot = [f for f in snapshot["forms"] if f["formType"] == "hubspot" and not f["archived"]]
+    names = " ".join(f["name"].lower() for f in hubspot)
+    assert 10 <= len(hubspot) <= 14
     for kind in ("demo", "webinar", "ebook", "checklist", "contact sales", "newsletter"):
         assert kind in names
 
 
+def test_forms_of_every_type_have_submissions_and_one_form_is_archived(snapshot: JsonObject) -> None:
+    forms = {f["id"]: f for f in snapshot["forms"]}
+    submitted = Counter(s["formId"] for s in snapshot["form_submissions"])
+    kinds = Counter(f["formType"] for f in forms.values() if submitted[f["id"]] > 0)
+    assert set(kinds) == {"hubspot", "captured", "flow", "blog_comment"}
+    archived = [f for f in forms.values() if f["archived"]]
+    assert len(archived) == 1 and submitted[archived[0]["id"]] > 0
+    popup_demo = [f for f in forms.values() if f["formType"] == "flow" and "demo" in f["name"].lower()]
+    assert len(popup_demo) == 1 and submitted[popup_demo[0]["id"]] > 0
+
+
 def test_submissions_carry_an_email_value_of_a_contact(snapshot: JsonObject) -> None:
+    """Under `email`, or (non-HubSpot forms) under another name with objectTypeId 0-1, the contact object."""
     emails = {c["properties"]["email"] for c in snapshot["contacts"]}
     assert snapshot["form_submissions"]
+    other_name = 0
     for submission in snapshot["form_submissions"]:
-        values = {v["name"]: v["value"] for v in submission["values"]}
-        assert values["email"] in emails
+        values = {v["name"]: v for v in submission["values"]}
+        if "email" in values:
+            assert values["email"]["value"] in emails
+        else:
+            assert values["work_email"]["value"] in emails and values["work_email"]["objectTypeId"] == "0-1"
+            other_name += 1
+    assert other_name > 10
+
+
+def test_some_submissions_come_without_conversion_id(snapshot: JsonObject) -> None:
+    subs = snapshot["form_submissions"]
+    without = [s for s in subs if "conversionId" not in s]
+    assert 0.05 < len(without) / len(subs) < 0.2
+    forms = {f["id"]: f["formType"] for f in snapshot["forms"]}
+    assert {forms[s["formId"]] for s in without} == {"captured", "flow"}
 
 
 def test_email_events_include_every_type_and_about_5_percent_bot_traffic() -> None:
@@ -109,6 +136,19 @@ def test_there_is_an_exclusion_list_and_others(snapshot: JsonObject) -> None:
     assert EXCLUSION_LIST_ID in lists
     assert len(lists) >= 3
     assert lists[EXCLUSION_LIST_ID]["contactIds"]
+
+
+def test_the_planted_signal_reaches_the_pop_up_demo_form(snapshot: JsonObject) -> None:
+    popup = next(f["id"] for f in snapshot["forms"] if f["formType"] == "flow" and "demo" in f["name"].lower())
+    requesters = {v["value"] for s in snapshot["form_submissions"] if s["formId"] == popup for v in s["values"]}
+    contacts = snapshot["contacts"]
+    asked = [c for c in contacts if c["properties"]["email"] in requesters]
+    rest = [c for c in contacts if c["properties"]["email"] not in requesters]
+
+    def won(group: list[JsonObject]) -> float:
+        return sum(c["properties"]["lifecyclestage"] in ("customer", "opportunity") for c in group) / len(group)
+
+    assert len(asked) >= 10 and won(asked) > 3 * won(rest)
 
 
 def test_the_planted_signal_makes_demo_requesters_convert_more(snapshot: JsonObject) -> None:
