@@ -83,7 +83,7 @@ class Contact(_Value):
 
 
 class FormSubmission(_Value):
-    """One form submission; `event_id` is HubSpot's conversion id."""
+    """One form submission; `event_id` is HubSpot's conversion id, or a key of form, time and email without one."""
 
     _fields: ClassVar[tuple[str, ...]] = ("event_id", "at_ms", "email", "form_id", "form_name", "page_url")
 

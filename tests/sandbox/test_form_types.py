@@ -3,6 +3,7 @@ archived forms only when `archived=true` asks for them, paged by `after`; submis
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ def kinds_portal() -> Portal:
 
 
 @pytest.fixture
-def api(make_sandbox: MakeSandbox) -> Any:
+def api(make_sandbox: MakeSandbox) -> Iterator[Api]:
     client = Api(make_sandbox(kinds_portal()))
     yield client
     client.close()
