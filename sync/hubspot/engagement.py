@@ -7,6 +7,7 @@ requests.Session. Forms and lists use the SDK.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import structlog
 
@@ -122,8 +123,18 @@ class Engagement:
             try:
                 body = self.client.get("email.events", EVENTS_PATH, params).body or {}
             except RejectedError as exc:
-                if offset is None or exc.status != 400 or restarts >= OFFSET_RESTARTS:
+                if offset is None or exc.status != 400:
                     raise
+                if restarts >= OFFSET_RESTARTS:
+                    raise RejectedError(
+                        exc.endpoint,
+                        400,
+                        f"could not page the email events of {_iso(start_ms)} to {_iso(end_ms)}: HubSpot refused "
+                        f"the offset {restarts + 1} times in a row ({exc.message}); the next run reads this window "
+                        "again",
+                        exc.body,
+                        exc.category,
+                    ) from exc
                 restarts += 1
                 log.warning(
                     "email_events_offset_expired", window_start_ms=start_ms, window_end_ms=end_ms, restarts=restarts
@@ -196,3 +207,7 @@ class Engagement:
             after = _next_after(body)
             if after is None:
                 return members
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
