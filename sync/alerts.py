@@ -21,14 +21,15 @@ import structlog
 
 from sync.config import AlertsModel, PortalConfig
 from sync.errors import RetriableError
-from sync.pipeline import RunSummary
+from sync.pipeline import RunSummary, time_zone
 from sync.ports import Clock, StateStore
 
 log = structlog.get_logger("leadsync.alerts")
 
 IncidentKind = Literal["run_failed", "paused", "budget", "dead_letters"]
 KINDS: tuple[IncidentKind, ...] = ("run_failed", "paused", "budget", "dead_letters")
-# An incident's state is a cursor of the portal: the UTC time it opened (ISO), or "" while closed.
+# An incident's state is a cursor of the portal: the time it opened (ISO, in the portal's time zone), or "" while
+# closed.
 DEAD_LETTER_WINDOW_S = 86_400.0
 CURSOR_PREFIX = "alert:"
 
@@ -49,7 +50,7 @@ class Facts:
 
     status: str  # the run's: ok | failed | paused | interrupted
     budget_spent: bool
-    day: str  # the UTC day of the run (YYYY-MM-DD): the budget's day
+    day: str  # the budget's day of the run (YYYY-MM-DD): the portal's local date
     dead_letters: int | None = None  # counted only when watched
     dead_letters_over: int | None = None
 
@@ -114,6 +115,7 @@ class Context:
     dead_letters: int | None = None
     dead_letters_over: int | None = None
     cause: str = ""  # the run summary's: wrong_portal | live_check | config | ""
+    time_zone: str = "UTC"  # the portal's: its daily API budget resets at its midnight
 
 
 def _escape(text: str) -> str:
@@ -152,7 +154,8 @@ def compose(change: Change, ctx: Context) -> Message:
     elif change.kind == "budget":
         text = (
             f":hourglass: {head} stopped for today: the daily API budget reserve is reached: {error}\n"
-            "Syncing resumes on the next UTC day; if this repeats, raise portal.rate_limit.daily "
+            f"Syncing resumes after midnight in the portal's time zone ({_escape(ctx.time_zone)}); if this repeats, "
+            "raise portal.rate_limit.daily "
             "or lower daily_reserve_pct."
         )
     else:
@@ -244,7 +247,8 @@ class Alerter:
 
     def _after(self, summary: RunSummary, events: Any) -> None:
         pid = self.config.portal.id
-        now = self.clock.now().astimezone(UTC)
+        # In the portal's time zone: the budget's day is its local date, and an incident's opening time says it.
+        now = self.clock.now().astimezone(time_zone(summary.time_zone) or UTC)
         over = self.alerts.dead_letters_over
         # A rolling day: dead letters stay in the store for the audit, so an all-time count would never clear.
         count = self.store.recent_dead_letters(pid, DEAD_LETTER_WINDOW_S) if over is not None else None
@@ -262,6 +266,7 @@ class Alerter:
             count,
             over,
             summary.cause,
+            summary.time_zone,
         )
         for change in decide(facts, open_since):
             key = CURSOR_PREFIX + change.kind

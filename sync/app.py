@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import structlog
@@ -34,10 +34,23 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
     loaded = load_portal(config_file)
     rules = compile_ruleset(loaded.rules)
     hub = HubSpotPortal.from_config(loaded.config, read_properties(rules), policy)
-    # Start from what this portal already used today (earlier runs, other replicas): the reserve holds.
-    today = datetime.now(UTC).date().isoformat()
-    hub.client.limiter.daily_used = store.add_api_calls(loaded.config.portal.id, today, 0)
+    # Start from what this portal already used today (earlier runs, other replicas): the reserve holds. The day is
+    # UTC's until the identity check reads the portal's time zone (on_time_zone below).
     clock = SystemClock()
+    pid = loaded.config.portal.id
+    today = clock.now().astimezone(UTC).date().isoformat()
+    hub.client.limiter.daily_used = store.add_api_calls(pid, today, 0)
+    opened_with = sum(hub.client.calls.values())
+
+    def on_time_zone(zone: tzinfo) -> None:
+        # HubSpot resets its daily limit at midnight in the portal's time zone: count the budget by that day. The
+        # calls made since this portal was opened are not in the store yet (their run records them when it ends).
+        def local_day() -> str:
+            return clock.now().astimezone(zone).date().isoformat()
+
+        unrecorded = sum(hub.client.calls.values()) - opened_with
+        hub.client.limiter.count_by(local_day, store.add_api_calls(pid, local_day(), 0) + unrecorded)
+
     return Portal(
         config=loaded.config,
         rules=rules,
@@ -50,6 +63,7 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         after_run=alerter(loaded.config, store, clock),
         bind_stop=hub.watch_stop,
         log_email=EmailHasher.for_installation(store.log_key),
+        on_time_zone=on_time_zone,
     )
 
 

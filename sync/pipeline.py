@@ -15,7 +15,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import structlog
 
@@ -95,6 +97,10 @@ class Portal:
     bind_stop: Callable[[threading.Event], None] = lambda stop: None
     # Emails in logs: as is where the config allows, else hashed with the installation's key (sync.app).
     log_email: EmailHasher = field(default_factory=EmailHasher.for_installation)
+    # The portal's time zone (from the identity check; UTC until then): HubSpot's daily limit resets at the portal's
+    # midnight, so the budget's day is the portal's local date. `on_time_zone` tells the adapter once it is known.
+    time_zone: str = "UTC"
+    on_time_zone: Callable[[tzinfo], None] = lambda zone: None
 
     @property
     def id(self) -> int:
@@ -111,6 +117,7 @@ class RunSummary:
     budget_spent: bool = False  # stopped because the day's API budget is spent (status "failed")
     # Why it stopped when the operator must fix the file or the token: wrong_portal | config | live_check.
     cause: str = ""
+    time_zone: str = "UTC"  # the portal's, as known when the run ended: the budget's day is its local date
 
     def add(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -166,13 +173,39 @@ def check_writes(portal: Portal, updates: Sequence[PropertyUpdate], stages: Sequ
 
 
 def verify_identity(portal: Portal) -> None:
-    """Refuse a token of another portal (WrongPortalError), once per Portal object."""
+    """Refuse a token of another portal (WrongPortalError), once per Portal object; keep the portal's time zone."""
     if portal.identity_verified:
         return
-    actual = portal.source.account_portal_id()
-    if actual != portal.id:
-        raise WrongPortalError(actual, portal.id)
+    account = portal.source.account_info()
+    if account.portal_id != portal.id:
+        raise WrongPortalError(account.portal_id, portal.id)
     portal.identity_verified = True
+    zone = time_zone(account.time_zone)
+    if zone is None:
+        log.warning("unknown_time_zone", portal=portal.config.portal.name, time_zone=account.time_zone, using="UTC")
+    portal.time_zone = zone.key if isinstance(zone, ZoneInfo) else "UTC"
+    portal.on_time_zone(zone or UTC)
+
+
+def time_zone(name: str) -> tzinfo | None:
+    """The zone of an IANA name (HubSpot's `timeZone`), or None when this system does not know it."""
+    key = name.strip()
+    if key.upper() in ("UTC", "ETC/UTC", "GMT"):
+        return UTC
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    known = {zone.lower(): zone for zone in available_timezones()}  # older portals say "us/eastern"
+    try:
+        return ZoneInfo(known[key.lower()]) if key.lower() in known else None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def budget_day(portal: Portal, at: datetime) -> str:
+    """The day (YYYY-MM-DD) HubSpot counts a call made at `at` against: the portal's local date."""
+    return at.astimezone(time_zone(portal.time_zone) or UTC).date().isoformat()
 
 
 def check_live(portal: Portal) -> None:
@@ -276,9 +309,11 @@ class Cycle:
             raise  # recorded as failed below; the job boundary logs it
         finally:
             self._count_calls(calls_before)
+            self.summary.time_zone = portal.time_zone
             if self.summary.counts.get("api_calls"):
-                # The day's budget is shared by restarts and replicas: keep the count in the store.
-                store.add_api_calls(portal.id, started.date().isoformat(), self.summary.counts["api_calls"])
+                # The day's budget is shared by restarts and replicas: keep the count in the store, under the
+                # portal's local date (HubSpot's daily limit resets at the portal's midnight).
+                store.add_api_calls(portal.id, budget_day(portal, started), self.summary.counts["api_calls"])
             self.summary.counts["duration_ms"] = int((time.monotonic() - began) * 1000)
             store.finish_run(self.run_id, self.summary.status, self.summary.counts, self.summary.error)
             self.log.info("run_finished", kind=self.kind, status=self.summary.status, **self.summary.counts)
@@ -408,14 +443,21 @@ class Cycle:
             if new:
                 emails.update(s.email for s in submissions)
             store.set_cursor(portal.id, key, str(now_ms))
-        since = int(store.get_cursor(portal.id, EVENTS_CURSOR) or 0)
-        for events, problems in portal.source.email_events(max(0, since - EVENTS_LOOKBACK_MS), now_ms):
-            self._note_problems(problems)
-            new = store.add_events(portal.id, events)
+        # Read a window at a time (the adapter's): the cursor moves to each window's end once it is read whole, so
+        # a stop or a crash resumes from the last complete window. Events are deduplicated by id.
+        done = int(store.get_cursor(portal.id, EVENTS_CURSOR) or 0)
+        for page in portal.source.email_events(max(0, done - EVENTS_LOOKBACK_MS), now_ms):
+            self._note_problems(page.problems)
+            new = store.add_events(portal.id, page.events)
             self.summary.add("events_new", new)
             if new:
-                emails.update(e.email for e in events)
-        store.set_cursor(portal.id, EVENTS_CURSOR, str(now_ms))
+                emails.update(e.email for e in page.events)
+            if page.through_ms is not None and page.through_ms > done:
+                done = page.through_ms
+                store.set_cursor(portal.id, EVENTS_CURSOR, str(done))
+            if self.stop.is_set():
+                self.log.info("run_interrupted", events_read_through_ms=done)
+                break  # the window in progress is read again by the next run
         return emails
 
     def _note_problems(self, problems: Iterable[str]) -> None:

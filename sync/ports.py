@@ -26,6 +26,24 @@ class ContactPage:
 
 
 @dataclass(frozen=True)
+class EventPage:
+    """One page of email events. `through_ms` is set on the last page of a window: every event created up to
+    then has been read, so the events cursor may move there."""
+
+    events: list[EmailEvent]
+    problems: list[str] = field(default_factory=list)  # records skipped, with the reason
+    through_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """The portal a token belongs to (its id) and the portal's time zone (an IANA name, as HubSpot gives it)."""
+
+    portal_id: int
+    time_zone: str
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """A write HubSpot would not take, kept with the reason so nothing is dropped silently."""
 
@@ -90,7 +108,7 @@ class PropertyInfo:
 
 
 class CrmSource(Protocol):
-    def account_portal_id(self) -> int: ...
+    def account_info(self) -> AccountInfo: ...
 
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]: ...
 
@@ -106,7 +124,7 @@ class CrmSource(Protocol):
         self, form_id: str, form_name: str, since_ms: int
     ) -> tuple[list[FormSubmission], list[str]]: ...
 
-    def email_events(self, start_ms: int, end_ms: int) -> Iterator[tuple[list[EmailEvent], list[str]]]: ...
+    def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]: ...
 
     def list_members(self, list_id: int) -> set[str]: ...
 

@@ -21,7 +21,7 @@ from sync.config import PortalConfig, build_portal
 from sync.errors import ConfigError, FatalError
 from sync.hubspot.errors import DailyLimitError
 from sync.pipeline import Cycle, Portal, RunSummary
-from sync.ports import ContactPage, DeadLetter
+from sync.ports import AccountInfo, ContactPage, DeadLetter
 from sync.store import schema
 from sync.store.state import SqlStateStore
 from tests.factories import EXAMPLE, example_data, example_rules
@@ -346,8 +346,8 @@ class FakeHub:
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
 
-    def account_portal_id(self) -> int:
-        return config().portal.id
+    def account_info(self) -> AccountInfo:
+        return AccountInfo(config().portal.id, "UTC")
 
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return iter(())

@@ -13,7 +13,7 @@ from sync.core.model import PropertyUpdate, StageChange
 from sync.core.rules import compile_ruleset
 from sync.errors import UnownedWriteError
 from sync.pipeline import Cycle, Portal, writable_properties
-from sync.ports import ContactPage, PendingWrite, PropertySpec, WriteOutcome
+from sync.ports import AccountInfo, ContactPage, PendingWrite, PropertySpec, WriteOutcome
 from sync.store.state import SqlStateStore
 from tests.factories import NOW_MS, FixedClock, example_data
 
@@ -25,8 +25,8 @@ class FakeHub:
         self.portal_id = portal_id
         self.sent: list[Sequence[PropertyUpdate] | Sequence[StageChange]] = []
 
-    def account_portal_id(self) -> int:
-        return self.portal_id
+    def account_info(self) -> AccountInfo:
+        return AccountInfo(self.portal_id, "UTC")
 
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return iter(())

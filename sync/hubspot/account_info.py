@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.errors import TransientError
+from sync.ports import AccountInfo
 
 ENDPOINT = "account_info.details"
 PATH = "/account-info/v3/details"
-
-
-@dataclass(frozen=True)
-class AccountInfo:
-    portal_id: int
-    time_zone: str
 
 
 def account_info(client: HubSpotClient) -> AccountInfo:

@@ -5,7 +5,8 @@ of our own send times, a safety margin for requests still in flight, and the
 headers HubSpot sends back (`X-HubSpot-RateLimit-Remaining` tells how much of
 the app's budget other integrations use). Searches have their own per-second
 limit and send no headers. The daily budget keeps `daily_reserve_pct` for the
-portal's other integrations.
+portal's other integrations; it resets at midnight in the portal's time zone
+(UTC until the portal's account details say which, `count_by`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ class RateLimiter:
         self.daily_used = daily_used
         self._daily_remaining: int | None = None  # HubSpot's own count, when it sends one
         self.waited_s = 0.0
+
+    def count_by(self, today: Callable[[], str], used_today: int) -> None:
+        """From now on count the daily budget by `today` (HubSpot resets it at midnight in the portal's time zone,
+        known only once its account details are read); `used_today`: what the portal already used that day."""
+        with self._lock:
+            self._today = today
+            self._day = today()
+            self.daily_used = used_today
 
     def _limit(self) -> int:
         limit = self.budget.per_10s if self._header_max is None else min(self.budget.per_10s, self._header_max)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from sync.config import PortalConfig
-from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate, StageChange
+from sync.core.model import Contact, FormSubmission, PropertyUpdate, StageChange
 from sync.errors import ConfigError, ConfigProblem
 from sync.hubspot.account_info import account_info
 from sync.hubspot.client import HubSpotClient
@@ -17,7 +17,7 @@ from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.properties import Properties
 from sync.hubspot.retry import RetryPolicy
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES
-from sync.ports import ContactPage, PropertyInfo, PropertySpec, WriteOutcome
+from sync.ports import AccountInfo, ContactPage, EventPage, PropertyInfo, PropertySpec, WriteOutcome
 
 
 class HubSpotPortal:
@@ -48,8 +48,11 @@ class HubSpotPortal:
         self.client.stop = stop
 
     # CrmSource
+    def account_info(self) -> AccountInfo:
+        return account_info(self.client)
+
     def account_portal_id(self) -> int:
-        return account_info(self.client).portal_id
+        return self.account_info().portal_id
 
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return self.contacts.pages(after)
@@ -69,7 +72,7 @@ class HubSpotPortal:
     def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
         return self.engagement.submissions(form_id, form_name, since_ms)
 
-    def email_events(self, start_ms: int, end_ms: int) -> Iterator[tuple[list[EmailEvent], list[str]]]:
+    def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]:
         return self.engagement.email_events(start_ms, end_ms)
 
     def list_members(self, list_id: int) -> set[str]:

@@ -113,9 +113,9 @@ def all_events(source: CrmSource, until_ms: int, problems: list[str]) -> Iterato
         submissions, bad = source.form_submissions(form_id, form_name, 0)
         problems.extend(bad)
         yield submissions
-    for batch, bad in source.email_events(0, until_ms):
-        problems.extend(bad)
-        yield batch
+    for page in source.email_events(0, until_ms):
+        problems.extend(page.problems)
+        yield page.events
 
 
 def snapshot_json(data: Dataset) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         type=_faults,
         default=FaultSpec(),
         metavar="SPEC",
-        help="fault probabilities, e.g. 429=0.05,500=0.02,503=0.02,timeout=0.01,reset=0.01,partial=0.05",
+        help="fault probabilities, e.g. 429=0.05,500=0.02,503=0.02,timeout=0.01,reset=0.01,partial=0.05 "
+        "(offset=P: an email events offset has expired)",
     )
     parser.add_argument("--fault-seed", type=int, default=0, metavar="N", help="seed of the fault RNG (default 0)")
     parser.add_argument(
@@ -96,6 +97,13 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         default=30.0,
         metavar="SECONDS",
         help="how long a timeout fault holds the answer before closing (default 30)",
+    )
+    parser.add_argument(
+        "--offset-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long an email events offset stays valid for its query (default 300)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
     parser.add_argument("--json", action="store_true", help="print the URL and token as one JSON line")
@@ -136,6 +144,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             faults=args.faults,
             fault_seed=args.fault_seed,
             fault_timeout_seconds=args.fault_timeout,
+            offset_ttl_seconds=args.offset_ttl,
             verbose=args.verbose,
         )
     except OSError as exc:

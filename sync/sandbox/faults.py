@@ -10,7 +10,9 @@ One draw per API request picks at most one fault among those that apply to it
 - reset: the connection is reset (RST) without an answer. For a write, a coin flip of the
   same RNG decides whether it was applied first: the client cannot know, as with HubSpot;
 - partial: a batch update answers 207, with a random non-empty subset of its inputs failed
-  by a retriable error (INTERNAL_ERROR or RATE_LIMITS) and not applied; the rest applied.
+  by a retriable error (INTERNAL_ERROR or RATE_LIMITS) and not applied; the rest applied;
+- offset: an email events request carrying an offset finds it expired (the 400 HubSpot's
+  short-lived offsets give), as if the client had paused too long between pages.
 
 With requests arriving concurrently, the draws are handed out in arrival order; a test that
 wants a replayable sequence sends its requests one at a time.
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-KINDS = ("429", "500", "503", "timeout", "reset", "partial")
+KINDS = ("429", "500", "503", "timeout", "reset", "partial", "offset")
 PARTIAL_CATEGORIES = ("INTERNAL_ERROR", "RATE_LIMITS")
 
 
@@ -33,7 +35,7 @@ class FaultSpec:
 
     @classmethod
     def parse(cls, text: str | None) -> FaultSpec:
-        """'429=0.05,500=0.02,503=0.02,timeout=0.01,reset=0.01,partial=0.05'; '' or 'off' for none."""
+        """'429=0.05,500=0.02,503=0.02,timeout=0.01,reset=0.01,partial=0.05,offset=0.1'; '' or 'off' for none."""
         if text is None or text.strip().lower() in ("", "off", "none"):
             return cls()
         rates: dict[str, float] = {}
@@ -71,8 +73,8 @@ class FaultInjector:
             self.timeout_seconds = timeout_seconds
             self._rng = random.Random(seed)
 
-    def draw(self, *, batch_update: bool) -> str | None:
-        """The fault for this request, or None."""
+    def draw(self, *, batch_update: bool, offset: bool = False) -> str | None:
+        """The fault for this request, or None (`offset`: an email events request carrying an offset)."""
         rates = self.spec.rates
         if not rates:
             return None
@@ -80,7 +82,7 @@ class FaultInjector:
             roll = self._rng.random()
         edge = 0.0
         for kind in KINDS:
-            if kind == "partial" and not batch_update:
+            if (kind == "partial" and not batch_update) or (kind == "offset" and not offset):
                 continue
             edge += rates.get(kind, 0.0)
             if roll < edge:

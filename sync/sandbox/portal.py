@@ -69,6 +69,10 @@ DEFAULT_PORTAL_ID = 12345678
 NOT_FOUND_MESSAGE = "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid."
 _STAGE_RANK = {stage: i for i, stage in enumerate(LIFECYCLE_ORDER)}
 _SEARCH_CACHE_SIZE = 16
+# How long an email events offset stays valid. HubSpot says its offsets are not meant to last and documents no
+# lifetime (connectors have seen them last hours); five minutes is ample for paging a window without a pause.
+DEFAULT_OFFSET_TTL_S = 300.0
+_OFFSETS_KEPT = 10_000
 # (ids that should fail this time, their error category): the partial-failure fault's hook.
 FailureChooser = Callable[[list[str]], tuple[set[str], str]]
 
@@ -90,6 +94,10 @@ class Portal:
         self._events: list[EmailEventRecord] = []
         self._events_by_type: dict[str, list[EmailEventRecord]] = {}
         self._event_ids: set[str] = set()
+        # The email events' offsets handed out: token -> its query, position and when (they expire).
+        self._offsets: dict[str, _IssuedOffset] = {}
+        self._offset_serial = 0
+        self.offset_ttl_seconds = DEFAULT_OFFSET_TTL_S
         self._conversion_ids: set[str] = set()
         self._lists: dict[int, ListRecord] = {}
         self._version = 0
@@ -707,29 +715,57 @@ class Portal:
         exclude_filtered: bool,
         offset: str | None,
         limit: int,
+        now_ms: int,
+        expire_offset: bool = False,
     ) -> JsonObject:
+        """Events created in [start, end], newest first, as HubSpot lists them.
+
+        The offset is short-lived and tied to its query, as HubSpot's is: it is valid only for the same start,
+        end, type and filter, for `offset_ttl_seconds` after it was handed out; otherwise (or when a fault expires
+        it) the answer is a 400 and the client starts the query again without one.
+        """
         with self._lock:
-            events = self._events if event_type is None else self._events_by_type.get(event_type.upper(), [])
-            position = 0 if start is None else bisect_left(events, (start, ""), key=_event_key)
+            kind = event_type.upper() if event_type else None
+            query = (start, end, kind, exclude_filtered)
+            events = self._events if kind is None else self._events_by_type.get(kind, [])
+            low = 0 if start is None else bisect_left(events, start, key=_event_created)
+            high = len(events) if end is None else bisect_right(events, end, key=_event_created)
             if offset is not None:
-                created, event_id = decode_cursor(offset, 2, "offset")
-                if not _numeric(created.lstrip("-")):
-                    raise bad_request(f"Invalid paging token 'offset': {offset!r}")
-                position = max(position, bisect_right(events, (int(created), event_id), key=_event_key))
+                issued = self._offsets.get(offset)
+                expired = issued is not None and now_ms - issued.issued_ms > self.offset_ttl_seconds * 1000
+                if expire_offset or expired:
+                    self._offsets.pop(offset, None)
+                if expire_offset or expired or issued is None or issued.query != query:
+                    raise bad_request(
+                        f"Invalid offset {offset!r}: an offset is valid for a short time and only for the query "
+                        "that returned it; start the query again without one"
+                    )
+                # A key position, not a count: an event arriving meanwhile cannot shift the pages.
+                high = min(high, bisect_left(events, issued.after, key=_event_key))
             page: list[EmailEventRecord] = []
             has_more = False
-            for index in range(position, len(events)):
+            for index in range(high - 1, low - 1, -1):
                 event = events[index]
-                if end is not None and event.created > end:
-                    break
                 if exclude_filtered and event.filtered:
                     continue
                 if len(page) == limit:
                     has_more = True
                     break
                 page.append(event)
-            token = encode_cursor(page[-1].created, page[-1].id) if page else (offset or "")
+            token = ""
+            if has_more:
+                self._offset_serial += 1
+                token = encode_cursor(self._offset_serial, page[-1].created, page[-1].id)
+                self._issue_offset(token, _IssuedOffset(query, _event_key(page[-1]), now_ms), now_ms)
             return {"events": [e.wire() for e in page], "hasMore": has_more, "offset": token}
+
+    def _issue_offset(self, token: str, issued: _IssuedOffset, now_ms: int) -> None:
+        if len(self._offsets) >= _OFFSETS_KEPT:  # forget expired ones (and, past twice the cap, the oldest)
+            ttl_ms = self.offset_ttl_seconds * 1000
+            self._offsets = {k: v for k, v in self._offsets.items() if now_ms - v.issued_ms <= ttl_ms}
+            while len(self._offsets) >= 2 * _OFFSETS_KEPT:
+                self._offsets.pop(next(iter(self._offsets)))
+        self._offsets[token] = issued
 
     def account_info(self) -> JsonObject:
         """The portal a token belongs to (GET /account-info/v3/details)."""
@@ -1003,6 +1039,17 @@ def _submission_key(sub: Submission) -> tuple[int, str]:
 
 def _event_key(event: EmailEventRecord) -> tuple[int, str]:
     return (event.created, event.id)
+
+
+def _event_created(event: EmailEventRecord) -> int:
+    return event.created
+
+
+@dataclasses.dataclass(frozen=True)
+class _IssuedOffset:
+    query: tuple[int | None, int | None, str | None, bool]  # start, end, type, excludeFilteredEvents
+    after: tuple[int, str]  # the (created, id) of the last event handed out: the next page is older
+    issued_ms: int
 
 
 def _submission_from(item: Any, now_ms: int | None, new_id: Callable[[], str] | None, where: str) -> Submission:

@@ -32,6 +32,7 @@ class ApiRequest:
     body: Any
     now_ms: int
     choose_failures: FailureChooser | None = None
+    expire_offset: bool = False  # the offset fault: the email events offset this request carries has expired
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Route:
     search: bool = False  # its own per-second limit, no rate-limit headers
     write: bool = False  # a reset fault may or may not have applied it
     batch_update: bool = False  # the only route a partial fault applies to
+    offsets: bool = False  # paged by a short-lived offset: the offset fault applies to a request carrying one
     pattern: re.Pattern[str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +202,8 @@ def email_events(portal: Portal, req: ApiRequest) -> Reply:
         exclude_filtered=exclude == "true",
         offset=query_str(q, "offset"),
         limit=_limit(q, 100, EVENTS_LIMIT_MAX, strict=False),
+        now_ms=req.now_ms,
+        expire_offset=req.expire_offset,
     )
     return Reply(200, body)
 
@@ -234,7 +238,7 @@ API_ROUTES = (
     Route("GET", "/marketing/v3/forms", list_forms),
     Route("GET", "/marketing/v3/forms/{formId}", get_form),
     Route("GET", "/form-integrations/v1/submissions/forms/{formId}", form_submissions),
-    Route("GET", "/email/public/v1/events", email_events),
+    Route("GET", "/email/public/v1/events", email_events, offsets=True),
     Route("GET", "/crm/v3/lists/{listId}/memberships", list_memberships),
     Route("GET", "/crm/v3/lists/{listId}", get_list),
     Route("GET", "/account-info/v3/details", account_info),

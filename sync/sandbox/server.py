@@ -97,10 +97,13 @@ class Sandbox:
         faults: FaultSpec | str | None = None,
         fault_seed: int = 0,
         fault_timeout_seconds: float = 30.0,
+        offset_ttl_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
         verbose: bool = False,
     ) -> None:
         self.portal = portal
+        if offset_ttl_seconds is not None:
+            portal.offset_ttl_seconds = offset_ttl_seconds  # how long an email events offset stays valid
         self.token = token
         self.clock = clock
         self.verbose = verbose
@@ -344,7 +347,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, _error(401, "INVALID_AUTHENTICATION", message))
             return
         search = route.search if route else False
-        fault = sandbox.faults.draw(batch_update=route.batch_update) if route else None
+        carries_offset = route is not None and route.offsets and bool(query_str(query, "offset"))
+        fault = sandbox.faults.draw(batch_update=route.batch_update, offset=carries_offset) if route else None
         if fault == "429":
             verdict = sandbox.limiter.admit(token, search=search, count=False)
             policy = SECONDLY if search else TEN_SECONDLY
@@ -380,7 +384,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop(reset=True)
             return
         chooser = sandbox.faults.choose_failures if fault == "partial" else None
-        reply = self._run(sandbox, route, params, query, raw, chooser)
+        if fault == "offset":
+            sandbox.stats.fault("offset")
+        reply = self._run(sandbox, route, params, query, raw, chooser, expire_offset=fault == "offset")
         if fault == "partial":
             sandbox.stats.fault("partial" if reply.status == 207 else "partial_not_applicable")
         if fault == "timeout":
@@ -401,10 +407,12 @@ class _Handler(BaseHTTPRequestHandler):
         query: dict[str, list[str]],
         raw: bytes,
         chooser: FailureChooser | None,
+        *,
+        expire_offset: bool = False,
     ) -> Reply:
         try:
             body = _json_body(raw)
-            request = ApiRequest(route.method, params, query, body, sandbox.now_ms(), chooser)
+            request = ApiRequest(route.method, params, query, body, sandbox.now_ms(), chooser, expire_offset)
             return route.handler(sandbox.portal, request)
         except ApiError as exc:
             return Reply(exc.status, exc.body(str(uuid.uuid4())))
@@ -525,15 +533,21 @@ def _admin_rate_limit(sandbox: Sandbox, query: dict[str, list[str]], body: Any) 
 
 def _admin_faults(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
     if not isinstance(body, dict):
-        raise bad_request('Expected {"spec": "500=0.1,...", "seed": 0, "timeout_seconds": 30}')
+        raise bad_request(
+            'Expected {"spec": "500=0.1,...", "seed": 0, "timeout_seconds": 30, "offset_ttl_seconds": 300}'
+        )
     try:
         spec = FaultSpec.parse(body.get("spec"))
         seed = int(body.get("seed", sandbox.faults.seed))
         timeout = float(body.get("timeout_seconds", sandbox.faults.timeout_seconds))
+        ttl = float(body.get("offset_ttl_seconds", sandbox.portal.offset_ttl_seconds))
     except (TypeError, ValueError) as exc:
         raise bad_request(str(exc)) from None
+    if ttl < 0:
+        raise bad_request(f"offset_ttl_seconds must be 0 or more, got {ttl:g}")
     sandbox.faults.configure(spec, seed, timeout)
-    return Reply(200, {"faults": spec.describe(), "seed": seed, "timeout_seconds": timeout})
+    sandbox.portal.offset_ttl_seconds = ttl
+    return Reply(200, {"faults": spec.describe(), "seed": seed, "timeout_seconds": timeout, "offset_ttl_seconds": ttl})
 
 
 _ADMIN: dict[tuple[str, str], Callable[[Sandbox, dict[str, list[str]], Any], Reply]] = {

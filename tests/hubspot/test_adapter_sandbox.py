@@ -237,7 +237,7 @@ def test_forms_submissions_email_events_and_lists_read_what_the_portal_holds() -
         submissions = [s for fid, name in forms.items() for s in hub.form_submissions(fid, name, since)[0]]
         start = min(e["created"] for e in truth["email_events"])
         end = max(e["created"] for e in truth["email_events"])
-        events = [e for page, _ in hub.email_events(start, end) for e in page]
+        events = [e for page in hub.email_events(start, end) for e in page.events]
         members = {lst["listId"]: hub.list_members(lst["listId"]) for lst in truth["lists"]}
     # Every form but blog comments and archived ones; each submission, with or without conversionId, read
     # under the event id the offline path gives it.

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
-from tests.sandbox.support import DAY, FORM_DEMO, FORM_EBOOK, FORM_EMPTY, MARIA, T0, Api
+from tests.sandbox.support import DAY, FORM_DEMO, FORM_EBOOK, FORM_EMPTY, MARIA, T0, Api, FakeClock
 
 SUBMISSIONS = "/form-integrations/v1/submissions/forms"
 EVENTS = "/email/public/v1/events"
@@ -88,10 +89,10 @@ def test_submissions_of_an_unknown_form_are_a_404(api: Api) -> None:
 # --- email events ------------------------------------------------------------------------
 
 
-def test_email_events_are_paged_by_offset_while_has_more(api: Api) -> None:
+def test_email_events_come_newest_first_paged_by_offset_while_has_more(api: Api) -> None:
     found = page_all(api, EVENTS, limit=2)
-    # Ordered by created ascending, then id: e-3a and e-3b share a millisecond.
-    assert [e["id"] for e in found] == ["e-1", "e-2", "e-3a", "e-3b", "e-4", "e-5", "e-6"]
+    # Newest first, as HubSpot lists them; e-3a and e-3b share a millisecond (then by id, descending).
+    assert [e["id"] for e in found] == ["e-6", "e-5", "e-4", "e-3b", "e-3a", "e-2", "e-1"]
 
 
 def test_an_email_event_carries_its_type_specific_fields(api: Api) -> None:
@@ -106,10 +107,10 @@ def test_an_email_event_carries_its_type_specific_fields(api: Api) -> None:
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"startTimestamp": T0 + 3000, "endTimestamp": T0 + 5000}, ["e-3a", "e-3b", "e-4", "e-5"]),  # inclusive
+        ({"startTimestamp": T0 + 3000, "endTimestamp": T0 + 5000}, ["e-5", "e-4", "e-3b", "e-3a"]),  # inclusive
         ({"startTimestamp": T0 + 6000}, ["e-6"]),
         ({"endTimestamp": T0 + 1000}, ["e-1"]),
-        ({"eventType": "OPEN"}, ["e-3a", "e-3b"]),
+        ({"eventType": "OPEN"}, ["e-3b", "e-3a"]),
         ({"eventType": "open", "excludeFilteredEvents": "true"}, ["e-3a"]),
         ({"excludeFilteredEvents": "true", "startTimestamp": T0 + 3000, "endTimestamp": T0 + 3000}, ["e-3a"]),
         ({"eventType": "SPAMREPORT"}, []),
@@ -128,12 +129,82 @@ def test_the_email_events_limit_defaults_to_100_and_is_capped_at_1000(api: Api) 
     assert body["hasMore"] is True
 
 
-def test_an_event_added_later_is_picked_up_by_the_next_page(api: Api) -> None:
-    body = api.get(EVENTS, limit=100).json()
-    assert body["hasMore"] is False
+def test_an_event_arriving_while_paging_neither_repeats_nor_hides_older_ones(api: Api) -> None:
+    first = api.get(EVENTS, limit=3).json()
     api.admin("email_events", [{"id": "e-late", "type": "CLICK", "recipient": MARIA, "created": T0 + DAY}])
-    later = api.get(EVENTS, limit=100, offset=body["offset"]).json()
-    assert [e["id"] for e in later["events"]] == ["e-late"]
+    rest = page_all(api, EVENTS, limit=3, offset=first["offset"])
+    assert [e["id"] for e in first["events"] + rest] == ["e-6", "e-5", "e-4", "e-3b", "e-3a", "e-2", "e-1"]
+    assert page_all(api, EVENTS, limit=3)[0]["id"] == "e-late"  # a new query sees it first
+
+
+def test_the_last_page_has_no_offset(api: Api) -> None:
+    body = api.get(EVENTS, limit=100).json()
+    assert (len(body["events"]), body["hasMore"], body["offset"]) == (7, False, "")
+
+
+def _expired(response: requests.Response) -> None:
+    assert response.status_code == 400
+    body = response.json()
+    assert body["category"] == "VALIDATION_ERROR"
+    assert "offset" in body["message"]
+    assert "start the query again" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"startTimestamp": T0 + 1000},
+        {"endTimestamp": T0 + 9000},
+        {"eventType": "OPEN"},
+        {"excludeFilteredEvents": "true"},
+    ],
+)
+def test_an_offset_is_valid_only_for_the_query_that_returned_it(api: Api, other: dict[str, Any]) -> None:
+    query: dict[str, Any] = {"startTimestamp": T0, "endTimestamp": T0 + 8000}
+    first = api.get(EVENTS, limit=2, **query).json()
+    assert first["hasMore"] is True
+    _expired(api.get(EVENTS, limit=2, offset=first["offset"], **{**query, **other}))
+    # The same query with it still pages on, whatever the limit.
+    assert [e["id"] for e in api.get(EVENTS, limit=5, offset=first["offset"], **query).json()["events"]] == [
+        "e-4", "e-3b", "e-3a", "e-2", "e-1",
+    ]  # fmt: skip
+
+
+def test_an_offset_expires_after_the_configured_time(make_sandbox: Any, clock: FakeClock) -> None:
+    api = Api(make_sandbox(offset_ttl_seconds=60))
+    try:
+        first = api.get(EVENTS, limit=2).json()
+        clock.advance(59)
+        second = api.get(EVENTS, limit=2, offset=first["offset"])
+        assert [e["id"] for e in second.json()["events"]] == ["e-4", "e-3b"]
+        clock.advance(2)  # each offset lives 60 s from when it was handed out: the first one is now too old
+        _expired(api.get(EVENTS, limit=2, offset=first["offset"]))
+        assert api.get(EVENTS, limit=2, offset=second.json()["offset"]).status_code == 200
+        clock.advance(61)
+        _expired(api.get(EVENTS, limit=2, offset=second.json()["offset"]))
+        # Starting the query again without an offset works.
+        assert [e["id"] for e in page_all(api, EVENTS, limit=2)][:2] == ["e-6", "e-5"]
+    finally:
+        api.close()
+
+
+def test_an_unknown_offset_is_refused(api: Api) -> None:
+    _expired(api.get(EVENTS, limit=2, offset="bm90LWFuLW9mZnNldA"))
+
+
+def test_the_offset_fault_expires_offsets_and_only_on_requests_carrying_one(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults="offset=1")
+    api = Api(sandbox)
+    try:
+        first = api.get(EVENTS, limit=2)
+        assert first.status_code == 200  # no offset: the fault does not apply
+        assert api.get("/crm/v3/objects/contacts", limit=2).status_code == 200
+        _expired(api.get(EVENTS, limit=2, offset=first.json()["offset"]))
+        assert sandbox.stats_json()["faults"] == {"offset": 1}
+        assert api.admin("faults", {"spec": "off", "offset_ttl_seconds": 5}).json()["offset_ttl_seconds"] == 5
+        assert sandbox.portal.offset_ttl_seconds == 5
+    finally:
+        api.close()
 
 
 # --- lists ---------------------------------------------------------------------------------
