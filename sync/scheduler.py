@@ -97,6 +97,8 @@ class Service:
         self.portals: dict[str, Held] = {}
         self.broken: dict[Path, Broken] = {}
         self.files: list[Path] = []  # the portal files of the last load
+        # A load publishes the portals and the broken files together: /healthz never sees one without the other.
+        self.published = threading.Lock()
         # Leases renew on a thread of their own: busy cycles must never delay a renewal past its expiry.
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers), "leases": ThreadPoolExecutor(1)}, timezone=UTC
@@ -138,8 +140,9 @@ class Service:
             if gone.running is not None:
                 gone.running.set()  # its file is gone or broken: stop after the batch in flight
             self._release(gone)
-        self.portals = found
         self._report_config_errors(files, broken)
+        with self.published:
+            self.portals, self.files, self.broken = found, files, broken
         self._schedule()
         self.log.info("portals_loaded", portals=sorted(found), files=len(found), broken=sorted(str(f) for f in broken))
 
@@ -157,7 +160,6 @@ class Service:
             self.metrics.config_errors.labels(file=str(file)).set(1 if file in broken else 0)
         for file in set(self.files) - set(files):
             self.metrics.config_errors.remove(str(file))
-        self.files, self.broken = files, broken
 
     def _schedule(self) -> None:
         for job in self.scheduler.get_jobs():
@@ -289,8 +291,10 @@ class Service:
 
     def health(self) -> dict[str, Any]:
         now = time.time()
+        with self.published:
+            held_now, broken = dict(self.portals), list(self.broken.values())
         portals = {}
-        for name, held in self.portals.items():
+        for name, held in held_now.items():
             runs = self.store.last_runs(held.portal.id, 1)
             last = runs[0] if runs else None
             portals[name] = {
@@ -300,7 +304,6 @@ class Service:
                 if last is None
                 else {"status": last.status, "started_at": last.started_at.isoformat()},
             }
-        broken = list(self.broken.values())
         # Degraded, not down: the other portals run, so a probe must not restart the service for one bad file.
         status = "stopping" if self.stop.is_set() else "degraded" if broken else "ok"
         return {
