@@ -32,7 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from sync.core import conditions as c
-from sync.core.model import EMAIL_CLICK, EMAIL_EVENT_TYPES, EVENT_TYPES, FORM_SUBMISSION
+from sync.core.model import EMAIL_BOUNCE, EMAIL_CLICK, EMAIL_EVENT_TYPES, EVENT_TYPES, FORM_SUBMISSION
 from sync.core.rules import (
     STANDARD_STAGE_ORDER,
     Band,
@@ -174,6 +174,9 @@ class ConditionModel(_Model):
     campaign_id: Ids | None = None
     count: CountModel | None = None
     include_filtered: bool | None = None
+    bounce: Literal["hard", "soft", "any"] | None = Field(
+        None, description="email_bounce only: which bounces count (default hard: README 'What counts')"
+    )
     all: list[ConditionModel] | None = None
     any: list[ConditionModel] | None = None
     not_: ConditionModel | None = Field(None, alias="not")
@@ -559,6 +562,7 @@ _EVENT_FIELDS = (
     "campaign_id",
     "count",
     "include_filtered",
+    "bounce",
 )
 _RULE_ONLY = ("points", "map", "default", "missing", "bands", "per", "max", "half_life_days")
 _FORM_ONLY = ("form_id", "form_name_contains", "page_url_contains")
@@ -1126,6 +1130,8 @@ class _Builder:
             self.error((*path, "campaign_id"), "can never match: campaign_id applies to email events")
         if m.include_filtered and kind == FORM_SUBMISSION:
             self.error((*path, "include_filtered"), "form submissions are never bot-filtered; remove it")
+        if m.bounce is not None and kind != EMAIL_BOUNCE:
+            self.error((*path, "bounce"), f"can never match: bounce applies to email_bounce events, not {kind}")
         count = m.count or CountModel()
         spec = c.CountSpec(count.at_least, count.at_most, count.exactly, count.between)
         lo, hi = spec.bounds()
@@ -1141,6 +1147,7 @@ class _Builder:
             campaign_ids=_ids(m.campaign_id),
             within_days=m.within_days,
             include_filtered=bool(m.include_filtered),
+            bounce=m.bounce or "hard",
         )
         return c.EventCondition(flt, spec)
 

@@ -67,7 +67,7 @@ def test_bad_records_are_reported_and_skipped_while_the_rest_load() -> None:
     ]
     assert all(p.endswith("skipped") for p in snap.problems)
     assert [e.event_id for e in snap.events_by_email["a@x.com"]] == ["cv-1"]
-    assert [e.event_id for e in snap.events_by_email["e@x.com"]] == ["e-1"]
+    assert [e.event_id for e in snap.events_by_email["e@x.com"]] == ["e-1:1793275200000"]
     assert snap.ignored_events == 1
 
 
@@ -96,7 +96,7 @@ def test_events_are_tied_to_contacts_by_email_case_insensitively() -> None:
         }
     )
     inputs = {c.id: events for c, events in snap.scoring_inputs()}
-    assert [(e.kind, e.event_id) for e in inputs["1"]] == [(FORM_SUBMISSION, "cv-1"), (EMAIL_OPEN, "e-1")]
+    assert [(e.kind, e.event_id) for e in inputs["1"]] == [(FORM_SUBMISSION, "cv-1"), (EMAIL_OPEN, "e-1:1793275200000")]
     assert inputs["2"] == []
     assert inputs["1"][0].form_name == "Demo request"  # type: ignore[union-attr]
     assert (snap.unattached_events, snap.ignored_events) == (1, 1)

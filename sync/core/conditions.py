@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sync.core.model import Contact, Event
+from sync.core.model import EMAIL_BOUNCE, EMAIL_UNBOUNCE, Contact, Event
 
 DAY_MS = 86_400_000
 
@@ -91,6 +91,15 @@ class Ctx:
             prior = bucket.get(event.event_id)
             if prior is None or _earlier(event, prior):
                 bucket[event.event_id] = event
+        unbounces = by_id.pop(EMAIL_UNBOUNCE, None)
+        if unbounces is not None and EMAIL_BOUNCE in by_id:
+            # An un-bounce lifts every bounce of the contact up to its time: those no longer count.
+            lifted = max([e.at_ms for e in unbounces.values()])
+            kept_bounces = {k: e for k, e in by_id[EMAIL_BOUNCE].items() if e.at_ms > lifted}
+            if kept_bounces:
+                by_id[EMAIL_BOUNCE] = kept_bounces
+            else:
+                del by_id[EMAIL_BOUNCE]
         unfiltered: dict[str, Aged] = {}
         filtered: dict[str, Aged] = {}
         for kind, bucket in by_id.items():
@@ -278,6 +287,8 @@ class EventFilter:
     campaign_ids: tuple[str, ...] = ()
     within_days: int | None = None
     include_filtered: bool = False
+    # For email_bounce: "hard" (the default), "soft" or "any" bounces. Ignored for other kinds.
+    bounce: str = "hard"
 
     def matcher(self) -> Callable[[Event], bool] | None:
         """A test of one event's attributes (not its age, not bot filtering); None when none is set."""
@@ -294,6 +305,9 @@ class EventFilter:
         if self.campaign_ids:
             campaigns = frozenset(self.campaign_ids)
             checks.append(lambda e: getattr(e, "campaign_id", None) in campaigns)
+        if self.kind == EMAIL_BOUNCE and self.bounce != "any":
+            soft = self.bounce == "soft"
+            checks.append(lambda e: getattr(e, "soft_bounce", False) is soft)
         if not checks:
             return None
         if len(checks) == 1:
@@ -576,6 +590,8 @@ def _show(value: TestValue) -> str:
 
 def describe_filter(flt: EventFilter) -> str:
     parts = [flt.kind]
+    if flt.kind == EMAIL_BOUNCE and flt.bounce != "hard":
+        parts.append(f"{flt.bounce} bounces")
     for label, values in (
         ("form", flt.form_ids),
         ("form name contains", flt.form_name_contains),

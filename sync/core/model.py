@@ -19,6 +19,9 @@ EMAIL_CLICK = "email_click"
 EMAIL_BOUNCE = "email_bounce"
 EMAIL_UNSUBSCRIBE = "email_unsubscribe"
 EMAIL_SPAM_REPORT = "email_spam_report"
+# Internal: an operator un-bounced the recipient. No rule scores it; the core drops the contact's bounces up to
+# its time (README "What counts").
+EMAIL_UNBOUNCE = "email_unbounce"
 
 EMAIL_EVENT_TYPES: frozenset[str] = frozenset(
     {
@@ -101,9 +104,23 @@ class FormSubmission(_Value):
 
 
 class EmailEvent(_Value):
-    """One marketing email event; `kind` is one of EMAIL_EVENT_TYPES."""
+    """One marketing email event; `kind` is one of EMAIL_EVENT_TYPES or EMAIL_UNBOUNCE.
 
-    _fields: ClassVar[tuple[str, ...]] = ("event_id", "kind", "at_ms", "email", "campaign_id", "url", "filtered")
+    `event_id` is HubSpot's event id and created time together (an id alone is not unique). For a bounce,
+    `category` is HubSpot's bounce category and `soft_bounce` says it is not a hard one (README "What counts").
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = (
+        "event_id",
+        "kind",
+        "at_ms",
+        "email",
+        "campaign_id",
+        "url",
+        "filtered",
+        "category",
+        "soft_bounce",
+    )
 
     def __init__(
         self,
@@ -114,6 +131,8 @@ class EmailEvent(_Value):
         campaign_id: str = "",
         url: str = "",
         filtered: bool = False,
+        category: str = "",
+        soft_bounce: bool = False,
     ) -> None:
         self.event_id: Final = event_id
         self.kind: Final = kind
@@ -122,6 +141,8 @@ class EmailEvent(_Value):
         self.campaign_id: Final = campaign_id
         self.url: Final = url
         self.filtered: Final = filtered
+        self.category: Final = category
+        self.soft_bounce: Final = soft_bounce
 
 
 Event = FormSubmission | EmailEvent

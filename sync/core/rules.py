@@ -30,7 +30,7 @@ from sync.core.conditions import (
     parse_number,
     walk,
 )
-from sync.core.model import DEFAULT_DECAY_EVENTS, Contact, Event, RuleHit
+from sync.core.model import DEFAULT_DECAY_EVENTS, EMAIL_BOUNCE, EMAIL_UNBOUNCE, Contact, Event, RuleHit
 
 STANDARD_STAGE_ORDER: tuple[str, ...] = (
     "subscriber",
@@ -361,6 +361,8 @@ def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:
         kinds.update(r.filter.kind for r in (*model.fit.rules, *model.engagement.rules) if isinstance(r, EventRule))
         if model.decay is not None:
             kinds |= model.decay.events
+    if EMAIL_BOUNCE in kinds:
+        kinds.add(EMAIL_UNBOUNCE)  # an un-bounce cancels earlier bounces: the context needs to see both
     return frozenset(kinds)
 
 

@@ -21,6 +21,7 @@ from sync.core.model import (
     EMAIL_OPEN,
     EMAIL_SENT,
     EMAIL_SPAM_REPORT,
+    EMAIL_UNBOUNCE,
     EMAIL_UNSUBSCRIBE,
     Contact,
     EmailEvent,
@@ -42,8 +43,8 @@ CONTACT_OBJECT = "0-1"  # a form field's objectTypeId when it maps to a contact 
 NO_CONVERSION_ID = "nocid:"  # the event id of a submission HubSpot sent without a conversionId
 _EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-# HubSpot email event types -> the core's event types. STATUSCHANGE is handled apart:
-# only a change to unsubscribed is an email_unsubscribe.
+# HubSpot email event types -> the core's event types. STATUSCHANGE is handled apart (only some are an
+# unsubscribe), and so are BOUNCE (hard or soft, obsoleted or not) and UNBOUNCE (it lifts earlier bounces).
 _EMAIL_TYPES = {
     "SENT": EMAIL_SENT,
     "DELIVERED": EMAIL_DELIVERED,
@@ -51,9 +52,48 @@ _EMAIL_TYPES = {
     "CLICK": EMAIL_CLICK,
     "BOUNCE": EMAIL_BOUNCE,
     "SPAMREPORT": EMAIL_SPAM_REPORT,
+    "UNBOUNCE": EMAIL_UNBOUNCE,
 }
-# Real HubSpot types that no rule scores: ignored without a complaint.
-UNSCORED_EMAIL_TYPES = frozenset({"DROPPED", "PROCESSED", "DEFERRED", "PRINT", "FORWARD", "UNBOUNCE"})
+# Real HubSpot types that no rule scores: ignored without a complaint. A DROPPED email was never sent; its
+# dropReason (PREVIOUSLY_BOUNCED, PREVIOUSLY_UNSUBSCRIBED_..., ...) restates a bounce or an unsubscribe that
+# already counted once.
+UNSCORED_EMAIL_TYPES = frozenset({"DROPPED", "PROCESSED", "DEFERRED", "PRINT", "FORWARD"})
+
+# Bounce categories that say the address itself is unusable: a hard bounce. Every other category (MAILBOX_FULL,
+# THROTTLED, TIMEOUT, DNS_FAILURE, CONTENT, SPAM, POLICY, UNCATEGORIZED, ...) or none is soft: the next send may
+# well arrive, or the fault is the sender's (README "What counts").
+HARD_BOUNCE_CATEGORIES = frozenset({"UNKNOWN_USER", "MAILBOX_MISCONFIGURATION"})
+
+# STATUSCHANGE sources that are not the recipient unsubscribing: a bounce or a spam report (those have their
+# own events), an operator's bulk import or a migration, HubSpot's own clean-ups. Any other source (the
+# recipient's preferences page or list-unsubscribe header, a portal user on their behalf, a complaint) counts.
+NOT_AN_UNSUBSCRIBE_SOURCES = frozenset(
+    {
+        "SOURCE_NON_DELIVERY_REPORT",
+        "SOURCE_BOUNCE",
+        "SOURCE_SPAM_REPORT",
+        "SOURCE_IMPORT",
+        "SOURCE_MIGRATION",
+        "SOURCE_HUBSPOT_CLEANUP",
+        "SOURCE_KNOWN_SPAM_TRAP",
+        "SOURCE_MTA_RECORD",
+        "SOURCE_NON_COMPLIANCE",
+    }
+)
+# The subscriptions timeline's changeType, when a status change carries one: a bounce or spam report is not
+# an unsubscribe either.
+NOT_AN_UNSUBSCRIBE_CHANGES = frozenset({"PORTAL_BOUNCE", "PORTAL_SPAM_REPORT"})
+
+
+def email_event_key(event_id: str, created_ms: int) -> str:
+    """An email event's identity: HubSpot's id is unique only together with the event's created time."""
+    return f"{event_id}:{created_ms}"
+
+
+def email_event_wire_id(event: EmailEvent) -> str:
+    """HubSpot's id of an event whose identity `email_event_key` made (a bare id is returned as it is)."""
+    head, sep, tail = event.event_id.rpartition(":")
+    return head if sep and tail == str(event.at_ms) else event.event_id
 
 
 def _text(value: Any) -> str:
@@ -169,7 +209,7 @@ def no_conversion_key(form_id: str, at_ms: int, email: str) -> str:
 
 
 def email_event_from_wire(raw: Any) -> EmailEvent | None:
-    """One marketing email event, or None for a real type that no rule scores."""
+    """One marketing email event, or None for one that no rule scores (README "What counts")."""
     if not isinstance(raw, Mapping):
         raise SkippableRecordError("email event", "is not an object")
     eid = _text(raw.get("id")).strip()
@@ -177,12 +217,17 @@ def email_event_from_wire(raw: Any) -> EmailEvent | None:
         raise SkippableRecordError("email event", "has no id")
     record = f"email event {eid}"
     wire_type = _text(raw.get("type")).upper()
+    category = ""
     if wire_type == "STATUSCHANGE":
         if not _is_unsubscribe(raw):
             return None
         kind = EMAIL_UNSUBSCRIBE
+    elif wire_type == "BOUNCE" and _present(raw.get("obsoletedBy")):
+        return None  # a later event made this bounce obsolete (HubSpot's obsoletedBy)
     elif wire_type in _EMAIL_TYPES:
         kind = _EMAIL_TYPES[wire_type]
+        if kind == EMAIL_BOUNCE:
+            category = _text(raw.get("category")).strip().upper()
     elif wire_type in UNSCORED_EMAIL_TYPES:
         return None
     else:
@@ -190,30 +235,45 @@ def email_event_from_wire(raw: Any) -> EmailEvent | None:
     recipient = _text(raw.get("recipient")).strip().lower()
     if not recipient:
         raise SkippableRecordError(record, "has no recipient")
+    at_ms = _ms(record, "created", raw.get("created"))
     return EmailEvent(
-        event_id=eid,
+        event_id=email_event_key(eid, at_ms),
         kind=kind,
-        at_ms=_ms(record, "created", raw.get("created")),
+        at_ms=at_ms,
         email=recipient,
         campaign_id=_text(raw.get("emailCampaignId")),
         url=_text(raw.get("url")),
         filtered=_flag(raw.get("filteredEvent")),
+        category=category,
+        soft_bounce=kind == EMAIL_BOUNCE and category not in HARD_BOUNCE_CATEGORIES,
     )
 
 
-# Status changes HubSpot makes itself, not the recipient: bounces and spam reports have their own events.
-_SYSTEM_SOURCES = frozenset({"SOURCE_BOUNCE", "SOURCE_SPAM_REPORT", "SOURCE_NON_COMPLIANCE"})
+def _present(value: Any) -> bool:
+    """Whether an event reference (obsoletedBy: {id, created}, or a bare id) is set."""
+    if isinstance(value, Mapping):
+        return bool(_text(value.get("id")).strip())
+    return bool(_text(value).strip())
 
 
 def _is_unsubscribe(raw: Mapping[str, Any]) -> bool:
-    """A STATUSCHANGE *to* unsubscribed: the changed subscriptions say so (portalSubscriptionStatus is the
-    recipient's current overall status, not what changed, so it decides only when no subscription is listed)."""
-    if _text(raw.get("source")).upper() in _SYSTEM_SOURCES:
+    """A STATUSCHANGE the recipient made to unsubscribe: from everything (portalSubscriptionStatus UNSUBSCRIBED,
+    whatever the subscriptions array says: HubSpot documents it as neither necessarily empty nor all
+    unsubscribed) or from one subscription type. Not when a bounce, a spam report, an import or HubSpot made it."""
+    if _text(raw.get("source")).strip().upper() in NOT_AN_UNSUBSCRIBE_SOURCES:
         return False
-    subscriptions = [s for s in raw.get("subscriptions") or [] if isinstance(s, Mapping)]
-    if subscriptions:
-        return any(_text(s.get("status")).upper() == "UNSUBSCRIBED" for s in subscriptions)
-    return _text(raw.get("portalSubscriptionStatus")).upper() == "UNSUBSCRIBED"
+    if _text(raw.get("changeType")).strip().upper() in NOT_AN_UNSUBSCRIBE_CHANGES:
+        return False
+    if _flag(raw.get("bounced")):
+        return False  # HubSpot's (deprecated) block of a recipient, not the recipient's choice
+    if _text(raw.get("portalSubscriptionStatus")).strip().upper() == "UNSUBSCRIBED":
+        return True
+    subscriptions = raw.get("subscriptions")
+    if not isinstance(subscriptions, list):
+        return False
+    return any(
+        isinstance(s, Mapping) and _text(s.get("status")).strip().upper() == "UNSUBSCRIBED" for s in subscriptions
+    )
 
 
 def _flag(value: Any) -> bool:
@@ -248,7 +308,7 @@ def submission_to_wire(submission: FormSubmission) -> dict[str, Any]:
 
 def email_event_to_wire(event: EmailEvent) -> dict[str, Any]:
     wire: dict[str, Any] = {
-        "id": event.event_id,
+        "id": email_event_wire_id(event),
         "recipient": event.email,
         "created": event.at_ms,
         "emailCampaignId": event.campaign_id,
@@ -257,7 +317,10 @@ def email_event_to_wire(event: EmailEvent) -> dict[str, Any]:
     if event.url:
         wire["url"] = event.url
     if event.kind == EMAIL_UNSUBSCRIBE:
-        wire.update(type="STATUSCHANGE", subscriptions=[{"status": "UNSUBSCRIBED"}])
+        wire.update(type="STATUSCHANGE", portalSubscriptionStatus="UNSUBSCRIBED", subscriptions=[])
     else:
         wire["type"] = _WIRE_EMAIL_TYPES[event.kind]
+    if event.kind == EMAIL_BOUNCE:
+        # A bounce stored without a category (none sent) reads back soft, as it was read.
+        wire["category"] = event.category
     return wire

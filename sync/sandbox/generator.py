@@ -14,7 +14,7 @@ import bisect
 import itertools
 import random
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sync.sandbox.portal import DEFAULT_PORTAL_ID, Portal
@@ -327,6 +327,16 @@ def _stage(rng: random.Random, person: _Person, demo: bool) -> str:
     return _pick(rng, STAGES)
 
 
+# HubSpot's bounce categories, roughly as often as a B2B list sees them; UNKNOWN_USER and
+# MAILBOX_MISCONFIGURATION are the hard ones (README "What counts").
+BOUNCE_CATEGORIES = Weighted(
+    ("UNKNOWN_USER", 35), ("MAILBOX_FULL", 14), ("MAILBOX_MISCONFIGURATION", 5), ("DNS_FAILURE", 5),
+    ("THROTTLED", 8), ("TIMEOUT", 5), ("CONTENT", 5), ("SPAM", 5), ("POLICY", 7), ("GREYLISTING", 3),
+    ("UNCATEGORIZED", 6), ("TEMPORARY_PROBLEM", 2),
+)  # fmt: skip
+SUBSCRIPTION_TYPES = (1, 2, 3)  # newsletter, product updates, events
+
+
 def _email_events(
     rng: random.Random, people: list[_Person], portal_id: int, now_ms: int, sends_per_contact: float
 ) -> list[EmailEventRecord]:
@@ -340,9 +350,12 @@ def _email_events(
         campaign: int,
         filtered: bool = False,
         extra: Mapping[str, object] | None = None,
-    ) -> None:
+        event_id: str | None = None,
+    ) -> str:
+        eid = event_id or _uuid(rng)
         if at <= now_ms:
-            events.append(EmailEventRecord(_uuid(rng), at, kind, person.email, campaign, portal_id, filtered, extra))
+            events.append(EmailEventRecord(eid, at, kind, person.email, campaign, portal_id, filtered, extra))
+        return eid
 
     for person in people:
         eligible = [c for c in campaigns if c[0] > person.created]
@@ -361,20 +374,12 @@ def _email_events(
                 add(at + 500, "PROCESSED", person, campaign)
             roll = rng.random()
             if roll < 0.008:
-                add(at + 1_000, "DROPPED", person, campaign, extra={"category": "PREVIOUSLY_BOUNCED"})
+                add(at + 1_000, "DROPPED", person, campaign, extra=_dropped(rng))
                 continue
-            if roll < 0.025:
-                add(
-                    at + 2_000,
-                    "BOUNCE",
-                    person,
-                    campaign,
-                    extra={"category": rng.choice(("HARD_BOUNCE", "SOFT_BOUNCE"))},
-                )
-                if rng.random() < 0.1:
-                    add(at + 20 * DAY_MS, "UNBOUNCE", person, campaign)
+            if roll < 0.03:
+                _bounce(rng, add, at, person, campaign)
                 continue
-            if roll < 0.04:
+            if roll < 0.045:
                 add(at + 60_000, "DEFERRED", person, campaign, extra={"attempt": 1})
             delivered = at + rng.randrange(2_000, 120_000)
             add(delivered, "DELIVERED", person, campaign)
@@ -385,28 +390,93 @@ def _email_events(
                     add(delivered + rng.randrange(5_000, 9_000), "CLICK", person, campaign, True, {"url": _url(rng)})
             if rng.random() < 0.15 + 0.35 * person.fit:
                 opened = delivered + rng.randrange(60_000, 5 * DAY_MS)
-                add(opened, "OPEN", person, campaign)
+                open_id = add(opened, "OPEN", person, campaign)
+                if rng.random() < 0.05:
+                    # HubSpot's event ids are unique only with their created time: the same id, later.
+                    add(opened + rng.randrange(1_000, DAY_MS), "OPEN", person, campaign, event_id=open_id)
                 if rng.random() < 0.3:
                     add(opened + rng.randrange(5_000, 600_000), "CLICK", person, campaign, extra={"url": _url(rng)})
                 if rng.random() < 0.01:
                     add(opened + 30_000, "FORWARD", person, campaign)
                 if rng.random() < 0.005:
                     add(opened + 40_000, "PRINT", person, campaign)
-            if rng.random() < 0.001:
+            if rng.random() < 0.002:
                 add(delivered + DAY_MS, "SPAMREPORT", person, campaign)
-            if person.optout or rng.random() < 0.004:
+                # HubSpot unsubscribes a recipient who reports spam: the spam report is what scores.
+                add(delivered + DAY_MS + 1_000, "STATUSCHANGE", person, campaign, extra=_status_change(
+                    rng, "SOURCE_SPAM_REPORT", everything=True))  # fmt: skip
                 unsubscribed = True
-                add(delivered + 2 * DAY_MS, "STATUSCHANGE", person, campaign, extra=_UNSUBSCRIBE)
+                continue
+            if person.optout or rng.random() < 0.006:
+                unsubscribed = True
+                source = rng.choice(("SOURCE_RECIPIENT", "SOURCE_RECIPIENT", "SOURCE_LIST_UNSUBSCRIBE"))
+                # From everything (opted out) or from one subscription type; a few come back later.
+                change = _status_change(rng, source, everything=person.optout or rng.random() < 0.4)
+                add(delivered + 2 * DAY_MS, "STATUSCHANGE", person, campaign, extra=change)
+                if not person.optout and rng.random() < 0.25:
+                    add(delivered + 30 * DAY_MS, "STATUSCHANGE", person, campaign, extra=_resubscribe())
         if person.optout and not unsubscribed and last[0]:
             # Opted out without a delivered email (bounced, dropped): the unsubscribe came another way.
-            add(last[0] + 2 * DAY_MS, "STATUSCHANGE", person, last[1], extra=_UNSUBSCRIBE)
+            change = _status_change(rng, "SOURCE_HUBSPOT_CUSTOMER", everything=True)
+            add(last[0] + 2 * DAY_MS, "STATUSCHANGE", person, last[1], extra=change)
+        elif not person.optout and last[0] and rng.random() < 0.004:
+            # An operator's import or migration unsubscribes in bulk: not the contact's act.
+            source = rng.choice(("SOURCE_IMPORT", "SOURCE_MIGRATION"))
+            add(last[0] + 3 * DAY_MS, "STATUSCHANGE", person, last[1], extra=_status_change(rng, source, True))
     return events
 
 
-_UNSUBSCRIBE: dict[str, object] = {
-    "subscriptions": [{"id": 1, "status": "UNSUBSCRIBED", "legalBasis": None}],
-    "source": "SOURCE_RECIPIENT",
-}
+def _bounce(rng: random.Random, add: Callable[..., str], at: int, person: _Person, campaign: int) -> None:
+    """A bounce with HubSpot's category; some are later obsoleted or lifted by an operator's UNBOUNCE."""
+    category = _pick(rng, BOUNCE_CATEGORIES)
+    extra: dict[str, object] = {"category": category, "status": "550" if category == "UNKNOWN_USER" else "421"}
+    roll = rng.random()
+    if roll < 0.12:
+        # A retry got through: the later DELIVERED obsoletes the bounce (HubSpot's obsoletedBy).
+        retried = at + rng.randrange(3_600_000, 2 * DAY_MS)
+        delivered_id = add(retried, "DELIVERED", person, campaign)
+        extra["obsoletedBy"] = {"id": delivered_id, "created": retried}
+    bounce_id = add(at + 2_000, "BOUNCE", person, campaign, extra=extra)
+    if category in ("UNKNOWN_USER", "MAILBOX_MISCONFIGURATION"):
+        if rng.random() < 0.6:
+            # HubSpot marks a hard-bounced recipient as bounced: a status change that is not an unsubscribe.
+            change = _status_change(rng, "SOURCE_NON_DELIVERY_REPORT", everything=True)
+            change["causedByEvent"] = {"id": bounce_id, "created": at + 2_000}
+            add(at + 3_000, "STATUSCHANGE", person, campaign, extra=change)
+        if rng.random() < 0.2:
+            add(at + 20 * DAY_MS, "UNBOUNCE", person, campaign, extra={"user": "ops@acme-eu.example"})
+
+
+def _dropped(rng: random.Random) -> dict[str, object]:
+    reason = rng.choice(("PREVIOUSLY_BOUNCED", "PREVIOUSLY_UNSUBSCRIBED_PORTAL", "PREVIOUS_SPAM", "BLOCKED_ADDRESS"))
+    return {"dropReason": reason, "dropMessage": reason.replace("_", " ").lower()}
+
+
+def _status_change(rng: random.Random, source: str, everything: bool) -> dict[str, object]:
+    """A STATUSCHANGE as HubSpot sends it. Unsubscribed from everything, the subscriptions array may still list
+    types as SUBSCRIBED, or be empty; unsubscribed from one type, the portal status stays SUBSCRIBED."""
+    if everything:
+        shape = rng.random()
+        if shape < 0.3:
+            subscriptions: list[dict[str, object]] = []
+        else:
+            subscriptions = [
+                {"id": sid, "status": "UNSUBSCRIBED" if shape < 0.6 or sid == 1 else "SUBSCRIBED", "legalBasis": None}
+                for sid in SUBSCRIPTION_TYPES
+            ]
+        status = "UNSUBSCRIBED"
+    else:
+        subscriptions = [{"id": rng.choice(SUBSCRIPTION_TYPES), "status": "UNSUBSCRIBED", "legalBasis": None}]
+        status = "SUBSCRIBED"
+    return {"subscriptions": subscriptions, "portalSubscriptionStatus": status, "source": source}
+
+
+def _resubscribe() -> dict[str, object]:
+    return {
+        "subscriptions": [{"id": sid, "status": "SUBSCRIBED", "legalBasis": None} for sid in SUBSCRIPTION_TYPES],
+        "portalSubscriptionStatus": "SUBSCRIBED",
+        "source": "SOURCE_RECIPIENT",
+    }
 
 
 def _url(rng: random.Random) -> str:

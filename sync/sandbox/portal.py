@@ -93,7 +93,7 @@ class Portal:
         self._submissions: dict[str, list[Submission]] = {}
         self._events: list[EmailEventRecord] = []
         self._events_by_type: dict[str, list[EmailEventRecord]] = {}
-        self._event_ids: set[str] = set()
+        self._event_ids: set[tuple[str, int]] = set()  # (id, created): HubSpot's ids repeat across times
         # The email events' offsets handed out: token -> its query, position and when (they expire).
         self._offsets: dict[str, _IssuedOffset] = {}
         self._offset_serial = 0
@@ -174,7 +174,7 @@ class Portal:
                 subs.sort(key=_submission_key)
             for event in events:
                 self._events.append(event)
-                self._event_ids.add(event.id)
+                self._event_ids.add((event.id, event.created))
             self._events.sort(key=_event_key)
             self._events_by_type = {}
             for event in self._events:
@@ -239,9 +239,9 @@ class Portal:
         insort(self._submissions[sub.form_id], sub, key=_submission_key)
 
     def _add_event(self, event: EmailEventRecord) -> None:
-        if event.id in self._event_ids:
-            raise ApiError(409, "CONFLICT", f"Email event {event.id} already exists")
-        self._event_ids.add(event.id)
+        if (event.id, event.created) in self._event_ids:
+            raise ApiError(409, "CONFLICT", f"Email event {event.id} created {event.created} already exists")
+        self._event_ids.add((event.id, event.created))
         insort(self._events, event, key=_event_key)
         insort(self._events_by_type.setdefault(event.type, []), event, key=_event_key)
 
@@ -919,17 +919,17 @@ class Portal:
                 seen_conversions.add(sub.conversion_id)
                 subs.append(sub)
         events: list[EmailEventRecord] = []
-        seen_events: set[str] = set()
+        seen_events: set[tuple[str, int]] = set()
         for i, item in enumerate(_records(raw, "email_events", problems)):
             try:
                 event = _event_from(item, None, None, portal.portal_id, f"email_events[{i}]")
             except ApiError as exc:
                 problems.append(f"{exc.message}; skipped")
                 continue
-            if event.id in seen_events:
-                problems.append(f"email_events[{i}]: id {event.id} repeats; skipped")
+            if (event.id, event.created) in seen_events:
+                problems.append(f"email_events[{i}]: id {event.id} created {event.created} repeats; skipped")
                 continue
-            seen_events.add(event.id)
+            seen_events.add((event.id, event.created))
             events.append(event)
         portal.bulk_load(contacts, subs, events)
         for i, item in enumerate(_records(raw, "lists", problems)):

@@ -281,8 +281,31 @@ def _v4_installation_secret(conn: Connection) -> None:
     settings.create(conn, checkfirst=True)
 
 
+def _v5_event_identity(conn: Connection) -> None:
+    """An email event is keyed by HubSpot's id and created time together (`id:created`): ids alone repeat.
+
+    Stored bounces and unsubscribes lack what now decides whether they count (a bounce's category, a status
+    change's source), and un-bounces were never stored: those rows are dropped and the email events cursor
+    is reset, so the next sync reads the portal's email events again (README "Upgrading"). A fresh database
+    has no rows: nothing to do.
+    """
+    conn.execute(sa.delete(events).where(events.c.kind.in_(("email_bounce", "email_unsubscribe"))))
+    conn.execute(
+        sa.update(events)
+        .where(events.c.kind != "form_submission", sa.not_(events.c.event_id.contains(":")))
+        .values(event_id=events.c.event_id + ":" + sa.cast(events.c.at_ms, sa.Text))
+    )
+    conn.execute(sa.delete(cursors).where(cursors.c.stream == "email_events_ms"))  # pipeline.EVENTS_CURSOR
+
+
 # Applied in order; a migration's version is its position, from 1.
-migrations: list[Migration] = [_v1_initial, _v2_stage_owners, _v3_dead_letter_retries, _v4_installation_secret]
+migrations: list[Migration] = [
+    _v1_initial,
+    _v2_stage_owners,
+    _v3_dead_letter_retries,
+    _v4_installation_secret,
+    _v5_event_identity,
+]
 
 
 def migrate(engine: Engine) -> list[int]:

@@ -762,6 +762,8 @@ def _event_row(portal_id: int, event: Event) -> dict[str, object]:
         payload = {"form_id": event.form_id, "form_name": event.form_name, "page_url": event.page_url}
     else:
         payload = {"campaign_id": event.campaign_id, "url": event.url, "filtered": event.filtered}
+        if event.category or event.soft_bounce:
+            payload.update(category=event.category, soft_bounce=event.soft_bounce)
     return {
         "portal_id": portal_id,
         "kind": event.kind,
@@ -791,6 +793,8 @@ def _event(row: Row[Any]) -> Event:
         campaign_id=payload["campaign_id"],
         url=payload["url"],
         filtered=bool(payload["filtered"]),
+        category=str(payload.get("category", "")),
+        soft_bounce=bool(payload.get("soft_bounce", False)),
     )
 
 

@@ -13,10 +13,11 @@ from sync.core.model import (
     EMAIL_OPEN,
     EMAIL_SENT,
     EMAIL_SPAM_REPORT,
+    EMAIL_UNBOUNCE,
     EMAIL_UNSUBSCRIBE,
 )
 from sync.errors import SkippableRecordError
-from sync.hubspot.shapes import contact_from_wire, email_event_from_wire, submission_from_wire
+from sync.hubspot.shapes import contact_from_wire, email_event_from_wire, email_event_to_wire, submission_from_wire
 
 CREATED_MS = 1_776_254_400_000  # 2026-04-15T12:00:00Z
 
@@ -212,7 +213,7 @@ def test_email_event_types_map_to_core_kinds(wire_type: str, kind: str) -> None:
     assert got is not None
     assert (got.kind, got.event_id, got.email, got.at_ms, got.campaign_id) == (
         kind,
-        "e-1",
+        "e-1:1793534400000",
         "maria@voltgrid.ro",
         1_793_534_400_000,
         "501",
@@ -253,7 +254,7 @@ def test_a_statuschange_to_subscribed_is_not_scored(change: dict[str, Any]) -> N
     assert email_event_from_wire(email(type="STATUSCHANGE", **change)) is None
 
 
-@pytest.mark.parametrize("wire_type", ["DROPPED", "PROCESSED", "DEFERRED", "PRINT", "FORWARD", "UNBOUNCE", "dropped"])
+@pytest.mark.parametrize("wire_type", ["DROPPED", "PROCESSED", "DEFERRED", "PRINT", "FORWARD", "dropped"])
 def test_unscored_types_are_ignored(wire_type: str) -> None:
     assert email_event_from_wire(email(type=wire_type)) is None
 
@@ -290,21 +291,145 @@ def test_a_non_finite_timestamp_is_a_skippable_record(created: float) -> None:
         email_event_from_wire(email(created=created))
 
 
+MIXED = [{"id": 1, "status": "UNSUBSCRIBED"}, {"id": 2, "status": "SUBSCRIBED"}]
+
+
 @pytest.mark.parametrize(
     ("fields", "kind"),
     [
-        ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_RECIPIENT"}, "email_unsubscribe"),
-        ({"subscriptions": [{"id": 7, "status": "SUBSCRIBED"}], "portalSubscriptionStatus": "UNSUBSCRIBED"}, None),
-        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_RECIPIENT"}, "email_unsubscribe"),
+        # From everything: portalSubscriptionStatus decides, whatever the subscriptions array says.
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": []}, EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": MIXED}, EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": [{"id": 7, "status": "SUBSCRIBED"}]},
+         EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": "n/a"}, EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": " unsubscribed ", "source": "SOURCE_RECIPIENT"}, EMAIL_UNSUBSCRIBE),
+        # From one subscription type: the array says so.
+        ({"portalSubscriptionStatus": "SUBSCRIBED", "subscriptions": MIXED}, EMAIL_UNSUBSCRIBE),
+        ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_RECIPIENT"}, EMAIL_UNSUBSCRIBE),
+        # A resubscribe, or a change that unsubscribes from nothing, is not scored.
+        ({"portalSubscriptionStatus": "SUBSCRIBED", "subscriptions": [{"id": 7, "status": "SUBSCRIBED"}]}, None),
+        ({"portalSubscriptionStatus": "SUBSCRIBED", "subscriptions": []}, None),
+        ({"subscriptions": [{"id": 7, "status": "SUBSCRIBED"}, "UNSUBSCRIBED"]}, None),
+        ({}, None),
+        # Who made the change: the recipient (or a portal user for them) counts; bounces, spam reports,
+        # imports, migrations and HubSpot's clean-ups do not, however unsubscribed the change looks.
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_LIST_UNSUBSCRIBE"}, EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_HUBSPOT_CUSTOMER"}, EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_DIRECT_COMPLAINT"}, EMAIL_UNSUBSCRIBE),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_NON_DELIVERY_REPORT"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "source_non_delivery_report"}, None),
         ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_BOUNCE"}, None),
-        ({"subscriptions": [{"id": 7, "status": "UNSUBSCRIBED"}], "source": "SOURCE_SPAM_REPORT"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": MIXED, "source": "SOURCE_SPAM_REPORT"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_IMPORT"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_MIGRATION"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_HUBSPOT_CLEANUP"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "source": "SOURCE_KNOWN_SPAM_TRAP"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "changeType": "PORTAL_BOUNCE"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "changeType": "PORTAL_SPAM_REPORT"}, None),
+        ({"portalSubscriptionStatus": "UNSUBSCRIBED", "bounced": True}, None),
     ],
-)
+)  # fmt: skip
 def test_only_a_change_to_unsubscribed_by_the_recipient_is_an_unsubscribe(
     fields: dict[str, Any], kind: str | None
 ) -> None:
     event = email_event_from_wire({"id": "e1", "type": "STATUSCHANGE", "recipient": "a@b.com", "created": 1, **fields})
     assert (event.kind if event else None) == kind
+
+
+@pytest.mark.parametrize(
+    ("fields", "soft"),
+    [
+        ({"category": "UNKNOWN_USER"}, False),
+        ({"category": "unknown_user"}, False),
+        ({"category": "MAILBOX_MISCONFIGURATION"}, False),
+        ({"category": "MAILBOX_FULL"}, True),
+        ({"category": "THROTTLED"}, True),
+        ({"category": "TIMEOUT"}, True),
+        ({"category": "DNS_FAILURE"}, True),
+        ({"category": "CONTENT"}, True),
+        ({"category": "SPAM"}, True),
+        ({"category": "POLICY"}, True),
+        ({"category": "GREYLISTING"}, True),
+        ({"category": "UNCATEGORIZED"}, True),
+        ({"category": "UNKNOWN"}, True),
+        ({"category": "HARD_BOUNCE"}, True),  # not a HubSpot category: nothing says the address is gone
+        ({}, True),
+        ({"category": None}, True),
+    ],
+)
+def test_only_a_hard_category_makes_a_hard_bounce(fields: dict[str, Any], soft: bool) -> None:
+    event = email_event_from_wire(email(type="BOUNCE", **fields))
+    assert event is not None
+    assert (event.kind, event.soft_bounce, event.category) == (
+        EMAIL_BOUNCE,
+        soft,
+        (fields.get("category") or "").upper(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("obsoleted_by", "kept"),
+    [
+        ({"id": "e-9", "created": 1_793_534_500_000}, False),
+        ("e-9", False),
+        (None, True),
+        ({}, True),
+        ({"id": ""}, True),
+        ("", True),
+    ],
+)
+def test_a_bounce_obsoleted_by_a_later_event_is_not_scored(obsoleted_by: Any, kept: bool) -> None:
+    event = email_event_from_wire(email(type="BOUNCE", category="UNKNOWN_USER", obsoletedBy=obsoleted_by))
+    assert (event is not None) is kept
+
+
+def test_an_unbounce_becomes_the_internal_unbounce_event() -> None:
+    event = email_event_from_wire(email(type="UNBOUNCE", emailCampaignId=None, user="ops@acme-eu.example"))
+    assert event is not None
+    assert (event.kind, event.email, event.event_id) == (EMAIL_UNBOUNCE, "maria@voltgrid.ro", "e-1:1793534400000")
+
+
+def test_a_dropped_email_is_not_scored_whatever_its_drop_reason() -> None:
+    for reason in ("PREVIOUSLY_BOUNCED", "PREVIOUSLY_UNSUBSCRIBED_PORTAL", "BLOCKED_ADDRESS"):
+        assert email_event_from_wire(email(type="DROPPED", dropReason=reason)) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ({"created": 1_000}, {"created": 1_000}, True),
+        ({"created": 1_000}, {"created": 2_000}, False),
+        ({"id": "x", "created": 1_000}, {"id": "y", "created": 1_000}, False),
+    ],
+)
+def test_an_email_event_is_identified_by_its_id_and_created_time(
+    a: dict[str, Any], b: dict[str, Any], same: bool
+) -> None:
+    first, second = email_event_from_wire(email(**a)), email_event_from_wire(email(**b))
+    assert first is not None and second is not None
+    assert (first.event_id == second.event_id) is same
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        email(type="OPEN"),
+        email(type="CLICK", url="https://acme-eu.example/pricing"),
+        email(type="BOUNCE", category="UNKNOWN_USER"),
+        email(type="BOUNCE", category="MAILBOX_FULL"),
+        email(type="BOUNCE"),
+        email(type="UNBOUNCE"),
+        email(type="STATUSCHANGE", portalSubscriptionStatus="UNSUBSCRIBED", subscriptions=MIXED),
+        email(type="STATUSCHANGE", subscriptions=[{"id": 3, "status": "UNSUBSCRIBED"}]),
+    ],
+)
+def test_an_email_event_written_back_to_the_wire_reads_the_same(raw: dict[str, Any]) -> None:
+    event = email_event_from_wire(raw)
+    assert event is not None
+    again = email_event_to_wire(event)
+    assert again["id"] == raw["id"]
+    assert email_event_from_wire(again) == event
 
 
 @pytest.mark.parametrize(

@@ -118,9 +118,37 @@ def test_email_events_include_every_type_and_about_5_percent_bot_traffic() -> No
     }  # fmt: skip
     engagement = [e for e in events if e["type"] in ("OPEN", "CLICK")]
     assert 0.02 < sum(e["filteredEvent"] for e in engagement) / len(engagement) < 0.08
-    assert all(e["subscriptions"][0]["status"] == "UNSUBSCRIBED" for e in events if e["type"] == "STATUSCHANGE")
     assert all(e["category"] for e in events if e["type"] == "BOUNCE")
     assert all(e["url"].startswith("https://") for e in events if e["type"] == "CLICK")
+
+
+def test_email_events_come_in_hubspots_real_shapes() -> None:
+    events = generate_portal(6_000, seed=5).snapshot()["email_events"]
+    changes = [e for e in events if e["type"] == "STATUSCHANGE"]
+    assert all(e["portalSubscriptionStatus"] in ("SUBSCRIBED", "UNSUBSCRIBED") and e["source"] for e in changes)
+    everything = [e for e in changes if e["portalSubscriptionStatus"] == "UNSUBSCRIBED"]
+    assert any(not e["subscriptions"] for e in everything)  # unsubscribed from all, the array empty
+    assert any({s["status"] for s in e["subscriptions"]} == {"SUBSCRIBED", "UNSUBSCRIBED"} for e in everything)
+    assert {e["source"] for e in changes} >= {
+        "SOURCE_RECIPIENT", "SOURCE_LIST_UNSUBSCRIBE", "SOURCE_NON_DELIVERY_REPORT", "SOURCE_IMPORT",
+    }  # fmt: skip
+    resubscribes = [e for e in changes if {s["status"] for s in e["subscriptions"]} == {"SUBSCRIBED"}]
+    assert resubscribes and all(e["portalSubscriptionStatus"] == "SUBSCRIBED" for e in resubscribes)
+    bounces = [e for e in events if e["type"] == "BOUNCE"]
+    categories = {e["category"] for e in bounces}
+    assert {"UNKNOWN_USER", "MAILBOX_FULL", "THROTTLED"} <= categories <= HUBSPOT_BOUNCE_CATEGORIES
+    assert any(e.get("obsoletedBy") for e in bounces)
+    assert all(e["dropReason"] for e in events if e["type"] == "DROPPED")
+    ids = Counter(e["id"] for e in events)
+    repeated = {e["created"] for e in events if ids[e["id"]] > 1}
+    assert repeated and len(repeated) == sum(n for n in ids.values() if n > 1)  # same id, another created time
+
+
+HUBSPOT_BOUNCE_CATEGORIES = {
+    "UNKNOWN_USER", "MAILBOX_FULL", "CONTENT", "SPAM", "POLICY", "GREYLISTING", "MAILBOX_MISCONFIGURATION",
+    "ISP_MISCONFIGURATION", "DOMAIN_REPUTATION", "DMARC", "SENDING_DOMAIN_MISCONFIGURATION", "TIMEOUT", "THROTTLED",
+    "UNCATEGORIZED", "IP_REPUTATION", "DNS_FAILURE", "TEMPORARY_PROBLEM",
+}  # fmt: skip
 
 
 def test_opted_out_contacts_have_an_unsubscribe_event(snapshot: JsonObject) -> None:
