@@ -10,7 +10,7 @@ from sync.store import schema
 from sync.store.state import SqlStateStore
 
 PORTAL = 7
-VERSION = schema.migrations.index(schema._v6_event_identity) + 1
+VERSION = schema.migrations.index(schema._v5_event_identity) + 1
 
 
 def test_a_bounce_keeps_its_category_and_softness_through_the_store(store: SqlStateStore) -> None:
