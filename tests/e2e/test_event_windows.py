@@ -20,6 +20,7 @@ import sync.app
 from sync.cli import main
 from sync.core.model import EmailEvent
 from sync.hubspot import engagement
+from sync.hubspot.shapes import email_event_key
 from sync.pipeline import EVENTS_CURSOR, EVENTS_LOOKBACK_MS
 from sync.sandbox import Portal, Sandbox
 from sync.sandbox.records import EmailEventRecord
@@ -105,7 +106,7 @@ def stored(db: str) -> tuple[set[str], str | None]:
 
 def test_a_pull_stopped_mid_window_resumes_from_the_last_complete_window_and_loses_nothing(world: Any) -> None:
     sb, recorder, file, db = world
-    everything = {e.id for e in events()}
+    everything = {email_event_key(e.id, e.created) for e in events()}
 
     def stop_in_the_third_window(query: dict[str, Any]) -> None:
         if query["offset"] and len(recorder.window_starts()) == 3 and recorder.on_query is not None:
@@ -144,7 +145,7 @@ def test_expired_offsets_mid_window_are_recovered(world: Any) -> None:
     requests.post(f"{sb.url}/__sandbox/faults", json={"spec": "offset=0.4", "seed": 3}, timeout=10)
     assert sync_once(file, db) == 0
     ids, cursor = stored(db)
-    assert ids == {e.id for e in events()}
+    assert ids == {email_event_key(e.id, e.created) for e in events()}
     assert cursor == str(T0)
     assert requests.get(f"{sb.url}/__sandbox/stats", timeout=10).json()["faults"]["offset"] > 0
 

@@ -18,6 +18,7 @@ from sync.hubspot.engagement import EVENTS_WINDOW_MS, Engagement
 from sync.hubspot.errors import RejectedError
 from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.retry import RetryPolicy
+from sync.hubspot.shapes import email_event_key
 from sync.ports import EventPage
 from sync.sandbox import Portal, Sandbox
 from sync.sandbox.records import EmailEventRecord
@@ -85,7 +86,9 @@ def test_an_expired_offset_restarts_its_window_and_nothing_is_lost(small_pages: 
         expired = requests.get(f"{sb.url}/__sandbox/stats", timeout=10).json()["faults"].get("offset", 0)
     assert expired > 0
     assert sum(1 for e in logs if e["event"] == "email_events_offset_expired") == expired
-    assert {e.event_id for p in pages for e in p.events} == {f"e-{i:04d}" for i in range(70)}
+    assert {e.event_id for p in pages for e in p.events} == {
+        email_event_key(f"e-{i:04d}", t) for i, t in enumerate(times)
+    }
     assert [p.through_ms for p in pages if p.through_ms is not None] == [T0 + DAY - 1, T0 + 2 * DAY - 1]
 
 
@@ -105,7 +108,9 @@ def test_a_long_empty_stretch_is_skipped_by_bisection(small_pages: None) -> None
     times = [T0 + 400 * DAY + i * 1000 for i in range(5)]  # a quiet portal: all in one day, 400 days after start
     with reader(portal_with(times)) as (_, hub, queries):
         pages = list(hub.email_events(T0, T0 + 401 * DAY))
-    assert {e.event_id for p in pages for e in p.events} == {f"e-{i:04d}" for i in range(5)}
+    assert {e.event_id for p in pages for e in p.events} == {
+        email_event_key(f"e-{i:04d}", t) for i, t in enumerate(times)
+    }
     # log2(400) probes and a window or two, not 400 calls; the skip is a checkpoint too.
     assert len(queries) <= 12
     assert pages[0].events == [] and pages[0].through_ms is not None
