@@ -102,7 +102,7 @@ def decide_stage(
         return StageDecision(None, "none", f"forward only: already past {target}")
     if current not in lc.managed:
         return StageDecision(None, "none", f"stage {current or '(none)'} is not set by this model{_pointing(target)}")
-    # Only the score demotes (SCORING.md section 3): a fit grade that slips does not, or stages would flap.
+    # Only the score demotes (docs/SCORING.md section 3): a fit grade that slips does not, or stages would flap.
     held = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis, check_grade=False)
     if current in held:
         return StageDecision(None, "none", f"keeps {current} within hysteresis {lc.hysteresis:g}")

@@ -1,6 +1,6 @@
 """score(contact, events, ruleset, now) -> ScoreResult, with a breakdown that sums to the score.
 
-Order of evaluation (SCORING.md section 2): rule points with half-life
+Order of evaluation (docs/SCORING.md section 2): rule points with half-life
 weights -> per-rule max -> group max/min -> fit, engagement and decay each
 rounded half away from zero -> total = their sum -> clamp. Every adjustment
 is its own breakdown line, so the lines always add up to the written score.

@@ -230,7 +230,7 @@ def explain(
 
 
 def _ownership(model: ModelSpec, current: str, written: str | None, known: bool) -> str:
-    """Whose the current stage is: a demotion moves back only leadsync's own (SCORING.md section 3)."""
+    """Whose the current stage is: a demotion moves back only leadsync's own (docs/SCORING.md section 3)."""
     if model.lifecycle.own_stages == "all":
         return "own_stages: all: leadsync may move back any stage this model sets, whoever set it"
     if not known:

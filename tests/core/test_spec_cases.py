@@ -1,4 +1,4 @@
-"""The cases of SCORING.md section 5, each as written there (reference config, clamp off unless said)."""
+"""The cases of docs/SCORING.md section 5, each as written there (reference config, clamp off unless said)."""
 
 from __future__ import annotations
 
