@@ -20,6 +20,7 @@ CORE = [
     "sync/core/lifecycle.py",
     "sync/core/scoring.py",
     "sync/core/planning.py",
+    "sync/core/version.py",
 ]
 
 ext_modules = []

