@@ -1,0 +1,92 @@
+"""The `leadsync` command: parse arguments, build what the command needs, call one function, print.
+
+One module per command group, each with `add_parser(commands)` and `run(args)`; what they share is in
+`sync.cli.common`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sync import __version__
+from sync.buildcheck import stale_core_modules
+from sync.cli import backtest, dead_letters, demo, explain, plan, run, score, snapshot, validate
+from sync.cli import sync as sync_command
+from sync.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PAUSED,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    _now,
+)
+from sync.errors import ConfigError, PausedError, SyncError, WrongPortalError
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_PAUSED",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "build_parser",
+    "main",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadsync",
+        description="Explainable lead scoring for HubSpot: score contacts with versioned YAML rules "
+        "and write score, grade, reasons and lifecycle stage back.",
+        epilog="Run 'leadsync COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"leadsync {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # The order of `leadsync --help`.
+    for group in (validate, score, explain, plan, snapshot, sync_command, dead_letters, run, demo, backtest):
+        group.add_parser(commands)
+
+    from sync.sandbox.cli import add_sandbox_command
+
+    add_sandbox_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    stale = stale_core_modules()
+    if stale:
+        print(
+            f"leadsync: the compiled scoring core is older than {', '.join(stale)}; "
+            "rebuild it (make venv, or pip install -e .) so it runs the code you see",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        if getattr(args, "now", None) is not None:
+            _now(args.now)
+        code: int = args.func(args)
+        return code
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except WrongPortalError as exc:  # the token is another portal's: fix the file or the token
+        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except PausedError as exc:  # HubSpot refused the token: nothing more can be read
+        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_PAUSED
+    except SyncError as exc:  # HubSpot or the store failed in a way the command cannot go around
+        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_FAILED

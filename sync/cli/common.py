@@ -1,0 +1,198 @@
+"""What the `leadsync` commands share: exit codes, common options, loading, progress, signals."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sync.errors import SyncError
+
+if TYPE_CHECKING:
+    from sync.config import LoadedPortal
+    from sync.core.rules import RuleSet
+    from sync.reports.dataset import Dataset
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
+# `sync` stopped by a signal, after checkpointing: 128 + the signal's number, as a shell reports it.
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--now: not an ISO 8601 time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _quiet_logging() -> None:
+    """Operator tools print their own output; only the adapter's warnings (retries, refusals) reach stderr."""
+    from sync.observability import configure_logging
+
+    configure_logging(json=False, level="warning", stream=sys.stderr)
+
+
+def _progress(description: str, quiet: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{description}" + " {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet or not sys.stderr.isatty(),
+    )
+
+
+def _load_dataset(
+    args: argparse.Namespace,
+    loaded: LoadedPortal,
+    rule_sets: Sequence[RuleSet],
+    now: datetime,
+    extra_properties: Sequence[str] = (),
+) -> Dataset:
+    """The snapshot named by --snapshot, else every contact and event of the live portal (read-only).
+
+    Live contacts carry the properties the rules read and `extra_properties` (a backtest's outcome)."""
+    from sync.app import open_reader
+    from sync.pipeline import read_properties
+    from sync.reports.dataset import from_portal, from_snapshot
+
+    portal = loaded.config.portal
+    if args.snapshot:
+        data = from_snapshot(args.snapshot, loaded.config.forms.types)
+        if data.portal_id is not None and data.portal_id != portal.id:
+            print(
+                f"{args.snapshot}: warning: a snapshot of portal {data.portal_id}, used with the config of portal "
+                f"{portal.id}",
+                file=sys.stderr,
+            )
+        return data
+    wanted = {p for rules in rule_sets for p in read_properties(rules)} | set(extra_properties)
+    hub = open_reader(loaded.config, sorted(wanted))
+    list_ids = {i for rules in rule_sets for i in rules.list_ids}
+    with _progress(f"reading portal {portal.name}:", getattr(args, "json", False)) as bar:
+        task = bar.add_task("contacts", total=None)
+        data = from_portal(
+            hub,
+            portal.name,
+            portal.id,
+            list_ids,
+            int(now.timestamp() * 1000),
+            lambda what, n: bar.update(task, description=what, completed=n),
+        )
+    data.api_calls = sum(hub.client.calls.values())
+    return data
+
+
+def _report_problems(problems: Sequence[str], limit: int = 20) -> None:
+    for problem in problems[:limit]:
+        print(problem, file=sys.stderr)
+    if len(problems) > limit:
+        print(f"... and {len(problems) - limit} more records skipped", file=sys.stderr)
+
+
+def _written_stages(args: argparse.Namespace, portal_id: int, ids: Sequence[str]) -> dict[str, str] | None:
+    """The stages leadsync last wrote, from the state store named by --db; None without --db (ownership unknown)."""
+    if not args.db:
+        return None
+    import sqlalchemy as sa
+
+    from sync.store.schema import database_url
+    from sync.store.state import SqlStateStore
+
+    url = database_url(args.db)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        # Opening it would create an empty store, and every stage would look like someone else's.
+        raise SyncError(f"--db: no state store at {url.database}")
+    try:
+        store = SqlStateStore(args.db)
+    except sa.exc.SQLAlchemyError as exc:
+        raise SyncError(f"--db: cannot open the state store: {exc}") from None
+    try:
+        return store.written_stages(portal_id, ids)
+    finally:
+        store.close()
+
+
+def _logging(args: argparse.Namespace) -> None:
+    from sync.observability import configure_logging
+
+    console = args.log_format == "console" or (args.log_format is None and sys.stderr.isatty())
+    level = args.log_level or ("warning" if console else "info")
+    # With --json, stdout carries the one JSON document and nothing else: the logs go to stderr.
+    to_stderr = console or getattr(args, "json", False)
+    configure_logging(json=not console, level=level, stream=sys.stderr if to_stderr else sys.stdout)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT set the run's stop flag: it ends after the batch in flight (or at once from a retry
+    wait) and checkpoints, as the service does. Yields the last signal caught (a list, empty if none)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        yield caught
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        caught[:] = [signum]
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="C", help="portal YAML file")
+
+
+def _add_now_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--now", metavar="T", help="score as of this ISO 8601 time (default: now, UTC)")
+
+
+def _add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
+
+
+def _add_owners_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="state store to read the stages leadsync wrote from (without it stage ownership is unknown and "
+        "demotions are held back)",
+    )
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
+
+    return parse
+
+
+def _add_log_options(parser: argparse.ArgumentParser, format_help: str) -> None:
+    parser.add_argument("--log-format", choices=["json", "console"], help=format_help)
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

@@ -1,0 +1,49 @@
+"""`leadsync snapshot`: save the live portal to a snapshot file (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sync.cli.common import EXIT_OK, _add_config_option, _load_dataset, _now, _quiet_logging, _report_problems
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="save the live portal to a snapshot file (read-only)",
+        description="Read every contact (the properties the rules read), form submission, email event and list "
+        "membership of the live portal, read-only, and save them as one snapshot file in HubSpot's shapes: what "
+        "score, explain, plan, backtest and report take with --snapshot.",
+    )
+    _add_config_option(snapshot)
+    snapshot.add_argument("--out", required=True, metavar="FILE", help="snapshot JSON file to write")
+    snapshot.add_argument("--now", metavar="T", help="read email events up to this ISO 8601 time (default: now)")
+    snapshot.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sync.config import load_portal
+    from sync.core.rules import compile_ruleset
+    from sync.reports.dataset import snapshot_json
+
+    _quiet_logging()
+    now = _now(args.now)
+    loaded = load_portal(args.config)
+    args.snapshot = None  # this command reads the live portal
+    data = _load_dataset(args, loaded, [compile_ruleset(loaded.rules)], now)
+    _report_problems(data.problems)
+    raw = snapshot_json(data)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".part")  # a reader never sees half a file
+    tmp.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(out)
+    print(
+        f"{out}: {len(raw['contacts'])} contacts, {len(raw['form_submissions'])} form submissions, "
+        f"{len(raw['email_events'])} email events of portal {loaded.config.portal.name} "
+        f"({data.api_calls} API calls)",
+        file=sys.stderr,
+    )
+    return EXIT_OK

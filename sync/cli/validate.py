@@ -1,0 +1,99 @@
+"""`leadsync validate` and `leadsync schema`: check portal config files, print their JSON Schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sync.cli.common import EXIT_CONFIG, EXIT_OK, _quiet_logging
+from sync.errors import ConfigError, SyncError
+
+if TYPE_CHECKING:
+    from sync.config import LoadedPortal
+    from sync.live import Finding
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    validate = commands.add_parser(
+        "validate",
+        help="check portal config files",
+        description="Check portal config files. Every problem names the file, the line and the field; "
+        "exit status 2 when any file has a problem.",
+    )
+    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="portal YAML file(s)")
+    validate.add_argument(
+        "--live",
+        action="store_true",
+        help="also check each file against its portal, read-only: the token's portal, the properties, "
+        "options, stages, lists and forms the rules name, and that each segment matches some contact "
+        "(exit 2 on an error; warnings alone exit 0)",
+    )
+    validate.set_defaults(func=run)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of portal config files",
+        description="Print the JSON Schema of portal config files.",
+    )
+    schema.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        return cmd_schema(args)
+    return cmd_validate(args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sync.config import load_portal
+
+    failed = 0
+    for file in args.configs:
+        try:
+            loaded = load_portal(file)
+        except ConfigError as exc:
+            failed += 1
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            continue
+        models = ", ".join(m.name for m in loaded.rules.models)
+        portal = loaded.config.portal.name
+        if args.live:
+            findings = _live_findings(loaded)
+            for finding in findings:
+                print(finding.line(str(file)), file=sys.stderr)
+            if any(f.level == "error" for f in findings):
+                failed += 1
+                continue
+            warned = sum(f.level == "warning" for f in findings)
+            portal += f", checked live with {warned} warning{'s' * (warned != 1)}"
+        print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version})")
+    return EXIT_CONFIG if failed else EXIT_OK
+
+
+def _live_findings(loaded: LoadedPortal) -> list[Finding]:
+    """The live check of one loaded file; a portal that cannot be read is one error, not a traceback."""
+    from sync.app import open_reader
+    from sync.core.rules import compile_ruleset
+    from sync.live import Finding, live_check
+    from sync.pipeline import read_properties
+
+    _quiet_logging()
+    rules = compile_ruleset(loaded.rules)
+    try:
+        hub = open_reader(loaded.config, read_properties(rules))
+        return live_check(loaded.config, rules, hub, int(datetime.now(UTC).timestamp() * 1000))
+    except ConfigError as exc:
+        return [Finding("error", p.path, p.message) for p in exc.problems]
+    except SyncError as exc:
+        return [Finding("error", "portal", f"could not read the portal: {exc}")]
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from sync.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
