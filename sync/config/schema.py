@@ -216,7 +216,7 @@ class LifecycleModel(_Model):
     mode: Literal["score", "rules", "off"] = "score"
     stages: list[StageModel] = []
     rules: list[StageRuleModel] = []
-    hysteresis: NonNegativePoints = 0
+    hysteresis: NonNegativePoints = 0.0  # a float, as the core holds it: the version hash reads "0.0"
     never_touch: list[str] = ["opportunity", "customer", "evangelist", "other"]
     demote: bool = False
     demote_to: str = "lead"
