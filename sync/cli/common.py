@@ -17,6 +17,7 @@ from sync.errors import SyncError
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.rules import RuleSet
+    from sync.pipeline import RunSummary
     from sync.reports.dataset import Dataset
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
@@ -134,6 +135,18 @@ def _logging(args: argparse.Namespace) -> None:
     # With --json, stdout carries the one JSON document and nothing else: the logs go to stderr.
     to_stderr = console or getattr(args, "json", False)
     configure_logging(json=not console, level=level, stream=sys.stderr if to_stderr else sys.stdout)
+
+
+def _run_exit(summary: RunSummary, caught: list[int]) -> int:
+    """A run's exit status: 2 when the file or the token must change (nothing was written), 3 paused, 130/143
+    stopped by SIGINT/SIGTERM (it checkpointed), else 0 ok or 1 failed."""
+    if summary.cause in ("wrong_portal", "config"):
+        return EXIT_CONFIG
+    if summary.status == "paused":
+        return EXIT_PAUSED
+    if summary.status == "interrupted":
+        return EXIT_SIGINT if caught == [signal.SIGINT] else EXIT_SIGTERM
+    return EXIT_OK if summary.status == "ok" else EXIT_FAILED
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,13 +13,11 @@ from sync.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_PAUSED,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
     _add_config_option,
     _add_db_option,
     _int_at_least,
     _quiet_logging,
+    _run_exit,
     _stop_on_signals,
 )
 
@@ -104,11 +101,8 @@ def _retry_dead_letters(args: argparse.Namespace, store: SqlStateStore, ids: lis
         print(f"leadsync dead-letters retry: the run {summary.run_id} {summary.status}", file=sys.stderr)
         if summary.error:
             print(f"  {summary.error}", file=sys.stderr)
-    if summary.status == "paused":
-        return EXIT_PAUSED
-    if summary.status == "interrupted":
-        return EXIT_SIGINT if caught == [signal.SIGINT] else EXIT_SIGTERM
-    return EXIT_OK if summary.status == "ok" and all(d.state == "resolved" for d in letters) else EXIT_FAILED
+    code = _run_exit(summary, caught)
+    return EXIT_FAILED if code == EXIT_OK and not all(d.state == "resolved" for d in letters) else code
 
 
 def _print_dead_letters(

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
 from sync.cli.common import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_PAUSED,
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
     _add_config_option,
     _add_db_option,
     _add_log_options,
     _logging,
+    _run_exit,
     _stop_on_signals,
 )
 
@@ -94,10 +88,4 @@ def run(args: argparse.Namespace) -> int:
         )
         if summary.error:
             print(f"  {summary.error}", file=sys.stderr)
-    if summary.cause in ("wrong_portal", "config"):  # the file or the token must change; nothing was written
-        return EXIT_CONFIG
-    if summary.status == "paused":
-        return EXIT_PAUSED
-    if summary.status == "interrupted":
-        return EXIT_SIGINT if caught == [signal.SIGINT] else EXIT_SIGTERM
-    return EXIT_OK if summary.status == "ok" else EXIT_FAILED
+    return _run_exit(summary, caught)
