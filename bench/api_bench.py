@@ -81,7 +81,7 @@ def start_sandbox(contacts: int, per_10s: int) -> tuple[subprocess.Popen[str], s
     raise SystemExit("the sandbox did not start")
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--per-10s", type=int, default=1000, help="the sandbox's ten-second limit (>= 950)")

@@ -100,7 +100,7 @@ def _tests(site: Site) -> Iterator[c.PropertyTest]:
                 yield node
 
 
-def _type_findings(site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+def _type_findings(site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:  # noqa: C901
     where = path_text(site.path)
     found: list[Finding] = []
     rule = site.rule

@@ -252,7 +252,7 @@ class Cycle:
 
     # -- the run --
 
-    def run(self) -> RunSummary:
+    def run(self) -> RunSummary:  # noqa: C901, PLR0912, PLR0915
         portal, store = self.portal, self.portal.store
         started = portal.clock.now()
         calls_before = dict(portal.api_calls())
@@ -341,7 +341,7 @@ class Cycle:
 
     # -- contacts, a page at a time: store, score, write, checkpoint --
 
-    def _contacts(self, now_ms: int) -> tuple[set[str], bool]:
+    def _contacts(self, now_ms: int) -> tuple[set[str], bool]:  # noqa: C901, PLR0912
         """Process changed contacts page by page (all of them on a full or first run, every stored one on a
         rescore). Returns the ids scored (kept on incremental runs only) and whether this was a backfill."""
         portal, store, pid = self.portal, self.portal.store, self.portal.id

@@ -57,7 +57,7 @@ def _records(raw: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]
     return value
 
 
-def parse_snapshot(raw: Mapping[str, Any], form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Snapshot:
+def parse_snapshot(raw: Mapping[str, Any], form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Snapshot:  # noqa: C901, PLR0912, PLR0915
     """The snapshot's contacts and events. Submissions of a form its `forms` list as archived, or with a
     `formType` not in `form_types`, are left out (counted in `ignored_events`), as the live sync never reads
     them; a form without `formType` or `archived` is a live HubSpot form (README "What counts")."""

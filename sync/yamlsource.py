@@ -250,7 +250,7 @@ class _Build:
         except (ValueError, OverflowError) as exc:  # e.g. a date 2026-13-01, an integer of 5,000 digits
             raise self.fail(node, path, f"{str(node.value)[:40]!r} is not a valid value: {exc}") from exc
 
-    def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:
+    def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:  # noqa: C901
         # `<<` merge keys: the mapping's own keys override merged ones, and in `<<: [*a, *b]` a overrides b.
         # Merged mappings are built like any value, so they count towards the bounds.
         merged: dict[Any, Any] = {}
@@ -307,7 +307,7 @@ def merge(base: Any, base_lines: Lines, over: Any, over_lines: Lines) -> tuple[A
     return _merge(base, base_lines, (), over, over_lines, ())
 
 
-def _merge(b: Any, bl: Lines, bp: Path_, o: Any, ol: Lines, op: Path_) -> tuple[Any, Lines]:
+def _merge(b: Any, bl: Lines, bp: Path_, o: Any, ol: Lines, op: Path_) -> tuple[Any, Lines]:  # noqa: C901
     mp = op
     if isinstance(b, dict) and isinstance(o, dict):
         out: dict[Any, Any] = {}

@@ -155,7 +155,7 @@ class _Builder:
     def error(self, path: Path_, message: str) -> None:
         self.problems.append(self.locate(path, message))
 
-    def build(self, cfg: PortalConfig) -> RuleSetSpec | None:
+    def build(self, cfg: PortalConfig) -> RuleSetSpec | None:  # noqa: C901, PLR0912
         self._check_portal(cfg)
         self._check_schedule(cfg.schedule)
         if cfg.alerts is not None:
@@ -378,7 +378,7 @@ class _Builder:
             min=to_cents(g.min) if g.min is not None else None,
         )
 
-    def rule(self, r: RuleModel, path: Path_) -> Rule | None:
+    def rule(self, r: RuleModel, path: Path_) -> Rule | None:  # noqa: C901
         when = self.condition(r.when, (*path, "when")) if r.when is not None else None
         kinds = [k for k in ("map", "bands", "event") if getattr(r, k) is not None]
         if len(kinds) > 1:
@@ -506,7 +506,7 @@ class _Builder:
             self.error((*path, "label"), "may use only {fit} and {engagement}")
         return Grades(fit=bands["fit"], engagement=bands["engagement"], label=g.label)
 
-    def lifecycle(self, lc: LifecycleModel, path: Path_, grades: Grades | None) -> Lifecycle:
+    def lifecycle(self, lc: LifecycleModel, path: Path_, grades: Grades | None) -> Lifecycle:  # noqa: C901, PLR0912
         order = tuple(lc.order) if lc.order else STANDARD_STAGE_ORDER
         index = {s: i for i, s in enumerate(order)}
         if lc.order and len(index) != len(order):
@@ -591,7 +591,7 @@ class _Builder:
             elif any(isinstance(v, str) and not v.strip() for v in items):
                 self.error((*path, _key(name)), "has an empty value: it would match everything")
 
-    def condition(self, m: ConditionModel, path: Path_, with_when: bool = True) -> c.Condition | None:
+    def condition(self, m: ConditionModel, path: Path_, with_when: bool = True) -> c.Condition | None:  # noqa: C901, PLR0912, PLR0915
         """The core condition for `m`, or None (with problems recorded) when it is invalid.
 
         `when:` is one more condition ANDed in, except on rules, where it gates the rule (with_when=False).

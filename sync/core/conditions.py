@@ -73,7 +73,7 @@ class Ctx:
         self._merged: dict[str, Aged] = {}
 
     @classmethod
-    def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:
+    def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:  # noqa: C901, PLR0912
         """The context for scoring: events of the listed types only, each event id counted once.
 
         Should two copies of one id disagree, the earliest is kept (ties broken by their fields), so the
@@ -290,7 +290,7 @@ class EventFilter:
     # For email_bounce: "hard" (the default), "soft" or "any" bounces. Ignored for other kinds.
     bounce: str = "hard"
 
-    def matcher(self) -> Callable[[Event], bool] | None:
+    def matcher(self) -> Callable[[Event], bool] | None:  # noqa: C901
         """A test of one event's attributes (not its age, not bot filtering); None when none is set."""
         checks: list[Callable[[Event], bool]] = []
         if self.form_ids:
@@ -362,7 +362,7 @@ Condition = (
 # --- compilation --------------------------------------------------------------
 
 
-def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:
+def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:  # noqa: C901
     """A predicate for `cond`; `free_mail` is the domain list `free_mail:` tests against."""
     match cond:
         case PropertyTest():
@@ -422,7 +422,7 @@ def _compile_event_condition(cond: EventCondition) -> Predicate:
     return test
 
 
-def _compile_property_test(test: PropertyTest) -> Predicate:
+def _compile_property_test(test: PropertyTest) -> Predicate:  # noqa: C901, PLR0915
     name, op, value = test.property, test.op, test.value
 
     if op == "exists":
@@ -608,7 +608,7 @@ def describe_filter(flt: EventFilter) -> str:
     return ", ".join(parts)
 
 
-def describe_condition(cond: Condition) -> str:
+def describe_condition(cond: Condition) -> str:  # noqa: C901
     """A short human form of a condition, for explanations."""
     match cond:
         case PropertyTest(property=name, op="exists", value=value):
@@ -656,7 +656,7 @@ def interval_is_empty(gt: float | None, gte: float | None, lt: float | None, lte
     return lo == hi and (lo_open or hi_open)
 
 
-def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:
+def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:  # noqa: C901
     """Why the AND of these tests on one property can never hold, or None if it can."""
     by_op: dict[str, TestValue] = {t.op: t.value for t in tests}
 

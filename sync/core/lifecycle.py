@@ -67,7 +67,7 @@ def _pointing(target: str | None) -> str:
     return f" (the rules point to {target})" if target else ""
 
 
-def decide_stage(
+def decide_stage(  # noqa: C901
     lc: Lifecycle,
     *,
     current: str,

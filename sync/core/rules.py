@@ -459,7 +459,7 @@ def _compile_condition_rule(rule: ConditionRule, group: str, free_mail: frozense
     return lambda ctx: yes if pred(ctx) else no
 
 
-def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:
+def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:  # noqa: C901
     rid, points, cap, half_life = rule.id, rule.points, rule.max, rule.half_life_days
     per_occurrence = rule.per_occurrence
     lo, hi = rule.count.bounds()

@@ -687,7 +687,7 @@ def _better_threshold(bt: Backtest, model: CompiledModel, th: ThresholdResult) -
 # -- printing -----------------------------------------------------------------------------------
 
 
-def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:
+def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  # noqa: C901
     base = bt.base_rate
     excluded = sum(bt.excluded.values())
     console.print(

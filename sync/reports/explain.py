@@ -372,7 +372,7 @@ def _iso(ms: int) -> str:
 # -- printing -----------------------------------------------------------------------------------
 
 
-def print_explanation(ex: Explanation, console: Console, title: str = "") -> None:
+def print_explanation(ex: Explanation, console: Console, title: str = "") -> None:  # noqa: C901
     r, c = ex.result, ex.contact
     console.print(
         f"[bold]{title or 'contact'} {c.id}[/bold] {c.email or '(no email)'} as of {_iso(ex.now_ms)}, "

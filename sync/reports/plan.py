@@ -243,7 +243,7 @@ def acceptance(rules: RuleSet, defs: Mapping[str, PropertyInfo]) -> Acceptance:
     return Acceptance(refused, options)
 
 
-def build_plan(
+def build_plan(  # noqa: C901, PLR0912, PLR0915
     inputs: Iterable[tuple[Contact, list[Event]]],
     rules: RuleSet,
     now_ms: int,
@@ -356,7 +356,7 @@ def properties_setup_calls(rules: RuleSet) -> int:
     return 1 + len(specs)
 
 
-def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) -> None:
+def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) -> None:  # noqa: C901, PLR0912
     when = datetime.fromtimestamp(report.now_ms / 1000, UTC).isoformat(timespec="seconds")
     c = report.counts
     console.print(

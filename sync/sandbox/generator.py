@@ -337,7 +337,7 @@ BOUNCE_CATEGORIES = Weighted(
 SUBSCRIPTION_TYPES = (1, 2, 3)  # newsletter, product updates, events
 
 
-def _email_events(
+def _email_events(  # noqa: C901, PLR0912, PLR0915
     rng: random.Random, people: list[_Person], portal_id: int, now_ms: int, sends_per_contact: float
 ) -> list[EmailEventRecord]:
     campaigns = sorted((now_ms - rng.randrange(DAY_MS, 365 * DAY_MS), 5001 + i) for i in range(24))

@@ -124,7 +124,7 @@ class PropertyDef:
             data["description"] = self.description
         return data
 
-    def normalize(self, raw: Any) -> str:
+    def normalize(self, raw: Any) -> str:  # noqa: C901, PLR0912
         """The stored form of a written value, or a ValueError naming what is wrong. '' clears."""
         if raw is None:
             return ""

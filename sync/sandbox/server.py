@@ -332,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _api(self, sandbox: Sandbox, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:
+    def _api(self, sandbox: Sandbox, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:  # noqa: C901, PLR0915
         route, params, path_known = match(API_ROUTES, method, path)
         name = route.name if route else f"{method} (unmatched)"
         token = _bearer(self.headers.get("Authorization"))

@@ -204,7 +204,7 @@ def event_ms(event: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(event["timestamp"]).timestamp() * 1000)
 
 
-def test_a_backfill_killed_again_and_again_ends_exactly_where_a_clean_one_does(
+def test_a_backfill_killed_again_and_again_ends_exactly_where_a_clean_one_does(  # noqa: PLR0915
     tmp_path: Path, sandboxes: tuple[SandboxProcess, SandboxProcess]
 ) -> None:
     began = time.monotonic()

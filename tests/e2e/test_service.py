@@ -231,7 +231,7 @@ def free_port() -> int:
         return port
 
 
-def test_broken_portal_files_are_reported_and_the_others_run_at_start_and_on_sighup(tmp_path: Path) -> None:
+def test_broken_portal_files_are_reported_and_the_others_run_at_start_and_on_sighup(tmp_path: Path) -> None:  # noqa: PLR0915
     with sandboxes(2, contacts=60) as (a, b):
         folder = tmp_path / "portals"
         folder.mkdir()
