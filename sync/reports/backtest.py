@@ -18,7 +18,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +28,7 @@ from sync.core.rules import CompiledModel, RuleSet, StageThreshold
 from sync.core.scoring import score_at
 from sync.errors import ConfigError, ConfigProblem
 from sync.pipeline import LIFECYCLE_STAGE
+from sync.reports.text import iso_ms, lift, num, pct
 
 DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"
 DEFAULT_BAND_WIDTH = 10
@@ -227,7 +227,7 @@ class ThresholdResult:
         return {
             "model": self.model,
             "stage": self.stage,
-            "min_score": _num(self.min_score),
+            "min_score": num(self.min_score),
             "min_fit_grade": self.min_fit_grade,
             "contacts": self.population.contacts,
             "converted": self.population.converted,
@@ -238,7 +238,7 @@ class ThresholdResult:
             "precision": _round(self.precision),
             "recall": _round(self.recall),
             "lift": _round(self.lift),
-            "band_below": {"from": _num(self.below_from), "to_below": _num(self.min_score), **self.below.json(base)},
+            "band_below": {"from": num(self.below_from), "to_below": num(self.min_score), **self.below.json(base)},
             "holdout": self.holdout.json(),
             "written": self.written.json(),
         }
@@ -288,9 +288,9 @@ class Contribution:
         return {
             "rule": self.rule,
             "group": self.group,
-            "positive": _num(self.positive / 100),
-            "negative": _num(self.negative / 100),
-            "net": _num(self.net / 100),
+            "positive": num(self.positive / 100),
+            "negative": num(self.negative / 100),
+            "net": num(self.net / 100),
             "contacts": self.contacts,
         }
 
@@ -345,7 +345,7 @@ class Backtest:
         base = self.base_rate
         return {
             "version": self.version,
-            "as_of": _iso(self.now_ms),
+            "as_of": iso_ms(self.now_ms),
             "outcome": str(self.outcome),
             "band_width": self.band_width,
             "min_support": self.min_support,
@@ -637,7 +637,7 @@ def _warnings(bt: Backtest, models: dict[str, CompiledModel]) -> list[BacktestWa
                     "threshold_too_low",
                     f"The {th.name} threshold ({th.condition}) looks too low: {share:.0%} of scored contacts "
                     f"reach it, but they convert only {lift:.1f}x as often as the average contact "
-                    f"({_pct(th.precision)} against {_pct(th.population.rate)}). Sales would spend time on "
+                    f"({pct(th.precision)} against {pct(th.population.rate)}). Sales would spend time on "
                     f"many leads that do not buy.{advice}",
                     th.model,
                     th.stage,
@@ -650,7 +650,7 @@ def _warnings(bt: Backtest, models: dict[str, CompiledModel]) -> list[BacktestWa
             and below_lift >= BELOW_LIFT
             and th.below.contacts >= bt.min_support
         ):
-            low = _num(th.below_from)
+            low = num(th.below_from)
             out.append(
                 BacktestWarning(
                     "threshold_too_high",
@@ -691,19 +691,19 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
     base = bt.base_rate
     excluded = sum(bt.excluded.values())
     console.print(
-        f"[bold]Backtest[/bold]{f' of {source}' if source else ''} as of {_iso(bt.now_ms)}, "
+        f"[bold]Backtest[/bold]{f' of {source}' if source else ''} as of {iso_ms(bt.now_ms)}, "
         f"rule-set version {bt.version}"
     )
     console.print(
         f"converted = {bt.outcome}: [bold]{bt.overall.converted}[/bold] of {bt.overall.contacts} scored contacts "
-        f"(base rate [bold]{_pct(base)}[/bold])"
+        f"(base rate [bold]{pct(base)}[/bold])"
     )
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(bt.excluded.items()))
     console.print(
         f"{bt.contacts} contacts read; {excluded} excluded and left out of the metrics"
         + (f" ({reasons})" if reasons else "")
         + (f"; {len(bt.problems)} could not be scored" if bt.problems else "")
-        + (f"; {bt.not_yet_created} created after {_iso(bt.now_ms)} left out" if bt.not_yet_created else "")
+        + (f"; {bt.not_yet_created} created after {iso_ms(bt.now_ms)} left out" if bt.not_yet_created else "")
     )
 
     table = Table(title="Lifecycle thresholds", header_style="bold", title_justify="left")
@@ -715,10 +715,10 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
             th.name,
             th.condition,
             str(th.qualified.contacts),
-            _pct(th.share),
-            _pct(th.precision),
-            _pct(th.recall),
-            _lift(th.lift),
+            pct(th.share),
+            pct(th.precision),
+            pct(th.recall),
+            lift(th.lift),
         )
     console.print(table)
 
@@ -727,7 +727,7 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
         table.add_column(name, justify="right")
     for band in bt.bands:
         c = band.counts
-        table.add_row(band.label, str(c.contacts), str(c.converted), _pct(c.rate), _lift(c.lift(base)))
+        table.add_row(band.label, str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base)))
     console.print(table)
 
     table = Table(title="Conversion by grade", header_style="bold", title_justify="left")
@@ -736,7 +736,7 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
     for grade in bt.grades:
         c = grade.counts
         table.add_row(
-            grade.model, grade.grade or "-", str(c.contacts), str(c.converted), _pct(c.rate), _lift(c.lift(base))
+            grade.model, grade.grade or "-", str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base))
         )
     console.print(table)
 
@@ -755,8 +755,8 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
             rule.group,
             str(c.contacts),
             str(c.converted),
-            _pct(c.rate),
-            _lift(c.lift(base)),
+            pct(c.rate),
+            lift(c.lift(base)),
             style="dim" if rule.low_support else None,
         )
     console.print(table)
@@ -765,15 +765,15 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
     for name in ("contacts", "holdout", "rate", "written", "rate "):
         table.add_column(name, justify="left" if name == "contacts" else "right")
     table.add_row(
-        "all scored", str(bt.holdout.contacts), _pct(bt.holdout.rate), str(bt.written.contacts), _pct(bt.written.rate)
+        "all scored", str(bt.holdout.contacts), pct(bt.holdout.rate), str(bt.written.contacts), pct(bt.written.rate)
     )
     for th in bt.thresholds:
         table.add_row(
             f"{th.model}: {th.name}",
             str(th.holdout.contacts),
-            _pct(th.holdout.rate),
+            pct(th.holdout.rate),
             str(th.written.contacts),
-            _pct(th.written.rate),
+            pct(th.written.rate),
         )
     console.print(table)
     if bt.holdout.contacts < bt.min_support:
@@ -791,19 +791,3 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  #
 
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def _num(value: float) -> int | float:
-    return int(value) if value == int(value) else value
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _lift(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")

@@ -34,6 +34,7 @@ from sync.core.rules import BandRule, ConditionRule, EventRule, MapRule, ModelSp
 from sync.errors import ConfigError, ConfigProblem
 from sync.pipeline import LIFECYCLE_STAGE
 from sync.reports.plan import model_of, outcome
+from sync.reports.text import iso_ms
 
 DAY_MS = 86_400_000
 
@@ -96,7 +97,7 @@ def parse_what_if(specs: Sequence[str], now_ms: int) -> WhatIf:
             continue
         try:
             at_ms = _when(when.strip(), now_ms)
-            stamp = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+            stamp = iso_ms(at_ms)
         except (ValueError, OverflowError, OSError) as exc:
             problems.append(f"--what-if {spec!r}: {exc}")
             continue
@@ -169,7 +170,7 @@ class Explanation:
         return {
             "contact_id": self.contact.id,
             "email": self.contact.email,
-            "as_of": _iso(self.now_ms),
+            "as_of": iso_ms(self.now_ms),
             "version": r.version,
             "model": r.model,
             "score": r.score,
@@ -284,7 +285,7 @@ def _event_json(age: int, event: Event) -> dict[str, Any]:
         if isinstance(event, FormSubmission)
         else (event.url or f"campaign {event.campaign_id}")
     )
-    return {"kind": event.kind, "id": event.event_id, "what": what, "at": _iso(event.at_ms), "age_days": age}
+    return {"kind": event.kind, "id": event.event_id, "what": what, "at": iso_ms(event.at_ms), "age_days": age}
 
 
 def _verdict(rules: RuleSet, result: ScoreResult, model: ModelSpec | None, ctx: Ctx) -> list[str]:
@@ -365,17 +366,13 @@ def _hubspot(contact: Contact, plan: ContactPlan, model: ModelSpec | None) -> li
     return [(name, contact.properties.get(name, ""), writes.get(name)) for name in names]
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
 # -- printing -----------------------------------------------------------------------------------
 
 
 def print_explanation(ex: Explanation, console: Console, title: str = "") -> None:  # noqa: C901
     r, c = ex.result, ex.contact
     console.print(
-        f"[bold]{title or 'contact'} {c.id}[/bold] {c.email or '(no email)'} as of {_iso(ex.now_ms)}, "
+        f"[bold]{title or 'contact'} {c.id}[/bold] {c.email or '(no email)'} as of {iso_ms(ex.now_ms)}, "
         f"rule-set version {r.version}"
     )
     console.print(

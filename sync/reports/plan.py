@@ -14,11 +14,9 @@ ownership is unknown and every demotion it depends on is counted as held back.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -32,6 +30,7 @@ from sync.core.scoring import reasons_text, score_at
 from sync.observability import email_for_log
 from sync.pipeline import BATCH, LIFECYCLE_STAGE, owned_properties
 from sync.ports import PropertyInfo
+from sync.reports.text import iso_ms, num, show
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
 STAGE_MOVE_CALLS = 4
@@ -46,7 +45,7 @@ class Held:
     stage: str
 
     def json(self) -> dict[str, Any]:
-        return {"score": _num(self.score), "grade": self.grade, "stage": self.stage}
+        return {"score": num(self.score), "grade": self.grade, "stage": self.stage}
 
 
 @dataclass
@@ -150,7 +149,7 @@ class PlanReport:
                 {"from": a or None, "to": b or None, "contacts": n} for (a, b), n in sorted(self.transitions.items())
             ],
             "threshold_crossings": [
-                {"model": c.model, "stage": c.stage, "min_score": _num(c.min_score), "up": c.up, "down": c.down}
+                {"model": c.model, "stage": c.stage, "min_score": num(c.min_score), "up": c.up, "down": c.down}
                 for c in self.crossings
             ],
             "api_calls": self.calls,
@@ -344,12 +343,6 @@ def _at_or_above(score: float | None, threshold: float) -> bool:
     return score is not None and score >= threshold
 
 
-def _num(value: float | None) -> int | float | None:
-    if value is None or math.isnan(value):
-        return None
-    return int(value) if value == int(value) else value
-
-
 def properties_setup_calls(rules: RuleSet) -> int:
     """A process's first run checks the property group and each owned property once."""
     _, specs = owned_properties(rules)
@@ -357,7 +350,7 @@ def properties_setup_calls(rules: RuleSet) -> int:
 
 
 def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) -> None:  # noqa: C901, PLR0912
-    when = datetime.fromtimestamp(report.now_ms / 1000, UTC).isoformat(timespec="seconds")
+    when = iso_ms(report.now_ms)
     c = report.counts
     console.print(
         f"[bold]plan[/bold] for {report.source}: rule-set version {report.version} compared with {report.base}, "
@@ -419,7 +412,7 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
         table.add_row(
             d.contact_id,
             d.email,
-            f"{_show(d.before.score)} -> {_show(d.after.score)}",
+            f"{show(d.before.score)} -> {show(d.after.score)}",
             f"{d.before.grade or '-'} -> {d.after.grade or '-'}",
             f"{d.before.stage or '-'} -> {d.after.stage or '-'}" if d.before.stage != d.after.stage else d.after.stage,
             _short(d.reasons if not d.note.startswith(("excluded", "holdout")) else d.note, 90),
@@ -443,7 +436,3 @@ def _short(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: text.rfind(";", 0, width - 1) + 1 or width - 1].rstrip(";") + " ..."
-
-
-def _show(score: float | None) -> str:
-    return "-" if score is None else f"{score:g}"

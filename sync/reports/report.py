@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from sync.ports import RunRecord, StageTransition, StateStore
 from sync.reports.backtest import Backtest, band_of, stage_name
+from sync.reports.text import iso, iso_ms, lift, pct
 
 # Colours that read on screen and in print (and for the colour-blind: blue/orange, not red/green).
 BLUE, ORANGE, GREY, DARK = "#2b6cb0", "#dd6b20", "#a0aec0", "#2d3748"
@@ -109,7 +110,7 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
             "chart-conversion-by-band",
             "Conversion by score band",
             _conversion_chart(bt),
-            f"Share of each band's contacts with {bt.outcome}; the grey line is the average ({_pct(bt.base_rate)}).",
+            f"Share of each band's contacts with {bt.outcome}; the grey line is the average ({pct(bt.base_rate)}).",
         )
     sections.append(
         f'<section class="pair"><div><h2>Conversion by score band</h2>{conversion}</div>'
@@ -138,7 +139,7 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
 
     return _page(
         _e(f"leadsync report: {inputs.portal}"),
-        _e(f"{inputs.source}, as of {_when(bt.now_ms)}, rule-set version {bt.version}"),
+        _e(f"{inputs.source}, as of {iso_ms(bt.now_ms)}, rule-set version {bt.version}"),
         "\n".join(sections),
         len(charts),
     )
@@ -151,26 +152,26 @@ def _headline(bt: Backtest, inputs: ReportInputs) -> str:
     excluded = sum(bt.excluded.values())
     cards = [
         ("contacts", f"{bt.contacts:,}", f"{bt.overall.contacts:,} scored, {excluded:,} excluded"),
-        ("converted", _pct(bt.base_rate), f"{bt.overall.converted:,} with {bt.outcome}"),
+        ("converted", pct(bt.base_rate), f"{bt.overall.converted:,} with {bt.outcome}"),
     ]
     for th in bt.thresholds:
         cards.append(
             (
                 f"{th.name} ({th.model})" if len(bt.thresholds) > 2 else th.name,
                 f"{th.qualified.contacts:,}",
-                f"qualify; precision {_pct(th.precision)}, recall {_pct(th.recall)}, lift {_lift(th.lift)}",
+                f"qualify; precision {pct(th.precision)}, recall {pct(th.recall)}, lift {lift(th.lift)}",
             )
         )
     cards.append(
         (
             "holdout",
-            _pct(bt.holdout.rate),
-            f"of {bt.holdout.contacts:,} holdout contacts converted, {_pct(bt.written.rate)} of the written ones",
+            pct(bt.holdout.rate),
+            f"of {bt.holdout.contacts:,} holdout contacts converted, {pct(bt.written.rate)} of the written ones",
         )
     )
     if inputs.runs:
         last = inputs.runs[-1].run
-        cards.append(("last run", last.status, f"{last.kind}, {_when_dt(last.started_at)}"))
+        cards.append(("last run", last.status, f"{last.kind}, {iso(last.started_at)}"))
     body = "".join(
         f'<div class="card"><div class="label">{_e(label)}</div><div class="value">{_e(value)}</div>'
         f'<div class="note">{_e(note)}</div></div>'
@@ -184,8 +185,8 @@ def _threshold_table(bt: Backtest) -> str:
         return "<p>No score thresholds in this rule set.</p>"
     rows = "".join(
         f"<tr><td>{_e(th.model)}</td><td>{_e(th.name)}</td><td>{_e(th.condition)}</td>"
-        f"<td>{th.qualified.contacts:,}</td><td>{_pct(th.precision)}</td><td>{_pct(th.recall)}</td>"
-        f"<td>{_lift(th.lift)}</td></tr>"
+        f"<td>{th.qualified.contacts:,}</td><td>{pct(th.precision)}</td><td>{pct(th.recall)}</td>"
+        f"<td>{lift(th.lift)}</td></tr>"
         for th in bt.thresholds
     )
     return (
@@ -199,8 +200,8 @@ def _holdout_text(bt: Backtest) -> str:
         return "<p>No holdout: every scored contact is written.</p>"
     text = (
         f"<p>Holdout (scored, never written): {bt.holdout.converted:,} of {bt.holdout.contacts:,} converted "
-        f"({_pct(bt.holdout.rate)}); written: {bt.written.converted:,} of {bt.written.contacts:,} "
-        f"({_pct(bt.written.rate)}).</p>"
+        f"({pct(bt.holdout.rate)}); written: {bt.written.converted:,} of {bt.written.contacts:,} "
+        f"({pct(bt.written.rate)}).</p>"
     )
     if bt.holdout.contacts < bt.min_support:
         text += f"<p class='muted'>Fewer than {bt.min_support} holdout contacts: too few to compare.</p>"
@@ -217,7 +218,7 @@ def _rules_table(bt: Backtest) -> str:
         mark = ' class="low"' if rule.low_support else ""
         rows.append(
             f"<tr{mark}><td>{'*' if rule.low_support else i + 1}</td><td>{_e(rule.key)}</td><td>{_e(rule.group)}</td>"
-            f"<td>{c.contacts:,}</td><td>{_pct(c.rate)}</td><td>{_lift(c.lift(base))}</td></tr>"
+            f"<td>{c.contacts:,}</td><td>{pct(c.rate)}</td><td>{lift(c.lift(base))}</td></tr>"
         )
     return (
         f"<p class='muted'>Conversion rate of the contacts each rule gave points to. Rules matched by fewer than "
@@ -344,7 +345,7 @@ def _transitions_chart(runs: Sequence[RunActivity]) -> Figure:
             (t.stage_from, t.stage_to) for r in runs for t in sorted(r.transitions, key=lambda t: -t.contacts)
         )
     )
-    labels = [f"{_when_dt(r.run.started_at, short=True)}\n{r.run.kind}" for r in runs]
+    labels = [f"{_short_when(r.run.started_at)}\n{r.run.kind}" for r in runs]
     bottoms = [0] * len(runs)
     palette = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d69e2e", "#319795", "#e53e3e", "#718096"]
     for n, (stage_from, stage_to) in enumerate(pairs):
@@ -395,26 +396,15 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _lift(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
 def _stage_label(stage: str | None) -> str:
     if stage is None:
         return "(unknown)"
     return stage_name(stage) if stage else "(none)"
 
 
-def _when(ms: int) -> str:
-    return _when_dt(datetime.fromtimestamp(ms / 1000, UTC))
-
-
-def _when_dt(moment: datetime, short: bool = False) -> str:
-    return moment.astimezone(UTC).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M UTC")
+def _short_when(moment: datetime) -> str:
+    """A chart's tick label: month, day and minute in UTC, as short as it can be read."""
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M")
 
 
 _CSS = """

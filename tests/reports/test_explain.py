@@ -108,7 +108,7 @@ def test_what_if_a_demo_request_tomorrow(capsys: pytest.CaptureFixture[str]) -> 
     demo = rule(hypo, "demo-request")
     assert demo["matched"] and demo["points"] == 70 and demo["events"][0]["age_days"] == 0
     assert hypo["score"] == 100 and hypo["stage"]["target"] == "salesqualifiedlead"
-    assert hypo["hypotheticals"] == ["form_submission 'Demo request' at 2026-11-02 12:00"]
+    assert hypo["hypotheticals"] == ["form_submission 'Demo request' at 2026-11-02T12:00:00Z"]
 
 
 def test_what_if_a_property_value(capsys: pytest.CaptureFixture[str]) -> None:
