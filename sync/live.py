@@ -100,36 +100,47 @@ def _tests(site: Site) -> Iterator[c.PropertyTest]:
                 yield node
 
 
-def _type_findings(site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:  # noqa: C901
+def _type_findings(site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
     where = path_text(site.path)
-    found: list[Finding] = []
+    found = _rule_type_findings(where, site, defs)
+    for test in _tests(site):
+        if test.property in defs:
+            finding = _test_finding(where, test, defs[test.property])
+            if finding is not None:
+                found.append(finding)
+    return found
+
+
+def _rule_type_findings(where: str, site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+    """A bands rule on a property that holds no numbers; a map rule whose values are not the property's options."""
     rule = site.rule
     if isinstance(rule, BandRule) and rule.property in defs:
         info = defs[rule.property]
         if info.type not in NUMBER_TYPES:
-            found.append(_cannot_match(where, "bands", info))
+            return [_cannot_match(where, "bands", info)]
     if isinstance(rule, MapRule) and rule.property in defs:
         info = defs[rule.property]
         if info.type in OPTION_TYPES:
             unknown = [label for key, label in sorted(rule.labels.items()) if key not in _folded(info)]
             if unknown:
-                found.append(_not_options(f"{where}.map", unknown, info))
-    for test in _tests(site):
-        if test.property not in defs:
-            continue
-        info = defs[test.property]
-        if test.op in NUMERIC_OPS and info.type not in NUMBER_TYPES:
-            found.append(_cannot_match(where, test.op, info))
-        elif test.op in DATE_OPS and info.type not in DATE_TYPES:
-            found.append(_cannot_match(where, test.op.removeprefix("date_"), info))
-        elif test.op in TEXT_OPS and info.type not in TEXT_TYPES:
-            found.append(_cannot_match(where, test.op, info))
-        elif test.op in VALUE_OPS and info.type in OPTION_TYPES:
-            values = test.value if isinstance(test.value, tuple) else (test.value,)
-            unknown = [_text(v) for v in values if _text(v).casefold() not in _folded(info)]
-            if unknown:
-                found.append(_not_options(where, unknown, info))
-    return found
+                return [_not_options(f"{where}.map", unknown, info)]
+    return []
+
+
+def _test_finding(where: str, test: c.PropertyTest, info: PropertyInfo) -> Finding | None:
+    """A test that cannot match the property's type, or compares with values that are not among its options."""
+    if test.op in NUMERIC_OPS and info.type not in NUMBER_TYPES:
+        return _cannot_match(where, test.op, info)
+    if test.op in DATE_OPS and info.type not in DATE_TYPES:
+        return _cannot_match(where, test.op.removeprefix("date_"), info)
+    if test.op in TEXT_OPS and info.type not in TEXT_TYPES:
+        return _cannot_match(where, test.op, info)
+    if test.op in VALUE_OPS and info.type in OPTION_TYPES:
+        values = test.value if isinstance(test.value, tuple) else (test.value,)
+        unknown = [_text(v) for v in values if _text(v).casefold() not in _folded(info)]
+        if unknown:
+            return _not_options(where, unknown, info)
+    return None
 
 
 def _folded(info: PropertyInfo) -> set[str]:

@@ -250,9 +250,23 @@ class _Build:
         except (ValueError, OverflowError) as exc:  # e.g. a date 2026-13-01, an integer of 5,000 digits
             raise self.fail(node, path, f"{str(node.value)[:40]!r} is not a valid value: {exc}") from exc
 
-    def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:  # noqa: C901
-        # `<<` merge keys: the mapping's own keys override merged ones, and in `<<: [*a, *b]` a overrides b.
-        # Merged mappings are built like any value, so they count towards the bounds.
+    def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:
+        merged = self.merged(node, path, depth)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            line = key_node.start_mark.line + 1
+            key = self.key(key_node, path)
+            if key in out:
+                raise YamlError(ConfigProblem(self.name, line, path_text((*path, key)), "duplicate key"))
+            self.lines[(*path, key)] = (self.name, line)
+            out[key] = self.node(value_node, (*path, key), depth + 1)
+        return {**merged, **out}
+
+    def merged(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[Any, Any]:
+        """What the mapping's `<<` merge key brings in; its own keys are laid on top of it."""
+        # In `<<: [*a, *b]` a overrides b. Merged mappings are built like any value, so they count towards the bounds.
         merged: dict[Any, Any] = {}
         merges = [(k, v) for k, v in node.value if k.tag == _MERGE]
         if len(merges) > 1:
@@ -264,25 +278,19 @@ class _Build:
                     raise self.fail(key_node, path, "a merge key (<<) takes a mapping or a list of mappings")
                 self.enter(source, path, depth + 1)
                 merged.update(self.mapping(source, path, depth + 1))
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                continue
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, path, "keys must be plain text")
-            key = self.scalar(key_node, path)
-            if isinstance(key, bool):
-                key = str(key).lower()
-            elif isinstance(key, int | float) or key is None:
-                key = str(key)  # keys such as 1: in a map are values to match, i.e. text
-            if not isinstance(key, str):
-                raise self.fail(key_node, path, "keys must be plain text")
-            if key in out:
-                raise YamlError(ConfigProblem(self.name, line, path_text((*path, key)), "duplicate key"))
-            self.lines[(*path, key)] = (self.name, line)
-            out[key] = self.node(value_node, (*path, key), depth + 1)
-        return {**merged, **out}
+        return merged
+
+    def key(self, key_node: yaml.Node, path: Path_) -> str:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise self.fail(key_node, path, "keys must be plain text")
+        key = self.scalar(key_node, path)
+        if isinstance(key, bool):
+            return str(key).lower()
+        if isinstance(key, int | float) or key is None:
+            return str(key)  # keys such as 1: in a map are values to match, i.e. text
+        if not isinstance(key, str):
+            raise self.fail(key_node, path, "keys must be plain text")
+        return key
 
 
 def _reroot(lines: Lines, old: Path_, new: Path_) -> Lines:
@@ -307,45 +315,58 @@ def merge(base: Any, base_lines: Lines, over: Any, over_lines: Lines) -> tuple[A
     return _merge(base, base_lines, (), over, over_lines, ())
 
 
-def _merge(b: Any, bl: Lines, bp: Path_, o: Any, ol: Lines, op: Path_) -> tuple[Any, Lines]:  # noqa: C901
-    mp = op
+def _merge(b: Any, bl: Lines, bp: Path_, o: Any, ol: Lines, op: Path_) -> tuple[Any, Lines]:
+    """`o` (its lines `ol`, at path `op`) laid on `b` (`bl`, at `bp`); the result sits at `op`."""
     if isinstance(b, dict) and isinstance(o, dict):
-        out: dict[Any, Any] = {}
-        lines: Lines = {mp: ol.get(op) or bl[bp]} if (op in ol or bp in bl) else {}
-        for key, value in b.items():
-            if key in o:
-                out[key], sub = _merge(value, bl, (*bp, key), o[key], ol, (*op, key))
-            else:
-                out[key], sub = value, _reroot(bl, (*bp, key), (*mp, key))
-            lines.update(sub)
-        for key, value in o.items():
-            if key not in b:
-                out[key] = value
-                lines.update(_reroot(ol, (*op, key), (*mp, key)))
-        return out, lines
+        return _merge_mappings(b, bl, bp, o, ol, op)
     if isinstance(b, list) and isinstance(o, list):
         key = _list_key(b)
         # With a repeated id in the overriding list, it replaces the base list whole, so the
         # duplicate is reported instead of silently merged away.
         if key is not None and _list_key(o) == key and len({item[key] for item in o}) == len(o):
-            over_by = {item[key]: i for i, item in enumerate(o)}
-            merged: list[Any] = []
-            lines = {mp: ol[op]} if op in ol else {}
-            for i, item in enumerate(b):
-                j = over_by.pop(item[key], None)
-                target = (*mp, len(merged))
-                if j is None:
-                    value, sub = item, _reroot(bl, (*bp, i), target)
-                else:
-                    value, sub = _merge(item, bl, (*bp, i), o[j], ol, (*op, j))
-                    sub = _reroot(sub, (*op, j), target)
-                merged.append(value)
-                lines.update(sub)
-            for j in sorted(over_by.values()):
-                lines.update(_reroot(ol, (*op, j), (*mp, len(merged))))
-                merged.append(o[j])
-            return merged, lines
-    return o, _reroot(ol, op, mp)
+            return _merge_keyed_lists(key, b, bl, bp, o, ol, op)
+    return o, _reroot(ol, op, op)
+
+
+def _merge_mappings(
+    b: dict[Any, Any], bl: Lines, bp: Path_, o: dict[Any, Any], ol: Lines, op: Path_
+) -> tuple[Any, Lines]:
+    out: dict[Any, Any] = {}
+    lines: Lines = {op: ol.get(op) or bl[bp]} if (op in ol or bp in bl) else {}
+    for key, value in b.items():
+        if key in o:
+            out[key], sub = _merge(value, bl, (*bp, key), o[key], ol, (*op, key))
+        else:
+            out[key], sub = value, _reroot(bl, (*bp, key), (*op, key))
+        lines.update(sub)
+    for key, value in o.items():
+        if key not in b:
+            out[key] = value
+            lines.update(_reroot(ol, (*op, key), (*op, key)))
+    return out, lines
+
+
+def _merge_keyed_lists(
+    key: str, b: list[Any], bl: Lines, bp: Path_, o: list[Any], ol: Lines, op: Path_
+) -> tuple[Any, Lines]:
+    """Items of `o` merge onto the base items with the same `key`, in the base's order; new ones go last."""
+    over_by = {item[key]: i for i, item in enumerate(o)}
+    merged: list[Any] = []
+    lines: Lines = {op: ol[op]} if op in ol else {}
+    for i, item in enumerate(b):
+        j = over_by.pop(item[key], None)
+        target = (*op, len(merged))
+        if j is None:
+            value, sub = item, _reroot(bl, (*bp, i), target)
+        else:
+            value, sub = _merge(item, bl, (*bp, i), o[j], ol, (*op, j))
+            sub = _reroot(sub, (*op, j), target)
+        merged.append(value)
+        lines.update(sub)
+    for j in sorted(over_by.values()):
+        lines.update(_reroot(ol, (*op, j), (*op, len(merged))))
+        merged.append(o[j])
+    return merged, lines
 
 
 def load_with_extends(file: Path, _stack: tuple[Path, ...] = ()) -> tuple[Any, Lines]:

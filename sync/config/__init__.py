@@ -2,23 +2,13 @@
 
 - `schema`: the pydantic models and the JSON Schema export (structure);
 - `load`: reading a file (with `extends:`), validating it and reporting every problem with its line;
-- `build`: what the config means: the checks, and the core's frozen values built from it.
+- `checks`: what the config means: the checks per section, and the core's frozen values built from it;
+- `walk`: a config's models, their outputs, where its conditions and rules sit and what they read.
 
 The names other modules use are importable from `sync.config` itself.
 """
 
-from sync.config.build import (
-    HUBSPOT_CONTACT_PROPERTIES,
-    OUTPUT_KINDS,
-    Site,
-    builtin_free_mail,
-    is_hubspot_property,
-    model_entries,
-    output_fields,
-    parse_duration,
-    property_reads,
-    sites,
-)
+from sync.config.checks import builtin_free_mail, parse_duration
 from sync.config.load import LoadedPortal, build_portal, load_portal, portal_name
 from sync.config.schema import (
     TIER_LIMITS,
@@ -29,6 +19,16 @@ from sync.config.schema import (
     ScheduleModel,
     ScoringModel,
     json_schema,
+)
+from sync.config.walk import (
+    HUBSPOT_CONTACT_PROPERTIES,
+    OUTPUT_KINDS,
+    Site,
+    is_hubspot_property,
+    model_entries,
+    output_fields,
+    property_reads,
+    sites,
 )
 from sync.core.version import ENGINE_VERSION, ruleset_version
 

@@ -2,7 +2,7 @@
 
 Structure (types, unknown keys) is checked by pydantic; meaning (duplicate
 rule ids, stages out of order, conditions that can never match, a token
-pasted where a variable name belongs) by `sync.config.build`, which also turns
+pasted where a variable name belongs) by `sync.config.checks`, which also turns
 the config into the core's frozen values. Every problem names the file, the
 line and the field path, and all problems are reported at once.
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sync.config.build import _Builder
+from sync.config.checks import Locator, Problems, build_ruleset
 from sync.config.schema import PortalConfig
 from sync.core.rules import RuleSetSpec
 from sync.errors import ConfigError, ConfigProblem
-from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml, path_text
+from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml
 
 
 @dataclass(frozen=True)
@@ -61,31 +61,19 @@ def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPor
     """Validate and build a config already parsed into `data` (`lines` locate its keys)."""
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(str(path), 1, "", "a portal config must be a YAML mapping")])
-    locate = _Locator(str(path), lines or {})
+    locate = Locator(str(path), lines or {})
     try:
         config = PortalConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_pydantic_problems(exc, data, locate)) from exc
-    builder = _Builder(locate)
-    spec = builder.build(config)
-    if builder.problems or spec is None:
-        raise ConfigError(builder.problems)
+    problems = Problems(locate)
+    spec = build_ruleset(problems, config)
+    if problems.items or spec is None:
+        raise ConfigError(problems.items)
     return LoadedPortal(path=path, config=config, rules=spec)
 
 
-class _Locator:
-    def __init__(self, file: str, lines: Lines) -> None:
-        self.file, self.lines = file, lines
-
-    def __call__(self, path: Path_, message: str) -> ConfigProblem:
-        probe = path
-        while probe not in self.lines and probe:
-            probe = probe[:-1]
-        file, line = self.lines.get(probe, (self.file, None))
-        return ConfigProblem(file, line, path_text(path), message)
-
-
-def _pydantic_problems(exc: ValidationError, data: Any, locate: _Locator) -> list[ConfigProblem]:
+def _pydantic_problems(exc: ValidationError, data: Any, locate: Locator) -> list[ConfigProblem]:
     """pydantic's errors, with union-member names dropped from paths and one line per field."""
     by_path: dict[Path_, list[str]] = {}
     for err in exc.errors():

@@ -1,7 +1,7 @@
 """Portal config structure: the pydantic models (`PortalConfig` and its parts) and the JSON Schema export.
 
 pydantic checks structure here (types, ranges, unknown keys); what a config
-means is checked by `sync.config.build`.
+means is checked by `sync.config.checks`.
 """
 
 from __future__ import annotations

