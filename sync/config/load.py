@@ -9,6 +9,7 @@ line and the field path, and all problems are reported at once.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sync.config.checks import Locator, Problems, build_ruleset
-from sync.config.schema import PortalConfig
+from sync.config.schema import PortalConfig, keys_at
 from sync.core.rules import RuleSetSpec
 from sync.errors import ConfigError, ConfigProblem
 from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml
@@ -91,10 +92,18 @@ def _pydantic_problems(exc: ValidationError, data: Any, locate: Locator) -> list
             path.append(part)
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(path)
         elif err["type"] == "missing":
             message = "required key is missing"
         messages = by_path.setdefault(tuple(path), [])
         if message not in messages:
             messages.append(message)
     return [locate(p, "; or ".join(m)) for p, m in by_path.items()]
+
+
+def _did_you_mean(path: list[str | int]) -> str:
+    """'; did you mean ...?' naming the allowed key of that section closest to a misspelt one, if any is close."""
+    if not path or not isinstance(path[-1], str):
+        return ""
+    close = difflib.get_close_matches(path[-1], keys_at(path[:-1]), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -7,8 +7,9 @@ means is checked by `sync.config.checks`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -351,6 +352,30 @@ class PortalConfig(_Model):
             return self.portal.rate_limit
         per_10s, daily = TIER_LIMITS[self.portal.tier]
         return RateLimitModel(per_10s=per_10s, daily=daily)
+
+
+def keys_at(path: Sequence[str | int]) -> tuple[str, ...]:
+    """The keys the mapping at `path` in a portal file may have, as the file spells them; () if it is no section."""
+    model: type[BaseModel] | None = PortalConfig
+    for part in path:
+        if model is None:
+            return ()
+        if isinstance(part, int):  # a list's item: its model is the list's, found with the list's field
+            continue
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        model = _model_in(field.annotation) if field is not None else None
+    return tuple(f.alias or name for name, f in model.model_fields.items()) if model is not None else ()
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The section model a field holds, through `X | None`, `list[X]` and `Annotated` (None for plain values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def json_schema() -> dict[str, Any]:
