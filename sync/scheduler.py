@@ -37,7 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from sync.config import parse_duration, portal_name
+from sync.config import parse_duration, portal_files, portal_name
 from sync.errors import ConfigError
 from sync.live import Finding
 from sync.observability import Metrics
@@ -111,7 +111,7 @@ class Service:
         """(Re)read every portal file; a broken file is reported and skipped, the others run."""
         found: dict[str, Held] = {}
         broken: dict[Path, Broken] = {}
-        files = [f for f in sorted(self.config_dir.glob("*.y*ml")) if not f.name.startswith("_")]
+        files = portal_files(self.config_dir)
         for file in files:
             try:
                 portal = self.open_portal(file, self.store)

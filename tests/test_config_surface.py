@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from structlog.testing import capture_logs
 
+from sync.cli import main
 from sync.config import load_portal
 from sync.errors import ConfigError
+from sync.observability import Metrics
+from sync.ports import StateStore
+from sync.scheduler import Service
 
 MINIMAL = Path(__file__).resolve().parent / "data" / "valid" / "minimal.yaml"
 
@@ -63,3 +70,83 @@ def test_unknown_key_suggests_the_closest_allowed_key_of_its_section(
     bad_key = path.rsplit(".", 1)[1]
     line = next(i for i, text in enumerate(file.read_text().splitlines(), 1) if f"{bad_key}:" in text)
     assert (problem.line, problem.path, problem.message) == (line, path, message)
+
+
+# --- validate DIR: exactly the files `run --config-dir DIR` loads ----------------------------------------------
+
+
+def portal_yaml(name: str, portal_id: int) -> str:
+    text = MINIMAL.read_text()
+    assert "  id: 1\n  name: test-portal\n" in text
+    return text.replace("  id: 1\n  name: test-portal\n", f"  id: {portal_id}\n  name: {name}\n")
+
+
+def service_view(folder: Path) -> tuple[list[Path], set[Path]]:
+    """The files the service reads from `folder` and those it skips as broken (portals opened offline)."""
+
+    def open_offline(file: Path, store: StateStore) -> Any:
+        loaded = load_portal(file)
+        return SimpleNamespace(config=loaded.config, id=loaded.config.portal.id)
+
+    service = Service(folder, cast(StateStore, None), open_offline, metrics=Metrics())
+    with capture_logs():
+        service.load()
+    return service.files, set(service.broken)
+
+
+def test_validate_dir_reports_a_portal_id_named_by_two_files_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "alpha.yaml").write_text(portal_yaml("alpha", 7000))
+    (tmp_path / "beta.yaml").write_text(portal_yaml("beta", 7000))
+    assert main(["validate", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert [line.split(": ok (")[0] for line in out.splitlines()] == [str(tmp_path / "alpha.yaml")]
+    line = portal_yaml("beta", 7000).splitlines().index("  id: 7000") + 1
+    assert err.splitlines() == [
+        f"{tmp_path / 'beta.yaml'}:{line}: portal.id: portal beta (id 7000) is already defined by "
+        f"{tmp_path / 'alpha.yaml'}: each portal needs a name and an id of its own; `leadsync run` would skip this file"
+    ]
+    # The service skips the same file.
+    assert service_view(tmp_path) == ([tmp_path / "alpha.yaml", tmp_path / "beta.yaml"], {tmp_path / "beta.yaml"})
+
+
+def test_validate_dir_reports_a_portal_name_named_by_two_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.yaml").write_text(portal_yaml("alpha", 7000))
+    (tmp_path / "b.yml").write_text(portal_yaml("alpha", 7001))
+    assert main(["validate", str(tmp_path)]) == 2
+    (problem,) = capsys.readouterr().err.splitlines()
+    assert problem.startswith(f"{tmp_path / 'b.yml'}:4: portal.name: portal alpha (id 7001) is already defined by ")
+
+
+def test_validate_dir_checks_only_the_files_the_service_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "alpha.yaml").write_text(portal_yaml("alpha", 7000))
+    (tmp_path / "beta.yml").write_text(portal_yaml("beta", 7001))
+    (tmp_path / "notes.txt").write_text("not: [a portal\n")  # not YAML the service reads, and broken besides
+    (tmp_path / "README.md").write_text("# portals\n")
+    (tmp_path / "_base.yaml").write_text("model: {fit: {rules: []}}\n")  # a shared base: not a portal on its own
+    assert main(["validate", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    checked = [Path(line.split(": ok", 1)[0]) for line in out.splitlines()]
+    assert (checked, err) == ([tmp_path / "alpha.yaml", tmp_path / "beta.yml"], "")
+    assert service_view(tmp_path) == (checked, set())
+
+
+def test_validate_dir_without_portal_files_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here\n")
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "no portal files" in capsys.readouterr().err
+
+
+def test_the_same_portal_in_two_files_named_one_by_one_is_not_a_duplicate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two variants of one portal's file, validated side by side, never run together.
+    (tmp_path / "alpha.yaml").write_text(portal_yaml("alpha", 7000))
+    (tmp_path / "alpha-next.yaml").write_text(portal_yaml("alpha", 7000))
+    assert main(["validate", str(tmp_path / "alpha.yaml"), str(tmp_path / "alpha-next.yaml")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2

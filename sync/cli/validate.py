@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sync.cli.common import EXIT_CONFIG, EXIT_OK, _quiet_logging
@@ -21,9 +22,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "validate",
         help="check portal config files",
         description="Check portal config files. Every problem names the file, the line and the field; "
-        "exit status 2 when any file has a problem.",
+        "exit status 2 when any file has a problem. A folder is checked as `leadsync run --config-dir` loads it: "
+        "its *.yaml and *.yml files, except shared bases named _*.yaml, and no portal named by two files.",
     )
-    validate.add_argument("configs", nargs="+", metavar="CONFIG", help="portal YAML file(s)")
+    validate.add_argument(
+        "configs", nargs="+", metavar="CONFIG", help="portal YAML file(s), or a folder of them (as run loads it)"
+    )
     validate.add_argument(
         "--live",
         action="store_true",
@@ -48,30 +52,60 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sync.config import load_portal
+    from sync.config import portal_files
 
     failed = 0
-    for file in args.configs:
+    for arg in args.configs:
+        target = Path(arg)
+        if not target.is_dir():
+            failed += _validate_files([arg], args.live)  # named as given
+            continue
+        files: list[str | Path] = list(portal_files(target))
+        if not files:
+            print(f"{target}: no portal files here (*.yaml, *.yml; _*.yaml are shared bases)", file=sys.stderr)
+            failed += 1
+            continue
+        failed += _validate_files(files, args.live)
+    return EXIT_CONFIG if failed else EXIT_OK
+
+
+def _validate_files(files: list[str | Path], live: bool) -> int:
+    """Check files that run together (one argument, or one folder's portal files); the number that failed."""
+    from sync.config import duplicate_portals, load_portal
+
+    loaded: dict[str, LoadedPortal] = {}
+    failed = 0
+    for file in files:
         try:
-            loaded = load_portal(file)
+            loaded[str(file)] = load_portal(file)
         except ConfigError as exc:
             failed += 1
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
-            continue
-        models = ", ".join(m.name for m in loaded.rules.models)
-        portal = loaded.config.portal.name
-        if args.live:
-            findings = _live_findings(loaded)
-            for finding in findings:
-                print(finding.line(str(file)), file=sys.stderr)
-            if any(f.level == "error" for f in findings):
-                failed += 1
-                continue
-            warned = sum(f.level == "warning" for f in findings)
-            portal += f", checked live with {warned} warning{'s' * (warned != 1)}"
-        print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version})")
-    return EXIT_CONFIG if failed else EXIT_OK
+    twins = duplicate_portals(list(loaded.values()))
+    for file, one in loaded.items():
+        if one.path in twins:
+            print(twins[one.path], file=sys.stderr)
+            failed += 1
+        elif not _report_loaded(file, one, live):
+            failed += 1
+    return failed
+
+
+def _report_loaded(file: str, loaded: LoadedPortal, live: bool) -> bool:
+    """Print a loaded file's live findings and its ok line; False when the live check found an error."""
+    models = ", ".join(m.name for m in loaded.rules.models)
+    portal = loaded.config.portal.name
+    if live:
+        findings = _live_findings(loaded)
+        for finding in findings:
+            print(finding.line(str(file)), file=sys.stderr)
+        if any(f.level == "error" for f in findings):
+            return False
+        warned = sum(f.level == "warning" for f in findings)
+        portal += f", checked live with {warned} warning{'s' * (warned != 1)}"
+    print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version})")
+    return True
 
 
 def _live_findings(loaded: LoadedPortal) -> list[Finding]:

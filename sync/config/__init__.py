@@ -9,7 +9,14 @@ The names other modules use are importable from `sync.config` itself.
 """
 
 from sync.config.checks import builtin_free_mail, parse_duration
-from sync.config.load import LoadedPortal, build_portal, load_portal, portal_name
+from sync.config.load import (
+    LoadedPortal,
+    build_portal,
+    duplicate_portals,
+    load_portal,
+    portal_files,
+    portal_name,
+)
 from sync.config.schema import (
     TIER_LIMITS,
     AlertsModel,
@@ -47,12 +54,14 @@ __all__ = [
     "Site",
     "build_portal",
     "builtin_free_mail",
+    "duplicate_portals",
     "is_hubspot_property",
     "json_schema",
     "load_portal",
     "model_entries",
     "output_fields",
     "parse_duration",
+    "portal_files",
     "portal_name",
     "property_reads",
     "ruleset_version",

@@ -10,7 +10,8 @@ line and the field path, and all problems are reported at once.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,34 @@ class LoadedPortal:
     path: Path
     config: PortalConfig
     rules: RuleSetSpec
+    lines: Lines = field(default_factory=dict, compare=False, repr=False)  # where each key is, for later problems
+
+
+def portal_files(config_dir: Path) -> list[Path]:
+    """The portal files the service runs from a folder, in the order it loads them.
+
+    Every `*.y*ml` file, sorted by name; a name starting with `_` is a shared base for `extends:`, not a portal.
+    """
+    return [f for f in sorted(config_dir.glob("*.y*ml")) if not f.name.startswith("_")]
+
+
+def duplicate_portals(loaded: Sequence[LoadedPortal]) -> dict[Path, ConfigProblem]:
+    """Each file naming a portal (by name or id) that an earlier file already names, which the service skips."""
+    problems: dict[Path, ConfigProblem] = {}
+    kept: list[LoadedPortal] = []
+    for one in loaded:
+        portal = one.config.portal
+        twin = next((k for k in kept if k.config.portal.id == portal.id or k.config.portal.name == portal.name), None)
+        if twin is None:
+            kept.append(one)
+            continue
+        key = "id" if twin.config.portal.id == portal.id else "name"
+        problems[one.path] = Locator(str(one.path), one.lines)(
+            ("portal", key),
+            f"portal {portal.name} (id {portal.id}) is already defined by {twin.path}: each portal needs a "
+            "name and an id of its own; `leadsync run` would skip this file",
+        )
+    return problems
 
 
 def load_portal(file: str | Path) -> LoadedPortal:
@@ -71,7 +100,7 @@ def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPor
     spec = build_ruleset(problems, config)
     if problems.items or spec is None:
         raise ConfigError(problems.items)
-    return LoadedPortal(path=path, config=config, rules=spec)
+    return LoadedPortal(path=path, config=config, rules=spec, lines=lines or {})
 
 
 def _pydantic_problems(exc: ValidationError, data: Any, locate: Locator) -> list[ConfigProblem]:
