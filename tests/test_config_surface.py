@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from sync.cli import main
-from sync.config import load_portal
+from sync.config import json_schema, load_portal
 from sync.errors import ConfigError
 from sync.observability import Metrics
 from sync.ports import StateStore
@@ -150,3 +150,17 @@ def test_the_same_portal_in_two_files_named_one_by_one_is_not_a_duplicate(
     (tmp_path / "alpha-next.yaml").write_text(portal_yaml("alpha", 7000))
     assert main(["validate", str(tmp_path / "alpha.yaml"), str(tmp_path / "alpha-next.yaml")]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+# --- the JSON Schema explains every field ----------------------------------------------------------------------
+
+
+def test_every_field_of_the_json_schema_has_a_description() -> None:
+    schema = json_schema()
+    sections = {"PortalConfig": schema, **schema["$defs"]}
+    fields = [(section, name, prop) for section, s in sections.items() for name, prop in s["properties"].items()]
+    assert len(fields) > 150  # every section's fields, the inherited ones of rules and exclusions included
+    undescribed = [
+        f"{section}.{name}" for section, name, prop in fields if not str(prop.get("description", "")).strip()
+    ]
+    assert undescribed == []

@@ -92,199 +92,357 @@ class _Model(BaseModel):
 
 
 class CountModel(_Model):
-    at_least: Count | None = None
-    at_most: Count | None = None
-    exactly: Count | None = None
-    between: tuple[Count, Count] | None = None
+    """How many matching events the condition wants; without a count, at least one."""
+
+    at_least: Count | None = Field(None, description="at least this many matching events")
+    at_most: Count | None = Field(
+        None, description="at most this many matching events (a contact with none matches too)"
+    )
+    exactly: Count | None = Field(None, description="exactly this many matching events")
+    between: tuple[Count, Count] | None = Field(
+        None, description="[low, high]: from low to high matching events, both included"
+    )
 
 
 class ConditionModel(_Model):
     """A condition: property tests, email tests, list membership, events, and all/any/not."""
 
-    property: str | None = None
-    equals: Scalar | None = None
-    not_equals: Scalar | None = None
-    in_: list[Scalar] | None = Field(None, alias="in")
-    not_in: list[Scalar] | None = None
-    contains: Texts | None = None
-    not_contains: Texts | None = None
-    starts_with: Texts | None = None
-    ends_with: Texts | None = None
-    exists: bool | None = None
-    gt: Bound | None = None
-    gte: Bound | None = None
-    lt: Bound | None = None
-    lte: Bound | None = None
-    within_days: Days | None = None
-    older_than_days: Days | None = None
-    email_domain_in: Texts | None = None
-    free_mail: bool | None = None
-    emails: Texts | None = None
-    contact_ids: Ids | None = None
-    hubspot_list: Id | list[Id] | None = None
-    event: EventType | None = None
-    form_id: Ids | None = None
-    form_name_contains: Texts | None = None
-    page_url_contains: Texts | None = None
-    url_contains: Texts | None = None
-    campaign_id: Ids | None = None
-    count: CountModel | None = None
-    include_filtered: bool | None = None
+    property: str | None = Field(
+        None, description="the contact property the tests below (equals, in, contains, gt ...) look at"
+    )
+    equals: Scalar | None = Field(None, description="the property's value is this (text ignores case)")
+    not_equals: Scalar | None = Field(None, description="the property's value is not this (text ignores case)")
+    in_: list[Scalar] | None = Field(
+        None, alias="in", description="the property's value is one of these (text ignores case)"
+    )
+    not_in: list[Scalar] | None = Field(None, description="the property's value is none of these (text ignores case)")
+    contains: Texts | None = Field(
+        None, description="the property's value contains this text, or any of these (case-insensitive)"
+    )
+    not_contains: Texts | None = Field(
+        None, description="the property's value contains none of these texts (case-insensitive)"
+    )
+    starts_with: Texts | None = Field(
+        None, description="the property's value starts with this text, or any of these (case-insensitive)"
+    )
+    ends_with: Texts | None = Field(
+        None, description="the property's value ends with this text, or any of these (case-insensitive)"
+    )
+    exists: bool | None = Field(None, description="true: the property has a value; false: it is empty or absent")
+    gt: Bound | None = Field(None, description="the property's value is above this number or date")
+    gte: Bound | None = Field(None, description="the property's value is this number or date, or above")
+    lt: Bound | None = Field(None, description="the property's value is below this number or date")
+    lte: Bound | None = Field(None, description="the property's value is this number or date, or below")
+    within_days: Days | None = Field(
+        None,
+        description="with property: its date is at most this many whole days ago; with event: only events "
+        "at most this many whole days old count",
+    )
+    older_than_days: Days | None = Field(None, description="the property's date is more than this many whole days ago")
+    email_domain_in: Texts | None = Field(
+        None, description="the contact's email domain is one of these (subdomains included)"
+    )
+    free_mail: bool | None = Field(
+        None,
+        description="true: the contact's email is at a free-mail or disposable domain (the built-in list plus "
+        "free_mail_domains); false: it is not",
+    )
+    emails: Texts | None = Field(None, description="the contact's email address is one of these")
+    contact_ids: Ids | None = Field(None, description="the contact's HubSpot id is one of these")
+    hubspot_list: Id | list[Id] | None = Field(
+        None, description="the contact is a member of this HubSpot list, or of any of these (list ids)"
+    )
+    event: EventType | None = Field(
+        None, description="the contact has events of this type (at least one, or as many as count says)"
+    )
+    form_id: Ids | None = Field(None, description="form_submission only: submissions of these forms (form ids)")
+    form_name_contains: Texts | None = Field(
+        None, description="form_submission only: submissions of forms whose name contains any of these texts"
+    )
+    page_url_contains: Texts | None = Field(
+        None, description="form_submission only: submissions on a page whose URL contains any of these texts"
+    )
+    url_contains: Texts | None = Field(
+        None, description="email_click only: clicks on a link whose URL contains any of these texts"
+    )
+    campaign_id: Ids | None = Field(None, description="email events only: events of these email campaigns (ids)")
+    count: CountModel | None = Field(None, description="how many matching events (default: at least one)")
+    include_filtered: bool | None = Field(
+        None, description="email events only: true counts events HubSpot filtered as bots too (default false)"
+    )
     bounce: Literal["hard", "soft", "any"] | None = Field(
         None, description="email_bounce only: which bounces count (default hard: README 'What counts')"
     )
-    all: list[ConditionModel] | None = None
-    any: list[ConditionModel] | None = None
-    not_: ConditionModel | None = Field(None, alias="not")
+    all: list[ConditionModel] | None = Field(None, description="every one of these conditions holds")
+    any: list[ConditionModel] | None = Field(None, description="at least one of these conditions holds")
+    not_: ConditionModel | None = Field(None, alias="not", description="this condition does not hold")
     when: ConditionModel | None = Field(None, description="a further condition that must hold too")
 
 
 class BandModel(_Model):
-    gt: Number | None = None
-    gte: Number | None = None
-    lt: Number | None = None
-    lte: Number | None = None
-    points: Points
+    """One numeric range of a bands rule; the first band that holds the value gives its points."""
+
+    gt: Number | None = Field(None, description="the value is above this")
+    gte: Number | None = Field(None, description="the value is this or above")
+    lt: Number | None = Field(None, description="the value is below this")
+    lte: Number | None = Field(None, description="the value is this or below")
+    points: Points = Field(description="points for a value in this band")
 
 
 class RuleModel(ConditionModel):
     """A scoring rule: a `map`, `bands`, an `event` rule, or a condition with `points`."""
 
-    id: str = Field(pattern=RULE_ID)
-    points: Points | None = None
-    map: dict[str, Points] | None = None
-    default: Points | None = None
-    missing: Points | None = None
-    bands: list[BandModel] | None = None
-    per: Literal["contact", "occurrence"] | None = None
-    max: PositivePoints | None = None
-    half_life_days: HalfLife | None = None
-    when: ConditionModel | None = None
+    id: str = Field(
+        pattern=RULE_ID,
+        description="the rule's name, unique within its model: shown in breakdowns and the written reasons",
+    )
+    points: Points | None = Field(
+        None, description="points when the condition holds (an event rule: once, or per occurrence with per)"
+    )
+    map: dict[str, Points] | None = Field(
+        None, description="points per value of property (values compare case-insensitively)"
+    )
+    default: Points | None = Field(None, description="map rule: points for any other value, a missing one too (0)")
+    missing: Points | None = Field(None, description="map rule: points when the property has no value (default)")
+    bands: list[BandModel] | None = Field(
+        None, description="points per numeric range of property; the first band that matches wins"
+    )
+    per: Literal["contact", "occurrence"] | None = Field(
+        None, description="event rule: contact gives points once (default); occurrence gives them per event"
+    )
+    max: PositivePoints | None = Field(None, description="per: occurrence rule: the most points it gives in all")
+    half_life_days: HalfLife | None = Field(
+        None, description="event rule: each event weighs points x 0.5^(age in days / this)"
+    )
+    when: ConditionModel | None = Field(None, description="the rule counts only for contacts this condition holds for")
 
 
 class ExclusionModel(ConditionModel):
-    reason: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    reason: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the reason code, shown in results, explain and the logs (e.g. employee, competitor)",
+    )
 
 
 class GroupModel(_Model):
-    max: Points | None = None
-    min: Points | None = None
-    rules: list[RuleModel] = []
+    """A model's fit or engagement rules and the bounds of their sum."""
+
+    max: Points | None = Field(None, description="the group's points are capped at this")
+    min: Points | None = Field(None, description="the group's points never go below this")
+    rules: list[RuleModel] = Field([], description="the rules whose points add up to the group's")
 
 
 class DecayStepModel(_Model):
-    after_days: Days
-    points: Points
+    after_days: Days = Field(description="applies once the newest engagement event is this many whole days old")
+    points: Points = Field(description="points this step adds (negative to decay)")
 
 
 class DecayModel(_Model):
-    inactivity: list[DecayStepModel] = Field(min_length=1)
-    mode: Literal["replace", "cumulative"] = "replace"
-    events: list[EventType] | None = None
+    """Points for inactivity: days since the contact's newest engagement event (or its createdate)."""
+
+    inactivity: list[DecayStepModel] = Field(min_length=1, description="the steps, in increasing after_days")
+    mode: Literal["replace", "cumulative"] = Field(
+        "replace", description="replace: only the deepest step reached applies; cumulative: every step reached adds"
+    )
+    events: list[EventType] | None = Field(
+        None,
+        description="the event types that count as engagement (default: form submissions, email opens and clicks)",
+    )
 
 
 class EngagementModel(GroupModel):
-    decay: DecayModel | None = None
+    decay: DecayModel | None = Field(None, description="points for inactivity, kept apart from engagement")
 
 
 class TotalModel(_Model):
-    clamp: tuple[Points, Points] | None = None
+    clamp: tuple[Points, Points] | None = Field(
+        None, description="[low, high]: the score is bounded to this range (whole numbers); omit for no bound"
+    )
 
 
 class GradeModel(_Model):
-    grade: str = Field(min_length=1)
-    min: Points | None = None
+    grade: str = Field(min_length=1, description="the grade's label (A, B, 1, 2 ...)")
+    min: Points | None = Field(
+        None, description="the least points for this grade; the last grade omits it and takes the rest"
+    )
 
 
 class GradesModel(_Model):
-    fit: list[GradeModel] = Field(min_length=1)
-    engagement: list[GradeModel] = Field(min_length=1)
-    label: str = "{fit}{engagement}"
+    """Letter grades for fit and engagement, listed from the highest min down."""
+
+    fit: list[GradeModel] = Field(min_length=1, description="grades by fit points")
+    engagement: list[GradeModel] = Field(min_length=1, description="grades by engagement points plus decay")
+    label: str = Field("{fit}{engagement}", description="the written grade, from {fit} and {engagement} (e.g. A1)")
 
 
 class StageModel(_Model):
-    stage: str
-    min_score: Points
-    min_fit_grade: str | None = None
+    stage: str = Field(description="the lifecycle stage a contact reaching min_score is moved to")
+    min_score: Points = Field(description="the least score for this stage (compared with >=)")
+    min_fit_grade: str | None = Field(
+        None, description="the contact's fit grade must also be this one or better (a fit grade of this model)"
+    )
 
 
 class StageRuleModel(_Model):
-    stage: str
-    when: ConditionModel
+    stage: str = Field(description="the lifecycle stage a contact matching when is moved to")
+    when: ConditionModel = Field(description="the condition that sets the stage")
 
 
 class LifecycleModel(_Model):
-    mode: Literal["score", "rules", "off"] = "score"
-    stages: list[StageModel] = []
-    rules: list[StageRuleModel] = []
-    hysteresis: NonNegativePoints = 0.0  # a float, as the core holds it: the version hash reads "0.0"
-    never_touch: list[str] = ["opportunity", "customer", "evangelist", "other"]
-    demote: bool = False
-    demote_to: str = "lead"
+    mode: Literal["score", "rules", "off"] = Field(
+        "score",
+        description="score: stages by score thresholds (and rules); rules: stages by rules alone; "
+        "off: leadsync never writes a stage",
+    )
+    stages: list[StageModel] = Field([], description="score thresholds, in ascending stage order and score")
+    rules: list[StageRuleModel] = Field(
+        [], description="stages set by a condition; applied in both score and rules mode"
+    )
+    # A float, as the core holds it: the version hash reads "0.0".
+    hysteresis: NonNegativePoints = Field(
+        0.0, description="with demote: a contact moves back only below a stage's min_score minus this"
+    )
+    never_touch: list[str] = Field(
+        ["opportunity", "customer", "evangelist", "other"],
+        description="a contact in one of these stages keeps it: leadsync writes no stage for it",
+    )
+    demote: bool = Field(
+        False,
+        description="true: move a contact back when its score falls (clear, then set); "
+        "otherwise stages only go forward",
+    )
+    demote_to: str = Field("lead", description="with demote: the stage a contact below every threshold moves back to")
     own_stages: Literal["written", "all"] = Field(
         "written",
         description="written: demote only a stage leadsync itself last wrote and HubSpot still holds; "
         "all: leadsync owns every stage it may touch, whoever set it",
     )
-    order: list[str] | None = None
+    order: list[str] | None = Field(
+        None, description="the portal's stage order, lowest first, when it has custom stages (default: HubSpot's)"
+    )
 
 
 class PropertiesModel(_Model):
-    group: str = Field("lead_scoring_sync", pattern=PROPERTY_NAME)
+    group: str = Field(
+        "lead_scoring_sync",
+        pattern=PROPERTY_NAME,
+        description="the HubSpot property group leadsync's properties are in",
+    )
     adopt: list[Annotated[str, Field(pattern=PROPERTY_NAME)]] = Field(
         [],
         description="existing HubSpot properties outside the group that leadsync may take over (e.g. an older "
         "score property); each must be one of the outputs, and never a HubSpot default property",
     )
-    score: str = Field("ls_score", pattern=PROPERTY_NAME)
-    fit: str = Field("ls_fit", pattern=PROPERTY_NAME)
-    engagement: str = Field("ls_engagement", pattern=PROPERTY_NAME)
-    grade: str = Field("ls_grade", pattern=PROPERTY_NAME)
-    reasons: str = Field("ls_reasons", pattern=PROPERTY_NAME)
-    scored_at: str = Field("ls_scored_at", pattern=PROPERTY_NAME)
+    score: str = Field("ls_score", pattern=PROPERTY_NAME, description="the property that holds the score")
+    fit: str = Field("ls_fit", pattern=PROPERTY_NAME, description="the property that holds the fit points")
+    engagement: str = Field(
+        "ls_engagement",
+        pattern=PROPERTY_NAME,
+        description="the property that holds the engagement points (without decay)",
+    )
+    grade: str = Field("ls_grade", pattern=PROPERTY_NAME, description="the property that holds the grade label")
+    reasons: str = Field(
+        "ls_reasons",
+        pattern=PROPERTY_NAME,
+        description="the property that holds the short reasons (+70 demo-request; ...)",
+    )
+    scored_at: str = Field(
+        "ls_scored_at", pattern=PROPERTY_NAME, description="the property that holds when the contact was last scored"
+    )
 
 
 class PropertiesOverride(_Model):
-    group: str | None = Field(None, pattern=PROPERTY_NAME)
-    score: str | None = Field(None, pattern=PROPERTY_NAME)
-    fit: str | None = Field(None, pattern=PROPERTY_NAME)
-    engagement: str | None = Field(None, pattern=PROPERTY_NAME)
-    grade: str | None = Field(None, pattern=PROPERTY_NAME)
-    reasons: str | None = Field(None, pattern=PROPERTY_NAME)
-    scored_at: str | None = Field(None, pattern=PROPERTY_NAME)
+    """One model's own output properties, in place of the file's `properties:`."""
+
+    group: str | None = Field(
+        None, pattern=PROPERTY_NAME, description="this model's property group (default: properties.group)"
+    )
+    score: str | None = Field(
+        None, pattern=PROPERTY_NAME, description="this model's property for the score (default: properties.score)"
+    )
+    fit: str | None = Field(
+        None, pattern=PROPERTY_NAME, description="this model's property for the fit points (default: properties.fit)"
+    )
+    engagement: str | None = Field(
+        None,
+        pattern=PROPERTY_NAME,
+        description="this model's property for the engagement points (without decay) (default: properties.engagement)",
+    )
+    grade: str | None = Field(
+        None, pattern=PROPERTY_NAME, description="this model's property for the grade label (default: properties.grade)"
+    )
+    reasons: str | None = Field(
+        None,
+        pattern=PROPERTY_NAME,
+        description="this model's property for the short reasons (+70 demo-request; ...) (default: properties.reasons)",
+    )
+    scored_at: str | None = Field(
+        None,
+        pattern=PROPERTY_NAME,
+        description="this model's property for when the contact was last scored (default: properties.scored_at)",
+    )
 
 
 class ScoringModel(_Model):
-    name: str = Field("default", pattern=RULE_ID)
-    segment: ConditionModel | None = None
-    properties: PropertiesOverride | None = None
-    fit: GroupModel = GroupModel()
-    engagement: EngagementModel = EngagementModel()
-    total: TotalModel | None = None
-    grades: GradesModel | None = None
-    lifecycle: LifecycleModel | None = None
+    """A scoring model: fit and engagement rules, grades and stages for the contacts its segment takes."""
+
+    name: str = Field("default", pattern=RULE_ID, description="the model's name, unique in the file; shown in results")
+    segment: ConditionModel | None = Field(
+        None,
+        description="the contacts this model scores; models are tried in file order and the first whose segment "
+        "matches wins; a model without one takes every contact left (the fallback, and the last model)",
+    )
+    properties: PropertiesOverride | None = Field(
+        None, description="this model's own output property names, in place of the file's properties"
+    )
+    fit: GroupModel = Field(GroupModel(), description="who the contact is: rules on its properties")
+    engagement: EngagementModel = Field(
+        EngagementModel(), description="what the contact did: rules on its events and activity, and decay"
+    )
+    total: TotalModel | None = Field(None, description="bounds of the score (fit + engagement + decay)")
+    grades: GradesModel | None = Field(None, description="letter grades for fit and engagement")
+    lifecycle: LifecycleModel | None = Field(None, description="the lifecycle stages this model sets; none if absent")
 
 
 class RateLimitModel(_Model):
-    per_10s: PositiveCount
-    daily: Annotated[int, Field(strict=True, ge=1, le=10**12), _in_range(1, 10**12)]
-    daily_reserve_pct: Annotated[float, Field(strict=True, ge=0, lt=100), _in_range(0, 100)] = 20
-    search_per_second: PositiveCount = 5
+    """The portal's HubSpot API limits, when its tier's defaults do not hold."""
+
+    per_10s: PositiveCount = Field(description="API requests per 10 seconds")
+    daily: Annotated[int, Field(strict=True, ge=1, le=10**12), _in_range(1, 10**12)] = Field(
+        description="API requests per day"
+    )
+    daily_reserve_pct: Annotated[float, Field(strict=True, ge=0, lt=100), _in_range(0, 100)] = Field(
+        20, description="percent of the daily limit leadsync leaves for the portal's other integrations"
+    )
+    search_per_second: PositiveCount = Field(5, description="search API requests per second")
 
 
 class PortalModel(_Model):
-    id: Id
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    token_env: str
-    base_url: str = "https://api.hubapi.com"
-    tier: Literal["free", "starter", "professional", "enterprise"] = "professional"
-    rate_limit: RateLimitModel | None = None
+    """The HubSpot portal this file scores, and how to reach it."""
+
+    id: Id = Field(description="the HubSpot portal (account) id; a token of another portal is refused")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="a short name for the portal in logs, metrics and reports"
+    )
+    token_env: str = Field(
+        description="the NAME of the environment variable holding the private-app token (never the token)"
+    )
+    base_url: str = Field("https://api.hubapi.com", description="HubSpot's API, or a local sandbox's URL for trials")
+    tier: Literal["free", "starter", "professional", "enterprise"] = Field(
+        "professional", description="the portal's HubSpot tier: it sets the default API limits"
+    )
+    rate_limit: RateLimitModel | None = Field(None, description="API limits in place of the tier's")
 
 
 class ScheduleModel(_Model):
-    every: str = "15m"
-    rescore: str | None = "0 3 * * *"
-    timezone: str = "UTC"
+    """When the service syncs the portal."""
+
+    every: str = Field("15m", description="the interval of incremental syncs: a duration such as 15m, 1h, 90s, 1d")
+    rescore: str | None = Field(
+        "0 3 * * *",
+        description="cron expression of the full rescore (decay and time windows move without new data); null for none",
+    )
+    timezone: str = Field("UTC", description="the time zone rescore's cron expression is read in (IANA name)")
 
 
 def _as_text(value: Any) -> Any:
@@ -292,9 +450,15 @@ def _as_text(value: Any) -> Any:
 
 
 class HoldoutModel(_Model):
-    percent: Annotated[float, Field(strict=True, ge=0, le=50), _in_range(0, 50)]
+    """A control group: scored and logged like everyone else, never written, for backtests to compare."""
+
+    percent: Annotated[float, Field(strict=True, ge=0, le=50), _in_range(0, 50)] = Field(
+        description="the share of contacts held out, in percent"
+    )
     # Salts are often written as dates or numbers (2026-10-01, 7): any scalar, used as text.
-    salt: Annotated[str, BeforeValidator(_as_text)] = Field(min_length=1)
+    salt: Annotated[str, BeforeValidator(_as_text)] = Field(
+        min_length=1, description="mixed into the hash of each contact id: a new salt draws a new group"
+    )
 
 
 class AlertsModel(_Model):
@@ -334,18 +498,26 @@ class PortalConfig(_Model):
     """One portal's config file (after `extends:` is merged)."""
 
     extends: str | None = Field(None, description="a base config file this one is laid on")
-    portal: PortalModel
-    schedule: ScheduleModel = ScheduleModel()
-    properties: PropertiesModel = PropertiesModel()
-    holdout: HoldoutModel | None = None
-    exclusions: list[ExclusionModel] = []
-    exclusion_action: Literal["skip", "zero"] = "skip"
+    portal: PortalModel = Field(description="the HubSpot portal this file scores")
+    schedule: ScheduleModel = Field(ScheduleModel(), description="when the service syncs and rescores the portal")
+    properties: PropertiesModel = Field(PropertiesModel(), description="the HubSpot properties leadsync writes")
+    holdout: HoldoutModel | None = Field(None, description="a control group never written; none if absent")
+    exclusions: list[ExclusionModel] = Field(
+        [], description="contacts scored but not written (or written 0), each with a reason"
+    )
+    exclusion_action: Literal["skip", "zero"] = Field(
+        "skip", description="skip: write nothing for an excluded contact; zero: write 0 and leave its stage alone"
+    )
     free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
     log_emails: bool = Field(False, description="put contacts' email addresses in the logs (hashed otherwise)")
     alerts: AlertsModel | None = Field(None, description="alerts to a chat webhook, once per incident; none if absent")
     forms: FormsModel = Field(FormsModel(), description="which forms' submissions count")
-    model: ScoringModel | None = None
-    models: list[ScoringModel] | None = None
+    model: ScoringModel | None = Field(None, description="the one scoring model, for every contact")
+    models: list[ScoringModel] | None = Field(
+        None,
+        description="several scoring models, tried in order: the first whose segment matches scores the contact; "
+        "a contact no model takes is not scored (no_model)",
+    )
 
     def effective_rate_limit(self) -> RateLimitModel:
         if self.portal.rate_limit is not None:
