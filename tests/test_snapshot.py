@@ -10,7 +10,8 @@ import pytest
 
 from sync.core.model import EMAIL_OPEN, EMAIL_UNSUBSCRIBE, FORM_SUBMISSION
 from sync.errors import ConfigError
-from sync.snapshot import parse_snapshot, read_snapshot
+from sync.sandbox import Portal
+from sync.snapshot import parse_snapshot, read_records, read_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "examples" / "acme-eu.snapshot.json"
@@ -173,3 +174,135 @@ def test_read_snapshot_equals_parse_snapshot_of_the_same_json(tmp_path: Path) ->
     path = tmp_path / "snap.json"
     path.write_text(json.dumps(raw), encoding="utf-8")
     assert read_snapshot(path) == parse_snapshot(raw)
+
+
+HOSTILE: dict[str, Any] = {
+    "portal_id": "777",
+    "contacts": [
+        contact("1", "a@x.com", createdate="2026-01-01T00:00:00Z", lastmodifieddate=AT),
+        {"properties": {"email": "no.id@x.com"}},
+        contact("abc", "letters@x.com"),
+        contact("¹2", "superscript@x.com"),
+        contact(1, "again@x.com"),
+        contact("3", "A@X.com"),  # a@x.com's address again
+        contact("4", "d@x.com", createdate="last tuesday"),
+        contact("5", "e@x.com", lastmodifieddate="soon"),
+        {"id": "6", "properties": ["not", "an", "object"]},
+        "not a contact",
+        contact("7", "g@x.com"),  # no dates at all
+        contact("8", "h@x.com", createdate="-5000"),  # before 1970: kept, without a create date
+    ],
+    "forms": [
+        {"id": "f-demo", "name": "Demo"},
+        {"name": "no id"},
+        {"id": "f-odd", "name": "Odd", "formType": "telepathy"},
+        {"id": "f-arch", "name": "Archived?", "archived": "yes"},
+        {"id": "f-old", "name": "Old", "archived": True},
+    ],
+    "form_submissions": [
+        submission("cv-1", "a@x.com"),
+        submission("cv-1", "a@x.com"),  # delivered twice
+        submission("cv-2", "a@x.com", form_id="f-odd"),
+        submission("cv-3", "a@x.com", at="not-a-time"),
+        submission("cv-4", "a@x.com", at=0),
+        {
+            "formId": "f-demo",
+            "conversionId": "cv-5",
+            "submittedAt": AT,
+            "values": [{"name": "firstname", "value": "x"}],
+        },
+        {"formId": "f-demo", "conversionId": "cv-6", "submittedAt": AT, "values": "email=a@x.com"},
+        {"conversionId": "cv-7", "submittedAt": AT, "values": [{"name": "email", "value": "a@x.com"}]},
+        submission("cv-8", "g@x.com", form_id="f-gone"),  # a deleted form's: kept, without a form name
+        submission("cv-9", "h@x.com", form_id="f-old"),
+        {
+            "formId": "f-demo",
+            "conversionId": None,
+            "submittedAt": AT,
+            "values": [{"name": "email", "value": "h@x.com"}],
+        },
+        "not a submission",
+    ],
+    "email_events": [
+        open_event("e-1", "a@x.com"),
+        open_event("e-1", "a@x.com"),  # delivered twice
+        open_event("e-1", "a@x.com", created=AT + 1),  # the same id at another time is another event
+        open_event("e-2", "a@x.com", type="TELEPORT"),
+        open_event("e-3", ""),
+        open_event("e-4", "a@x.com", created=0),
+        open_event("e-5", "a@x.com", created="yesterday"),
+        open_event("e-6", "a@x.com", type="PROCESSED"),  # served, not scored
+        {"type": "OPEN", "recipient": "a@x.com", "created": AT},
+        ["not", "an", "event"],
+    ],
+    "lists": [
+        {"listId": 42, "contactIds": ["1", 7]},
+        {"listId": "x", "contactIds": ["1"]},
+        {"listId": 43, "contactIds": ["one"]},
+        {"listId": 44, "contactIds": ["1"], "membershipTimestamps": ["1", AT]},
+    ],
+}
+
+
+def test_score_and_the_sandbox_accept_and_skip_the_same_records_of_a_hostile_snapshot() -> None:
+    snap = parse_snapshot(HOSTILE)
+    portal, problems = Portal.from_snapshot(HOSTILE, now_ms=AT)
+    served = portal.snapshot()
+    assert problems == snap.problems
+    where = [p.split(":")[0] for p in problems]
+    assert where == [
+        *(f"contacts[{i}]" for i in range(1, 10)),
+        *(f"forms[{i}]" for i in range(1, 4)),
+        *(f"form_submissions[{i}]" for i in (2, 3, 4, 5, 6, 7, 11)),
+        *(f"email_events[{i}]" for i in (3, 4, 5, 6, 8, 9)),
+        "lists[1]",
+        "lists[2]",
+        "lists[3]",
+    ]
+    assert (portal.portal_id, snap.portal_id) == (777, 777)
+    assert [c["id"] for c in served["contacts"]] == [c.id for c in snap.contacts] == ["1", "7", "8"]
+    assert [f["id"] for f in served["forms"]] == ["f-demo", "f-old"]
+    conversions = {s.get("conversionId") for s in served["form_submissions"]}
+    assert conversions == {"cv-1", "cv-8", "cv-9", None}
+    scored = [e.event_id for events in snap.events_by_email.values() for e in events]
+    assert sorted(e for e in scored if e.startswith("cv-")) == ["cv-1", "cv-8"]  # cv-9's form is archived
+    assert sorted((e["id"], e["created"]) for e in served["email_events"]) == [
+        ("e-1", AT),
+        ("e-1", AT + 1),
+        ("e-6", AT),
+    ]
+    assert sorted(e for e in scored if e.startswith("e-")) == [f"e-1:{AT}", f"e-1:{AT + 1}"]
+    assert [(m["listId"], m["contactIds"]) for m in served["lists"]] == [(42, ["1", "7"])]
+    assert {c.id: c.list_ids for c in snap.contacts} == {"1": frozenset({42}), "7": frozenset({42}), "8": frozenset()}
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"properties": {}}, "contacts[0]: contact: has no id; skipped"),
+        (contact("abc", "a@x.com"), "contacts[0]: contact abc: id is not numeric; skipped"),
+        (
+            contact("5", "a@x.com", lastmodifieddate="soon"),
+            "contacts[0]: contact 5: lastmodifieddate is not a date: 'soon'; skipped",
+        ),
+    ],
+)
+def test_each_skipped_contact_is_named_with_why(record: Any, problem: str) -> None:
+    assert parse_snapshot({"contacts": [record]}).problems == [problem]
+
+
+def test_a_second_contact_with_an_earlier_contacts_email_is_skipped() -> None:
+    snap = parse_snapshot({"contacts": [contact("1", "a@x.com"), contact("2", "A@x.com ")]})
+    assert [c.id for c in snap.contacts] == ["1"]
+    assert snap.problems == ["contacts[1]: contact 2: email a@x.com is on an earlier contact; skipped"]
+
+
+def test_a_record_delivered_twice_counts_once_and_is_not_a_problem() -> None:
+    raw = {
+        "contacts": [contact("1", "a@x.com")],
+        "form_submissions": [submission("cv-1", "a@x.com"), submission("cv-1", "a@x.com")],
+        "email_events": [open_event("e-1", "a@x.com"), open_event("e-1", "a@x.com")],
+    }
+    records = read_records(raw)
+    assert (len(records.submissions), len(records.email_events), records.repeats, records.problems) == (1, 1, 2, [])
+    assert len(parse_snapshot(raw).events_by_email["a@x.com"]) == 2

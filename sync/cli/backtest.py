@@ -101,7 +101,7 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Datase
 def cmd_backtest(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from sync.reports.backtest import print_backtest
+    from sync.reports.backtest_render import print_backtest
 
     _, data, result = _backtest(args, "backtest")
     if args.json:

@@ -9,7 +9,8 @@ scores are written, and plain-language warnings about thresholds set too low
 or too high. Excluded contacts are counted apart and left out of every
 metric; a contact whose scoring fails is reported and skipped.
 
-`report` (the HTML report) draws its charts from the same `Backtest`.
+This module computes (`run_backtest` -> `Backtest`, plain data); `backtest_render` prints it on a
+terminal and `report` (the HTML report) draws its charts from the same `Backtest`.
 """
 
 from __future__ import annotations
@@ -20,15 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from sync.core.model import Contact, Event, RuleHit, ScoreResult
 from sync.core.rules import CompiledModel, RuleSet, StageThreshold
 from sync.core.scoring import score_at
 from sync.errors import ConfigError, ConfigProblem
 from sync.pipeline import LIFECYCLE_STAGE
-from sync.reports.text import iso_ms, lift, num, pct
+from sync.reports.text import iso_ms, num, pct
 
 DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"
 DEFAULT_BAND_WIDTH = 10
@@ -245,6 +243,67 @@ class ThresholdResult:
 
 
 @dataclass
+class StageRuleResult:
+    """How well a model's stage rules pick converters: the contacts they give `stage` or a later one.
+
+    In lifecycle `mode: rules` these are the only way a stage is set, so they stand where thresholds would."""
+
+    model: str
+    stage: str
+    population: Rate = field(default_factory=Rate)  # the model's scored contacts
+    qualified: Rate = field(default_factory=Rate)
+    holdout: Rate = field(default_factory=Rate)
+    written: Rate = field(default_factory=Rate)
+
+    @property
+    def name(self) -> str:
+        return stage_name(self.stage)
+
+    @property
+    def precision(self) -> float | None:
+        return self.qualified.rate
+
+    @property
+    def recall(self) -> float | None:
+        return self.qualified.converted / self.population.converted if self.population.converted else None
+
+    @property
+    def lift(self) -> float | None:
+        return self.qualified.lift(self.population.rate)
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "stage": self.stage,
+            "contacts": self.population.contacts,
+            "qualified": self.qualified.contacts,
+            "qualified_converted": self.qualified.converted,
+            "precision": _round(self.precision),
+            "recall": _round(self.recall),
+            "lift": _round(self.lift),
+            "holdout": self.holdout.json(),
+            "written": self.written.json(),
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the charts need to know of a model besides its contacts: how it sets stages, and every grade."""
+
+    name: str
+    lifecycle_mode: str  # score | rules | off
+    fit_grades: tuple[str, ...] = ()  # best first, as the model's bands list them
+    engagement_grades: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, model: CompiledModel) -> ModelInfo:
+        grades = model.spec.grades
+        fit = tuple(b.grade for b in grades.fit) if grades else ()
+        engagement = tuple(b.grade for b in grades.engagement) if grades else ()
+        return cls(model.spec.name, model.spec.lifecycle.mode, fit, engagement)
+
+
+@dataclass
 class RuleRate:
     """The contacts a rule (a mapped value, a decay step) gave points to, and how many converted."""
 
@@ -327,6 +386,8 @@ class Backtest:
     holdout: Rate = field(default_factory=Rate)
     written: Rate = field(default_factory=Rate)
     warnings: list[BacktestWarning] = field(default_factory=list)
+    models: list[ModelInfo] = field(default_factory=list)  # every model of the rule set, in its order
+    stage_rules: list[StageRuleResult] = field(default_factory=list)  # per model and stage its rules give
 
     @property
     def base_rate(self) -> float | None:
@@ -372,6 +433,7 @@ class Backtest:
                     for t in self.thresholds
                 ],
             },
+            "stage_rules": [r.json() for r in self.stage_rules],
             "warnings": [w.json() for w in self.warnings],
             "problems": self.problems,
         }
@@ -440,6 +502,8 @@ def run_backtest(
     bt.thresholds = [
         _threshold(bt.scored, model, th, band_width) for model in rules.models for th in model.spec.lifecycle.thresholds
     ]
+    bt.models = [ModelInfo.of(model) for model in rules.models]
+    bt.stage_rules = [_stage_rule(bt.scored, model, stage) for model in rules.models for stage in _rule_stages(model)]
     for rate in rule_rates.values():
         rate.low_support = rate.counts.contacts < bt.min_support
     bt.rules = sorted(
@@ -563,6 +627,25 @@ def _threshold(scored: Sequence[Scored], model: CompiledModel, th: StageThreshol
     return out
 
 
+def _rule_stages(model: CompiledModel) -> list[str]:
+    """The stages a model's stage rules give, earliest in the lifecycle first."""
+    index = model.spec.lifecycle.index
+    return sorted(dict.fromkeys(r.stage for r in model.spec.lifecycle.rules), key=lambda s: index.get(s, -1))
+
+
+def _stage_rule(scored: Sequence[Scored], model: CompiledModel, stage: str) -> StageRuleResult:
+    index = model.spec.lifecycle.index
+    out = StageRuleResult(model.spec.name, stage)
+    for s in scored:
+        if s.model != out.model:
+            continue
+        out.population.add(s.converted)
+        if any(index.get(given, -1) >= index.get(stage, -1) for given in s.rule_stages):
+            out.qualified.add(s.converted)
+            (out.holdout if s.holdout else out.written).add(s.converted)
+    return out
+
+
 def stage_name(stage: str) -> str:
     return STAGE_NAMES.get(stage, stage)
 
@@ -682,108 +765,6 @@ def _better_threshold(bt: Backtest, model: CompiledModel, th: ThresholdResult) -
         if lift is not None and lift >= TOO_LOW_LIFT:
             return candidate, lift
     return None
-
-
-# -- printing -----------------------------------------------------------------------------------
-
-
-def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:  # noqa: C901
-    base = bt.base_rate
-    excluded = sum(bt.excluded.values())
-    console.print(
-        f"[bold]Backtest[/bold]{f' of {source}' if source else ''} as of {iso_ms(bt.now_ms)}, "
-        f"rule-set version {bt.version}"
-    )
-    console.print(
-        f"converted = {bt.outcome}: [bold]{bt.overall.converted}[/bold] of {bt.overall.contacts} scored contacts "
-        f"(base rate [bold]{pct(base)}[/bold])"
-    )
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(bt.excluded.items()))
-    console.print(
-        f"{bt.contacts} contacts read; {excluded} excluded and left out of the metrics"
-        + (f" ({reasons})" if reasons else "")
-        + (f"; {len(bt.problems)} could not be scored" if bt.problems else "")
-        + (f"; {bt.not_yet_created} created after {iso_ms(bt.now_ms)} left out" if bt.not_yet_created else "")
-    )
-
-    table = Table(title="Lifecycle thresholds", header_style="bold", title_justify="left")
-    for name in ("model", "stage", "qualifies when", "qualified", "share", "precision", "recall", "lift"):
-        table.add_column(name, justify="left" if name in ("model", "stage", "qualifies when") else "right")
-    for th in bt.thresholds:
-        table.add_row(
-            th.model,
-            th.name,
-            th.condition,
-            str(th.qualified.contacts),
-            pct(th.share),
-            pct(th.precision),
-            pct(th.recall),
-            lift(th.lift),
-        )
-    console.print(table)
-
-    table = Table(title="Conversion by score band", header_style="bold", title_justify="left")
-    for name in ("score", "contacts", "converted", "rate", "lift"):
-        table.add_column(name, justify="right")
-    for band in bt.bands:
-        c = band.counts
-        table.add_row(band.label, str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base)))
-    console.print(table)
-
-    table = Table(title="Conversion by grade", header_style="bold", title_justify="left")
-    for name in ("model", "grade", "contacts", "converted", "rate", "lift"):
-        table.add_column(name, justify="left" if name in ("model", "grade") else "right")
-    for grade in bt.grades:
-        c = grade.counts
-        table.add_row(
-            grade.model, grade.grade or "-", str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base))
-        )
-    console.print(table)
-
-    table = Table(
-        title=f"Close rate of each rule's matched contacts (* fewer than {bt.min_support} contacts: not ranked)",
-        header_style="bold",
-        title_justify="left",
-    )
-    for name in ("#", "rule", "group", "contacts", "converted", "close rate", "lift"):
-        table.add_column(name, justify="left" if name in ("rule", "group") else "right")
-    for i, rule in enumerate(bt.rules):
-        c = rule.counts
-        table.add_row(
-            "*" if rule.low_support else str(i + 1),
-            rule.key + (" *" if rule.low_support else ""),
-            rule.group,
-            str(c.contacts),
-            str(c.converted),
-            pct(c.rate),
-            lift(c.lift(base)),
-            style="dim" if rule.low_support else None,
-        )
-    console.print(table)
-
-    table = Table(title="Holdout (scored, never written) against written", header_style="bold", title_justify="left")
-    for name in ("contacts", "holdout", "rate", "written", "rate "):
-        table.add_column(name, justify="left" if name == "contacts" else "right")
-    table.add_row(
-        "all scored", str(bt.holdout.contacts), pct(bt.holdout.rate), str(bt.written.contacts), pct(bt.written.rate)
-    )
-    for th in bt.thresholds:
-        table.add_row(
-            f"{th.model}: {th.name}",
-            str(th.holdout.contacts),
-            pct(th.holdout.rate),
-            str(th.written.contacts),
-            pct(th.written.rate),
-        )
-    console.print(table)
-    if bt.holdout.contacts < bt.min_support:
-        console.print(
-            f"[dim]The holdout has {bt.holdout.contacts} contacts, fewer than {bt.min_support}: "
-            "too few to compare.[/dim]"
-        )
-
-    for warning in bt.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning.message}")
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sync.ports import RunRecord, StageTransition, StateStore
-from sync.reports.backtest import Backtest, band_of, stage_name
+from sync.reports.backtest import Backtest, ModelInfo, ThresholdResult, band_of, stage_name
 from sync.reports.text import iso, iso_ms, lift, pct
 
 # Colours that read on screen and in print (and for the colour-blind: blue/orange, not red/green).
@@ -92,7 +92,7 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
         "".join(
             chart(
                 f"chart-grade-matrix-{i}",
-                f"Fit x engagement grades ({name})",
+                f"Fit x engagement grades, model {name}",
                 fig,
                 "Contacts per fit grade (rows) and engagement grade (columns), with each cell's conversion rate.",
             )
@@ -114,7 +114,8 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
         )
     sections.append(
         f'<section class="pair"><div><h2>Conversion by score band</h2>{conversion}</div>'
-        f"<div><h2>Lifecycle thresholds</h2>{_threshold_table(bt)}{_holdout_text(bt)}</div></section>"
+        f"<div><h2>Lifecycle stages</h2>{_threshold_table(bt)}{_stage_rules_table(bt)}{_holdout_text(bt)}</div>"
+        "</section>"
     )
 
     runs_html = _runs_section(inputs, chart)
@@ -157,9 +158,17 @@ def _headline(bt: Backtest, inputs: ReportInputs) -> str:
     for th in bt.thresholds:
         cards.append(
             (
-                f"{th.name} ({th.model})" if len(bt.thresholds) > 2 else th.name,
+                _threshold_label(bt, th),
                 f"{th.qualified.contacts:,}",
                 f"qualify; precision {pct(th.precision)}, recall {pct(th.recall)}, lift {lift(th.lift)}",
+            )
+        )
+    for rule in bt.stage_rules:
+        cards.append(
+            (
+                f"{rule.name} by stage rules" + (f" ({rule.model})" if _several_models(bt) else ""),
+                f"{rule.qualified.contacts:,}",
+                f"qualify; precision {pct(rule.precision)}, recall {pct(rule.recall)}, lift {lift(rule.lift)}",
             )
         )
     cards.append(
@@ -182,6 +191,11 @@ def _headline(bt: Backtest, inputs: ReportInputs) -> str:
 
 def _threshold_table(bt: Backtest) -> str:
     if not bt.thresholds:
+        modes = {m.lifecycle_mode for m in bt.models}
+        if modes == {"rules"}:
+            return "<p>Stages are set by stage rules (lifecycle mode: rules), not by score thresholds.</p>"
+        if modes <= {"off"}:
+            return "<p>This rule set sets no lifecycle stage (lifecycle mode: off).</p>"
         return "<p>No score thresholds in this rule set.</p>"
     rows = "".join(
         f"<tr><td>{_e(th.model)}</td><td>{_e(th.name)}</td><td>{_e(th.condition)}</td>"
@@ -191,6 +205,22 @@ def _threshold_table(bt: Backtest) -> str:
     )
     return (
         "<table><thead><tr><th>model</th><th>stage</th><th>qualifies when</th><th>qualified</th>"
+        f"<th>precision</th><th>recall</th><th>lift</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _stage_rules_table(bt: Backtest) -> str:
+    """The stages the stage rules give: the only stage setting in mode: rules, an addition in mode: score."""
+    if not bt.stage_rules:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.model)}</td><td>{_e(r.name)}</td><td>{r.qualified.contacts:,}</td>"
+        f"<td>{pct(r.precision)}</td><td>{pct(r.recall)}</td><td>{lift(r.lift)}</td></tr>"
+        for r in bt.stage_rules
+    )
+    return (
+        "<p class='muted'>Contacts a stage rule gives the stage (or a later one), whatever their score.</p>"
+        "<table><thead><tr><th>model</th><th>stage by rules</th><th>qualified</th>"
         f"<th>precision</th><th>recall</th><th>lift</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
@@ -268,11 +298,13 @@ def _score_histogram(bt: Backtest) -> Figure:
     ax = fig.add_subplot()
     x = [b.low for b in bt.bands]
     width = bt.band_width * 0.9
-    ax.bar(x, [b.counts.contacts for b in bt.bands], width=width, align="edge", color=BLUE, label="scored")
+    every = ", every model" if _several_models(bt) else ""
+    ax.bar(x, [b.counts.contacts for b in bt.bands], width=width, align="edge", color=BLUE, label=f"scored{every}")
     ax.bar(x, [b.counts.converted for b in bt.bands], width=width, align="edge", color=ORANGE, label="converted")
     for th in bt.thresholds:
         ax.axvline(th.min_score, color=DARK, linestyle="--", linewidth=1)
-        ax.text(th.min_score, 1.0, f" {th.name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+        label = f" {_threshold_label(bt, th)}"
+        ax.text(th.min_score, 1.0, label, transform=ax.get_xaxis_transform(), va="top", fontsize=8)
     ax.set_xlabel("score")
     ax.set_ylabel("contacts")
     ax.legend(frameon=False, fontsize=8)
@@ -281,36 +313,57 @@ def _score_histogram(bt: Backtest) -> Figure:
 
 
 def _grade_matrices(bt: Backtest) -> list[tuple[str, Figure]]:
+    """One fit x engagement matrix per model with grades; every grade of the model is a row or column,
+    those no contact reached too (a row or column of zeros says so)."""
     out: list[tuple[str, Figure]] = []
-    for model in dict.fromkeys(g.model for g in bt.grades):
-        rows = [g for g in bt.grades if g.model == model and g.fit_grade is not None]
-        if not rows:
-            continue
-        fits = list(dict.fromkeys(g.fit_grade for g in rows if g.fit_grade is not None))
-        engagements = list(dict.fromkeys(g.engagement_grade for g in rows if g.engagement_grade is not None))
-        engagements.sort(key=lambda e: min(g.engagement_rank for g in rows if g.engagement_grade == e))
+    for model in _graded_models(bt):
+        fits, engagements = list(model.fit_grades), list(model.engagement_grades)
         counts = [[0] * len(engagements) for _ in fits]
         rates: list[list[float | None]] = [[None] * len(engagements) for _ in fits]
-        for g in rows:
-            if g.engagement_grade is None or g.fit_grade is None:
-                continue
-            i, j = fits.index(g.fit_grade), engagements.index(g.engagement_grade)
-            counts[i][j] = g.counts.contacts
-            rates[i][j] = g.counts.rate
-        fig = _figure(5.2, 3.6)
-        ax = fig.add_subplot()
-        image = ax.imshow(counts, cmap="Blues", aspect="auto")
-        top = max(max(r) for r in counts) or 1
-        for i, row in enumerate(counts):
-            for j, n in enumerate(row):
-                rate = rates[i][j]
-                label = f"{n:,}" + (f"\n{rate:.0%} conv." if rate is not None else "")
-                ax.text(j, i, label, ha="center", va="center", fontsize=9, color="white" if n > top * 0.55 else DARK)
-        ax.set_xticks(range(len(engagements)), [f"engagement {e}" for e in engagements])
-        ax.set_yticks(range(len(fits)), [f"fit {f}" for f in fits])
-        fig.colorbar(image, ax=ax, label="contacts")
-        out.append((model, fig))
+        for g in bt.grades:
+            if g.model == model.name and g.fit_grade in fits and g.engagement_grade in engagements:
+                i, j = fits.index(g.fit_grade), engagements.index(g.engagement_grade)
+                counts[i][j] = g.counts.contacts
+                rates[i][j] = g.counts.rate
+        out.append(
+            (model.name, _grade_matrix(model.name if _several_models(bt) else "", fits, engagements, counts, rates))
+        )
     return out
+
+
+def _graded_models(bt: Backtest) -> list[ModelInfo]:
+    """The models with grades; a Backtest built without model info falls back to the grades its contacts got."""
+    if bt.models:
+        return [m for m in bt.models if m.fit_grades and m.engagement_grades]
+    out = []
+    for name in dict.fromkeys(g.model for g in bt.grades):
+        rows = [g for g in bt.grades if g.model == name and g.fit_grade is not None]
+        rows.sort(key=lambda g: g.engagement_rank)
+        fits = tuple(dict.fromkeys(g.fit_grade for g in rows if g.fit_grade is not None))
+        engagements = tuple(dict.fromkeys(g.engagement_grade for g in rows if g.engagement_grade is not None))
+        if fits and engagements:
+            out.append(ModelInfo(name, "score", fits, engagements))
+    return out
+
+
+def _grade_matrix(
+    title: str, fits: list[str], engagements: list[str], counts: list[list[int]], rates: list[list[float | None]]
+) -> Figure:
+    fig = _figure(5.2, 3.6)
+    ax = fig.add_subplot()
+    image = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
+    top = max(max(r) for r in counts) or 1
+    for i, row in enumerate(counts):
+        for j, n in enumerate(row):
+            rate = rates[i][j]
+            label = f"{n:,}" + (f"\n{rate:.0%} conv." if rate is not None else "")
+            ax.text(j, i, label, ha="center", va="center", fontsize=9, color="white" if n > top * 0.55 else DARK)
+    ax.set_xticks(range(len(engagements)), [f"engagement {e}" for e in engagements])
+    ax.set_yticks(range(len(fits)), [f"fit {f}" for f in fits])
+    if title:
+        ax.set_title(f"model {title}", fontsize=9)
+    fig.colorbar(image, ax=ax, label="contacts")
+    return fig
 
 
 def _conversion_chart(bt: Backtest) -> Figure:
@@ -329,7 +382,8 @@ def _conversion_chart(bt: Backtest) -> Figure:
     for th in bt.thresholds:
         position = (band_of(th.min_score, bt.band_width) - low) / bt.band_width - 0.5
         ax.axvline(position, color=DARK, linestyle="--", linewidth=1)
-        ax.text(position, 1.0, f" {th.name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+        label = f" {_threshold_label(bt, th)}"
+        ax.text(position, 1.0, label, transform=ax.get_xaxis_transform(), va="top", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("score band")
     ax.set_ylabel("converted (%)")
@@ -338,31 +392,34 @@ def _conversion_chart(bt: Backtest) -> Figure:
 
 
 def _transitions_chart(runs: Sequence[RunActivity]) -> Figure:
-    fig = _figure()
-    ax = fig.add_subplot()
+    """Runs as horizontal bars, oldest at the top: each run's label has a row of its own, so labels cannot
+    overlap however many runs there are (the figure grows with them); the legend sits below the bars."""
     pairs = list(
         dict.fromkeys(
             (t.stage_from, t.stage_to) for r in runs for t in sorted(r.transitions, key=lambda t: -t.contacts)
         )
     )
-    labels = [f"{_short_when(r.run.started_at)}\n{r.run.kind}" for r in runs]
-    bottoms = [0] * len(runs)
+    fig = _figure(6.4, max(3.6, 0.32 * len(runs) + 0.25 * len(pairs) + 1.4))
+    ax = fig.add_subplot()
+    rows = range(len(runs))
+    lefts = [0] * len(runs)
     palette = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d69e2e", "#319795", "#e53e3e", "#718096"]
     for n, (stage_from, stage_to) in enumerate(pairs):
         values = [
             sum(t.contacts for t in r.transitions if (t.stage_from, t.stage_to) == (stage_from, stage_to)) for r in runs
         ]
-        ax.bar(
-            range(len(runs)),
+        ax.barh(
+            rows,
             values,
-            bottom=bottoms,
+            left=lefts,
             color=palette[n % len(palette)],
             label=f"{_stage_label(stage_from)} -> {_stage_label(stage_to)}",
         )
-        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
-    ax.set_xticks(range(len(runs)), labels, fontsize=7)
-    ax.set_ylabel("contacts moved")
-    ax.legend(frameon=False, fontsize=7)
+        lefts = [b + v for b, v in zip(lefts, values, strict=True)]
+    ax.set_yticks(rows, [f"{_short_when(r.run.started_at)} {r.run.kind}" for r in runs], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("contacts moved")
+    fig.legend(frameon=False, fontsize=7, loc="outside lower center", ncols=2)
     _tidy(ax)
     return fig
 
@@ -380,6 +437,15 @@ def _contribution_chart(bt: Backtest) -> Figure:
     ax.legend(frameon=False, fontsize=8)
     _tidy(ax)
     return fig
+
+
+def _several_models(bt: Backtest) -> bool:
+    return len(bt.models) > 1 or len({t.model for t in bt.thresholds} | {g.model for g in bt.grades}) > 1
+
+
+def _threshold_label(bt: Backtest, th: ThresholdResult) -> str:
+    """A threshold's name on a chart or card: its stage, and its model when the portal has several."""
+    return f"{th.name} ({th.model})" if _several_models(bt) else th.name
 
 
 def _tidy(ax: object) -> None:

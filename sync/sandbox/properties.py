@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -124,52 +124,29 @@ class PropertyDef:
             data["description"] = self.description
         return data
 
-    def normalize(self, raw: Any) -> str:  # noqa: C901, PLR0912
+    def normalize(self, raw: Any) -> str:
         """The stored form of a written value, or a ValueError naming what is wrong. '' clears."""
         if raw is None:
             return ""
-        if isinstance(raw, bool):
-            text = "true" if raw else "false"
-        elif isinstance(raw, int | float):
-            text = repr(raw) if isinstance(raw, float) else str(raw)
-        elif isinstance(raw, str):
-            text = raw
-        else:
-            raise ValueError(f"{raw!r} is not a valid value for property {self.name}: expected a string")
+        text = self._text(raw)
         if text == "":
             return ""
-        if self.type == "number":
-            try:
-                number = float(text)
-            except ValueError:
-                raise ValueError(f"{text!r} was not a valid number.") from None
-            if not math.isfinite(number):
-                raise ValueError(f"{text!r} was not a valid number.")
-            return text.strip()
-        if self.type == "bool":
-            lowered = text.strip().lower()
-            if lowered not in ("true", "false"):
-                raise ValueError(f"{text!r} was not a valid boolean: use true or false.")
-            return lowered
-        if self.type == "enumeration":
-            chosen = text.split(";") if self.multi else [text]
-            bad = [v for v in chosen if v not in self.option_values]
-            if bad:
-                raise ValueError(f"{bad[0]!r} was not one of the allowed options: {sorted(self.option_values)}")
-            return text
-        if self.type == "datetime":
-            ms = parse_ms(text)
-            if ms is None:
-                raise ValueError(f"{text!r} is not a valid datetime: use epoch milliseconds or ISO 8601.")
-            return iso_ms(ms)
-        if self.type == "date":
-            ms = parse_ms(text)
-            if ms is None or ms % 86_400_000:
-                raise ValueError(f"{text!r} is not a valid date: use midnight UTC in epoch milliseconds.")
-            return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+        check = _NORMALIZERS.get(self.type)
+        if check is not None:
+            return check(self, text)
         if len(text) > MAX_STRING:
             raise ValueError(f"value of {self.name} is longer than {MAX_STRING} characters.")
         return text
+
+    def _text(self, raw: Any) -> str:
+        """A JSON value as HubSpot reads it into a property: booleans and numbers as their text."""
+        if isinstance(raw, bool):
+            return "true" if raw else "false"
+        if isinstance(raw, int | float):
+            return repr(raw) if isinstance(raw, float) else str(raw)
+        if isinstance(raw, str):
+            return raw
+        raise ValueError(f"{raw!r} is not a valid value for property {self.name}: expected a string")
 
     @classmethod
     def from_wire(cls, raw: Any, now_ms: int, groups: Mapping[str, PropertyGroup]) -> PropertyDef:
@@ -218,6 +195,54 @@ class PropertyDef:
         updated = PropertyDef.from_wire(merged, self.created_ms, groups)
         return dataclasses.replace(updated, updated_ms=now_ms)
 
+
+def _number(prop: PropertyDef, text: str) -> str:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} was not a valid number.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{text!r} was not a valid number.")
+    return text.strip()
+
+
+def _bool(prop: PropertyDef, text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"{text!r} was not a valid boolean: use true or false.")
+    return lowered
+
+
+def _enumeration(prop: PropertyDef, text: str) -> str:
+    chosen = text.split(";") if prop.multi else [text]
+    bad = [v for v in chosen if v not in prop.option_values]
+    if bad:
+        raise ValueError(f"{bad[0]!r} was not one of the allowed options: {sorted(prop.option_values)}")
+    return text
+
+
+def _datetime(prop: PropertyDef, text: str) -> str:
+    ms = parse_ms(text)
+    if ms is None:
+        raise ValueError(f"{text!r} is not a valid datetime: use epoch milliseconds or ISO 8601.")
+    return iso_ms(ms)
+
+
+def _date(prop: PropertyDef, text: str) -> str:
+    ms = parse_ms(text)
+    if ms is None or ms % 86_400_000:
+        raise ValueError(f"{text!r} is not a valid date: use midnight UTC in epoch milliseconds.")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+# How a value is checked and stored per property type; strings are only length-checked.
+_NORMALIZERS: dict[str, Callable[[PropertyDef, str], str]] = {
+    "number": _number,
+    "bool": _bool,
+    "enumeration": _enumeration,
+    "datetime": _datetime,
+    "date": _date,
+}
 
 _PATCHABLE = frozenset({"label", "description", "groupName", "options", "type", "fieldType"})
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.hubspot.shapes import FORM_TYPES
 from sync.sandbox.wire import JsonObject, iso_ms
 
 
@@ -65,9 +66,6 @@ class ContactRecord:
         }
         props.update(sorted(self.props.items()))
         return {"id": self.sid, "properties": props}
-
-
-FORM_TYPES = ("hubspot", "captured", "flow", "blog_comment")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.hubspot.shapes import FORM_TYPES
 from sync.sandbox.portal import NOT_FOUND_MESSAGE, FailureChooser, Portal
-from sync.sandbox.records import FORM_TYPES
 from sync.sandbox.wire import JsonObject, bad_request, iso_ms, query_int, query_str
 
 LIST_LIMIT_MAX = 100

@@ -332,56 +332,27 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _api(self, sandbox: Sandbox, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:  # noqa: C901, PLR0915
+    def _api(self, sandbox: Sandbox, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> None:
+        """One API request, in HubSpot's order: authentication, rate limit, route, then the fault drawn for it."""
         route, params, path_known = match(API_ROUTES, method, path)
         name = route.name if route else f"{method} (unmatched)"
         token = _bearer(self.headers.get("Authorization"))
         if token != sandbox.token:
-            message = (
-                "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
-                "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
-                if token is None
-                else "The access token provided is invalid, expired or revoked."
-            )
-            sandbox.stats.request(name, "401")
-            self._send(401, _error(401, "INVALID_AUTHENTICATION", message))
+            self._unauthorized(sandbox, name, token)
             return
-        search = route.search if route else False
         carries_offset = route is not None and route.offsets and bool(query_str(query, "offset"))
         fault = sandbox.faults.draw(batch_update=route.batch_update, offset=carries_offset) if route else None
-        if fault == "429":
-            verdict = sandbox.limiter.admit(token, search=search, count=False)
-            policy = SECONDLY if search else TEN_SECONDLY
-            sandbox.stats.fault("429")
-            sandbox.stats.request(name, "429")
-            self._send(429, _rate_limited(policy), verdict.headers)
-            return
-        verdict = sandbox.limiter.admit(token, search=search)
-        if verdict.policy is not None:
-            sandbox.stats.rate_limited(verdict.policy)
-            sandbox.stats.request(name, "429")
-            self._send(429, _rate_limited(verdict.policy), verdict.headers)
+        headers = self._admitted(sandbox, name, token, route is not None and route.search, fault)
+        if headers is None:
             return
         if route is None:
             status = 405 if path_known else 404
             sandbox.stats.request(name, str(status))
             category = "VALIDATION_ERROR" if path_known else "OBJECT_NOT_FOUND"
-            self._send(status, _error(status, category, f"No route for {method} {path}"), verdict.headers)
+            self._send(status, _error(status, category, f"No route for {method} {path}"), headers)
             return
-        if fault in ("500", "503"):
-            sandbox.stats.fault(fault)
-            sandbox.stats.request(name, fault)
-            message = "Internal error" if fault == "500" else "Service temporarily unavailable; retry later."
-            category = "INTERNAL_ERROR" if fault == "500" else "SERVICE_UNAVAILABLE"
-            self._send(int(fault), _error(int(fault), category, message), verdict.headers)
-            return
-        if fault == "reset":
-            applied = route.write and sandbox.faults.coin()
-            if applied:
-                self._run(sandbox, route, params, query, raw, None)
-            sandbox.stats.fault("reset_applied" if applied else "reset")
-            sandbox.stats.request(name, "reset")
-            self._drop(reset=True)
+        if fault in ("500", "503", "reset"):
+            self._fail(sandbox, route, name, fault, (params, query, raw), headers)
             return
         chooser = sandbox.faults.choose_failures if fault == "partial" else None
         if fault == "offset":
@@ -397,7 +368,60 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop(reset=False)
             return
         sandbox.stats.request(name, str(reply.status))
-        self._send(reply.status, reply.body, {**verdict.headers, **reply.headers})
+        self._send(reply.status, reply.body, {**headers, **reply.headers})
+
+    def _unauthorized(self, sandbox: Sandbox, name: str, token: str | None) -> None:
+        message = (
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
+            "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+            if token is None
+            else "The access token provided is invalid, expired or revoked."
+        )
+        sandbox.stats.request(name, "401")
+        self._send(401, _error(401, "INVALID_AUTHENTICATION", message))
+
+    def _admitted(
+        self, sandbox: Sandbox, name: str, token: str, search: bool, fault: str | None
+    ) -> dict[str, str] | None:
+        """The rate limit's headers for an admitted request; None once a 429 (real or the fault's) is sent."""
+        if fault == "429":
+            verdict = sandbox.limiter.admit(token, search=search, count=False)
+            policy = SECONDLY if search else TEN_SECONDLY
+            sandbox.stats.fault("429")
+            sandbox.stats.request(name, "429")
+            self._send(429, _rate_limited(policy), verdict.headers)
+            return None
+        verdict = sandbox.limiter.admit(token, search=search)
+        if verdict.policy is not None:
+            sandbox.stats.rate_limited(verdict.policy)
+            sandbox.stats.request(name, "429")
+            self._send(429, _rate_limited(verdict.policy), verdict.headers)
+            return None
+        return verdict.headers
+
+    def _fail(
+        self,
+        sandbox: Sandbox,
+        route: Route,
+        name: str,
+        fault: str,
+        request: tuple[dict[str, str], dict[str, list[str]], bytes],
+        headers: dict[str, str],
+    ) -> None:
+        """A server error, or a dropped connection (a write it carried applied or not, by a coin)."""
+        if fault == "reset":
+            applied = route.write and sandbox.faults.coin()
+            if applied:
+                self._run(sandbox, route, *request, None)
+            sandbox.stats.fault("reset_applied" if applied else "reset")
+            sandbox.stats.request(name, "reset")
+            self._drop(reset=True)
+            return
+        sandbox.stats.fault(fault)
+        sandbox.stats.request(name, fault)
+        message = "Internal error" if fault == "500" else "Service temporarily unavailable; retry later."
+        category = "INTERNAL_ERROR" if fault == "500" else "SERVICE_UNAVAILABLE"
+        self._send(int(fault), _error(int(fault), category, message), headers)
 
     def _run(
         self,

@@ -77,7 +77,7 @@ def test_it_serves_a_snapshot_and_reports_skipped_records(processes: list[subpro
     process.terminate()
     assert process.wait(timeout=10) == 0
     assert process.stderr is not None
-    assert "needs a numeric id" in process.stderr.read()
+    assert "contacts[12]: contact: has no id; skipped" in process.stderr.read()  # as `leadsync score` says it
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def test_a_dumped_snapshot_reloads_into_the_same_state(make_sandbox: MakeSandbox
 def test_the_example_snapshot_loads_and_reports_the_records_it_skips() -> None:
     portal, problems = Portal.from_snapshot(json.loads(EXAMPLE.read_text()), now_ms=T0)
     assert portal.contact_count() == 12
-    assert any("needs a numeric id" in p for p in problems)  # the contact without an id
+    assert any("contact: has no id" in p for p in problems)  # the contact without an id
     assert any("createdate" in p for p in problems)  # "last tuesday"
     assert any("not-a-time" in p for p in problems)
     assert portal.property_def("decision_role") is not None  # custom properties arrive as text
