@@ -97,19 +97,6 @@ def email_event(
     )
 
 
-class FixedClock:
-    """One clock for the sandbox and the worker, so both score as of the same moment."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.ms / 1000, UTC)
-
-    def seconds(self) -> float:
-        return self.ms / 1000
-
-
 def sandbox_config(base_url: str, token_env: str) -> dict[str, Any]:
     """The reference config pointed at a local sandbox, with rate limits that never slow a test."""
     config: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())

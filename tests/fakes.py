@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -30,8 +30,13 @@ from sync.core.conditions import parse_date_ms
 from sync.core.model import Contact, EmailEvent, Event, FormSubmission, PropertyUpdate, StageChange
 from sync.errors import SkippableRecordError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, not_found_reason
-from sync.hubspot.shapes import LAST_MODIFIED, LIFECYCLE_STAGE, contact_from_wire, email_event_from_wire
-from sync.hubspot.shapes import submission_from_wire
+from sync.hubspot.shapes import (
+    LAST_MODIFIED,
+    LIFECYCLE_STAGE,
+    contact_from_wire,
+    email_event_from_wire,
+    submission_from_wire,
+)
 from sync.ports import (
     AccountInfo,
     ContactPage,
@@ -48,6 +53,7 @@ from sync.ports import (
 from sync.sandbox import Portal as SandboxPortal
 from sync.sandbox.wire import ApiError
 from sync.store.schema import database_url
+from sync.store.state import DEAD_LETTER_MAX_ATTEMPTS as MAX_ATTEMPTS
 from sync.store.state import (
     DROPPED,
     GIVEN_UP,
@@ -57,7 +63,6 @@ from sync.store.state import (
     dead_letter_wait,
     normalize_email,
 )
-from sync.store.state import DEAD_LETTER_MAX_ATTEMPTS as MAX_ATTEMPTS
 
 R = TypeVar("R")
 
@@ -358,10 +363,13 @@ class MemoryStore:
                 )
             retrying = [r for r in retrying if r.contact_id != letter.contact_id]
         written = {w.contact_id for w in applied}
+        note = f"written by run {run_id}"
         for r in retrying:
             if r.contact_id in written:
-                note = f"written by run {run_id}"
-                self._letters[r.id] = (portal_id, replace(r, state=RESOLVED, next_attempt_at=None, closed_at=now, note=note))
+                self._letters[r.id] = (
+                    portal_id,
+                    replace(r, state=RESOLVED, next_attempt_at=None, closed_at=now, note=note),
+                )
         return new
 
     def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -420,8 +428,7 @@ class MemoryStore:
             due = [
                 r
                 for r in self._portal_letters(portal_id)
-                if r.state == RETRYING
-                or (r.state == OPEN and (r.next_attempt_at is None or r.next_attempt_at <= now))
+                if r.state == RETRYING or (r.state == OPEN and (r.next_attempt_at is None or r.next_attempt_at <= now))
             ]
             # Unset times first, as SQLite orders them.
             due.sort(key=lambda r: (r.next_attempt_at is not None, r.next_attempt_at or now, r.id))
@@ -628,7 +635,8 @@ class FakeCrm:
     def _read(self, keys: Sequence[str], by_email: bool) -> list[Contact]:
         found: list[Contact] = []
         for start in range(0, len(keys), PAGE):
-            body: dict[str, Any] = {"inputs": [{"id": k} for k in keys[start : start + PAGE]], "properties": self._names()}
+            inputs = [{"id": k} for k in keys[start : start + PAGE]]
+            body: dict[str, Any] = {"inputs": inputs, "properties": self._names()}
             if by_email:
                 body["idProperty"] = "email"
             results, _ = self.portal.batch_read(body)
@@ -800,6 +808,14 @@ class FakeCrm:
             reason = not_found_reason(said) if missing else f"{category}: {said}"
             for cid in error.get("context", {}).get("ids") or []:
                 outcome.dead.append(DeadLetter(str(cid), by_id[str(cid)].properties, reason, 404 if missing else 0))
+
+
+def empty_portal(portal_id: int, list_ids: Iterable[int] = ()) -> SandboxPortal:
+    """A portal without contacts, holding (empty) the lists the rules name: HubSpot answers 404 for a missing one."""
+    portal = SandboxPortal(portal_id)
+    for list_id in list_ids:
+        portal.set_list(list_id, f"list {list_id}", {})
+    return portal
 
 
 def _next_after(body: Mapping[str, Any]) -> str | None:

@@ -28,7 +28,6 @@ from sync.sandbox.generator import generate_portal
 from sync.scheduler import Service
 from sync.store.state import SqlStateStore
 from tests.factories import sandbox_config
-from tests.store.conftest import pg_admin, pg_schema_url, pg_url  # noqa: F401 - fixtures used below
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +125,7 @@ def events(log: Path) -> list[dict[str, Any]]:
 @pytest.mark.postgres
 def test_two_replicas_share_three_portals_and_one_takes_over_when_the_other_dies(
     tmp_path: Path,
-    pg_schema_url: str,  # noqa: F811 - the fixture
+    pg_schema_url: str,
 ) -> None:
     with sandboxes(3) as boxes:
         folder = tmp_path / "portals"
