@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -59,6 +60,18 @@ def contact(
     stage: str = "",
     lists: frozenset[int] = frozenset(),
     **props: str,
+) -> Contact:
+    return _contact(cid, email, created_days_ago, stage, lists, props)
+
+
+def contact_with(props: Mapping[str, str]) -> Contact:
+    """contact(**props) for a row of a test's table (typed: a row's values are never the other arguments)."""
+    values = dict(props)
+    return _contact("1", values.pop("email", "jane@buyer-corp.com"), 10, "", frozenset(), values)
+
+
+def _contact(
+    cid: str, email: str, created_days_ago: float, stage: str, lists: frozenset[int], props: Mapping[str, str]
 ) -> Contact:
     return Contact(
         id=cid,

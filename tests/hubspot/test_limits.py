@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from sync.hubspot.errors import DailyLimitError
@@ -10,10 +12,10 @@ from tests.fakes import ManualClock
 
 
 def limiter(
-    per_10s: int = 100, daily: int = 1_000_000, reserve: float = 20.0, **kw: object
+    per_10s: int = 100, daily: int = 1_000_000, reserve: float = 20.0, today: Callable[[], str] = lambda: "2026-11-01"
 ) -> tuple[RateLimiter, ManualClock]:
     clock = ManualClock(1000.0)
-    return RateLimiter(Budget(per_10s, daily, reserve, 5), clock=clock.monotonic, sleep=clock.sleep, **kw), clock  # type: ignore[arg-type]
+    return RateLimiter(Budget(per_10s, daily, reserve, 5), clock=clock.monotonic, sleep=clock.sleep, today=today), clock
 
 
 def granted_in(lim: RateLimiter, clock: ManualClock, seconds: float) -> int:
