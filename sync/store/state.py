@@ -1,4 +1,4 @@
-"""The StateStore port over SQLAlchemy Core: what the pipeline keeps between cycles, per portal.
+"""The state store over SQLAlchemy Core: one class serving every role of the StateStore port (sync.ports), per portal.
 
 Each public method runs in one transaction of its own and commits it before
 returning. Writes use the writer engine (BEGIN IMMEDIATE on SQLite); reads

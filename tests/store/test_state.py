@@ -12,7 +12,12 @@ import sqlalchemy as sa
 
 from sync.core.model import EMAIL_CLICK, EMAIL_OPEN, Contact, EmailEvent, Event, FormSubmission
 from sync.ports import DeadLetter, HistoryRow, PendingWrite, RunRecord, StageTransition, StateStore
-from sync.store.state import SqlStateStore
+from sync.store.state import (
+    DEAD_LETTER_FIRST_WAIT,
+    DEAD_LETTER_MAX_ATTEMPTS,
+    SqlStateStore,
+    dead_letter_wait,
+)
 from tests.fakes import START, ManualClock, in_parallel
 from tests.store.conftest import MakeStore
 
@@ -422,6 +427,70 @@ def test_stage_transitions_of_rows_without_the_stage_they_came_from(store: State
     store.complete_writes(PORTAL, "run-1", [moved("1", "run-1", None, "salesqualifiedlead")], [])
     assert store.stage_transitions(PORTAL, ["run-1"]) == [StageTransition("run-1", None, "salesqualifiedlead", 1)]
     assert store.stage_transitions(PORTAL, []) == []
+
+
+# -- dead letters retried --
+
+
+def refused(contact_id: str) -> DeadLetter:
+    return DeadLetter(contact_id, {"lead_score": "20"}, "INVALID_OPTION: lead_grade", 400)
+
+
+def test_a_dead_letter_is_taken_for_a_retry_once_due(store: StateStore, clock: ManualClock) -> None:
+    store.complete_writes(PORTAL, "run-1", [], [refused("1")])
+    assert store.begin_dead_letter_retries(PORTAL, 10) == []  # the first wait is 15 minutes
+    clock.advance(DEAD_LETTER_FIRST_WAIT.total_seconds())
+    (taken,) = store.begin_dead_letter_retries(PORTAL, 10)
+    assert (taken.contact_id, taken.state, taken.attempts) == ("1", "retrying", 0)
+    # A run that stopped left it retrying: the next one takes it again.
+    assert [r.id for r in store.begin_dead_letter_retries(PORTAL, 10)] == [taken.id]
+    assert store.begin_dead_letter_retries(OTHER, 10) == []
+
+
+def test_a_retry_refused_again_counts_an_attempt_and_waits_longer(store: StateStore, clock: ManualClock) -> None:
+    store.complete_writes(PORTAL, "run-1", [], [refused("1")])
+    clock.advance(DEAD_LETTER_FIRST_WAIT.total_seconds())
+    (taken,) = store.begin_dead_letter_retries(PORTAL, 10)
+    store.complete_writes(PORTAL, "run-2", [], [refused("1")])
+    (letter,) = store.dead_letter_records(PORTAL)
+    assert (letter.id, letter.state, letter.attempts) == (taken.id, "open", 1)
+    assert letter.next_attempt_at == clock.now() + dead_letter_wait(1)
+
+
+def test_a_retry_hubspot_takes_resolves_the_letter_and_the_rest_close_as_told(
+    store: StateStore, clock: ManualClock
+) -> None:
+    store.complete_writes(PORTAL, "run-1", [], [refused("1"), refused("2")])
+    clock.advance(DEAD_LETTER_FIRST_WAIT.total_seconds())
+    assert len(store.begin_dead_letter_retries(PORTAL, 10)) == 2
+    store.complete_writes(PORTAL, "run-2", [pending("1", 30)], [])
+    assert store.finish_dead_letter_retries(PORTAL, ["1", "2"], "nothing to write any more") == 1
+    states = {r.contact_id: (r.state, r.note) for r in store.dead_letter_records(PORTAL)}
+    assert states == {"1": ("resolved", "written by run run-2"), "2": ("resolved", "nothing to write any more")}
+
+
+def test_a_letter_refused_at_every_retry_is_given_up_and_an_operator_may_reopen_it(
+    store: StateStore, clock: ManualClock
+) -> None:
+    store.complete_writes(PORTAL, "run-1", [], [refused("1")])
+    for attempt in range(DEAD_LETTER_MAX_ATTEMPTS):
+        clock.advance(dead_letter_wait(attempt).total_seconds())
+        assert len(store.begin_dead_letter_retries(PORTAL, 10)) == 1
+        store.complete_writes(PORTAL, f"run-{attempt + 2}", [], [refused("1")])
+    (letter,) = store.dead_letter_records(PORTAL)
+    assert (letter.state, letter.attempts, letter.next_attempt_at) == ("given_up", DEAD_LETTER_MAX_ATTEMPTS, None)
+    assert store.make_dead_letters_due(PORTAL, [letter.id]) == [letter.id]
+    assert [r.state for r in store.begin_dead_letter_retries(PORTAL, 10)] == ["retrying"]
+
+
+def test_a_dropped_letter_stays_closed(store: StateStore) -> None:
+    store.complete_writes(PORTAL, "run-1", [], [refused("1"), refused("2")])
+    first, second = (r.id for r in store.dead_letter_records(PORTAL))
+    assert store.drop_dead_letters(PORTAL, [first, 404]) == [first]
+    assert store.drop_dead_letters(OTHER, [second]) == []  # another portal's ids change nothing
+    assert store.make_dead_letters_due(PORTAL, [first, second]) == [second]
+    assert [r.id for r in store.dead_letter_records(PORTAL, states=["dropped"])] == [first]
+    assert len(store.dead_letters(PORTAL)) == 2  # kept for the audit
 
 
 # -- runs --
