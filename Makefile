@@ -23,8 +23,10 @@ lint: venv
 	$(BIN)/ruff check sync tests bench
 	$(BIN)/ruff format --check sync tests bench
 
+# The package strictly; the tests and benchmarks with the same strict config (pyproject's [tool.mypy]).
 typecheck: venv
 	$(BIN)/mypy --strict sync
+	$(BIN)/mypy tests bench
 
 imports: venv
 	$(BIN)/lint-imports

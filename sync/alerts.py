@@ -22,7 +22,7 @@ import structlog
 from sync.config import AlertsModel, PortalConfig
 from sync.errors import RetriableError
 from sync.pipeline import RunSummary, time_zone
-from sync.ports import Clock, StateStore
+from sync.ports import AlertState, Clock
 
 log = structlog.get_logger("leadsync.alerts")
 
@@ -230,7 +230,7 @@ class Alerter:
     """A portal's `after_run` hook: opens and clears its incidents, tells the notifier once for each."""
 
     def __init__(
-        self, config: PortalConfig, alerts: AlertsModel, store: StateStore, notifier: Notifier, clock: Clock
+        self, config: PortalConfig, alerts: AlertsModel, store: AlertState, notifier: Notifier, clock: Clock
     ) -> None:
         self.config = config
         self.alerts = alerts

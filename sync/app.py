@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 import structlog
@@ -20,14 +20,9 @@ from sync.hubspot.retry import RetryPolicy
 from sync.live import Finding, live_check
 from sync.observability import EmailHasher
 from sync.pipeline import Portal, read_properties
-from sync.ports import Clock, StateStore
+from sync.ports import Clock, StateStore, SystemClock
 
 log = structlog.get_logger("leadsync.app")
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy | None = None) -> Portal:

@@ -7,9 +7,9 @@ the adapter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate, StageChange
@@ -138,7 +138,23 @@ class CrmWriter(Protocol):
 
 
 class Clock(Protocol):
+    """The time as the worker sees it: every production reader of the wall clock takes one (or one of the
+    callables below), so tests move time by hand."""
+
     def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock: aware UTC datetimes."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+# Where a component needs a number rather than a datetime, it takes one of these callables instead of a Clock.
+EpochSeconds = Callable[[], float]  # seconds since the epoch, as time.time gives them (the sandbox's clock)
+MonotonicSeconds = Callable[[], float]  # for intervals only, as time.monotonic gives them (the rate limiter)
+Sleep = Callable[[float], None]  # waits that many seconds, as time.sleep does
 
 
 @dataclass(frozen=True)
@@ -188,15 +204,22 @@ class RunRecord:
     error: str | None = None
 
 
-class StateStore(Protocol):
-    """What the pipeline keeps between cycles, per portal. Every method commits its own transaction."""
+# The state store by role. Each consumer names the roles it uses; the SQL store (sync.store) and the tests' in-memory
+# store implement them all, and the composition root passes one object as the union, StateStore. Every method
+# commits its own transaction; ids are per portal.
 
-    # cursors: an opaque text value per (portal, stream), e.g. "1790000000000" or a list `after` token
+
+class Cursors(Protocol):
+    """An opaque text value per (portal, stream), e.g. "1790000000000" or a list `after` token."""
+
     def get_cursor(self, portal_id: int, stream: str) -> str | None: ...
 
     def set_cursor(self, portal_id: int, stream: str, value: str) -> None: ...
 
-    # contacts: the fields the rules need, upserted as pulled
+
+class Contacts(Protocol):
+    """The fields the rules need, upserted as pulled; emails compared lowercased."""
+
     def upsert_contacts(self, portal_id: int, contacts: Sequence[Contact]) -> None: ...
 
     def get_contacts(self, portal_id: int, ids: Sequence[str]) -> list[Contact]: ...
@@ -205,7 +228,10 @@ class StateStore(Protocol):
 
     def iter_contact_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]: ...
 
-    # events: deduplicated by (kind, event id); tied to contacts by email
+
+class Events(Protocol):
+    """Form submissions and email events, deduplicated by (kind, event id), tied to contacts by email."""
+
     def add_events(self, portal_id: int, events: Sequence[FormSubmission | EmailEvent]) -> int: ...
 
     def events_for_emails(
@@ -214,7 +240,11 @@ class StateStore(Protocol):
 
     def emails_with_events_since(self, portal_id: int, since_ms: int) -> list[str]: ...
 
-    # the outbox and what a batch's completion records, in one transaction
+
+class Outbox(Protocol):
+    """Planned writes recorded before they are sent; a batch's completion records its history, the values and
+    stages written, its dead letters and the cursor in one transaction."""
+
     def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None: ...
 
     def pending_writes(self, portal_id: int) -> list[PendingWrite]: ...
@@ -233,16 +263,25 @@ class StateStore(Protocol):
     # the lifecycle stage leadsync last wrote per contact (recorded by complete_writes): the stages it owns
     def written_stages(self, portal_id: int, ids: Sequence[str]) -> dict[str, str]: ...
 
+
+class History(Protocol):
+    """The audit trail complete_writes leaves: score changes per contact, stage moves per run."""
+
     def history(self, portal_id: int, contact_id: str) -> list[HistoryRow]: ...
 
     def stage_transitions(self, portal_id: int, run_ids: Sequence[str]) -> list[StageTransition]: ...
+
+
+class DeadLetters(Protocol):
+    """Writes HubSpot refused (added by complete_writes), retried with backoff until closed.
+
+    Due letters are taken (state retrying); complete_writes settles those of the contacts it records (HubSpot
+    took the write: resolved; refused it again: an attempt, backoff or given_up)."""
 
     def dead_letters(self, portal_id: int) -> list[DeadLetter]: ...
 
     def recent_dead_letters(self, portal_id: int, within_s: float) -> int: ...
 
-    # dead letters retried: due ones are taken (state retrying); complete_writes settles those of the contacts
-    # it records (HubSpot took the write: resolved; refused it again: an attempt, backoff or given_up)
     def dead_letter_records(
         self, portal_id: int, ids: Sequence[int] | None = None, states: Sequence[str] | None = None
     ) -> list[DeadLetterRecord]: ...
@@ -255,19 +294,35 @@ class StateStore(Protocol):
 
     def drop_dead_letters(self, portal_id: int, ids: Sequence[int]) -> list[int]: ...
 
-    # runs and leases
+
+class Runs(Protocol):
     def start_run(self, run: RunRecord) -> None: ...
 
     def finish_run(self, run_id: str, status: str, counts: Mapping[str, int], error: str | None = None) -> None: ...
 
     def last_runs(self, portal_id: int, limit: int = 10) -> list[RunRecord]: ...
 
+
+class Leases(Protocol):
+    """One holder per portal at a time, for a ttl (replicas share portals this way)."""
+
     def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool: ...
 
     def release_lease(self, portal_id: int, holder: str) -> None: ...
 
-    # the daily API budget, shared by restarts and replicas
+
+class ApiBudget(Protocol):
+    """The daily API budget and the installation's settings, shared by restarts and replicas."""
+
     def add_api_calls(self, portal_id: int, day: str, calls: int) -> int: ...
 
     # the installation's key for hashing emails in logs (made once, shared by replicas)
     def log_key(self) -> bytes: ...
+
+
+class AlertState(Cursors, DeadLetters, Protocol):
+    """What the alerts read and keep: the incidents open (as cursors) and the recent dead letters."""
+
+
+class StateStore(Cursors, Contacts, Events, Outbox, History, DeadLetters, Runs, Leases, ApiBudget, Protocol):
+    """Every role: what the composition root builds once and the pipeline's Portal carries."""

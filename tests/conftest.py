@@ -1,4 +1,4 @@
-"""Test-wide checks: the compiled scoring core must match its sources."""
+"""Test-wide checks (the compiled scoring core must match its sources) and the shared fakes and fixtures."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import pytest
 import structlog
 
 from sync.buildcheck import core_kind, stale_core_modules
+
+# Fixtures every suite may use (the clock, PostgreSQL) live in one plugin, never imported between conftests.
+pytest_plugins = ["tests.fakes"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

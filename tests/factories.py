@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -60,6 +61,18 @@ def contact(
     lists: frozenset[int] = frozenset(),
     **props: str,
 ) -> Contact:
+    return _contact(cid, email, created_days_ago, stage, lists, props)
+
+
+def contact_with(props: Mapping[str, str]) -> Contact:
+    """contact(**props) for a row of a test's table (typed: a row's values are never the other arguments)."""
+    values = dict(props)
+    return _contact("1", values.pop("email", "jane@buyer-corp.com"), 10, "", frozenset(), values)
+
+
+def _contact(
+    cid: str, email: str, created_days_ago: float, stage: str, lists: frozenset[int], props: Mapping[str, str]
+) -> Contact:
     return Contact(
         id=cid,
         properties={"email": email, **props},
@@ -95,19 +108,6 @@ def email_event(
         url=url,
         filtered=filtered,
     )
-
-
-class FixedClock:
-    """One clock for the sandbox and the worker, so both score as of the same moment."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.ms / 1000, UTC)
-
-    def seconds(self) -> float:
-        return self.ms / 1000
 
 
 def sandbox_config(base_url: str, token_env: str) -> dict[str, Any]:

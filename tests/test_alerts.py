@@ -21,22 +21,15 @@ from sync.config import PortalConfig, build_portal
 from sync.errors import ConfigError, FatalError
 from sync.hubspot.errors import DailyLimitError
 from sync.pipeline import Cycle, Portal, RunSummary
-from sync.ports import AccountInfo, ContactPage, DeadLetter
+from sync.ports import DeadLetter
 from sync.store import schema
 from sync.store.state import SqlStateStore
 from tests.factories import EXAMPLE, example_data, example_rules
+from tests.fakes import FakeCrm, ManualClock, empty_portal
 
 URL = "https://hooks.example.test/services/T000/B000/s3cr3t-hook"
 ENV = "LEADSYNC_TEST_ALERT_WEBHOOK"
 DAY1 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime = DAY1) -> None:
-        self.at = now
-
-    def now(self) -> datetime:
-        return self.at
 
 
 @pytest.fixture
@@ -59,10 +52,10 @@ def config(**alerts: Any) -> PortalConfig:
     return build_portal(data, Path("p.yaml")).config
 
 
-def make_alerter(store: SqlStateStore, clock: Clock | None = None, **alerts: Any) -> Alerter:
+def make_alerter(store: SqlStateStore, clock: ManualClock | None = None, **alerts: Any) -> Alerter:
     cfg = config(**alerts) if alerts else config(send_resolved=True)
     assert cfg.alerts is not None
-    return Alerter(cfg, cfg.alerts, store, WebhookNotifier(URL, env=ENV, timeout_s=2), clock or Clock())
+    return Alerter(cfg, cfg.alerts, store, WebhookNotifier(URL, env=ENV, timeout_s=2), clock or ManualClock(DAY1))
 
 
 def summary(status: str = "ok", *, budget: bool = False, error: str | None = None) -> RunSummary:
@@ -200,12 +193,12 @@ def test_a_dead_letter_incident_clears_when_its_letters_are_a_day_old(
     tmp_path: Path, hook: responses.RequestsMock
 ) -> None:
     hook.post(URL, status=200)
-    now = [1_800_000_000.0]
-    store = SqlStateStore(f"sqlite:///{tmp_path / 'aging.db'}", clock=lambda: now[0])
+    clock = ManualClock(1_800_000_000.0)
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'aging.db'}", clock=clock)
     alert = make_alerter(store, dead_letters_over=2)
     add_dead_letters(store, config().portal.id, 3)
     alert(summary("ok"))
-    now[0] += 86_400 + 1  # the letters stay in the store, but no longer count
+    clock.advance(86_400 + 1)  # the letters stay in the store, but no longer count
     alert(summary("ok"))
     store.close()
     texts = sent(hook)
@@ -222,12 +215,12 @@ def test_a_budget_stop_alerts_as_budget_only_and_clears_with_a_new_day(
     store: SqlStateStore, hook: responses.RequestsMock
 ) -> None:
     hook.post(URL, status=200)
-    clock = Clock()
+    clock = ManualClock(DAY1)
     alert = make_alerter(store, clock)
     with capture_logs() as logs:
         alert(summary("failed", budget=True, error="rate limiter: daily budget used up (20% kept)"))
         alert(summary("failed", budget=True, error="rate limiter: daily budget used up (20% kept)"))
-        clock.at = DAY1 + timedelta(days=1)
+        clock.set(DAY1 + timedelta(days=1))
         alert(summary("interrupted"))
     texts = sent(hook)
     assert len(texts) == 2 and "daily API budget reserve is reached" in texts[0] and "resolved" in texts[1]
@@ -264,7 +257,7 @@ def test_a_failing_webhook_is_logged_retried_next_cycle_and_never_fails_the_run(
     store: SqlStateStore, hook: responses.RequestsMock, failure: dict[str, Any]
 ) -> None:
     hook.post(URL, **failure)
-    hub = FakeHub(error=FatalError("forms: HTTP 403: missing scope forms"))
+    hub = empty_crm(FatalError("forms: HTTP 403: missing scope forms"))
     portal = fake_portal(store, hub)
     with capture_logs() as logs:
         first = Cycle(portal, "incremental").run()
@@ -285,7 +278,7 @@ def test_the_webhook_url_never_reaches_the_logs(store: SqlStateStore, hook: resp
     notifier = WebhookNotifier(URL, env=ENV)
     cfg = config(dead_letters_over=0)
     assert cfg.alerts is not None
-    alert = Alerter(cfg, cfg.alerts, store, notifier, Clock())
+    alert = Alerter(cfg, cfg.alerts, store, notifier, ManualClock(DAY1))
     with capture_logs() as logs:
         alert(summary("failed"))
         hook.replace(responses.POST, URL, status=200)
@@ -321,7 +314,7 @@ def test_an_unset_webhook_variable_is_reported_and_the_portal_still_runs(
 ) -> None:
     monkeypatch.delenv(ENV, raising=False)
     with capture_logs() as logs:
-        hook_fn = alerter(config(dead_letters_over=5), store, Clock())
+        hook_fn = alerter(config(dead_letters_over=5), store, ManualClock(DAY1))
         assert hook_fn is not None
         hook_fn(summary("failed"))
     assert [e["env"] for e in logs if e["event"] == "alert_webhook_unset"] == [ENV]
@@ -340,54 +333,17 @@ def test_mrkdwn_in_an_error_is_escaped() -> None:
 # -- the pipeline: a budget stop is told apart from a failure --
 
 
-class FakeHub:
-    """CrmSource and CrmWriter of an empty portal; `error` is raised by the first call of a run."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-
-    def account_info(self) -> AccountInfo:
-        return AccountInfo(config().portal.id, "UTC")
-
-    def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
-        return iter(())
-
-    def contacts_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]:
-        return iter(())
-
-    def read_contacts(self, ids: Any) -> list[Any]:
-        return []
-
-    def read_contacts_by_email(self, emails: Any) -> list[Any]:
-        return []
-
-    def forms(self) -> dict[str, str]:
-        if self.error is not None:
-            raise self.error
-        return {}
-
-    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> Any:
-        return [], []
-
-    def email_events(self, start_ms: int, end_ms: int) -> Iterator[Any]:
-        return iter(())
-
-    def list_members(self, list_id: int) -> set[str]:
-        return set()
-
-    def ensure_properties(self, group: str, group_label: str, specs: Any) -> None:
-        pass
-
-    def update_contacts(self, updates: Any) -> Any:
-        raise AssertionError("nothing to write")
-
-    def set_stages(self, changes: Any) -> Any:
-        raise AssertionError("nothing to write")
+def empty_crm(error: Exception | None = None) -> FakeCrm:
+    """The portal of the config, with no contacts; `error` is raised by every read of its forms (early in a run)."""
+    crm = FakeCrm(empty_portal(config().portal.id, example_rules().list_ids), ManualClock(DAY1))
+    if error is not None:
+        crm.fail["forms"] = error
+    return crm
 
 
-def fake_portal(store: SqlStateStore, hub: FakeHub, clock: Clock | None = None) -> Portal:
+def fake_portal(store: SqlStateStore, hub: FakeCrm, clock: ManualClock | None = None) -> Portal:
     cfg = config(dead_letters_over=10)
-    clock = clock or Clock()
+    clock = clock or ManualClock(DAY1)
     assert cfg.alerts is not None
     return Portal(
         config=cfg,
@@ -404,11 +360,11 @@ def test_a_budget_stop_is_a_failed_run_marked_budget_and_alerts_as_budget_only(
     store: SqlStateStore, hook: responses.RequestsMock
 ) -> None:
     hook.post(URL, status=200)
-    hub = FakeHub(error=DailyLimitError("rate limiter", 0, "daily budget used up (20% kept for other integrations)"))
+    hub = empty_crm(DailyLimitError("rate limiter", 0, "daily budget used up (20% kept for other integrations)"))
     portal = fake_portal(store, hub)
     with capture_logs() as logs:
         stopped = Cycle(portal, "incremental").run()
-        hub.error = None
+        hub.fail.clear()
         ok = Cycle(portal, "incremental").run()
     assert (stopped.status, stopped.budget_spent) == ("failed", True)
     assert (ok.status, ok.budget_spent) == ("ok", False)
@@ -419,7 +375,7 @@ def test_a_budget_stop_is_a_failed_run_marked_budget_and_alerts_as_budget_only(
 
 def test_a_generic_fatal_error_is_not_a_budget_stop(store: SqlStateStore, hook: responses.RequestsMock) -> None:
     hook.post(URL, status=200)
-    run = Cycle(fake_portal(store, FakeHub(error=FatalError("stop"))), "incremental").run()
+    run = Cycle(fake_portal(store, empty_crm(FatalError("stop"))), "incremental").run()
     assert (run.status, run.budget_spent) == ("failed", False)
 
 
@@ -428,7 +384,7 @@ def test_a_crashing_run_alerts_before_the_error_reaches_the_job_boundary(
 ) -> None:
     hook.post(URL, status=200)
     with pytest.raises(KeyError):
-        Cycle(fake_portal(store, FakeHub(error=KeyError("boom"))), "incremental").run()
+        Cycle(fake_portal(store, empty_crm(KeyError("boom"))), "incremental").run()
     (text,) = sent(hook)
     assert "KeyError" in text
 
@@ -459,8 +415,8 @@ def test_open_portal_wires_alerts_only_when_the_section_is_there(
 
 def test_no_alerts_section_sends_nothing(store: SqlStateStore, hook: responses.RequestsMock) -> None:
     cfg = config()
-    assert cfg.alerts is None and alerter(cfg, store, Clock()) is None
-    portal = fake_portal(store, FakeHub(error=FatalError("stop")))
+    assert cfg.alerts is None and alerter(cfg, store, ManualClock(DAY1)) is None
+    portal = fake_portal(store, empty_crm(FatalError("stop")))
     portal.after_run = None
     assert Cycle(portal, "incremental").run().status == "failed"
     assert len(hook.calls) == 0

@@ -21,6 +21,7 @@ from jsonschema.exceptions import best_match
 
 from sync.cli import main
 from sync.config import build_portal, json_schema, load_portal
+from sync.core.rules import BandRule, Rule
 from sync.errors import ConfigError, ConfigProblem
 from sync.yamlsource import load_with_extends, load_yaml
 
@@ -118,13 +119,13 @@ BROKEN_CASES: dict[str, list[Expected]] = {
 }
 
 
-def test_every_broken_file_has_expected_problems():
+def test_every_broken_file_has_expected_problems() -> None:
     on_disk = {p.name for p in BROKEN.glob("*.yaml")}
     assert on_disk == set(BROKEN_CASES)
 
 
 @pytest.mark.parametrize(("name", "expected"), BROKEN_CASES.items(), ids=list(BROKEN_CASES))
-def test_broken_config_reports_file_line_and_path(name: str, expected: list[Expected]):
+def test_broken_config_reports_file_line_and_path(name: str, expected: list[Expected]) -> None:
     problems = problems_of(BROKEN / name)
     got = [(Path(p.file).resolve(), p.line, p.path) for p in problems]
     assert got == [(BROKEN / (e.file or name), e.line, e.path) for e in expected]
@@ -132,7 +133,7 @@ def test_broken_config_reports_file_line_and_path(name: str, expected: list[Expe
         assert e.message in problem.message
 
 
-def test_semantic_problems_are_all_reported_at_once(tmp_path: Path):
+def test_semantic_problems_are_all_reported_at_once(tmp_path: Path) -> None:
     text = (VALID / "minimal.yaml").read_text()
     for old, new in [
         ("timezone: Europe/Bucharest", "timezone: Mars/Olympus"),
@@ -153,7 +154,7 @@ def test_semantic_problems_are_all_reported_at_once(tmp_path: Path):
 # --- extends ---------------------------------------------------------------------------
 
 
-def test_extends_merges_the_portal_onto_its_base():
+def test_extends_merges_the_portal_onto_its_base() -> None:
     config = load_portal(VALID / "extends-portal.yaml").config
     assert (config.portal.id, config.portal.name, config.portal.token_env) == (2, "acme-us", "HUBSPOT_TOKEN_ACME_US")
     # mappings merge key by key
@@ -175,10 +176,16 @@ def test_extends_merges_the_portal_onto_its_base():
     assert [g.grade for g in config.model.grades.fit] == ["A", "B", "C"]
 
 
-def test_extends_builds_the_merged_rules():
+def points_of(rule: Rule) -> object:
+    """A rule's points (cents, or cents by value); band rules have theirs per band."""
+    assert not isinstance(rule, BandRule), rule
+    return rule.points
+
+
+def test_extends_builds_the_merged_rules() -> None:
     spec = load_portal(VALID / "extends-portal.yaml").rules
     (model,) = spec.models
-    assert [(r.id, r.points) for r in model.engagement.rules] == [
+    assert [(r.id, points_of(r)) for r in model.engagement.rules] == [
         ("demo-request", 5000),
         ("email-click", 300),
         ("webinar", 1500),
@@ -209,7 +216,7 @@ def test_extends_builds_the_merged_rules():
 )
 def test_extends_error_is_reported_in_the_file_that_holds_the_value(
     tmp_path: Path, override: str, file: str, line: int, path: str
-):
+) -> None:
     (tmp_path / "base.yaml").write_bytes((VALID / "bases" / "base.yaml").read_bytes())
     portal = "extends: base.yaml\nportal: {id: 1, name: p, token_env: T}\nmodel:\n  engagement:\n    rules:\n"
     (tmp_path / "portal.yaml").write_text(portal + override)
@@ -217,7 +224,7 @@ def test_extends_error_is_reported_in_the_file_that_holds_the_value(
     assert (Path(problem.file).resolve(), problem.line, problem.path) == ((tmp_path / file).resolve(), line, path)
 
 
-def test_extends_error_left_in_the_base_is_reported_in_the_base(tmp_path: Path):
+def test_extends_error_left_in_the_base_is_reported_in_the_base(tmp_path: Path) -> None:
     base = (VALID / "bases" / "base.yaml").read_text().replace("        points: 3\n", "        points: three\n")
     (tmp_path / "base.yaml").write_text(base)
     (tmp_path / "portal.yaml").write_text("extends: base.yaml\nportal: {id: 1, name: p, token_env: T}\n")
@@ -230,7 +237,7 @@ def test_extends_error_left_in_the_base_is_reported_in_the_base(tmp_path: Path):
 
 
 @pytest.mark.parametrize("name", ["extends-loop-a.yaml", "extends-loop-b.yaml"])
-def test_extends_loop_is_an_error_naming_both_files(name: str):
+def test_extends_loop_is_an_error_naming_both_files(name: str) -> None:
     (problem,) = problems_of(BROKEN / name)
     assert problem.path == "extends"
     assert "extends loops" in problem.message
@@ -242,13 +249,13 @@ def test_extends_loop_is_an_error_naming_both_files(name: str):
     ("name", "other"),
     [("extends-loop-a.yaml", "extends-loop-b.yaml"), ("extends-loop-b.yaml", "extends-loop-a.yaml")],
 )
-def test_extends_loop_names_the_line_of_an_extends_key(name: str, other: str):
+def test_extends_loop_names_the_line_of_an_extends_key(name: str, other: str) -> None:
     (problem,) = problems_of(BROKEN / name)
     # either file's `extends:` (line 2 in both) is a fair place to point at
     assert (Path(problem.file).resolve(), problem.line) in {(BROKEN / name, 2), (BROKEN / other, 2)}
 
 
-def test_duplicate_rule_id_in_a_portal_over_a_base_is_an_error():
+def test_duplicate_rule_id_in_a_portal_over_a_base_is_an_error() -> None:
     problems = problems_of(BROKEN / "extends-duplicate-rule-id.yaml")
     assert [(Path(p.file).name, p.line) for p in problems] == [("extends-duplicate-rule-id.yaml", 14)]
     assert "duplicate" in problems[0].message
@@ -258,20 +265,19 @@ def test_duplicate_rule_id_in_a_portal_over_a_base_is_an_error():
 
 
 @pytest.mark.parametrize("file", [*sorted(VALID.glob("*.yaml")), EXAMPLE], ids=lambda p: p.name)
-def test_valid_config_loads(file: Path):
+def test_valid_config_loads(file: Path) -> None:
     loaded = load_portal(file)
     assert loaded.rules.models
     assert len(loaded.rules.version) == 12
 
 
-def test_yes_no_map_keys_stay_strings():
+def test_yes_no_map_keys_stay_strings() -> None:
     loaded = load_portal(VALID / "yes-no-map.yaml")
     assert loaded.config.model is not None
     has_budget, newsletter = loaded.config.model.fit.rules
     assert has_budget.map == {"yes": 5, "no": -5}
     assert newsletter.equals == "on"
-    rule = loaded.rules.models[0].fit.rules[0]
-    assert rule.points == {"yes": 500, "no": -500}
+    assert points_of(loaded.rules.models[0].fit.rules[0]) == {"yes": 500, "no": -500}
 
 
 def _minimal() -> tuple[dict[str, Any], Any]:
@@ -279,11 +285,11 @@ def _minimal() -> tuple[dict[str, Any], Any]:
     return copy.deepcopy(data), lines
 
 
-def test_map_keys_that_look_like_numbers_are_values(tmp_path: Path):
+def test_map_keys_that_look_like_numbers_are_values(tmp_path: Path) -> None:
     text = (VALID / "minimal.yaml").read_text().replace("{ENERGY: 10, FINANCE: 3}", "{1: 10, 2: 3}")
     (tmp_path / "rating.yaml").write_text(text)
     loaded = load_portal(tmp_path / "rating.yaml")
-    assert loaded.rules.models[0].fit.rules[0].points == {"1": 1000, "2": 300}
+    assert points_of(loaded.rules.models[0].fit.rules[0]) == {"1": 1000, "2": 300}
 
 
 # --- token_env ---------------------------------------------------------------------------
@@ -300,7 +306,7 @@ def test_map_keys_that_look_like_numbers_are_values(tmp_path: Path):
     ],
     ids=["private-app-token", "bearer-header", "legacy-api-key", "space", "empty"],
 )
-def test_token_env_must_be_a_variable_name(value: str, message: str):
+def test_token_env_must_be_a_variable_name(value: str, message: str) -> None:
     data, lines = _minimal()
     data["portal"]["token_env"] = value
     with pytest.raises(ConfigError) as info:
@@ -330,7 +336,7 @@ def test_token_env_must_be_a_variable_name(value: str, message: str):
         ("http://[::2]:9000", True),
     ],
 )
-def test_plain_http_base_url_only_to_a_loopback_host(url: str, refused: bool):
+def test_plain_http_base_url_only_to_a_loopback_host(url: str, refused: bool) -> None:
     data, lines = _minimal()
     data["portal"]["base_url"] = url
     if not refused:
@@ -355,9 +361,9 @@ def test_plain_http_base_url_only_to_a_loopback_host(url: str, refused: bool):
         (("portal", "id"), True, "must be a number, not true"),
     ],
 )
-def test_every_number_is_a_real_number_in_range(path: tuple[str | int, ...], value: Any, message: str):
+def test_every_number_is_a_real_number_in_range(path: tuple[str | int, ...], value: Any, message: str) -> None:
     data, lines = _minimal()
-    node = data
+    node: Any = data
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
@@ -366,7 +372,7 @@ def test_every_number_is_a_real_number_in_range(path: tuple[str | int, ...], val
     assert any(message in p.message for p in info.value.problems), info.value
 
 
-def test_conditions_nested_within_the_limit_validate_without_recursion_trouble(tmp_path: Path):
+def test_conditions_nested_within_the_limit_validate_without_recursion_trouble(tmp_path: Path) -> None:
     # 55 levels of `not:` under model.engagement.rules[1].when (the loader stops past 64 levels in all):
     # pydantic and the builder handle it like any condition.
     when = "{property: country, exists: true}"
@@ -386,7 +392,7 @@ def _leadsync() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "sync"]
 
 
-def test_validate_cli_reports_every_broken_file_and_exits_2():
+def test_validate_cli_reports_every_broken_file_and_exits_2() -> None:
     broken = sorted(BROKEN.glob("*.yaml"))
     valid = VALID / "minimal.yaml"
     run = subprocess.run(
@@ -413,7 +419,7 @@ def test_validate_cli_reports_every_broken_file_and_exits_2():
     assert len(err) == sum(len(e) for e in BROKEN_CASES.values()), "\n".join(err)
 
 
-def test_validate_cli_accepts_valid_files(capsys: pytest.CaptureFixture[str]):
+def test_validate_cli_accepts_valid_files(capsys: pytest.CaptureFixture[str]) -> None:
     files = [*sorted(VALID.glob("*.yaml")), EXAMPLE]
     assert main(["validate", *map(str, files)]) == 0
     out, err = capsys.readouterr()
@@ -421,7 +427,7 @@ def test_validate_cli_accepts_valid_files(capsys: pytest.CaptureFixture[str]):
     assert [line.split(": ok ")[0] for line in out.splitlines()] == [str(f) for f in files]
 
 
-def test_validate_cli_reports_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_validate_cli_reports_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes((VALID / "minimal.yaml").read_bytes().replace(b"test-portal", b"caf\xe9"))
     valid = VALID / "minimal.yaml"
@@ -450,7 +456,7 @@ HOSTILE = [
 @pytest.mark.parametrize("name", HOSTILE)
 def test_sync_and_plan_refuse_a_hostile_file_with_exit_2_and_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str, name: str
-):
+) -> None:
     monkeypatch.setenv("HUBSPOT_TOKEN_TEST", TOKEN)
     db = ["--db", f"sqlite:///{tmp_path / 'state.db'}"] if command == "sync" else []
     started = time.perf_counter()
@@ -466,7 +472,7 @@ def test_sync_and_plan_refuse_a_hostile_file_with_exit_2_and_its_line(
     assert elapsed < 5  # a generous guard against a hang; the real figure is a small fraction of a second
 
 
-def test_rule_without_points_message_is_grammatical():
+def test_rule_without_points_message_is_grammatical() -> None:
     (problem,) = problems_of(BROKEN / "rule-without-points.yaml")
     assert problem.message == "an event rule needs points"
 
@@ -480,14 +486,14 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def test_json_schema_matches_committed_copy(schema: dict[str, Any]):
+def test_json_schema_matches_committed_copy(schema: dict[str, Any]) -> None:
     assert json_schema() == schema, (
         "config/leadsync.schema.json is out of date; regenerate it with "
         "`.venv/bin/leadsync schema > config/leadsync.schema.json`"
     )
 
 
-def test_committed_schema_is_a_valid_draft_2020_12_schema(schema: dict[str, Any]):
+def test_committed_schema_is_a_valid_draft_2020_12_schema(schema: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
 
 
@@ -496,7 +502,7 @@ def test_committed_schema_is_a_valid_draft_2020_12_schema(schema: dict[str, Any]
     [EXAMPLE, VALID / "minimal.yaml", VALID / "yes-no-map.yaml", VALID / "extends-portal.yaml"],
     ids=lambda p: p.name,
 )
-def test_valid_config_validates_against_schema(schema: dict[str, Any], file: Path):
+def test_valid_config_validates_against_schema(schema: dict[str, Any], file: Path) -> None:
     data, _ = load_with_extends(file)
     errors = [
         f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(data)
@@ -514,7 +520,7 @@ def test_valid_config_validates_against_schema(schema: dict[str, Any], file: Pat
 )
 def test_structurally_broken_config_is_rejected_by_schema(
     schema: dict[str, Any], name: str, path: list[str | int], message: str
-):
+) -> None:
     data, _ = load_yaml(BROKEN / name)
     error = best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     assert error is not None

@@ -67,7 +67,9 @@ def _docker_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for keyword, rest in _dockerfile():
         if keyword == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(rest))
+            for item in shlex.split(rest):
+                name, _, value = item.partition("=")
+                env[name] = value
     return env
 
 

@@ -39,7 +39,7 @@ def yaml_error(file: Path) -> YamlError:
         (("a", 0, 1), "a[0][1]"),
     ],
 )
-def test_path_text(path: Path_, text: str):
+def test_path_text(path: Path_, text: str) -> None:
     assert path_text(path) == text
 
 
@@ -86,12 +86,12 @@ model:
         (("model", "never_touch", 1), 16),
     ],
 )
-def test_line_of_nested_keys_and_list_items(tmp_path: Path, path: Path_, line: int):
+def test_line_of_nested_keys_and_list_items(tmp_path: Path, path: Path_, line: int) -> None:
     _, lines = load_text(tmp_path, "nested.yaml", NESTED)
     assert lines[path] == (str(tmp_path / "nested.yaml"), line)
 
 
-def test_lines_cover_every_key_and_item(tmp_path: Path):
+def test_lines_cover_every_key_and_item(tmp_path: Path) -> None:
     data, lines = load_text(tmp_path, "nested.yaml", NESTED)
 
     def paths(node: Any, here: Path_) -> set[Path_]:
@@ -107,7 +107,7 @@ def test_lines_cover_every_key_and_item(tmp_path: Path):
     assert set(lines) == paths(data, ())
 
 
-def test_empty_file_is_none_without_lines(tmp_path: Path):
+def test_empty_file_is_none_without_lines(tmp_path: Path) -> None:
     assert load_text(tmp_path, "empty.yaml", "# nothing here\n") == (None, {})
 
 
@@ -125,7 +125,7 @@ def test_empty_file_is_none_without_lines(tmp_path: Path):
     ],
     ids=["top-level", "nested", "list-item", "flow-mapping", "plain-and-quoted"],
 )
-def test_duplicate_key_is_an_error_at_its_second_line(tmp_path: Path, text: str, line: int, path: str):
+def test_duplicate_key_is_an_error_at_its_second_line(tmp_path: Path, text: str, line: int, path: str) -> None:
     file = write(tmp_path, "dup.yaml", text)
     problem = yaml_error(file).problem
     assert (problem.file, problem.line, problem.path, problem.message) == (str(file), line, path, "duplicate key")
@@ -142,14 +142,14 @@ def test_duplicate_key_is_an_error_at_its_second_line(tmp_path: Path, text: str,
     ],
     ids=["unclosed-flow", "tab", "two-documents", "unclosed-quote", "list-as-key"],
 )
-def test_yaml_error_names_file_and_line(tmp_path: Path, text: str, line: int, message: str):
+def test_yaml_error_names_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
     file = write(tmp_path, "bad.yaml", text)
     problem = yaml_error(file).problem
     assert (problem.file, problem.line) == (str(file), line)
     assert message in problem.message
 
 
-def test_unreadable_file_is_an_error_without_line(tmp_path: Path):
+def test_unreadable_file_is_an_error_without_line(tmp_path: Path) -> None:
     problem = yaml_error(tmp_path / "missing.yaml").problem
     assert (problem.file, problem.line, problem.path) == (str(tmp_path / "missing.yaml"), None, "")
     assert problem.message.startswith("cannot read")
@@ -172,7 +172,7 @@ def test_unreadable_file_is_an_error_without_line(tmp_path: Path):
         ("'yes'", "yes"),
     ],
 )
-def test_only_true_and_false_are_booleans(tmp_path: Path, word: str, value: Any):
+def test_only_true_and_false_are_booleans(tmp_path: Path, word: str, value: Any) -> None:
     data, _ = load_text(tmp_path, "b.yaml", f"value: {word}\nlist: [{word}]\nmap: {{{word}: 1}}\n")
     assert data["value"] == value
     assert type(data["value"]) is type(value)
@@ -185,18 +185,18 @@ def test_only_true_and_false_are_booleans(tmp_path: Path, word: str, value: Any)
     ("word", "value"),
     [("5", 5), ("-5", -5), ("2.5", 2.5), ("null", None), ("~", None), ("'5'", "5"), ("15m", "15m")],
 )
-def test_other_scalars_keep_their_yaml_types(tmp_path: Path, word: str, value: Any):
+def test_other_scalars_keep_their_yaml_types(tmp_path: Path, word: str, value: Any) -> None:
     data, _ = load_text(tmp_path, "s.yaml", f"value: {word}\n")
     assert data["value"] == value
     assert type(data["value"]) is type(value)
 
 
-def test_yes_no_map_keeps_string_keys(tmp_path: Path):
+def test_yes_no_map_keeps_string_keys(tmp_path: Path) -> None:
     data, _ = load_text(tmp_path, "m.yaml", "map: {yes: 5, no: -5, on: 1, off: 0}\n")
     assert data["map"] == {"yes": 5, "no": -5, "on": 1, "off": 0}
 
 
-def test_merge_key_can_be_overridden(tmp_path: Path):
+def test_merge_key_can_be_overridden(tmp_path: Path) -> None:
     data, _ = load_text(
         tmp_path,
         "anchors.yaml",
@@ -264,11 +264,11 @@ def test_merge_key_can_be_overridden(tmp_path: Path):
         "empty-list-replaces",
     ],
 )
-def test_merge(base: Any, over: Any, merged: Any):
+def test_merge(base: Any, over: Any, merged: Any) -> None:
     assert merge(base, {}, over, {})[0] == merged
 
 
-def test_merge_leaves_its_inputs_alone():
+def test_merge_leaves_its_inputs_alone() -> None:
     base = {"rules": [{"id": "a", "p": 1}], "s": {"x": 1}}
     over = {"rules": [{"id": "a", "p": 2}, {"id": "b"}], "s": {"y": 2}}
     before = (repr(base), repr(over))
@@ -321,7 +321,9 @@ rules:
         (("rules", 2, "points"), "over.yaml", 5),
     ],
 )
-def test_merge_line_map_points_each_path_to_its_file_and_line(tmp_path: Path, path: Path_, file: str, line: int):
+def test_merge_line_map_points_each_path_to_its_file_and_line(
+    tmp_path: Path, path: Path_, file: str, line: int
+) -> None:
     base, base_lines = load_text(tmp_path, "base.yaml", BASE)
     over, over_lines = load_text(tmp_path, "over.yaml", OVER)
     merged, lines = merge(base, base_lines, over, over_lines)
@@ -329,7 +331,7 @@ def test_merge_line_map_points_each_path_to_its_file_and_line(tmp_path: Path, pa
     assert lines[path] == (str(tmp_path / file), line)
 
 
-def test_merge_line_map_keeps_base_lines_of_keys_the_override_leaves(tmp_path: Path):
+def test_merge_line_map_keeps_base_lines_of_keys_the_override_leaves(tmp_path: Path) -> None:
     base, base_lines = load_text(tmp_path, "base.yaml", BASE)
     over, over_lines = load_text(tmp_path, "over.yaml", "rules:\n  - id: a\n    points: 10\n")
     merged, lines = merge(base, base_lines, over, over_lines)
@@ -340,7 +342,7 @@ def test_merge_line_map_keeps_base_lines_of_keys_the_override_leaves(tmp_path: P
     assert lines[("schedule", "every")] == (str(tmp_path / "base.yaml"), 2)
 
 
-def test_merge_line_map_has_no_paths_of_replaced_items(tmp_path: Path):
+def test_merge_line_map_has_no_paths_of_replaced_items(tmp_path: Path) -> None:
     base, base_lines = load_text(tmp_path, "base.yaml", "l: [1, 2, 3]\n")
     over, over_lines = load_text(tmp_path, "over.yaml", "l: [4]\n")
     _, lines = merge(base, base_lines, over, over_lines)
@@ -351,7 +353,9 @@ def test_merge_line_map_has_no_paths_of_replaced_items(tmp_path: Path):
 # --- extends --------------------------------------------------------------------------------
 
 
-def test_extends_is_relative_to_the_file_not_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_extends_is_relative_to_the_file_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "shared").mkdir()
     (tmp_path / "portals").mkdir()
     write(tmp_path, "shared/root.yaml", "a: 1\nb: 1\nc: 1\n")
@@ -366,14 +370,14 @@ def test_extends_is_relative_to_the_file_not_the_working_directory(tmp_path: Pat
     assert lines[("c",)] == ("p.yaml", 2)
 
 
-def test_extends_key_is_not_in_the_merged_result(tmp_path: Path):
+def test_extends_key_is_not_in_the_merged_result(tmp_path: Path) -> None:
     write(tmp_path, "base.yaml", "a: 1\n")
     data, lines = load_with_extends(write(tmp_path, "p.yaml", "extends: base.yaml\nb: 2\n"))
     assert "extends" not in data
     assert not [p for p in lines if p[:1] == ("extends",)]
 
 
-def test_file_without_extends_loads_as_is(tmp_path: Path):
+def test_file_without_extends_loads_as_is(tmp_path: Path) -> None:
     file = write(tmp_path, "p.yaml", "a: [1, 2]\n")
     assert load_with_extends(file) == load_yaml(file)
 
@@ -388,20 +392,20 @@ def test_file_without_extends_loads_as_is(tmp_path: Path):
     ],
     ids=["number", "empty", "missing", "directory"],
 )
-def test_bad_extends_names_the_extends_line(tmp_path: Path, text: str, message: str):
+def test_bad_extends_names_the_extends_line(tmp_path: Path, text: str, message: str) -> None:
     file = write(tmp_path, "p.yaml", text)
     problem = yaml_error(file).problem
     assert (problem.file, problem.line, problem.path, problem.message) == (str(file), 2, "extends", message)
 
 
-def test_base_that_is_not_a_mapping_is_an_error_in_the_base(tmp_path: Path):
+def test_base_that_is_not_a_mapping_is_an_error_in_the_base(tmp_path: Path) -> None:
     base = write(tmp_path, "base.yaml", "- a\n- b\n")
     problem = yaml_error(write(tmp_path, "p.yaml", "extends: base.yaml\n")).problem
     assert (Path(problem.file), problem.line) == (base.resolve(), 1)
     assert "must be a mapping" in problem.message
 
 
-def test_extends_loop_is_an_error(tmp_path: Path):
+def test_extends_loop_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "extends: b.yaml\n")
     write(tmp_path, "b.yaml", "extends: a.yaml\n")
     write(tmp_path, "self.yaml", "extends: self.yaml\n")
@@ -441,7 +445,7 @@ def test_exclusions_stages_and_grades_merge_by_their_key(key: str, base: Any, ov
 # --- hostile documents ---------------------------------------------------------------------
 
 
-def test_merge_keys_take_earlier_mappings_first_and_own_keys_over_all(tmp_path: Path):
+def test_merge_keys_take_earlier_mappings_first_and_own_keys_over_all(tmp_path: Path) -> None:
     data, lines = load_text(
         tmp_path,
         "merges.yaml",
@@ -480,13 +484,15 @@ def test_merge_keys_take_earlier_mappings_first_and_own_keys_over_all(tmp_path: 
         ("? [a, b]\n: 1\n", 1, "", "keys must be plain text"),
     ],
 )
-def test_hostile_values_are_refused_with_line_and_path(tmp_path: Path, text: str, line: int, path: str, message: str):
+def test_hostile_values_are_refused_with_line_and_path(
+    tmp_path: Path, text: str, line: int, path: str, message: str
+) -> None:
     problem = yaml_error(write(tmp_path, "hostile.yaml", text)).problem
     assert (problem.line, problem.path) == (line, path)
     assert message in problem.message
 
 
-def test_nesting_up_to_the_limit_loads(tmp_path: Path):
+def test_nesting_up_to_the_limit_loads(tmp_path: Path) -> None:
     data, _ = load_text(tmp_path, "deep.yaml", "a: " + "[" * 63 + "1" + "]" * 63 + "\n")
     depth, node = 0, data["a"]
     while isinstance(node, list):
@@ -504,7 +510,7 @@ def test_nesting_up_to_the_limit_loads(tmp_path: Path):
     ],
     ids=["flow", "block", "aliases"],
 )
-def test_deep_or_exploding_documents_are_refused_without_hanging(tmp_path: Path, text: str):
+def test_deep_or_exploding_documents_are_refused_without_hanging(tmp_path: Path, text: str) -> None:
     file = write(tmp_path, "hostile.yaml", text)
     started = time.perf_counter()
     problem = yaml_error(file).problem

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import structlog
 
 from sync.hubspot.errors import DailyLimitError
+from sync.ports import MonotonicSeconds, Sleep
 
 log = structlog.get_logger("leadsync.hubspot")
 
@@ -53,8 +54,8 @@ class RateLimiter:
         budget: Budget,
         *,
         daily_used: int = 0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: MonotonicSeconds = time.monotonic,
+        sleep: Sleep = time.sleep,
         today: Callable[[], str] = lambda: datetime.now(UTC).date().isoformat(),
     ) -> None:
         self.budget = budget

@@ -1,4 +1,4 @@
-"""The StateStore port over SQLAlchemy Core: what the pipeline keeps between cycles, per portal.
+"""The state store over SQLAlchemy Core: one class serving every role of the StateStore port (sync.ports), per portal.
 
 Each public method runs in one transaction of its own and commits it before
 returning. Writes use the writer engine (BEGIN IMMEDIATE on SQLite); reads
@@ -11,8 +11,7 @@ meet by plain equality.
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from sync.core.model import FORM_SUBMISSION, Contact, EmailEvent, Event, FormSubmission
-from sync.ports import DeadLetter, DeadLetterRecord, HistoryRow, PendingWrite, RunRecord, StageTransition
+from sync.ports import (
+    Clock,
+    DeadLetter,
+    DeadLetterRecord,
+    HistoryRow,
+    PendingWrite,
+    RunRecord,
+    StageTransition,
+    SystemClock,
+)
 from sync.store import schema
 
 LIFECYCLE_STAGE = "lifecyclestage"
@@ -45,10 +53,10 @@ def dead_letter_wait(attempts: int) -> timedelta:
 class SqlStateStore:
     """SQLite file by default (see schema.database_url), PostgreSQL by URL; migrates the schema on open."""
 
-    def __init__(self, url: str | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str | None = None, *, clock: Clock | None = None) -> None:
         self._engine = schema.create_engine(url)
         self._writer = schema.writer(self._engine)
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._log_key: bytes | None = None
         try:
             schema.migrate(self._engine)
@@ -65,7 +73,7 @@ class SqlStateStore:
         self._engine.dispose()
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
+        return self._clock.now().astimezone(UTC)
 
     def _insert(self, table: sa.Table) -> schema.Upsert:
         return schema.dialect_insert(self._engine, table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ def rules(**flt: Any) -> RuleSet:
     return rules_from({"portal": {"id": 1, "name": "test-portal", "token_env": "HUBSPOT_TOKEN_TEST"}, "model": model})
 
 
-def bounced_points(events: list[Event], **flt: Any) -> float:
+def bounced_points(events: Sequence[Event], **flt: Any) -> float:
     (hit,) = [h for h in score(contact(), events, rules(**flt), NOW).breakdown if h.rule == "bounced"]
     return hit.points
 

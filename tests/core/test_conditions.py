@@ -34,7 +34,7 @@ from sync.core.conditions import (
     unsatisfiable,
 )
 from sync.core.model import EMAIL_CLICK, EMAIL_OPEN, FORM_SUBMISSION, Contact, Event
-from tests.factories import NOW_MS, contact, email_event, form
+from tests.factories import NOW_MS, contact, contact_with, email_event, form
 
 FREE_MAIL = frozenset({"gmail.com", "yahoo.com"})
 HOUR_MS = 3_600_000
@@ -50,7 +50,7 @@ def holds(cond: Condition, subject: Contact, events: Iterable[Event] = ()) -> bo
 
 
 def with_prop(name: str, value: str | None) -> Contact:
-    return contact() if value is None else contact(**{name: value})
+    return contact() if value is None else contact_with({name: value})
 
 
 def ms_text(days: float) -> str:

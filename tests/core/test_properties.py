@@ -7,7 +7,7 @@ kind, 0..400 days old, bot-filtered or not, some synced twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -169,7 +169,7 @@ def event_lists(draw: st.DrawFn) -> list[Event]:
     return unique
 
 
-def run(rules: RuleSet, subject: Contact, events: list[Event]) -> ScoreResult:
+def run(rules: RuleSet, subject: Contact, events: Iterable[Event]) -> ScoreResult:
     return score(subject, events, rules, NOW)
 
 

@@ -6,6 +6,7 @@ config with just the rules under test.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from sync.core.model import (
 )
 from sync.core.rules import RuleSet
 from sync.core.scoring import reasons_text, score
-from tests.factories import NOW, contact, email_event, example_data, form, rules_from, unclamped
+from tests.factories import NOW, contact, contact_with, email_event, example_data, form, rules_from, unclamped
 
 RULES = rules_from(unclamped())
 
@@ -286,7 +287,7 @@ WHEN_DELIVERED = {"event": "email_delivered", "count": {"at_least": 2}}
     ],
 )
 def test_when_gates_any_rule(rule: dict[str, Any], props: dict[str, str], events: list[Event], expected: int) -> None:
-    hit = line(score(contact(**props), events, portal(fit=[rule]), NOW), "r")
+    hit = line(score(contact_with(props), events, portal(fit=[rule]), NOW), "r")
     assert (hit.points, hit.matched) == (expected, expected != 0)
 
 
@@ -362,7 +363,7 @@ def test_the_first_matching_segment_wins(industry: str, model: str, fit: int) ->
 
 @pytest.mark.parametrize("props", [{"industry": "RETAIL"}, {}])
 def test_no_matching_segment_excludes_with_reason_no_model(props: dict[str, str]) -> None:
-    result = score(contact(**props), [form("d1", 1, name="Demo request")], segmented(), NOW)
+    result = score(contact_with(props), [form("d1", 1, name="Demo request")], segmented(), NOW)
     assert (result.model, result.excluded, result.exclusion_reason) == (None, True, "no_model")
     assert (result.score, result.stage_write, result.breakdown) == (0, "none", ())
 
@@ -439,8 +440,8 @@ def test_the_engagement_grade_is_computed_on_engagement_plus_decay(
 # --- reasons text -------------------------------------------------------------------------
 
 
-def reasons_of(props: dict[str, str], events: list[Event], rules: RuleSet = RULES, limit: int = 500) -> str:
-    return reasons_text(score(contact(**props), events, rules, NOW), limit=limit)
+def reasons_of(props: dict[str, str], events: Sequence[Event], rules: RuleSet = RULES, limit: int = 500) -> str:
+    return reasons_text(score(contact_with(props), events, rules, NOW), limit=limit)
 
 
 def test_reasons_are_ordered_by_size_and_skip_zero_lines() -> None:
@@ -517,7 +518,7 @@ def test_group_max_and_min_make_a_cap_line(
     group: str, limits: dict[str, float], props: tuple[str, ...], expected: int, cap: float | None
 ) -> None:
     rules = portal(**{group: BOTH}, limits={group: limits})
-    result = score(contact(**dict.fromkeys(props, "1")), [], rules, NOW)
+    result = score(contact_with(dict.fromkeys(props, "1")), [], rules, NOW)
     caps = [h.points for h in result.breakdown if h.rule == f"{group}:cap"]
     assert (getattr(result, group), caps) == (expected, [cap] if cap is not None else [])
 

@@ -9,7 +9,17 @@ import pytest
 from sync.core.lifecycle import decide_stage
 from sync.core.model import EMAIL_CLICK, EMAIL_OPEN, ScoreResult
 from sync.core.scoring import score
-from tests.factories import NOW, contact, email_event, example_data, example_rules, form, rules_from, unclamped
+from tests.factories import (
+    NOW,
+    contact,
+    contact_with,
+    email_event,
+    example_data,
+    example_rules,
+    form,
+    rules_from,
+    unclamped,
+)
 
 RULES = rules_from(unclamped())
 SIX = ("authority", "industry", "need", "company-size", "timeline", "budget")
@@ -50,7 +60,7 @@ def points(result: ScoreResult, rule: str) -> float:
     ],
 )
 def test_fit_contributions_of_the_six_rules(case: str, props: dict[str, str], expected: int) -> None:
-    result = score(contact(**props), [], RULES, NOW)
+    result = score(contact_with(props), [], RULES, NOW)
     assert sum(points(result, r) for r in SIX) == expected
 
 

@@ -4,10 +4,11 @@ Run as a module, this is the `leadsync` command with the worker's clock pinned:
 
     python -m tests.e2e.crashkit 2026-11-01T13:00:00+00:00 sync --config C --full ...
 
-The pipeline scores as of `SystemClock.now()` (sync.app) and `leadsync sync` has no `--now`. Ages count whole
-days and reasons show half-life points, so on the test's 20,000 contacts one minute of wall clock changes some
-contact's written values in about one minute-long window out of four. A crashed backfill scores its pages at
-different moments; pinning the clock in both runs compares what the crashes did, not how the clock moved.
+The pipeline and the store read the time from `SystemClock.now()` (sync.ports) and `leadsync sync` has no
+`--now`. Ages count whole days and reasons show half-life points, so on the test's 20,000 contacts one minute of
+wall clock changes some contact's written values in about one minute-long window out of four. A crashed backfill
+scores its pages at different moments; pinning the clock in both runs compares what the crashes did, not how the
+clock moved.
 """
 
 from __future__ import annotations
@@ -221,14 +222,14 @@ def _parse(line: str) -> dict[str, Any]:
 
 
 def pinned_main(argv: Sequence[str]) -> int:
-    """`leadsync ARGS...` with `sync.app.SystemClock.now` answering the ISO time `argv[0]`."""
-    from sync import app
+    """`leadsync ARGS...` with `sync.ports.SystemClock.now` answering the ISO time `argv[0]`."""
+    from sync import ports
     from sync.cli import main
 
     moment = datetime.fromisoformat(argv[0])
     if moment.tzinfo is None:
         raise SystemExit(f"the pinned time needs a UTC offset: {argv[0]!r}")
-    app.SystemClock.now = lambda self: moment  # type: ignore[method-assign]
+    ports.SystemClock.now = lambda self: moment  # type: ignore[method-assign]
     return main(list(argv[1:]))
 
 

@@ -18,7 +18,8 @@ from sync.cli import main
 from sync.hubspot.limits import Budget, RateLimiter
 from sync.sandbox import Portal, Sandbox
 from sync.store.state import SqlStateStore
-from tests.factories import FixedClock, sandbox_config
+from tests.factories import sandbox_config
+from tests.fakes import ManualClock
 
 PORTAL_ID = 12345678
 TOKEN_ENV = "LEADSYNC_BUDGET_DAY_TOKEN"
@@ -29,8 +30,8 @@ EARLY = datetime(2027, 1, 15, 0, 30, tzinfo=AUCKLAND)
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, FixedClock, Path, str]]:
-    clock = FixedClock(int(LATE.timestamp() * 1000))
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, ManualClock, Path, str]]:
+    clock = ManualClock.at_ms(int(LATE.timestamp() * 1000))
     monkeypatch.setattr(sync.app, "SystemClock", lambda: clock)
     portal = Portal(PORTAL_ID, time_zone="Pacific/Auckland")
     portal.set_list(42, "Exclusion list", {})

@@ -25,7 +25,8 @@ from sync.pipeline import EVENTS_CURSOR, EVENTS_LOOKBACK_MS
 from sync.sandbox import Portal, Sandbox
 from sync.sandbox.records import EmailEventRecord
 from sync.store.state import SqlStateStore
-from tests.factories import FixedClock, sandbox_config
+from tests.factories import sandbox_config
+from tests.fakes import ManualClock
 
 DAY = 86_400_000
 T0 = 1_790_000_000_000
@@ -70,7 +71,7 @@ class Recorder:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Recorder, Path, str]]:
-    clock = FixedClock(T0)
+    clock = ManualClock.at_ms(T0)
     monkeypatch.setattr(sync.app, "SystemClock", lambda: clock)
     monkeypatch.setattr(engagement, "EVENTS_PAGE", PAGE)
     portal = Portal(PORTAL_ID)

@@ -23,12 +23,13 @@ from structlog.testing import capture_logs
 
 from sync.app import open_portal
 from sync.observability import Metrics, serve_http
+from sync.pipeline import Portal
+from sync.ports import StateStore
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.scheduler import Service
 from sync.store.state import SqlStateStore
 from tests.factories import sandbox_config
-from tests.store.conftest import pg_admin, pg_schema_url, pg_url  # noqa: F401 - fixtures used below
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +127,7 @@ def events(log: Path) -> list[dict[str, Any]]:
 @pytest.mark.postgres
 def test_two_replicas_share_three_portals_and_one_takes_over_when_the_other_dies(
     tmp_path: Path,
-    pg_schema_url: str,  # noqa: F811 - the fixture
+    pg_schema_url: str,
 ) -> None:
     with sandboxes(3) as boxes:
         folder = tmp_path / "portals"
@@ -341,7 +342,7 @@ def test_any_failure_to_open_a_portal_file_is_contained(
         portal_file(folder, "alpha", 7000, a)
         odd = portal_file(folder, "odd", 7001, a)
 
-        def opening(file: Path, store: SqlStateStore) -> Any:
+        def opening(file: Path, store: StateStore) -> Portal:
             if file == odd:  # a file that loads, but whose portal cannot be opened
                 raise failure
             return open_portal(file, store)

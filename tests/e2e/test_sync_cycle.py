@@ -24,14 +24,15 @@ from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
 from sync.snapshot import parse_snapshot
 from sync.store.state import SqlStateStore
-from tests.factories import FixedClock, sandbox_config
+from tests.factories import sandbox_config
+from tests.fakes import ManualClock
 
 T0_MS = DEFAULT_NOW_MS + 3_600_000  # an hour after the generator's "now": every generated event is in the past
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Portal, FixedClock]]:
-    clock = FixedClock(T0_MS)
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Portal, ManualClock]]:
+    clock = ManualClock.at_ms(T0_MS)
     with Sandbox(generate_portal(5000, 21), rate_limit="off", clock=clock.seconds) as sb:
         config = sandbox_config(sb.url, "LEADSYNC_E2E_TOKEN")
         file = tmp_path / "portal.yaml"
@@ -179,7 +180,7 @@ def test_a_runs_api_calls_count_towards_the_days_budget_in_the_store(world: Any)
 def test_an_incremental_run_does_not_pull_the_last_runs_writes_again_and_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FixedClock(T0_MS)
+    clock = ManualClock.at_ms(T0_MS)
     with Sandbox(generate_portal(600, 23), rate_limit="off", clock=clock.seconds) as sb:
         config = sandbox_config(sb.url, "LEADSYNC_E2E_TOKEN")
         # Fit rules only: scores do not move with time, so no run after the backfill writes anything.

@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from sync.hubspot.errors import DailyLimitError
 from sync.hubspot.limits import EDGE_S, SLACK, Budget, RateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.slept += seconds
+from tests.fakes import ManualClock
 
 
 def limiter(
-    per_10s: int = 100, daily: int = 1_000_000, reserve: float = 20.0, **kw: object
-) -> tuple[RateLimiter, FakeClock]:
-    clock = FakeClock()
-    return RateLimiter(Budget(per_10s, daily, reserve, 5), clock=clock, sleep=clock.sleep, **kw), clock  # type: ignore[arg-type]
+    per_10s: int = 100, daily: int = 1_000_000, reserve: float = 20.0, today: Callable[[], str] = lambda: "2026-11-01"
+) -> tuple[RateLimiter, ManualClock]:
+    clock = ManualClock(1000.0)
+    return RateLimiter(Budget(per_10s, daily, reserve, 5), clock=clock.monotonic, sleep=clock.sleep, today=today), clock
 
 
-def granted_in(lim: RateLimiter, clock: FakeClock, seconds: float) -> int:
+def granted_in(lim: RateLimiter, clock: ManualClock, seconds: float) -> int:
     """How many requests the limiter lets through in `seconds`, each taking a millisecond."""
-    start, count = clock.now, 0
+    start, count = clock.monotonic(), 0
     while True:
         lim.acquire()
-        if clock.now - start >= seconds:
+        if clock.monotonic() - start >= seconds:
             return count
         count += 1
-        clock.now += 0.001
+        clock.advance(0.001)
 
 
 def test_a_tenth_of_the_budget_goes_at_once_then_requests_are_spread() -> None:
@@ -52,11 +42,11 @@ def test_a_tenth_of_the_budget_goes_at_once_then_requests_are_spread() -> None:
 def test_sustained_rate_stays_within_the_budget_and_near_it(seconds: int) -> None:
     lim, clock = limiter(per_10s=100)
     sent: list[float] = []
-    start = clock.now
-    while clock.now - start < seconds:
+    start = clock.monotonic()
+    while clock.monotonic() - start < seconds:
         lim.acquire()
-        sent.append(clock.now)
-        clock.now += 0.001  # each request takes a millisecond
+        sent.append(clock.monotonic())
+        clock.advance(0.001)  # each request takes a millisecond
     for i, t in enumerate(sent):  # any 10-second window holds at most the budget
         assert sum(1 for u in sent[i:] if u < t + 10) <= 100
     assert len(sent) / (seconds / 10) >= 0.9 * 100

@@ -128,7 +128,7 @@ def test_a_minimum_fit_grade_lets_that_grade_and_better_ones_qualify() -> None:
 
 def test_the_grade_order_is_the_order_of_the_fit_bands_not_the_alphabet() -> None:
     # "cold" sorts before "warm", but comes after it in the bands: it must not pass min_fit_grade warm.
-    grades = [{"grade": "hot", "min": 30}, {"grade": "warm", "min": 10}, {"grade": "cold"}]
+    grades: list[dict[str, object]] = [{"grade": "hot", "min": 30}, {"grade": "warm", "min": 10}, {"grade": "cold"}]
     stage = {"stage": "salesqualifiedlead", "min_score": 50, "min_fit_grade": "warm"}
     bt = backtest(
         [person(1, 60, True, "gold"), person(2, 60, True, "silver"), person(3, 60, True, "bronze")],

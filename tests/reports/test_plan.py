@@ -22,12 +22,13 @@ from sync.reports.plan import build_plan
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS
 from sync.store.state import SqlStateStore
-from tests.factories import EXAMPLE, NOW_MS, FixedClock, example_data, rules_from
+from tests.factories import EXAMPLE, NOW_MS, example_data, rules_from
+from tests.fakes import ManualClock
 from tests.reports.conftest import StartPortal
 
 T0_MS = DEFAULT_NOW_MS + 3_600_000
 T0 = datetime.fromtimestamp(T0_MS / 1000, UTC).isoformat()
-CLOCK = FixedClock(T0_MS).seconds
+CLOCK = ManualClock.at_ms(T0_MS).seconds
 SNAPSHOT = EXAMPLE.parent.parent / "examples" / "acme-eu.snapshot.json"
 SNAPSHOT_NOW = "2026-11-01T12:00:00Z"
 
@@ -63,7 +64,7 @@ def test_plan_predicts_contact_by_contact_what_the_following_sync_writes(
 
     store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
     portal = open_portal(file, store, RetryPolicy(attempts=3, base_wait=0.01, sleep=lambda s: None))
-    portal.clock = FixedClock(T0_MS)
+    portal.clock = ManualClock.at_ms(T0_MS)
     summary = Cycle(portal, "full").run()
     store.close()
     assert summary.status == "ok", summary.error

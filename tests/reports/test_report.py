@@ -40,7 +40,8 @@ from sync.reports.report import ReportInputs, RunActivity, render_report
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.store.state import SqlStateStore
-from tests.factories import FixedClock, example_rules, sandbox_config
+from tests.factories import example_rules, sandbox_config
+from tests.fakes import ManualClock
 from tests.reports.conftest import EXAMPLE_PORTAL_ID, HIGH_MQL_BAND_WIDTH, NOW_MS
 
 CHARTS = [
@@ -172,7 +173,7 @@ class Synced:
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     """Reports of a sandbox portal after a full and an incremental sync into SQLite."""
     tmp = tmp_path_factory.mktemp("synced")
-    clock = FixedClock(NOW_MS + 3_600_000)
+    clock = ManualClock.at_ms(NOW_MS + 3_600_000)
     with (
         pytest.MonkeyPatch.context() as env,
         Sandbox(generate_portal(1500, 12, portal_id=EXAMPLE_PORTAL_ID), rate_limit="off", clock=clock.seconds) as sb,

@@ -8,24 +8,25 @@ from typing import Any
 import pytest
 
 from sync.sandbox import Portal, Sandbox
-from tests.sandbox.support import TOKEN, Api, FakeClock, build_portal
+from tests.fakes import ManualClock
+from tests.sandbox.support import TOKEN, Api, build_portal
 
 MakeSandbox = Callable[..., Sandbox]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(1_800_000_000.0)  # later than every record of the hand-made portal
 
 
 @pytest.fixture
-def make_sandbox(clock: FakeClock) -> Iterator[MakeSandbox]:
+def make_sandbox(clock: ManualClock) -> Iterator[MakeSandbox]:
     """Start sandboxes (default: the hand-made portal, limits off, the fake clock); all close at teardown."""
     started: list[Sandbox] = []
 
     def make(portal: Portal | None = None, **options: Any) -> Sandbox:
         options.setdefault("rate_limit", "off")
-        options.setdefault("clock", clock)
+        options.setdefault("clock", clock.seconds)
         sandbox = Sandbox(portal if portal is not None else build_portal(), port=0, token=TOKEN, **options).start()
         started.append(sandbox)
         return sandbox

@@ -1,4 +1,4 @@
-"""What the sandbox tests share: a hand-made portal with known values, a fake clock, a small client."""
+"""What the sandbox tests share: a hand-made portal with known values and a small client."""
 
 from __future__ import annotations
 
@@ -65,19 +65,6 @@ def build_portal() -> Portal:
     portal.bulk_load([(cid, dict(props), c, m) for cid, props, c, m in CONTACTS], submissions, events)
     portal.set_list(42, "Exclusion list", {103: T0, 104: T0 + DAY, 107: T0 + 2 * DAY})
     return portal
-
-
-class FakeClock:
-    """Seconds since the epoch, moved only by the test."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Api:

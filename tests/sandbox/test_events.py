@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.sandbox.support import DAY, FORM_DEMO, FORM_EBOOK, FORM_EMPTY, MARIA, T0, Api, FakeClock
+from tests.fakes import ManualClock
+from tests.sandbox.support import DAY, FORM_DEMO, FORM_EBOOK, FORM_EMPTY, MARIA, T0, Api
 
 SUBMISSIONS = "/form-integrations/v1/submissions/forms"
 EVENTS = "/email/public/v1/events"
@@ -170,7 +171,7 @@ def test_an_offset_is_valid_only_for_the_query_that_returned_it(api: Api, other:
     ]  # fmt: skip
 
 
-def test_an_offset_expires_after_the_configured_time(make_sandbox: Any, clock: FakeClock) -> None:
+def test_an_offset_expires_after_the_configured_time(make_sandbox: Any, clock: ManualClock) -> None:
     api = Api(make_sandbox(offset_ttl_seconds=60))
     try:
         first = api.get(EVENTS, limit=2).json()

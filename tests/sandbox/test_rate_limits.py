@@ -7,8 +7,9 @@ import uuid
 import pytest
 
 from sync.sandbox.limits import RateLimitSpec
+from tests.fakes import ManualClock
 from tests.sandbox.conftest import MakeSandbox
-from tests.sandbox.support import Api, FakeClock
+from tests.sandbox.support import Api
 
 CONTACTS = "/crm/v3/objects/contacts"
 
@@ -43,7 +44,7 @@ def test_the_ten_secondly_limit_answers_hubspots_429_body(make_sandbox: MakeSand
     assert response.headers["X-HubSpot-RateLimit-Remaining"] == "0"
 
 
-def test_the_window_rolls_and_refused_requests_do_not_count(make_sandbox: MakeSandbox, clock: FakeClock) -> None:
+def test_the_window_rolls_and_refused_requests_do_not_count(make_sandbox: MakeSandbox, clock: ManualClock) -> None:
     api = limited(make_sandbox, "per10s=2")
     api.get(CONTACTS)
     clock.advance(5)
@@ -56,7 +57,7 @@ def test_the_window_rolls_and_refused_requests_do_not_count(make_sandbox: MakeSa
     assert api.get(CONTACTS).status_code == 200
 
 
-def test_search_has_its_own_per_second_limit(make_sandbox: MakeSandbox, clock: FakeClock) -> None:
+def test_search_has_its_own_per_second_limit(make_sandbox: MakeSandbox, clock: ManualClock) -> None:
     api = limited(make_sandbox, "per10s=100,search=5")
     assert [api.search(None).status_code for _ in range(5)] == [200] * 5
     refused = api.search(None)
@@ -77,7 +78,7 @@ def test_searches_do_not_use_the_ten_second_budget(make_sandbox: MakeSandbox) ->
 
 
 def test_the_daily_budget_counts_searches_and_ends_with_a_daily_429(
-    make_sandbox: MakeSandbox, clock: FakeClock
+    make_sandbox: MakeSandbox, clock: ManualClock
 ) -> None:
     api = limited(make_sandbox, "per10s=100,search=5,daily=3")
     assert api.get(CONTACTS).status_code == 200

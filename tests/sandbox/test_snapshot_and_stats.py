@@ -7,8 +7,9 @@ from pathlib import Path
 
 from sync.sandbox import Portal, generate_portal
 from sync.snapshot import read_snapshot
+from tests.fakes import ManualClock
 from tests.sandbox.conftest import MakeSandbox
-from tests.sandbox.support import MARIA, T0, Api, FakeClock
+from tests.sandbox.support import MARIA, T0, Api
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "acme-eu.snapshot.json"
 
@@ -24,7 +25,7 @@ def test_the_dumped_snapshot_is_readable_by_read_snapshot(api: Api, tmp_path: Pa
     assert len(snapshot.events_by_email[MARIA]) == 7 + 4  # seven submissions, four email events
 
 
-def test_a_dumped_snapshot_reloads_into_the_same_state(make_sandbox: MakeSandbox, clock: FakeClock) -> None:
+def test_a_dumped_snapshot_reloads_into_the_same_state(make_sandbox: MakeSandbox, clock: ManualClock) -> None:
     first = Api(make_sandbox(generate_portal(120, seed=3)))
     first.post("/crm/v3/properties/contacts/groups", {"name": "lead_scoring_sync", "label": "Lead scoring"})
     first.post(
@@ -55,7 +56,7 @@ def test_the_example_snapshot_loads_and_reports_the_records_it_skips() -> None:
     assert portal.property_def("decision_role") is not None  # custom properties arrive as text
 
 
-def test_admin_upserts_contacts_and_bumps_lastmodifieddate(api: Api, clock: FakeClock) -> None:
+def test_admin_upserts_contacts_and_bumps_lastmodifieddate(api: Api, clock: ManualClock) -> None:
     clock.advance(60)
     result = api.admin(
         "contacts",

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from sync.core.model import EMAIL_BOUNCE, EMAIL_OPEN, EMAIL_UNBOUNCE, EmailEvent, FormSubmission
 from sync.hubspot.shapes import email_event_from_wire
+from sync.ports import StateStore
 from sync.store import schema
 from sync.store.state import SqlStateStore
 
@@ -13,7 +14,7 @@ PORTAL = 7
 VERSION = schema.migrations.index(schema._v5_event_identity) + 1
 
 
-def test_a_bounce_keeps_its_category_and_softness_through_the_store(store: SqlStateStore) -> None:
+def test_a_bounce_keeps_its_category_and_softness_through_the_store(store: StateStore) -> None:
     soft = email_event_from_wire(
         {"id": "b", "type": "BOUNCE", "recipient": "a@x.com", "created": 5_000, "category": "MAILBOX_FULL"}
     )

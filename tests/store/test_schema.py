@@ -13,7 +13,7 @@ from sync.errors import ConfigError
 from sync.ports import RunRecord
 from sync.store import schema
 from sync.store.state import SqlStateStore
-from tests.store.conftest import in_parallel
+from tests.fakes import in_parallel
 
 
 def _versions(engine: sa.Engine) -> list[int]:
@@ -21,9 +21,9 @@ def _versions(engine: sa.Engine) -> list[int]:
         return list(conn.scalars(sa.select(schema.schema_migrations.c.version).order_by("version")))
 
 
-def test_migrating_twice_changes_nothing(store: SqlStateStore) -> None:
-    assert schema.migrate(store.engine) == []
-    assert _versions(store.engine) == list(range(1, len(schema.migrations) + 1))
+def test_migrating_twice_changes_nothing(sql_store: SqlStateStore) -> None:
+    assert schema.migrate(sql_store.engine) == []
+    assert _versions(sql_store.engine) == list(range(1, len(schema.migrations) + 1))
 
 
 def test_two_engines_migrating_at_once_apply_each_migration_once(store_url: str) -> None:
@@ -52,8 +52,8 @@ def test_a_v1_database_gains_the_stage_owners_table(store_url: str) -> None:
         engine.dispose()
 
 
-def test_the_migrated_database_has_the_declared_tables_and_columns(store: SqlStateStore) -> None:
-    inspector = sa.inspect(store.engine)
+def test_the_migrated_database_has_the_declared_tables_and_columns(sql_store: SqlStateStore) -> None:
+    inspector = sa.inspect(sql_store.engine)
     found = {name: {c["name"] for c in inspector.get_columns(name)} for name in inspector.get_table_names()}
     assert found == {t.name: {c.name for c in t.columns} for t in schema.metadata.sorted_tables}
 
@@ -71,9 +71,9 @@ def test_sqlite_connections_are_set_up_for_concurrent_writers(tmp_path: Path, pr
         store.close()
 
 
-def test_naive_datetimes_are_refused(store: SqlStateStore) -> None:
+def test_naive_datetimes_are_refused(sql_store: SqlStateStore) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
-        store.start_run(RunRecord("r-1", 42, "full", datetime(2026, 11, 1, 12, 0)))
+        sql_store.start_run(RunRecord("r-1", 42, "full", datetime(2026, 11, 1, 12, 0)))
 
 
 def test_the_default_database_is_leadsync_db_in_the_working_directory(

@@ -1,0 +1,823 @@
+"""Fakes for the ports and the fixtures every suite shares (a pytest plugin, registered by tests/conftest.py).
+
+- ManualClock: the one clock of the tests; time moves only when a test moves it.
+- MemoryStore: every role of the StateStore port in dictionaries, for unit tests of the cycle (the store's
+  contract suite runs on it too, beside SQLite and PostgreSQL).
+- FakeCrm: CrmSource and CrmWriter over a sandbox Portal object in this process, mapped the way the HubSpot
+  adapter maps HubSpot's answers (sync.hubspot.shapes), without HTTP, retries or rate limits.
+- The PostgreSQL fixtures: `pg_url` skips a test when the server is not reachable and fails it instead when
+  CI=true, so CI never passes by skipping; `pg_schema_url` gives each test a schema of its own (the URL's
+  connections get it as their search_path), dropped afterwards, so runs repeat and go in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from sync.core.conditions import parse_date_ms
+from sync.core.model import Contact, EmailEvent, Event, FormSubmission, PropertyUpdate, StageChange
+from sync.errors import SkippableRecordError
+from sync.hubspot.refusals import OBJECT_NOT_FOUND, not_found_reason
+from sync.hubspot.shapes import (
+    LAST_MODIFIED,
+    LIFECYCLE_STAGE,
+    contact_from_wire,
+    email_event_from_wire,
+    submission_from_wire,
+)
+from sync.ports import (
+    AccountInfo,
+    ContactPage,
+    DeadLetter,
+    DeadLetterRecord,
+    EventPage,
+    HistoryRow,
+    PendingWrite,
+    PropertySpec,
+    RunRecord,
+    StageTransition,
+    WriteOutcome,
+)
+from sync.sandbox import Portal as SandboxPortal
+from sync.sandbox.wire import ApiError
+from sync.store.schema import database_url
+from sync.store.state import DEAD_LETTER_MAX_ATTEMPTS as MAX_ATTEMPTS
+from sync.store.state import (
+    DROPPED,
+    GIVEN_UP,
+    OPEN,
+    RESOLVED,
+    RETRYING,
+    dead_letter_wait,
+    normalize_email,
+)
+
+R = TypeVar("R")
+
+START = datetime(2026, 9, 21, 12, 53, 20, tzinfo=UTC)  # 1_790_000_000 s since the epoch
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+# -- the clock --
+
+
+class ManualClock:
+    """Stands still until a test moves it. A `Clock` (now()) and, for what takes a number, the callables
+    seconds() (epoch seconds, as time.time), monotonic() and sleep() (which moves it, adding to `slept`)."""
+
+    def __init__(self, at: datetime | float = START) -> None:
+        seconds = at.timestamp() if isinstance(at, datetime) else at
+        self._us = round(seconds * 1_000_000)  # whole microseconds: moving by a millisecond is exact
+        self.slept = 0.0
+
+    @classmethod
+    def at_ms(cls, ms: int) -> ManualClock:
+        return cls(ms / 1000)
+
+    def now(self) -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=self._us)
+
+    def seconds(self) -> float:
+        return self._us / 1_000_000
+
+    def monotonic(self) -> float:
+        return self.seconds()
+
+    @property
+    def ms(self) -> int:
+        return self._us // 1000
+
+    @ms.setter
+    def ms(self, value: int) -> None:
+        self._us = value * 1000
+
+    def set(self, at: datetime) -> None:
+        self._us = round(at.timestamp() * 1_000_000)
+
+    def advance(self, seconds: float) -> None:
+        self._us += round(seconds * 1_000_000)
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        self.slept += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+# -- PostgreSQL --
+
+
+def in_parallel(*calls: Callable[[], R]) -> list[R]:
+    """Run the calls in threads released together, so they really contend; their results in order."""
+    start = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], R]) -> R:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _unreachable(url: str) -> str | None:
+    engine = sa.create_engine(database_url(url), poolclass=NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return None
+    except sa.exc.SQLAlchemyError as exc:
+        return str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test server's URL ($LEADSYNC_TEST_PG_URL or a local default); skipped if unreachable, failed if CI=true."""
+    url = os.environ.get("LEADSYNC_TEST_PG_URL", DEFAULT_PG_URL)
+    problem = _unreachable(url)
+    if problem is not None:
+        shown = database_url(url).render_as_string(hide_password=True)
+        message = f"PostgreSQL not reachable at {shown}; set LEADSYNC_TEST_PG_URL ({problem})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_admin(pg_url: str) -> Iterator[sa.Engine]:
+    # One pooled engine for creating and dropping the tests' schemas: a connection per test would add up.
+    engine = sa.create_engine(database_url(pg_url), pool_size=1)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str, pg_admin: sa.Engine) -> Iterator[str]:
+    """A URL whose connections work in a schema of their own, created for this test and dropped after it."""
+    name = f"leadsync_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    base = database_url(pg_url)
+    options = " ".join(filter(None, [str(base.query.get("options", "")), f"-csearch_path={name}"]))
+    yield base.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    with pg_admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
+# -- the state store --
+
+
+class MemoryStore:
+    """Every role of the StateStore port, in dictionaries behind one lock; times from the given clock.
+
+    It keeps the SQL store's semantics (emails lowercased, events deduplicated by kind and id, the outbox
+    completed in one step, dead-letter backoff, expiring leases) but not its durability: one process, one
+    object (open it once and share it where the SQL suite opens two stores on one database).
+    """
+
+    def __init__(self, clock: ManualClock | None = None) -> None:
+        self._clock = clock or ManualClock()
+        self._lock = threading.RLock()
+        self._cursors: dict[tuple[int, str], str] = {}
+        self._contacts: dict[int, dict[str, Contact]] = {}
+        self._events: dict[int, dict[tuple[str, str], Event]] = {}
+        self._outbox: dict[int, dict[str, PendingWrite]] = {}
+        self._history: dict[int, list[HistoryRow]] = {}
+        self._written: dict[int, dict[str, dict[str, str]]] = {}
+        self._stages: dict[int, dict[str, str]] = {}
+        self._letters: dict[int, tuple[int, DeadLetterRecord]] = {}  # id -> (portal, letter)
+        self._runs: dict[str, RunRecord] = {}
+        self._leases: dict[int, tuple[str, datetime]] = {}
+        self._api: dict[tuple[int, str], int] = {}
+        self._log_key: bytes | None = None
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    # -- cursors --
+
+    def get_cursor(self, portal_id: int, stream: str) -> str | None:
+        with self._lock:
+            return self._cursors.get((portal_id, stream))
+
+    def set_cursor(self, portal_id: int, stream: str, value: str) -> None:
+        with self._lock:
+            self._cursors[(portal_id, stream)] = value
+
+    # -- contacts --
+
+    def upsert_contacts(self, portal_id: int, contacts: Sequence[Contact]) -> None:
+        with self._lock:
+            stored = self._contacts.setdefault(portal_id, {})
+            written = self._written.setdefault(portal_id, {})
+            for c in contacts:
+                email = normalize_email(c.email)
+                stored[c.id] = Contact(
+                    c.id, dict(c.properties), email, c.created_at_ms, c.lifecycle_stage, frozenset(c.list_ids)
+                )
+                # As in SQL: a contact read again shows what HubSpot holds now, our last writes included.
+                written.pop(c.id, None)
+
+    def get_contacts(self, portal_id: int, ids: Sequence[str]) -> list[Contact]:
+        with self._lock:
+            stored = self._contacts.get(portal_id, {})
+            return [stored[i] for i in dict.fromkeys(ids) if i in stored]
+
+    def contacts_by_email(self, portal_id: int, emails: Sequence[str]) -> list[Contact]:
+        wanted = {normalize_email(e) for e in emails} - {""}
+        with self._lock:
+            found = [c for c in self._contacts.get(portal_id, {}).values() if c.email in wanted]
+        return sorted(found, key=lambda c: c.id)
+
+    def iter_contact_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]:
+        if batch < 1:
+            raise ValueError(f"batch must be positive, not {batch}")
+        with self._lock:
+            ids = sorted(self._contacts.get(portal_id, {}))
+        for start in range(0, len(ids), batch):
+            yield ids[start : start + batch]
+
+    # -- events --
+
+    def add_events(self, portal_id: int, events: Sequence[Event]) -> int:
+        with self._lock:
+            stored = self._events.setdefault(portal_id, {})
+            new = 0
+            for e in events:
+                if (e.kind, e.event_id) not in stored:
+                    stored[(e.kind, e.event_id)] = _with_email(e, normalize_email(e.email))
+                    new += 1
+            return new
+
+    def events_for_emails(self, portal_id: int, emails: Sequence[str]) -> dict[str, list[Event]]:
+        wanted = {normalize_email(e) for e in emails} - {""}
+        with self._lock:
+            found = [e for e in self._events.get(portal_id, {}).values() if e.email in wanted]
+        grouped: dict[str, list[Event]] = {}
+        for e in sorted(found, key=lambda e: (e.email, e.at_ms, e.kind, e.event_id)):
+            grouped.setdefault(e.email, []).append(e)
+        return grouped
+
+    def emails_with_events_since(self, portal_id: int, since_ms: int) -> list[str]:
+        with self._lock:
+            events = list(self._events.get(portal_id, {}).values())
+        return sorted({e.email for e in events if e.at_ms >= since_ms and e.email})
+
+    # -- the outbox and the history --
+
+    def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+        with self._lock:
+            outbox = self._outbox.setdefault(portal_id, {})
+            for w in writes:
+                outbox[w.contact_id] = PendingWrite(w.contact_id, dict(w.properties), w.stage, w.history)
+
+    def pending_writes(self, portal_id: int) -> list[PendingWrite]:
+        with self._lock:
+            outbox = self._outbox.get(portal_id, {})
+            return [outbox[cid] for cid in sorted(outbox)]
+
+    def complete_writes(
+        self,
+        portal_id: int,
+        run_id: str,
+        applied: Sequence[PendingWrite],
+        dead: Sequence[DeadLetter],
+        cursor: tuple[str, str] | None = None,
+    ) -> None:
+        now = self._now()
+        with self._lock:
+            outbox = self._outbox.setdefault(portal_id, {})
+            for cid in {w.contact_id for w in applied} | {d.contact_id for d in dead}:
+                outbox.pop(cid, None)
+            self._history.setdefault(portal_id, []).extend(w.history for w in applied if w.history is not None)
+            written = self._written.setdefault(portal_id, {})
+            stages = self._stages.setdefault(portal_id, {})
+            for w in applied:
+                written.setdefault(w.contact_id, {}).update(w.properties)
+                stage = w.stage or w.properties.get(LIFECYCLE_STAGE)
+                if stage:
+                    stages[w.contact_id] = stage
+            for letter in self._settle_retries(portal_id, run_id, applied, dead, now):
+                self._add_letter(portal_id, letter, now)
+            if cursor is not None:
+                self._cursors[(portal_id, cursor[0])] = cursor[1]
+
+    def _add_letter(self, portal_id: int, letter: DeadLetter, now: datetime) -> None:
+        letter_id = len(self._letters) + 1
+        record = DeadLetterRecord(
+            letter_id,
+            letter.contact_id,
+            dict(letter.properties),
+            letter.reason,
+            letter.status,
+            OPEN,
+            0,
+            now,
+            now + dead_letter_wait(0),
+        )
+        self._letters[letter_id] = (portal_id, record)
+
+    def _settle_retries(
+        self, portal_id: int, run_id: str, applied: Sequence[PendingWrite], dead: Sequence[DeadLetter], now: datetime
+    ) -> list[DeadLetter]:
+        """As the SQL store: a contact refused again counts an attempt on its retrying letters, one written
+        closes them; returns the dead letters that are new."""
+        retrying = [r for pid, r in self._letters.values() if pid == portal_id and r.state == RETRYING]
+        new: list[DeadLetter] = []
+        for letter in dead:
+            mine = [r for r in retrying if r.contact_id == letter.contact_id]
+            if not mine:
+                new.append(letter)
+            for r in mine:
+                attempts = r.attempts + 1
+                given_up = attempts >= MAX_ATTEMPTS
+                self._letters[r.id] = (
+                    portal_id,
+                    replace(
+                        r,
+                        properties=dict(letter.properties),
+                        status=letter.status,
+                        reason=letter.reason,
+                        attempts=attempts,
+                        state=GIVEN_UP if given_up else OPEN,
+                        next_attempt_at=None if given_up else now + dead_letter_wait(attempts),
+                        closed_at=now if given_up else None,
+                        note=f"given up after {attempts} refused retries" if given_up else None,
+                    ),
+                )
+            retrying = [r for r in retrying if r.contact_id != letter.contact_id]
+        written = {w.contact_id for w in applied}
+        note = f"written by run {run_id}"
+        for r in retrying:
+            if r.contact_id in written:
+                self._letters[r.id] = (
+                    portal_id,
+                    replace(r, state=RESOLVED, next_attempt_at=None, closed_at=now, note=note),
+                )
+        return new
+
+    def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        with self._lock:
+            written = self._written.get(portal_id, {})
+            return {cid: dict(written[cid]) for cid in dict.fromkeys(ids) if cid in written}
+
+    def written_stages(self, portal_id: int, ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            stages = self._stages.get(portal_id, {})
+            return {cid: stages[cid] for cid in dict.fromkeys(ids) if cid in stages}
+
+    def history(self, portal_id: int, contact_id: str) -> list[HistoryRow]:
+        with self._lock:
+            return [h for h in self._history.get(portal_id, []) if h.contact_id == contact_id]
+
+    def stage_transitions(self, portal_id: int, run_ids: Sequence[str]) -> list[StageTransition]:
+        order = {run_id: i for i, run_id in enumerate(dict.fromkeys(run_ids))}
+        counts: dict[tuple[str, str | None, str], int] = {}
+        with self._lock:
+            for h in self._history.get(portal_id, []):
+                if h.run_id in order and h.stage is not None:
+                    came_from = h.breakdown.get("stage_from")
+                    key = (h.run_id, None if came_from is None else str(came_from), h.stage)
+                    counts[key] = counts.get(key, 0) + 1
+        found = [StageTransition(run, came, to, n) for (run, came, to), n in counts.items()]
+        return sorted(found, key=lambda t: (order[t.run_id], -t.contacts, t.stage_from or "", t.stage_to))
+
+    # -- dead letters --
+
+    def _portal_letters(self, portal_id: int) -> list[DeadLetterRecord]:
+        return [r for pid, r in sorted(self._letters.values(), key=lambda pr: pr[1].id) if pid == portal_id]
+
+    def dead_letters(self, portal_id: int) -> list[DeadLetter]:
+        with self._lock:
+            return [DeadLetter(r.contact_id, r.properties, r.reason, r.status) for r in self._portal_letters(portal_id)]
+
+    def recent_dead_letters(self, portal_id: int, within_s: float) -> int:
+        since = self._now() - timedelta(seconds=within_s)
+        with self._lock:
+            return sum(1 for r in self._portal_letters(portal_id) if r.recorded_at >= since)
+
+    def dead_letter_records(
+        self, portal_id: int, ids: Sequence[int] | None = None, states: Sequence[str] | None = None
+    ) -> list[DeadLetterRecord]:
+        with self._lock:
+            return [
+                r
+                for r in self._portal_letters(portal_id)
+                if (ids is None or r.id in ids) and (states is None or r.state in states)
+            ]
+
+    def begin_dead_letter_retries(self, portal_id: int, limit: int) -> list[DeadLetterRecord]:
+        now = self._now()
+        with self._lock:
+            due = [
+                r
+                for r in self._portal_letters(portal_id)
+                if r.state == RETRYING or (r.state == OPEN and (r.next_attempt_at is None or r.next_attempt_at <= now))
+            ]
+            # Unset times first, as SQLite orders them.
+            due.sort(key=lambda r: (r.next_attempt_at is not None, r.next_attempt_at or now, r.id))
+            taken = [replace(r, state=RETRYING) for r in due[:limit]]
+            for r in taken:
+                self._letters[r.id] = (portal_id, r)
+            return taken
+
+    def finish_dead_letter_retries(self, portal_id: int, contact_ids: Sequence[str], note: str) -> int:
+        wanted = set(contact_ids)
+        changes = {"state": RESOLVED, "next_attempt_at": None, "closed_at": self._now(), "note": note}
+        with self._lock:
+            chosen = [r.id for r in self._portal_letters(portal_id) if r.state == RETRYING and r.contact_id in wanted]
+            return len(self._change_letters(portal_id, chosen, (RETRYING,), changes))
+
+    def make_dead_letters_due(self, portal_id: int, ids: Sequence[int]) -> list[int]:
+        changes = {"state": OPEN, "next_attempt_at": self._now(), "closed_at": None, "note": None}
+        with self._lock:
+            return self._change_letters(portal_id, ids, (OPEN, GIVEN_UP), changes)
+
+    def drop_dead_letters(self, portal_id: int, ids: Sequence[int]) -> list[int]:
+        now = self._now()
+        changes = {"state": DROPPED, "next_attempt_at": None, "closed_at": now, "note": "dropped by an operator"}
+        with self._lock:
+            return self._change_letters(portal_id, ids, (OPEN, RETRYING, GIVEN_UP), changes)
+
+    def _change_letters(
+        self, portal_id: int, ids: Sequence[int], states: Sequence[str], changes: Mapping[str, Any]
+    ) -> list[int]:
+        changed: list[int] = []
+        for letter_id in sorted(set(ids)):
+            pid, record = self._letters.get(letter_id, (None, None))
+            if pid == portal_id and record is not None and record.state in states:
+                self._letters[letter_id] = (portal_id, replace(record, **changes))
+                changed.append(letter_id)
+        return changed
+
+    # -- runs --
+
+    def start_run(self, run: RunRecord) -> None:
+        with self._lock:
+            if run.run_id in self._runs:
+                raise ValueError(f"run {run.run_id!r} started twice")
+            self._runs[run.run_id] = replace(run, started_at=run.started_at.astimezone(UTC), counts=dict(run.counts))
+
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int], error: str | None = None) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id!r} to finish: start_run was not called for it")
+            self._runs[run_id] = replace(run, status=status, counts=dict(counts), error=error, finished_at=self._now())
+
+    def last_runs(self, portal_id: int, limit: int = 10) -> list[RunRecord]:
+        with self._lock:
+            runs = [r for r in self._runs.values() if r.portal_id == portal_id]
+        return sorted(runs, key=lambda r: (r.started_at, r.run_id), reverse=True)[:limit]
+
+    # -- leases --
+
+    def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        now = self._now()
+        with self._lock:
+            current = self._leases.get(portal_id)
+            if current is None or current[1] < now or current[0] == holder:
+                self._leases[portal_id] = (holder, now + timedelta(seconds=ttl_s))
+                return True
+            return False
+
+    def release_lease(self, portal_id: int, holder: str) -> None:
+        with self._lock:
+            if self._leases.get(portal_id, ("", None))[0] == holder:
+                del self._leases[portal_id]
+
+    # -- the daily API budget and the installation's settings --
+
+    def add_api_calls(self, portal_id: int, day: str, calls: int) -> int:
+        with self._lock:
+            total = self._api.get((portal_id, day), 0) + calls
+            self._api[(portal_id, day)] = total
+            return total
+
+    def log_key(self) -> bytes:
+        with self._lock:
+            if self._log_key is None:
+                self._log_key = secrets.token_bytes(32)
+            return self._log_key
+
+
+def _with_email(event: Event, email: str) -> Event:
+    if isinstance(event, FormSubmission):
+        return FormSubmission(event.event_id, event.at_ms, email, event.form_id, event.form_name, event.page_url)
+    return EmailEvent(
+        event.event_id,
+        event.kind,
+        event.at_ms,
+        email,
+        event.campaign_id,
+        event.url,
+        event.filtered,
+        event.category,
+        event.soft_bounce,
+    )
+
+
+# -- HubSpot --
+
+PAGE = 100  # the list and batch endpoints' maximum
+SEARCH_PAGE = 200
+FIELD_TYPES = {"number": "number", "enumeration": "select", "string": "textarea", "datetime": "date"}
+
+
+class FakeCrm:
+    """CrmSource and CrmWriter over a sandbox Portal in this process: HubSpot's answers, mapped as the adapter
+    maps them (sync.hubspot.shapes), with no HTTP, retries or limits.
+
+    `calls` lists each port call with its arguments; `sent` each batch update_contacts and set_stages were
+    given, empty ones included. `fail[name]` is raised by every call of the port method `name` until removed.
+    Contacts changed since a time are read whole before the first page is given (the adapter pages by key to
+    the same effect): writes made while the pages are worked on do not shift them.
+    """
+
+    def __init__(
+        self,
+        portal: SandboxPortal,
+        clock: ManualClock,
+        properties: Sequence[str] | None = None,
+        form_types: Sequence[str] = ("hubspot",),
+    ) -> None:
+        self.portal = portal
+        self.clock = clock
+        self.properties = properties
+        self.form_types = tuple(form_types)
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self.sent: list[list[PropertyUpdate] | list[StageChange]] = []
+        self.fail: dict[str, BaseException] = {}
+
+    def _call(self, name: str, *args: object) -> None:
+        self.calls.append((name, args))
+        if name in self.fail:
+            raise self.fail[name]
+
+    def calls_to(self, name: str) -> list[tuple[object, ...]]:
+        return [args for called, args in self.calls if called == name]
+
+    def _names(self) -> list[str]:
+        if self.properties is not None:
+            return sorted({*self.properties, "email", LAST_MODIFIED, LIFECYCLE_STAGE, "createdate"})
+        return [str(p["name"]) for p in self.portal.properties()]
+
+    def _page(self, results: Sequence[Any], after: str | None) -> ContactPage:
+        contacts, problems, newest = [], [], None
+        for raw in results:
+            try:
+                contact = contact_from_wire(raw)
+            except SkippableRecordError as exc:
+                problems.append(str(exc))
+                continue
+            contacts.append(contact)
+            modified = parse_date_ms(contact.properties.get(LAST_MODIFIED))
+            if modified is not None and (newest is None or modified > newest):
+                newest = modified
+        return ContactPage(contacts, problems, after, newest)
+
+    # CrmSource
+
+    def account_info(self) -> AccountInfo:
+        self._call("account_info")
+        info = self.portal.account_info()
+        return AccountInfo(int(info["portalId"]), str(info["timeZone"]))
+
+    def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
+        self._call("contact_pages", after)
+        while True:
+            body = self.portal.list_contacts(PAGE, after, self._names())
+            after = _next_after(body)
+            yield self._page(body.get("results") or [], after)
+            if after is None:
+                return
+
+    def contacts_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]:
+        self._call("contacts_changed_since", since_ms, until_ms)
+        filters = [{"propertyName": LAST_MODIFIED, "operator": "GTE", "value": str(since_ms)}]
+        if until_ms is not None:
+            filters.append({"propertyName": LAST_MODIFIED, "operator": "LTE", "value": str(until_ms)})
+        found: list[Any] = []
+        offset: str | None = "0"
+        while offset is not None:
+            body = self.portal.search(
+                {
+                    "filterGroups": [{"filters": filters}],
+                    "sorts": [{"propertyName": LAST_MODIFIED, "direction": "ASCENDING"}],
+                    "properties": self._names(),
+                    "limit": SEARCH_PAGE,
+                    "after": offset,
+                }
+            )
+            found += body.get("results") or []
+            offset = _next_after(body)
+        for start in range(0, len(found), SEARCH_PAGE):
+            yield self._page(found[start : start + SEARCH_PAGE], None)
+
+    def _read(self, keys: Sequence[str], by_email: bool) -> list[Contact]:
+        found: list[Contact] = []
+        for start in range(0, len(keys), PAGE):
+            inputs = [{"id": k} for k in keys[start : start + PAGE]]
+            body: dict[str, Any] = {"inputs": inputs, "properties": self._names()}
+            if by_email:
+                body["idProperty"] = "email"
+            results, _ = self.portal.batch_read(body)
+            found += self._page(results, None).contacts
+        return found
+
+    def read_contacts(self, ids: Sequence[str]) -> list[Contact]:
+        self._call("read_contacts", tuple(ids))
+        return self._read(ids, by_email=False)
+
+    def read_contacts_by_email(self, emails: Sequence[str]) -> list[Contact]:
+        self._call("read_contacts_by_email", tuple(emails))
+        return self._read(emails, by_email=True)
+
+    def forms(self) -> dict[str, str]:
+        self._call("forms")
+        names: dict[str, str] = {}
+        after: str | None = None
+        while True:
+            body = self.portal.forms(PAGE, after, self.form_types)
+            names.update((str(f["id"]), str(f.get("name") or "")) for f in body.get("results") or [])
+            after = _next_after(body)
+            if after is None:
+                return names
+
+    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
+        self._call("form_submissions", form_id, form_name, since_ms)
+        found: list[FormSubmission] = []
+        problems: list[str] = []
+        after: str | None = None
+        while True:
+            body = self.portal.submissions(form_id, 50, after)
+            older = False
+            for raw in body.get("results") or []:
+                try:
+                    submission = submission_from_wire(raw, form_id, form_name)
+                except SkippableRecordError as exc:
+                    problems.append(str(exc))
+                    continue
+                if submission.at_ms < since_ms:
+                    older = True  # newest first: the rest are older still
+                    break
+                found.append(submission)
+            after = _next_after(body)
+            if older or after is None:
+                return found, problems
+
+    def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]:
+        """One window, newest first, paged by offset; its last page carries `through_ms`."""
+        self._call("email_events", start_ms, end_ms)
+        offset: str | None = None
+        while True:
+            body = self.portal.email_events(
+                start=start_ms,
+                end=end_ms,
+                event_type=None,
+                exclude_filtered=False,
+                offset=offset,
+                limit=1000,
+                now_ms=self.clock.ms,
+            )
+            events: list[EmailEvent] = []
+            problems: list[str] = []
+            for raw in body.get("events") or []:
+                try:
+                    event = email_event_from_wire(raw)
+                except SkippableRecordError as exc:
+                    problems.append(str(exc))
+                    continue
+                if event is not None:
+                    events.append(event)
+            offset = str(body.get("offset") or "") or None
+            more = bool(body.get("hasMore")) and offset is not None
+            yield EventPage(events, problems, None if more else end_ms)
+            if not more:
+                return
+
+    def list_members(self, list_id: int) -> set[str]:
+        self._call("list_members", list_id)
+        members: set[str] = set()
+        after: str | None = None
+        while True:
+            body = self.portal.memberships(str(list_id), PAGE, after)
+            members.update(str(item["recordId"]) for item in body.get("results") or [])
+            after = _next_after(body)
+            if after is None:
+                return members
+
+    # CrmWriter
+
+    def ensure_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None:
+        self._call("ensure_properties", group, group_label, tuple(specs))
+        if group not in {str(g["name"]) for g in self.portal.groups()}:
+            self.portal.create_group({"name": group, "label": group_label})
+        for spec in specs:
+            options = [{"label": o, "value": o, "hidden": False, "displayOrder": i} for i, o in enumerate(spec.options)]
+            have = self.portal.property_def(spec.name)
+            if have is None:
+                raw = {
+                    "name": spec.name,
+                    "label": spec.label,
+                    "type": spec.type,
+                    "fieldType": FIELD_TYPES[spec.type],
+                    "groupName": group,
+                    **({"options": options} if spec.type == "enumeration" else {}),
+                }
+                self.portal.create_property(raw, self.clock.ms)
+            elif spec.type == "enumeration":
+                existing = [str(o["value"]) for o in self.portal.property(spec.name).get("options") or []]
+                missing = [o for o in spec.options if o not in existing]
+                if missing:
+                    wanted = [*existing, *missing]
+                    rows = [{"label": o, "value": o, "hidden": False, "displayOrder": i} for i, o in enumerate(wanted)]
+                    self.portal.update_property(spec.name, {"options": rows}, self.clock.ms)
+
+    def update_contacts(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        self._call("update_contacts", tuple(updates))
+        self.sent.append(list(updates))
+        return self._update(updates)
+
+    def set_stages(self, changes: Sequence[StageChange]) -> WriteOutcome:
+        """Backward moves as a clear then a set, checked by reading back (HubSpot keeps a backward value
+        written directly, without an error)."""
+        self._call("set_stages", tuple(changes))
+        self.sent.append(list(changes))
+        clears = [c for c in changes if c.clear_first]
+        outcome = self._update([PropertyUpdate(c.contact_id, {LIFECYCLE_STAGE: ""}) for c in clears])
+        blocked = {d.contact_id for d in outcome.dead}
+        written = self._update(
+            [PropertyUpdate(c.contact_id, {LIFECYCLE_STAGE: c.stage}) for c in changes if c.contact_id not in blocked]
+        )
+        outcome.add(written)
+        wanted = {c.contact_id: c.stage for c in clears if c.contact_id in set(written.applied)}
+        for contact in self._read(list(wanted), by_email=False):
+            if contact.lifecycle_stage != wanted[contact.id]:
+                outcome.applied.remove(contact.id)
+                kept = f"HubSpot kept lifecyclestage={contact.lifecycle_stage!r} after clear and set"
+                outcome.dead.append(DeadLetter(contact.id, {LIFECYCLE_STAGE: contact.lifecycle_stage}, kept))
+        return outcome
+
+    def _update(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        outcome = WriteOutcome()
+        for start in range(0, len(updates), PAGE):
+            self._write(list(updates[start : start + PAGE]), outcome)
+        return outcome
+
+    def _write(self, items: list[PropertyUpdate], outcome: WriteOutcome) -> None:
+        """One batch update; a rejected batch is split in halves until the bad input stands alone."""
+        if not items:
+            return
+        outcome.calls += 1
+        body = {"inputs": [{"id": u.contact_id, "properties": dict(u.properties)} for u in items]}
+        try:
+            results, errors = self.portal.batch_update(body, self.clock.ms)
+        except ApiError as exc:
+            if exc.status == 400 and len(items) > 1:
+                half = len(items) // 2
+                self._write(items[:half], outcome)
+                self._write(items[half:], outcome)
+                return
+            outcome.dead += [DeadLetter(u.contact_id, u.properties, exc.message, exc.status) for u in items]
+            return
+        outcome.applied += [str(r["id"]) for r in results]
+        by_id = {u.contact_id: u for u in items}
+        for error in errors:
+            category = str(error.get("category") or "")
+            said = str(error.get("message") or "rejected")
+            missing = category == OBJECT_NOT_FOUND
+            reason = not_found_reason(said) if missing else f"{category}: {said}"
+            for cid in error.get("context", {}).get("ids") or []:
+                outcome.dead.append(DeadLetter(str(cid), by_id[str(cid)].properties, reason, 404 if missing else 0))
+
+
+def empty_portal(portal_id: int, list_ids: Iterable[int] = ()) -> SandboxPortal:
+    """A portal without contacts, holding (empty) the lists the rules name: HubSpot answers 404 for a missing one."""
+    portal = SandboxPortal(portal_id)
+    for list_id in list_ids:
+        portal.set_list(list_id, f"list {list_id}", {})
+    return portal
+
+
+def _next_after(body: Mapping[str, Any]) -> str | None:
+    after = ((body.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after not in (None, "") else None
