@@ -144,8 +144,8 @@ def _what_to_do(change: Change, ctx: Context) -> str:
         return f"{error}\nRuns go on as scheduled; no further alert until one succeeds."
     if change.kind == "paused" and ctx.cause == "wrong_portal":
         return (
-            f"{ctx.portal} is paused: {error}\nNothing is written until portal.id and the token in {ctx.token_env} name the same portal "
-            "and the file is reloaded."
+            f"{ctx.portal} is paused: {error}\nNothing is written until portal.id and the token in "
+            f"{ctx.token_env} name the same portal and the file is reloaded."
         )
     if change.kind == "paused" and ctx.cause == "live_check":
         return (
@@ -159,8 +159,8 @@ def _what_to_do(change: Change, ctx: Context) -> str:
         )
     if change.kind == "budget":
         return (
-            f"Stopped for today: {error}\nSyncing resumes after midnight in the portal's time zone ({ctx.time_zone}); if this repeats, "
-            "raise portal.rate_limit.daily or lower daily_reserve_pct."
+            f"Stopped for today: {error}\nSyncing resumes after midnight in the portal's time zone "
+            f"({ctx.time_zone}); if this repeats, raise portal.rate_limit.daily or lower daily_reserve_pct."
         )
     return (
         f"{letters}: writes HubSpot would not take, kept with their reason in the state store. "

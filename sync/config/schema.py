@@ -310,7 +310,7 @@ class AlertsModel(_Model):
     webhook_env: str | None = Field(
         None,
         description="deprecated, use url_env: name of the environment variable holding a Slack-compatible "
-        "incoming-webhook URL (https://...), posted {\"text\": ...} as before",
+        'incoming-webhook URL (https://...), posted {"text": ...} as before',
     )
     dead_letters_over: Count | None = Field(
         None,
