@@ -135,7 +135,16 @@ def test_a_bad_now_fails_with_a_clear_message(capsys: pytest.CaptureFixture[str]
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"--now: not an ISO 8601 time: {now!r}" in err
+    assert f"--now: cannot read {now!r} as a time (use ISO 8601: 2026-11-29T02:34:00Z" in err
+    assert "usage: leadsync score" in err  # the usage of the command whose option it is
+
+
+def test_bare_leadsync_prints_the_whole_help_on_stderr_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("usage: leadsync") and "COMMAND" in err
+    assert all(command in err for command in ("validate", "score", "plan", "sync", "run", "dead-letters"))
 
 
 def test_a_missing_snapshot_is_a_config_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sync.reports.dataset import Dataset
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
+EXIT_USAGE = 2  # a command line that does not parse (argparse's own status), bare `leadsync` among them
 # `sync` stopped by a signal, after checkpointing: 128 + the signal's number, as a shell reports it.
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
@@ -31,7 +32,10 @@ def _now(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--now: not an ISO 8601 time: {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"--now: cannot read {text!r} as a time (use ISO 8601: 2026-11-29T02:34:00Z, 2026-11-29T03:34:00+01:00 "
+            "or 2026-11-29; without a zone it is UTC)"
+        ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
