@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import yaml
 
 from sync.cli import main
-from tests.factories import example_rules
+from sync.sandbox import Sandbox
+from sync.sandbox.generator import generate_portal
+from tests.factories import example_rules, sandbox_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "config" / "portals" / "example.yaml")
@@ -176,3 +184,67 @@ def test_help_of_each_command(capsys: pytest.CaptureFixture[str], argv: list[str
     out = capsys.readouterr().out
     assert out.startswith("usage: leadsync")
     assert mentions in out
+
+
+# -- progress bars: a total and the time left on a terminal, nothing in logs --
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+    def text(self) -> str:
+        """What a reader sees, colours and cursor moves left out."""
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.getvalue())
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Path]]:
+    with Sandbox(generate_portal(230, 2, portal_id=12345678), rate_limit="off") as sb:
+        monkeypatch.setenv("LEADSYNC_CLI_PROGRESS_TOKEN", sb.token)
+        file = tmp_path / "portal.yaml"
+        file.write_text(yaml.safe_dump(sandbox_config(sb.url, "LEADSYNC_CLI_PROGRESS_TOKEN")))
+        yield sb, file
+
+
+def searches(sb: Sandbox) -> int:
+    stats = requests.get(f"{sb.url}/__sandbox/stats", timeout=10).json()
+    return sum(stats["requests"].get("POST /crm/v3/objects/contacts/search", {}).values())
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_full_sync_shows_done_of_the_portal_count_only_on_a_terminal(
+    live: tuple[Sandbox, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    sb, file = live
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    assert main(["sync", "--config", str(file), "--full", "--db", db, "--log-level", "error"]) == 0
+    shown = stderr.text() if isinstance(stderr, Terminal) else stderr.getvalue()
+    if terminal:
+        assert "acme-eu: full sync contacts" in shown and "230/230" in shown and "left" in shown
+        assert searches(sb) == 1  # the count: one search call
+    else:
+        assert shown == "" and searches(sb) == 0  # no bar, no call to count for it
+
+
+def test_reading_a_live_portal_shows_its_contacts_against_the_count(
+    live: tuple[Sandbox, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb, file = live
+    stderr = Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(["snapshot", "--config", str(file), "--out", str(tmp_path / "s.json")]) == 0
+    assert re.search(r"reading portal acme-eu: contacts .* 230/230 left", stderr.text())
+    assert re.search(r"reading portal acme-eu: events .* [0-9]+/\?\s+left", stderr.text())  # no total to ask for
+    assert searches(sb) == 1
+
+
+def test_scoring_shows_contacts_done_of_all(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stderr = Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(SCORE) == 0
+    assert re.search(r"scoring contacts .* 12/12 left 0:00:00", stderr.text())

@@ -77,10 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "now", None) is not None:
             _now(args.now)
-        code: int = args.func(args)
-        return code
+        return _run(args)
     except argparse.ArgumentTypeError as exc:
         _command_parser(parser, args.command).error(str(exc))
+    return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command; the errors it cannot go around, printed and turned into its exit status."""
+    try:
+        code: int = args.func(args)
+        return code
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -96,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK
-    return EXIT_FAILED
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
