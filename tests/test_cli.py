@@ -248,3 +248,17 @@ def test_scoring_shows_contacts_done_of_all(
     monkeypatch.setattr(sys, "stderr", stderr)
     assert main(SCORE) == 0
     assert re.search(r"scoring contacts .* 12/12 left 0:00:00", stderr.text())
+
+
+def test_the_dead_letters_list_prints_times_as_iso_8601_utc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sync.config import load_portal
+    from sync.ports import DeadLetter
+    from sync.store.state import SqlStateStore
+
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    store = SqlStateStore(db, clock=lambda: 1_795_919_640.0)  # 2026-11-29T02:34:00Z
+    letter = DeadLetter("c1", {"ls_score": "5"}, "INVALID_OPTION", 400)
+    store.complete_writes(load_portal(CONFIG).config.portal.id, "run0", [], [letter])
+    store.close()
+    assert main(["dead-letters", "list", "--config", CONFIG, "--db", db]) == 0
+    assert "next attempt 2026-11-29T02:49:00Z" in capsys.readouterr().out  # 15 minutes after the refusal
