@@ -1,22 +1,26 @@
-"""Alerts: a Slack-compatible webhook is told once per incident, and once more when it clears.
+"""Alerts: the channels a team uses (Slack, Microsoft Teams, Google Chat, e-mail, PagerDuty... through Apprise)
+are told once per incident, and once more when it clears.
 
 Incidents: a failed run, a paused portal (HubSpot refused the token, or it is another portal's), dead
 letters over the portal's threshold, the daily API budget reserve reached. `decide` is pure: what holds
 after a run and which incidents are open -> which open and which clear. The `Alerter` (the portal's
 `after_run` hook) gathers those inputs from the run summary and the state store, sends, and records an
-incident's state in the store only once the webhook took the message: restarts and replicas share one
+incident's state in the store only once the message was delivered: restarts and replicas share one
 view, and a message that could not be sent is tried again after the next cycle.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import requests
+import apprise
 import structlog
 
 from sync.config import AlertsModel, PortalConfig
@@ -92,16 +96,21 @@ def decide(facts: Facts, open_since: Mapping[IncidentKind, str]) -> list[Change]
 
 # -- the message (pure) --
 
+Level = Literal["failure", "warning", "success"]
+
 
 @dataclass(frozen=True)
 class Message:
-    """A Slack-compatible message: `text` (also the notification's fallback) and optional blocks."""
+    """One notification: a one-line `title` (an e-mail's subject), a plain-text `body` and how bad it is."""
 
-    text: str
-    blocks: list[dict[str, Any]] = field(default_factory=list)
+    title: str
+    body: str
+    level: Level = "failure"
 
-    def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
+    @property
+    def text(self) -> str:
+        """Title and body as one text, for a channel that has no title (a Slack-compatible webhook)."""
+        return f"{self.title}\n{self.body}"
 
 
 @dataclass(frozen=True)
@@ -118,66 +127,59 @@ class Context:
     time_zone: str = "UTC"  # the portal's: its daily API budget resets at its midnight
 
 
-def _escape(text: str) -> str:
-    """Slack's mrkdwn reads &, < and > as markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+LEVELS: dict[IncidentKind, Level] = {
+    "run_failed": "failure",
+    "paused": "failure",
+    "budget": "warning",
+    "dead_letters": "warning",
+}
+
+
+def _what_to_do(change: Change, ctx: Context) -> str:
+    error = ctx.error or "no detail"
+    letters = f"{ctx.dead_letters} dead letters in the last 24 hours (threshold {ctx.dead_letters_over})"
+    if not change.opens:
+        return f"Resolved: {letters}." if change.kind == "dead_letters" else "Resolved."
+    if change.kind == "run_failed":
+        return f"{error}\nRuns go on as scheduled; no further alert until one succeeds."
+    if change.kind == "paused" and ctx.cause == "wrong_portal":
+        return (
+            f"{ctx.portal} is paused: {error}\nNothing is written until portal.id and the token in "
+            f"{ctx.token_env} name the same portal and the file is reloaded."
+        )
+    if change.kind == "paused" and ctx.cause == "live_check":
+        return (
+            f"{ctx.portal} is paused: the portal file does not fit the portal: {error}\n"
+            "Nothing syncs until the file is fixed (`leadsync validate --live` shows the same) and reloaded."
+        )
+    if change.kind == "paused":
+        return (
+            f"{ctx.portal} is paused: HubSpot refused its token (401): {error}\n"
+            f"Nothing syncs until a valid token is in {ctx.token_env} and the worker is restarted."
+        )
+    if change.kind == "budget":
+        return (
+            f"Stopped for today: {error}\nSyncing resumes after midnight in the portal's time zone "
+            f"({ctx.time_zone}); if this repeats, raise portal.rate_limit.daily or lower daily_reserve_pct."
+        )
+    return (
+        f"{letters}: writes HubSpot would not take, kept with their reason in the state store. "
+        "Check the reasons (a rejected value, a deleted contact)."
+    )
 
 
 def compose(change: Change, ctx: Context) -> Message:
-    head = f"*leadsync · {_escape(ctx.portal)}*"
-    error = _escape(ctx.error or "no detail")
-    letters = f"{ctx.dead_letters} dead letters in the last 24 hours (threshold {ctx.dead_letters_over})"
-    if not change.opens:
-        detail = f" ({letters})" if change.kind == "dead_letters" else ""
-        text = f":white_check_mark: {head}: resolved: {TITLES[change.kind]}{detail}."
-    elif change.kind == "run_failed":
-        text = (
-            f":rotating_light: {head}: a sync run failed: {error}\n"
-            "Runs go on as scheduled; no further alert until one succeeds."
-        )
-    elif change.kind == "paused" and ctx.cause == "wrong_portal":
-        text = (
-            f":no_entry: {head} is paused: {error}\n"
-            "Nothing is written until portal.id and the token in "
-            f"`{_escape(ctx.token_env)}` name the same portal and the file is reloaded."
-        )
-    elif change.kind == "paused" and ctx.cause == "live_check":
-        text = (
-            f":no_entry: {head} is paused: the portal file does not fit the portal: {error}\n"
-            "Nothing syncs until the file is fixed (`leadsync validate --live` shows the same) and reloaded."
-        )
-    elif change.kind == "paused":
-        text = (
-            f":no_entry: {head} is paused: HubSpot refused its token (401): {error}\n"
-            f"Nothing syncs until a valid token is in `{_escape(ctx.token_env)}` and the worker is restarted."
-        )
-    elif change.kind == "budget":
-        text = (
-            f":hourglass: {head} stopped for today: the daily API budget reserve is reached: {error}\n"
-            f"Syncing resumes after midnight in the portal's time zone ({_escape(ctx.time_zone)}); if this repeats, "
-            "raise portal.rate_limit.daily "
-            "or lower daily_reserve_pct."
-        )
-    else:
-        text = (
-            f":warning: {head}: {letters}: writes HubSpot would not take, kept with their reason "
-            "in the state store. Check the reasons (a rejected value, a deleted contact)."
-        )
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"incident `{change.kind}` · run `{_escape(ctx.run_id)}`"}],
-        },
-    ]
-    return Message(text, blocks)
+    """The message for one change. Plain text: each channel's own escaping is the delivery's business."""
+    title = f"leadsync · {ctx.portal}: " + ("resolved: " if not change.opens else "") + TITLES[change.kind]
+    body = f"{_what_to_do(change, ctx)}\nincident {change.kind} · run {ctx.run_id}"
+    return Message(title, body, "success" if not change.opens else LEVELS[change.kind])
 
 
 # -- sending --
 
 
 class AlertDeliveryError(RetriableError):
-    """The webhook did not take a message; the incident stays un-notified and is sent again next cycle."""
+    """No channel took a message; the incident stays un-notified and is sent again next cycle."""
 
 
 class Notifier(Protocol):
@@ -186,41 +188,162 @@ class Notifier(Protocol):
         ...
 
 
-class WebhookNotifier:
-    """Posts to a Slack-compatible incoming webhook.
+_NOTIFY_TYPES: dict[Level, apprise.NotifyType] = {
+    "failure": apprise.NotifyType.FAILURE,
+    "warning": apprise.NotifyType.WARNING,
+    "success": apprise.NotifyType.SUCCESS,
+}
 
-    The URL is a secret (whoever has it can post to the channel): it is kept out of logs, reprs and
-    error messages, and requests' own errors (which quote it) are not chained.
+
+class _AppriseLog(logging.Handler):
+    """Apprise logs through the stdlib `apprise` logger, at debug level with whole URLs. Its records stop
+    here (never on stderr, never in our logs); those of one delivery are kept to say why it failed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.lines is not None:
+            self.lines.append(record.getMessage())
+
+
+_APPRISE_LOG = _AppriseLog()
+# One delivery at a time, so the records kept are this delivery's (Apprise sends on threads of its own).
+_DELIVERY = threading.Lock()
+
+
+def _keep_apprise_logs() -> None:
+    logger = logging.getLogger("apprise")
+    if _APPRISE_LOG not in logger.handlers:
+        logger.addHandler(_APPRISE_LOG)
+    logger.propagate = False
+
+
+class AppriseNotifier:
+    """Delivers to every Apprise URL in an environment variable (`slack://...`, `msteams://...`,
+    `gchat://...`, `mailtos://...`, `pagerduty://...`; several separated by spaces or commas).
+
+    The URLs are secrets (whoever has one can post to the channel): they are kept out of logs, reprs and
+    error messages; what Apprise says about a failure is passed on only with every part of them removed.
     """
 
-    def __init__(self, url: str, *, env: str, timeout_s: float = 10.0, session: requests.Session | None = None) -> None:
-        self._url = url.strip()
+    def __init__(self, urls: str, *, env: str, timeout_s: float = 10.0, what: str = "Apprise URL") -> None:
         self.env = env
-        self.timeout_s = timeout_s
-        self._session = session or requests.Session()
+        self.what = what
+        self._urls = urls.strip()
+        self._secrets = [piece for url in re.split(r"[\s,]+", self._urls) for piece in _secret_parts(url)]
+        _keep_apprise_logs()
+        self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(app_id="leadsync", app_desc="leadsync alerts"))
+        with _DELIVERY:
+            _APPRISE_LOG.lines = []
+            try:
+                all_read = not self._urls or self._apprise.add(self._urls)
+            finally:
+                _APPRISE_LOG.lines = None
+        self.unreadable = not all_read  # some URL is not one Apprise knows; the others are still told
+        for service in self._apprise:
+            service.socket_connect_timeout = min(5.0, timeout_s)
+            service.socket_read_timeout = timeout_s
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier(env={self.env!r})"
+        return f"{type(self).__name__}(env={self.env!r})"
+
+    @property
+    def services(self) -> int:
+        """How many channels the variable names that Apprise can send to."""
+        return len(self._apprise)
 
     def send(self, message: Message) -> None:
-        if not self._url:
-            raise AlertDeliveryError(f"{self.env} is not set: export the incoming-webhook URL in it")
-        if not self._url.startswith(("https://", "http://")):
+        if not self._urls:
+            raise AlertDeliveryError(f"{self.env} is not set: export the {self.what} in it")
+        if not self.services:
+            raise AlertDeliveryError(f"{self.env} holds no {self.what} Apprise can send to")
+        title, body = self._render(message)
+        with _DELIVERY:
+            _APPRISE_LOG.lines = []
+            try:
+                delivered = bool(
+                    self._apprise.notify(
+                        body=body,
+                        title=title,
+                        notify_type=_NOTIFY_TYPES[message.level],
+                        body_format=apprise.NotifyFormat.TEXT,
+                    )
+                )
+            except Exception as exc:  # the delivery boundary: whatever Apprise raises, the message was not sent
+                delivered, said = False, [type(exc).__name__]
+            else:
+                said = _APPRISE_LOG.lines
+            finally:
+                _APPRISE_LOG.lines = None
+        if not delivered:
+            raise AlertDeliveryError("not delivered" + self._reason(said))
+
+    def _render(self, message: Message) -> tuple[str, str]:
+        return message.title, message.body
+
+    def _reason(self, said: list[str]) -> str:
+        lines = [" ".join(line.split()) for line in said]
+        lines = [line for line in lines if not any(piece in line for piece in self._secrets)]
+        return (": " + "; ".join(dict.fromkeys(lines))[:300]) if lines else ""
+
+
+class WebhookNotifier(AppriseNotifier):
+    """The deprecated `webhook_env`: a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat...),
+    posted `{"text": ...}` as before, through Apprise's `json://` scheme with the payload mapped to `text`."""
+
+    def __init__(self, url: str, *, env: str, timeout_s: float = 10.0) -> None:
+        self.not_http = bool(url.strip()) and not url.strip().startswith(("https://", "http://"))
+        super().__init__(
+            "" if self.not_http else webhook_as_apprise(url), env=env, timeout_s=timeout_s, what="incoming-webhook URL"
+        )
+
+    def send(self, message: Message) -> None:
+        if self.not_http:
             raise AlertDeliveryError(f"{self.env} does not hold an http(s) URL")
-        try:
-            answer = self._session.post(
-                self._url,
-                json=message.payload(),
-                timeout=(min(5.0, self.timeout_s), self.timeout_s),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise AlertDeliveryError(f"no answer from the webhook: {type(exc).__name__}") from None
-        if not 200 <= answer.status_code <= 299:
-            said = " ".join(answer.text.split())[:120]
-            if any(part in said for part in _secret_parts(self._url)):
-                said = ""  # a server that echoes the path or query would put the secret in the log
-            raise AlertDeliveryError(f"the webhook answered HTTP {answer.status_code}" + (f": {said}" if said else ""))
+        super().send(message)
+
+    def _render(self, message: Message) -> tuple[str, str]:
+        return "", _escape(message.text)
+
+
+def webhook_as_apprise(url: str) -> str:
+    """A Slack-compatible webhook URL as the Apprise URL that posts `{"text": ...}` to it: `https://` becomes
+    `jsons://` (`http://`, `json://`), the webhook's own query goes along (`-` marks it for Apprise), and the
+    payload keeps `message` only, renamed `text`."""
+    url = url.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    scheme = "jsons" if parts.scheme == "https" else "json"
+    query = [(f"-{key}", value) for key, value in parse_qsl(parts.query, keep_blank_values=True)]
+    mapping = [(":message", "text"), (":title", ""), (":version", ""), (":type", ""), (":attachments", "")]
+    return f"{scheme}://{parts.netloc}{parts.path}?{urlencode([*query, *mapping])}"
+
+
+def notifier_for(alerts: AlertsModel, environ: Mapping[str, str], portal: str) -> AppriseNotifier:
+    """The notifier the `alerts:` section names: the Apprise URLs in `url_env`, or the deprecated `webhook_env`.
+
+    What is wrong with the variable is logged now (never its value); the portal still syncs, and every
+    alert it has to send fails (alert_failed) until the variable is fixed and the file reloaded."""
+    if alerts.url_env is not None:
+        env, legacy = alerts.url_env, False
+        notifier = AppriseNotifier(environ.get(env, ""), env=env, timeout_s=alerts.timeout_s)
+    else:
+        env, legacy = alerts.webhook_env or "", True
+        notifier = WebhookNotifier(environ.get(env, ""), env=env, timeout_s=alerts.timeout_s)
+        log.warning("alert_webhook_env_deprecated", portal=portal, env=env, use="url_env")
+    if not environ.get(env, "").strip():
+        log.warning("alert_webhook_unset" if legacy else "alert_url_unset", portal=portal, env=env)
+    elif notifier.unreadable:
+        log.warning("alert_url_unreadable", portal=portal, env=env, services=notifier.services)
+    return notifier
+
+
+def _escape(text: str) -> str:
+    """Slack's mrkdwn reads &, < and > as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- the hook --
@@ -288,7 +411,9 @@ class Alerter:
 
 
 def _secret_parts(url: str) -> list[str]:
-    """The pieces of a webhook URL that may carry its secret: the path, its segments, the query."""
+    """The pieces of a URL that may carry its secret: the host part (Apprise puts tokens there, e-mail URLs a
+    password), the path, its segments, the query and its pairs."""
     parts = urlsplit(url)
-    pieces = [url, parts.path, parts.query, *parts.path.split("/"), *parts.query.split("&")]
+    pieces = [url, parts.netloc, parts.password or "", parts.path, parts.query]
+    pieces += [*parts.path.split("/"), *parts.query.split("&")]
     return [p for p in pieces if len(p) >= 6]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from sync.alerts import Alerter, WebhookNotifier
+from sync.alerts import Alerter, notifier_for
 from sync.config import PortalConfig, load_portal
 from sync.core.rules import compile_ruleset
 from sync.hubspot.portal import HubSpotPortal
@@ -67,11 +67,7 @@ def alerter(config: PortalConfig, store: StateStore, clock: Clock) -> Alerter | 
     alerts = config.alerts
     if alerts is None:
         return None
-    url = os.environ.get(alerts.webhook_env, "")
-    if not url.strip():
-        # The portal still syncs; every alert it has to send fails (alert_failed) until the variable is set.
-        log.warning("alert_webhook_unset", portal=config.portal.name, env=alerts.webhook_env)
-    notifier = WebhookNotifier(url, env=alerts.webhook_env, timeout_s=alerts.timeout_s)
+    notifier = notifier_for(alerts, os.environ, config.portal.name)
     return Alerter(config, alerts, store, notifier, clock)
 
 

@@ -110,20 +110,24 @@ def configure_logging(*, json: bool = True, level: str = "info", stream: TextIO 
 
 
 class Metrics:
-    """The service's Prometheus metrics, in a registry of their own."""
+    """The service's Prometheus metrics, in a registry of their own.
+
+    Counters are named with `_total` here as on /metrics (prometheus_client would add it anyway), and only
+    ever go up: a rate() over them survives a portal file reload, which opens a new HubSpot client whose own
+    call counts start again at zero."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.runs = Counter(
-            "leadsync_runs", "Sync runs by portal, kind and outcome", ["portal", "kind", "status"], registry=r
+            "leadsync_runs_total", "Sync runs by portal, kind and outcome", ["portal", "kind", "status"], registry=r
         )
-        self.failures = Counter("leadsync_run_failures", "Runs that failed or paused", ["portal"], registry=r)
-        self.written = Counter("leadsync_contacts_written", "Contacts written to HubSpot", ["portal"], registry=r)
-        self.dead = Counter("leadsync_dead_letters", "Writes HubSpot would not take", ["portal"], registry=r)
-        self.api_calls = Gauge(
-            "leadsync_api_calls",
-            "HubSpot API calls since start, by endpoint and status",
+        self.failures = Counter("leadsync_run_failures_total", "Runs that failed or paused", ["portal"], registry=r)
+        self.written = Counter("leadsync_contacts_written_total", "Contacts written to HubSpot", ["portal"], registry=r)
+        self.dead = Counter("leadsync_dead_letters_total", "Writes HubSpot would not take", ["portal"], registry=r)
+        self.api_calls = Counter(
+            "leadsync_api_calls_total",
+            "HubSpot API calls by endpoint and HTTP status (0: no answer)",
             ["portal", "endpoint", "status"],
             registry=r,
         )
@@ -148,6 +152,9 @@ class Metrics:
             ["file"],
             registry=r,
         )
+        # Per portal: the client whose call counts were last seen, and those counts.
+        self._calls_seen: dict[str, tuple[object, dict[tuple[str, int], int]]] = {}
+        self._lock = threading.Lock()
 
     def record(
         self,
@@ -155,9 +162,10 @@ class Metrics:
         kind: str,
         status: str,
         counts: Mapping[str, int],
-        api_calls: Mapping[tuple[str, int], int],
+        api_calls: Callable[[], Mapping[tuple[str, int], int]],
         headroom: float | None = None,
     ) -> None:
+        """One run's outcome. `api_calls` gives the portal's calls since it was opened (its client's counts)."""
         self.runs.labels(portal=portal, kind=kind, status=status).inc()
         if status != "ok":
             self.failures.labels(portal=portal).inc()
@@ -165,10 +173,23 @@ class Metrics:
             self.last_success.labels(portal=portal).set_to_current_time()
         self.written.labels(portal=portal).inc(counts.get("written", 0))
         self.dead.labels(portal=portal).inc(counts.get("dead_lettered", 0))
-        for (endpoint, code), n in api_calls.items():
-            self.api_calls.labels(portal=portal, endpoint=endpoint, status=str(code)).set(n)
+        self.count_api_calls(portal, api_calls)
         if headroom is not None:
             self.headroom.labels(portal=portal).set(headroom)
+
+    def count_api_calls(self, portal: str, api_calls: Callable[[], Mapping[tuple[str, int], int]]) -> None:
+        """Add the calls made since the last look. A reloaded portal has a new client (a new `api_calls`),
+        whose counts start from zero: all of them are new."""
+        calls = dict(api_calls())
+        with self._lock:
+            source, seen = self._calls_seen.get(portal, (None, {}))
+            if source != api_calls:  # (a bound method is a new object at each look, but compares equal)
+                seen = {}
+            for (endpoint, code), n in calls.items():
+                new = n - seen.get((endpoint, code), 0)
+                if new > 0:
+                    self.api_calls.labels(portal=portal, endpoint=endpoint, status=str(code)).inc(new)
+            self._calls_seen[portal] = (api_calls, calls)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -238,12 +238,19 @@ class Cycle:
     """One run of one portal. `stop` ends it cleanly after the batch in flight."""
 
     def __init__(
-        self, portal: Portal, kind: Kind, *, stop: threading.Event | None = None, progress: Progress | None = None
+        self,
+        portal: Portal,
+        kind: Kind,
+        *,
+        stop: threading.Event | None = None,
+        progress: Progress | None = None,
+        backfill_total: Callable[[], int | None] | None = None,
     ):
         self.portal = portal
         self.kind = kind
         self.stop = stop or threading.Event()
         self.progress = progress
+        self.backfill_total = backfill_total  # asked once a backfill starts: the progress bar's total
         self.run_id = uuid.uuid4().hex[:12]
         self.summary = RunSummary(self.run_id, kind)
         self.log = log.bind(portal=portal.config.portal.name, run_id=self.run_id, version=portal.rules.version)
@@ -362,13 +369,14 @@ class Cycle:
                 after = None  # a new full backfill
             if after is None:
                 store.set_cursor(pid, BACKFILL_STARTED, str(now_ms))
+            total = self.backfill_total() if self.backfill_total is not None else None
             for page in portal.source.contact_pages(after):
                 self._keep(page.contacts, page.problems)
                 self._batch(
                     [c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or BACKFILL_DONE)
                 )
                 done += len(page.contacts)
-                if self._tick(done):
+                if self._tick(done, total):
                     return scored, True  # the backfill cursor resumes it
             return self._backfill_done(pid, now_ms), True
         since = int(store.get_cursor(pid, CONTACTS_CURSOR) or 0)
@@ -411,9 +419,9 @@ class Cycle:
                 if self.stop.is_set():
                     return
 
-    def _tick(self, done: int) -> bool:
+    def _tick(self, done: int, total: int | None = None) -> bool:
         if self.progress is not None:
-            self.progress(done, None)
+            self.progress(done, total)
         if self.stop.is_set():
             self.log.info("run_interrupted", after_contacts=done)
             return True

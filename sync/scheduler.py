@@ -239,9 +239,9 @@ class Service:
             if not held.leased:
                 return
             summary = Cycle(portal, kind, stop=stop).run()
-            self.metrics.record(name, kind, summary.status, summary.counts, portal.api_calls(), portal.headroom())
+            self.metrics.record(name, kind, summary.status, summary.counts, portal.api_calls, portal.headroom())
         except Exception as exc:  # the job boundary: a failing portal never stops the others
-            self.metrics.record(name, kind, "failed", {}, portal.api_calls())
+            self.metrics.record(name, kind, "failed", {}, portal.api_calls)
             self.log.exception("run_crashed", portal=name, kind=kind, error=f"{type(exc).__name__}: {exc}")
         finally:
             held.running = None

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import yaml
 
 from sync.cli import main
-from tests.factories import example_rules
+from sync.sandbox import Sandbox
+from sync.sandbox.generator import generate_portal
+from tests.factories import example_rules, sandbox_config
+from tests.fakes import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "config" / "portals" / "example.yaml")
@@ -135,7 +144,16 @@ def test_a_bad_now_fails_with_a_clear_message(capsys: pytest.CaptureFixture[str]
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"--now: not an ISO 8601 time: {now!r}" in err
+    assert f"--now: cannot read {now!r} as a time (use ISO 8601: 2026-11-29T02:34:00Z" in err
+    assert "usage: leadsync score" in err  # the usage of the command whose option it is
+
+
+def test_bare_leadsync_prints_the_whole_help_on_stderr_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("usage: leadsync") and "COMMAND" in err
+    assert all(command in err for command in ("validate", "score", "plan", "sync", "run", "dead-letters"))
 
 
 def test_a_missing_snapshot_is_a_config_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -167,3 +185,81 @@ def test_help_of_each_command(capsys: pytest.CaptureFixture[str], argv: list[str
     out = capsys.readouterr().out
     assert out.startswith("usage: leadsync")
     assert mentions in out
+
+
+# -- progress bars: a total and the time left on a terminal, nothing in logs --
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+    def text(self) -> str:
+        """What a reader sees, colours and cursor moves left out."""
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.getvalue())
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Path]]:
+    with Sandbox(generate_portal(230, 2, portal_id=12345678), rate_limit="off") as sb:
+        monkeypatch.setenv("LEADSYNC_CLI_PROGRESS_TOKEN", sb.token)
+        file = tmp_path / "portal.yaml"
+        file.write_text(yaml.safe_dump(sandbox_config(sb.url, "LEADSYNC_CLI_PROGRESS_TOKEN")))
+        yield sb, file
+
+
+def searches(sb: Sandbox) -> int:
+    stats = requests.get(f"{sb.url}/__sandbox/stats", timeout=10).json()
+    return sum(stats["requests"].get("POST /crm/v3/objects/contacts/search", {}).values())
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_full_sync_shows_done_of_the_portal_count_only_on_a_terminal(
+    live: tuple[Sandbox, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    sb, file = live
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    assert main(["sync", "--config", str(file), "--full", "--db", db, "--log-level", "error"]) == 0
+    shown = stderr.text() if isinstance(stderr, Terminal) else stderr.getvalue()
+    if terminal:
+        assert "acme-eu: full sync contacts" in shown and "230/230" in shown and "left" in shown
+        assert searches(sb) == 1  # the count: one search call
+    else:
+        assert shown == "" and searches(sb) == 0  # no bar, no call to count for it
+
+
+def test_reading_a_live_portal_shows_its_contacts_against_the_count(
+    live: tuple[Sandbox, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb, file = live
+    stderr = Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(["snapshot", "--config", str(file), "--out", str(tmp_path / "s.json")]) == 0
+    assert re.search(r"reading portal acme-eu: contacts .* 230/230 left", stderr.text())
+    assert re.search(r"reading portal acme-eu: events .* [0-9]+/\?\s+left", stderr.text())  # no total to ask for
+    assert searches(sb) == 1
+
+
+def test_scoring_shows_contacts_done_of_all(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stderr = Terminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(SCORE) == 0
+    assert re.search(r"scoring contacts .* 12/12 left 0:00:00", stderr.text())
+
+
+def test_the_dead_letters_list_prints_times_as_iso_8601_utc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sync.config import load_portal
+    from sync.ports import DeadLetter
+    from sync.store.state import SqlStateStore
+
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    store = SqlStateStore(db, clock=ManualClock(1_795_919_640.0))  # 2026-11-29T02:34:00Z
+    letter = DeadLetter("c1", {"ls_score": "5"}, "INVALID_OPTION", 400)
+    store.complete_writes(load_portal(CONFIG).config.portal.id, "run0", [], [letter])
+    store.close()
+    assert main(["dead-letters", "list", "--config", CONFIG, "--db", db]) == 0
+    assert "next attempt 2026-11-29T02:49:00Z" in capsys.readouterr().out  # 15 minutes after the refusal

@@ -73,3 +73,57 @@ def test_a_short_env_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> N
 def test_without_a_store_or_env_key_each_hasher_has_its_own_random_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(LOG_KEY_ENV, raising=False)
     assert EmailHasher.for_installation()("j@b.c", False) != EmailHasher.for_installation()("j@b.c", False)
+
+
+# -- metrics --
+
+
+def test_every_counter_is_exposed_with_total_and_each_name_is_in_the_readme() -> None:
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sync.observability import Metrics
+
+    metrics = Metrics()
+    metrics.record(
+        "p", "incremental", "failed", {"written": 2, "dead_lettered": 1}, lambda: {("contacts.list", 200): 3}
+    )
+    metrics.leased.labels(portal="p").set(1)
+    metrics.config_errors.labels(file="p.yaml").set(0)
+    families = list(text_string_to_metric_families(metrics.exposition().decode()))
+    counters = {f.name for f in families if f.type == "counter"}
+    assert counters == {
+        "leadsync_runs",
+        "leadsync_run_failures",
+        "leadsync_contacts_written",
+        "leadsync_dead_letters",
+        "leadsync_api_calls",
+    }
+    counted = {s.name for f in families if f.type == "counter" for s in f.samples if not s.name.endswith("_created")}
+    assert counted == {name + "_total" for name in counters}
+    samples = {s.name for f in families for s in f.samples if not s.name.endswith("_created")}
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert [name for name in sorted(samples) if f"`{name}" not in readme] == []
+
+
+def test_api_calls_count_up_across_runs_and_across_a_reloaded_portal() -> None:
+    from sync.observability import Metrics
+
+    metrics = Metrics()
+
+    def calls() -> float | None:
+        labels = {"portal": "p", "endpoint": "contacts.search", "status": "200"}
+        return metrics.registry.get_sample_value("leadsync_api_calls_total", labels)
+
+    seen = {("contacts.search", 200): 5}
+    first_client = lambda: dict(seen)  # noqa: E731 (the portal's client: its counts since it was opened)
+    metrics.record("p", "incremental", "ok", {}, first_client)
+    seen[("contacts.search", 200)] = 8
+    metrics.record("p", "incremental", "ok", {}, first_client)
+    assert calls() == 8
+    metrics.record("p", "incremental", "ok", {}, first_client)  # no call since: nothing added
+    assert calls() == 8
+    reloaded = lambda: {("contacts.search", 200): 2}  # noqa: E731 (a new client after a reload counts from zero)
+    metrics.record("p", "incremental", "ok", {}, reloaded)
+    assert calls() == 10

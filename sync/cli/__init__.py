@@ -20,6 +20,7 @@ from sync.cli.common import (
     EXIT_PAUSED,
     EXIT_SIGINT,
     EXIT_SIGTERM,
+    EXIT_USAGE,
     _now,
 )
 from sync.errors import ConfigError, PausedError, SyncError, WrongPortalError
@@ -31,6 +32,7 @@ __all__ = [
     "EXIT_PAUSED",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
+    "EXIT_USAGE",
     "build_parser",
     "main",
 ]
@@ -41,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="leadsync",
         description="Explainable lead scoring for HubSpot: score contacts with versioned YAML rules "
         "and write score, grade, reasons and lifecycle stage back.",
-        epilog="Run 'leadsync COMMAND --help' for a command's options.",
+        epilog="Run 'leadsync COMMAND --help' for a command's options. Without a command, leadsync prints this "
+        "help on stderr and exits 2.",
     )
     parser.add_argument("--version", action="version", version=f"leadsync {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required: bare `leadsync` prints the whole help (argparse would print one line of usage).
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # The order of `leadsync --help`.
     for group in (validate, score, explain, plan, snapshot, sync_command, dead_letters, run, demo, backtest):
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     stale = stale_core_modules()
     if stale:
         print(
@@ -70,10 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "now", None) is not None:
             _now(args.now)
+        return _run(args)
+    except argparse.ArgumentTypeError as exc:
+        _command_parser(parser, args.command).error(str(exc))
+    return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command; the errors it cannot go around, printed and turned into its exit status."""
+    try:
         code: int = args.func(args)
         return code
-    except argparse.ArgumentTypeError as exc:
-        parser.error(str(exc))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -89,4 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK
-    return EXIT_FAILED
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one command: its usage line is the one to show with an error in its options."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices.get(command, parser)
+            return found
+    return parser

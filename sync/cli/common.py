@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sync.errors import SyncError
 
@@ -18,9 +18,13 @@ if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.rules import RuleSet
     from sync.pipeline import RunSummary
+    from sync.ports import CrmSource
     from sync.reports.dataset import Dataset
 
+T = TypeVar("T")
+
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PAUSED = 0, 1, 2, 3
+EXIT_USAGE = 2  # a command line that does not parse (argparse's own status), bare `leadsync` among them
 # `sync` stopped by a signal, after checkpointing: 128 + the signal's number, as a shell reports it.
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
@@ -31,7 +35,10 @@ def _now(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--now: not an ISO 8601 time: {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"--now: cannot read {text!r} as a time (use ISO 8601: 2026-11-29T02:34:00Z, 2026-11-29T03:34:00+01:00 "
+            "or 2026-11-29; without a zone it is UTC)"
+        ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -43,17 +50,35 @@ def _quiet_logging() -> None:
 
 
 def _progress(description: str, quiet: bool) -> Any:
+    """A progress bar on stderr: done of total and the time left (a pulse while the total is unknown). Only on a
+    terminal and not with --json: in logs and pipes it stays quiet (its `disable` says which)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn(f"[bold]{description}" + " {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
         disable=quiet or not sys.stderr.isatty(),
     )
+
+
+def _track(items: Sequence[T], description: str, quiet: bool) -> Iterator[T]:
+    """`items`, with a progress bar of them (see `_progress`) while they are gone through."""
+    with _progress(description, quiet) as bar:
+        yield from bar.track(items, total=len(items), description="contacts")
+
+
+def _count_contacts(source: CrmSource) -> int | None:
+    """The portal's contact count for a progress bar's total; None when HubSpot would not say (the work goes
+    on, with a bar that has no end)."""
+    try:
+        return source.count_contacts()
+    except SyncError:
+        return None
 
 
 def _load_dataset(
@@ -84,15 +109,17 @@ def _load_dataset(
     hub = open_reader(loaded.config, sorted(wanted))
     list_ids = {i for rules in rule_sets for i in rules.list_ids}
     with _progress(f"reading portal {portal.name}:", getattr(args, "json", False)) as bar:
-        task = bar.add_task("contacts", total=None)
-        data = from_portal(
-            hub,
-            portal.name,
-            portal.id,
-            list_ids,
-            int(now.timestamp() * 1000),
-            lambda what, n: bar.update(task, description=what, completed=n),
-        )
+        # One search call for the contacts' total, made only when there is a bar to show it; events have no
+        # count to ask for, their line has no total.
+        totals = {"contacts": None if bar.disable else _count_contacts(hub)}
+        lines: dict[str, Any] = {}
+
+        def tick(what: str, n: int) -> None:
+            if what not in lines:
+                lines[what] = bar.add_task(what, total=totals.get(what))
+            bar.update(lines[what], completed=n)
+
+        data = from_portal(hub, portal.name, portal.id, list_ids, int(now.timestamp() * 1000), tick)
     data.api_calls = sum(hub.client.calls.values())
     return data
 

@@ -20,6 +20,7 @@ from sync.cli.common import (
     _run_exit,
     _stop_on_signals,
 )
+from sync.reports.text import iso
 
 if TYPE_CHECKING:
     from sync.ports import DeadLetterRecord
@@ -134,7 +135,11 @@ def _print_dead_letters(
         print(f"{portal}: no dead letters")
         return
     for d in letters:
-        due = f"next attempt {when(d.next_attempt_at) or 'now'}" if d.state == "open" else d.note or ""
+        due = (
+            f"next attempt {iso(d.next_attempt_at) if d.next_attempt_at else 'now'}"
+            if d.state == "open"
+            else d.note or ""
+        )
         print(f"#{d.id} contact {d.contact_id}: {d.state}, {d.attempts} retries refused, {due}".rstrip(", "))
         props = ", ".join(f"{k}={v}" for k, v in sorted(d.properties.items()))
         print(f"    properties: {props or '-'}")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sync.cli.common import EXIT_OK, _add_config_option, _add_now_option, _now
+from sync.cli.common import EXIT_OK, _add_config_option, _add_now_option, _now, _track
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +30,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import track
 
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
@@ -57,10 +56,7 @@ def run(args: argparse.Namespace) -> int:
         for missing in wanted - {c.id for c, _ in inputs}:
             print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
     quiet = args.json or args.jsonl or not sys.stderr.isatty()
-    results = (
-        score(contact, events, rules, now)
-        for contact, events in track(inputs, description="scoring", disable=quiet, console=Console(stderr=True))
-    )
+    results = (score(contact, events, rules, now) for contact, events in _track(inputs, "scoring", quiet))
     if args.json:
         document = {
             "portal": {"name": portal.config.portal.name, "id": portal.config.portal.id},

@@ -10,7 +10,9 @@ from sync.cli.common import (
     _add_config_option,
     _add_db_option,
     _add_log_options,
+    _count_contacts,
     _logging,
+    _progress,
     _run_exit,
     _stop_on_signals,
 )
@@ -38,9 +40,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from sync.app import open_portal
     from sync.pipeline import Cycle, Kind
     from sync.store.state import SqlStateStore
@@ -49,17 +48,15 @@ def run(args: argparse.Namespace) -> int:
     store = SqlStateStore(args.db)
     portal = open_portal(args.config, store)
     kind: Kind = "full" if args.full else "rescore" if args.rescore else "incremental"
-    show = sys.stderr.isatty() and not args.json
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not show,
-    ) as bar:
-        task = bar.add_task(f"{portal.config.portal.name}: {kind} sync", total=None)
-        cycle = Cycle(portal, kind, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with _progress(f"{portal.config.portal.name}: {kind} sync", args.json) as bar:
+        task = bar.add_task("contacts", total=None)
+        cycle = Cycle(
+            portal,
+            kind,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            # A backfill (--full, or a first run) asks HubSpot for the count, only when there is a bar to show it.
+            backfill_total=None if bar.disable else lambda: _count_contacts(portal.source),
+        )
         with _stop_on_signals(cycle.stop) as caught:
             summary = cycle.run()
     store.close()

@@ -462,12 +462,20 @@ class HoldoutModel(_Model):
 
 
 class AlertsModel(_Model):
-    """Alerts to a Slack-compatible incoming webhook: one message when an incident opens (a failed run, a
-    paused portal, too many dead letters, the daily budget reserve reached), one when it clears."""
+    """Alerts through Apprise (Slack, Microsoft Teams, Google Chat, e-mail, PagerDuty and more): one message
+    when an incident opens (a failed run, a paused portal, too many dead letters, the daily budget reserve
+    reached), one when it clears."""
 
-    webhook_env: str = Field(
-        description="name of the environment variable holding the incoming-webhook URL "
-        "(the URL is a secret: never in the file, never logged)"
+    url_env: str | None = Field(
+        None,
+        description="name of the environment variable holding the Apprise URL(s) to alert, e.g. "
+        "slack://T/B/C, msteams://..., gchat://..., mailtos://..., pagerduty://... (several separated by spaces "
+        "or commas); the URLs are secrets: never in the file, never logged",
+    )
+    webhook_env: str | None = Field(
+        None,
+        description="deprecated, use url_env: name of the environment variable holding a Slack-compatible "
+        'incoming-webhook URL (https://...), posted {"text": ...} as before',
     )
     dead_letters_over: Count | None = Field(
         None,
@@ -476,7 +484,7 @@ class AlertsModel(_Model):
     )
     send_resolved: bool = Field(True, description="send a short message when an incident clears")
     timeout_s: Annotated[float, Field(strict=True, gt=0, le=60), _in_range(0, 60)] = Field(
-        10, description="seconds to wait for the webhook's answer"
+        10, description="seconds to wait for each channel's answer"
     )
 
 
@@ -510,7 +518,7 @@ class PortalConfig(_Model):
     )
     free_mail_domains: list[str] = Field([], description="domains added to the built-in free-mail list")
     log_emails: bool = Field(False, description="put contacts' email addresses in the logs (hashed otherwise)")
-    alerts: AlertsModel | None = Field(None, description="alerts to a chat webhook, once per incident; none if absent")
+    alerts: AlertsModel | None = Field(None, description="alerts through Apprise, once per incident; none if absent")
     forms: FormsModel = Field(FormsModel(), description="which forms' submissions count")
     model: ScoringModel | None = Field(None, description="the one scoring model, for every contact")
     models: list[ScoringModel] | None = Field(

@@ -97,6 +97,15 @@ class Contacts:
         )
         return response.body or {}
 
+    def count(self) -> int:
+        """How many contacts the portal has: the `total` of a search with no filter, asking for one result
+        (one search call; the total is exact even past the 10k cap on what a search pages through)."""
+        request = PublicObjectSearchRequest(filter_groups=[], properties=[OBJECT_ID], limit=1)
+        response = self.client.sdk(
+            "contacts.search", self.client.contacts_search.do_search, public_object_search_request=request, search=True
+        )
+        return int((response.body or {}).get("total") or 0)
+
     def changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]:
         """Contacts whose lastmodifieddate is at or after `since_ms` (and at or before `until_ms`), in that
         order, each once.

@@ -57,6 +57,9 @@ class HubSpotPortal:
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         return self.contacts.pages(after)
 
+    def count_contacts(self) -> int:
+        return self.contacts.count()
+
     def contacts_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[ContactPage]:
         return self.contacts.changed_since(since_ms, until_ms)
 
