@@ -372,6 +372,7 @@ def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:
 
 
 def compile_model(spec: ModelSpec, free_mail: frozenset[str]) -> CompiledModel:
+    """One model's evaluators (account scoring compiles a company's groups through it too)."""
     ranks = {b.grade: i for i, b in enumerate(spec.grades.fit)} if spec.grades else {}
     return CompiledModel(
         spec=spec,
@@ -393,6 +394,7 @@ def _compile_group(group: RuleGroup, free_mail: frozenset[str]) -> CompiledGroup
 
 
 def compile_rule(rule: Rule, group: str, free_mail: frozenset[str]) -> Evaluator:
+    """One rule's evaluator, gated by its `when`; `group` names the breakdown group its lines belong to."""
     match rule:
         case MapRule():
             body, kind = _compile_map(rule, group), "map"
@@ -412,7 +414,7 @@ def compile_rule(rule: Rule, group: str, free_mail: frozenset[str]) -> Evaluator
 def _compile_map(rule: MapRule, group: str) -> Evaluator:
     rid, name = rule.id, rule.property
     company_name = company_property(name)
-    key = name if company_name is None else company_name  # what is read; `name` is what the breakdown shows
+    read_as = name if company_name is None else company_name  # what is read; `name` is what the breakdown shows
     hits = {
         key: RuleHit(rid, group, "map", True, cents, f"{name}={rule.labels[key]}", f"{rid}={rule.labels[key]}")
         for key, cents in rule.points.items()
@@ -424,7 +426,7 @@ def _compile_map(rule: MapRule, group: str) -> Evaluator:
     default, cache = rule.default, dict[str, RuleHit]()
 
     def evaluate(ctx: Ctx) -> RuleHit:
-        raw = ctx.props.get(key)
+        raw = ctx.props.get(read_as)
         if not raw:
             return missing_hit
         hit = hits.get(raw.casefold()) or cache.get(raw)
@@ -440,7 +442,7 @@ def _compile_map(rule: MapRule, group: str) -> Evaluator:
 def _compile_bands(rule: BandRule, group: str) -> Evaluator:
     rid, name = rule.id, rule.property
     company_name = company_property(name)
-    key = name if company_name is None else company_name
+    read_as = name if company_name is None else company_name
     no_value = RuleHit(rid, group, "bands", False, 0, f"{name} is not set or not a number", rid)
     no_band = RuleHit(rid, group, "bands", False, 0, f"{name} is in no band", rid)
     bands = tuple(
@@ -449,7 +451,7 @@ def _compile_bands(rule: BandRule, group: str) -> Evaluator:
     )
 
     def evaluate(ctx: Ctx) -> RuleHit:
-        number = parse_number(ctx.props.get(key))
+        number = parse_number(ctx.props.get(read_as))
         if number is None:
             return no_value
         for holds, hit in bands:
