@@ -19,6 +19,7 @@ CORE = [
     "sync/core/rules.py",
     "sync/core/lifecycle.py",
     "sync/core/scoring.py",
+    "sync/core/accounts.py",
     "sync/core/planning.py",
     "sync/core/version.py",
 ]

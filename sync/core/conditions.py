@@ -13,10 +13,15 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sync.core.model import EMAIL_BOUNCE, EMAIL_UNBOUNCE, Contact, Event
+from sync.core.model import EMAIL_BOUNCE, EMAIL_UNBOUNCE, Company, Contact, Event
 
 DAY_MS = 86_400_000
+
+# `company.<property>` in a contact rule reads the contact's primary company (HubSpot names never hold a dot).
+COMPANY_PREFIX = "company."
+_NO_PROPERTIES: Mapping[str, str] = {}
 
 # Operators on one property. Values are normalised by the config loader:
 # strings are casefolded, numbers are floats, dates are epoch milliseconds.
@@ -27,6 +32,7 @@ AGE_OPS = frozenset({"within_days", "older_than_days"})
 SET_OPS = frozenset({"in", "not_in"})
 PROPERTY_OPS = STRING_OPS | NUMBER_OPS | DATE_OPS | AGE_OPS | SET_OPS | {"equals", "not_equals", "exists"}
 
+T = TypeVar("T")
 Scalar = str | float
 TestValue = str | float | int | bool | tuple[Scalar, ...] | tuple[str, ...]
 
@@ -48,7 +54,18 @@ class Ctx:
     so each event's age is computed once however many rules look at it.
     """
 
-    __slots__ = ("_merged", "contact", "domain", "email", "filtered", "now_ms", "props", "unfiltered")
+    __slots__ = (
+        "_company",
+        "_merged",
+        "company_props",
+        "contact",
+        "domain",
+        "email",
+        "filtered",
+        "now_ms",
+        "props",
+        "unfiltered",
+    )
 
     def __init__(self, contact: Contact, by_kind: Mapping[str, Sequence[Event]], now_ms: int) -> None:
         """A context from events already grouped by type (and free of duplicates)."""
@@ -71,6 +88,23 @@ class Ctx:
         self.unfiltered = unfiltered
         self.filtered = filtered
         self._merged: dict[str, Aged] = {}
+        self.company_props = contact.company_properties
+        self._company: Ctx | None = None
+
+    @classmethod
+    def for_company(cls, company: Company, now_ms: int) -> Ctx:
+        """The context account rules read: the company's own properties (`company.<property>` reads them too)."""
+        return cls(Contact(company.id, company.properties, company_properties=company.properties), {}, now_ms)
+
+    def company_view(self) -> Ctx:
+        """A context whose properties are the contact's primary company's (none: every value missing), built
+        on first use, so a contact costs nothing extra unless a rule reads `company.<property>`."""
+        view = self._company
+        if view is None:
+            props = self.company_props if self.company_props is not None else _NO_PROPERTIES
+            view = Ctx(Contact(self.contact.id, props, company_properties=props), {}, self.now_ms)
+            self._company = view
+        return view
 
     @classmethod
     def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:  # noqa: C901, PLR0912
@@ -142,6 +176,16 @@ def _earlier(a: Event, b: Event) -> bool:
 
 
 Predicate = Callable[[Ctx], bool]
+
+
+def company_property(name: str) -> str | None:
+    """The company property a `company.<property>` name reads; None for a contact property."""
+    return name[len(COMPANY_PREFIX) :] if name.startswith(COMPANY_PREFIX) else None
+
+
+def on_company(test: Callable[[Ctx], T]) -> Callable[[Ctx], T]:
+    """`test` run on the contact's primary company instead of the contact."""
+    return lambda ctx: test(ctx.company_view())
 
 
 def parse_number(value: str | None) -> float | None:
@@ -365,7 +409,10 @@ Condition = (
 def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:  # noqa: C901
     """A predicate for `cond`; `free_mail` is the domain list `free_mail:` tests against."""
     match cond:
-        case PropertyTest():
+        case PropertyTest(property=name, op=op, value=value):
+            company_name = company_property(name)
+            if company_name is not None:
+                return on_company(_compile_property_test(PropertyTest(company_name, op, value)))
             return _compile_property_test(cond)
         case EmailDomainIn(domains=domains):
             return lambda ctx: in_domains(ctx.domain, domains)

@@ -8,7 +8,7 @@ compares, hashes and prints by its fields like a frozen dataclass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar, Final, Literal
 
 FORM_SUBMISSION = "form_submission"
@@ -61,9 +61,21 @@ class _Value:
 
 
 class Contact(_Value):
-    """A contact as the rules see it: its id and its properties (strings, as HubSpot sends them)."""
+    """A contact as the rules see it: its id and its properties (strings, as HubSpot sends them).
 
-    _fields: ClassVar[tuple[str, ...]] = ("id", "properties", "email", "created_at_ms", "lifecycle_stage", "list_ids")
+    `company_properties` are its primary company's properties, read by `company.<property>` in rules;
+    None when it has no company (every such value is then missing) or no rule reads company data.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = (
+        "id",
+        "properties",
+        "email",
+        "created_at_ms",
+        "lifecycle_stage",
+        "list_ids",
+        "company_properties",
+    )
 
     def __init__(
         self,
@@ -73,6 +85,7 @@ class Contact(_Value):
         created_at_ms: int | None = None,
         lifecycle_stage: str = "",
         list_ids: frozenset[int] = frozenset(),
+        company_properties: Mapping[str, str] | None = None,
     ) -> None:
         self.id: Final = id
         self.properties: Final = properties
@@ -80,6 +93,7 @@ class Contact(_Value):
         self.created_at_ms: Final = created_at_ms
         self.lifecycle_stage: Final = lifecycle_stage
         self.list_ids: Final = list_ids
+        self.company_properties: Final = company_properties
 
     def __hash__(self) -> int:  # properties is a mapping: hash by identity fields only
         return hash(("Contact", self.id, self.email, self.created_at_ms, self.lifecycle_stage))
@@ -285,3 +299,120 @@ class StageChange(_Value):
         self.contact_id: Final = contact_id
         self.stage: Final = stage
         self.clear_first: Final = clear_first
+
+
+class Company(_Value):
+    """A company as account rules see it: its id and its properties (strings, as HubSpot sends them)."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("id", "properties")
+
+    def __init__(self, id: str, properties: Mapping[str, str]) -> None:
+        self.id: Final = id
+        self.properties: Final = properties
+
+    def __hash__(self) -> int:  # properties is a mapping: hash by id only
+        return hash(("Company", self.id))
+
+
+class CompanyAssociation(_Value):
+    """One contact-to-company association. `primary` is HubSpot's Primary association (typeId 1), which the
+    adapter matches by id: a portal can rename the label, never the id."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("contact_id", "company_id", "primary")
+
+    def __init__(self, contact_id: str, company_id: str, primary: bool = False) -> None:
+        self.contact_id: Final = contact_id
+        self.company_id: Final = company_id
+        self.primary: Final = primary
+
+
+def _id_order(company_id: str) -> tuple[int, int, str]:
+    """Numeric ids by value ("9" before "10"); an id that is not a number after all of them, by text."""
+    if company_id.isascii() and company_id.isdigit():
+        return (0, int(company_id), "")
+    return (1, 0, company_id)
+
+
+def primary_company(associations: Iterable[CompanyAssociation]) -> str | None:
+    """The company whose properties `company.<property>` reads for one contact's associations.
+
+    The Primary association; else the associated company with the lowest id (numerically); None without one.
+    Should HubSpot ever report two Primary ones, the lower id of those wins, so the answer never depends on order.
+    """
+    best: str | None = None
+    best_primary = False
+    for association in associations:
+        company_id = association.company_id
+        if best is not None:
+            if best_primary and not association.primary:
+                continue
+            if best_primary == association.primary and _id_order(company_id) >= _id_order(best):
+                continue
+        best, best_primary = company_id, association.primary
+    return best
+
+
+class ScoredContact(_Value):
+    """One of a company's contacts as its account score reads it: the contact, its result from this run, and
+    (only when a `contacts:` rule tests events) its events."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("contact", "result", "events")
+
+    def __init__(self, contact: Contact, result: ScoreResult, events: Sequence[Event] = ()) -> None:
+        self.contact: Final = contact
+        self.result: Final = result
+        self.events: Final = events
+
+    def __hash__(self) -> int:
+        return hash(("ScoredContact", self.contact, self.result))
+
+
+class AccountResult(_Value):
+    """Everything the engine decided for one company, and why; the breakdown sums to `score` as a contact's does.
+
+    `contacts` counts the contacts that counted (holdout ones among them); `excluded_contacts` those that did not.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = (
+        "company_id",
+        "fit",
+        "engagement",
+        "score",
+        "fit_grade",
+        "engagement_grade",
+        "grade",
+        "rollup",
+        "contacts",
+        "excluded_contacts",
+        "version",
+        "breakdown",
+    )
+
+    def __init__(
+        self,
+        company_id: str,
+        fit: int,
+        engagement: int,
+        score: int,
+        fit_grade: str | None,
+        engagement_grade: str | None,
+        grade: str | None,
+        rollup: int,
+        contacts: int,
+        excluded_contacts: int,
+        version: str,
+        breakdown: tuple[RuleHit, ...] = (),
+    ) -> None:
+        self.company_id: Final = company_id
+        self.fit: Final = fit
+        self.engagement: Final = engagement
+        self.score: Final = score
+        self.fit_grade: Final = fit_grade
+        self.engagement_grade: Final = engagement_grade
+        self.grade: Final = grade
+        # The contacts' interest combined by the rollup, in points, before the `contacts:` rules add theirs.
+        self.rollup: Final = rollup
+        self.contacts: Final = contacts
+        self.excluded_contacts: Final = excluded_contacts
+        self.version: Final = version
+        self.breakdown: Final = breakdown

@@ -22,11 +22,13 @@ from sync.core.conditions import (
     InList,
     Predicate,
     PropertyTest,
+    company_property,
     compile_condition,
     compile_event_filter,
     describe_condition,
     describe_filter,
     event_kinds,
+    on_company,
     parse_number,
     walk,
 )
@@ -280,6 +282,7 @@ class RuleSet:
     exclusions: tuple[tuple[str, Predicate], ...]
     event_kinds: frozenset[str]  # the event types any rule, condition or decay looks at
     properties_read: frozenset[str] = frozenset()  # contact properties any rule or condition reads
+    company_properties_read: frozenset[str] = frozenset()  # company properties `company.<property>` reads
     list_ids: frozenset[int] = frozenset()  # HubSpot lists that conditions test membership of
     holdout_key: bytes = b""
     holdout_below: int = 0  # hashes below this (out of 2**64) are in the holdout
@@ -316,14 +319,16 @@ class RuleSet:
 
 def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
     free_mail = spec.free_mail_domains
-    models = tuple(_compile_model(m, free_mail) for m in spec.models)
+    models = tuple(compile_model(m, free_mail) for m in spec.models)
     exclusions = tuple((e.reason, compile_condition(e.condition, free_mail)) for e in spec.exclusions)
+    read = _properties_read(spec)
     return RuleSet(
         spec=spec,
         models=models,
         exclusions=exclusions,
         event_kinds=_event_kinds(spec),
-        properties_read=frozenset(_properties_read(spec)),
+        properties_read=frozenset(n for n in read if company_property(n) is None),
+        company_properties_read=frozenset(c for c in map(company_property, read) if c is not None),
         list_ids=frozenset(
             i for c in _all_conditions(spec) for n in walk(c) if isinstance(n, InList) for i in n.list_ids
         ),
@@ -366,7 +371,8 @@ def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:
     return frozenset(kinds)
 
 
-def _compile_model(spec: ModelSpec, free_mail: frozenset[str]) -> CompiledModel:
+def compile_model(spec: ModelSpec, free_mail: frozenset[str]) -> CompiledModel:
+    """One model's evaluators (account scoring compiles a company's groups through it too)."""
     ranks = {b.grade: i for i, b in enumerate(spec.grades.fit)} if spec.grades else {}
     return CompiledModel(
         spec=spec,
@@ -381,13 +387,14 @@ def _compile_model(spec: ModelSpec, free_mail: frozenset[str]) -> CompiledModel:
 def _compile_group(group: RuleGroup, free_mail: frozenset[str]) -> CompiledGroup:
     return CompiledGroup(
         name=group.name,
-        evaluators=tuple(_compile_rule(r, group.name, free_mail) for r in group.rules),
+        evaluators=tuple(compile_rule(r, group.name, free_mail) for r in group.rules),
         max=group.max,
         min=group.min,
     )
 
 
-def _compile_rule(rule: Rule, group: str, free_mail: frozenset[str]) -> Evaluator:
+def compile_rule(rule: Rule, group: str, free_mail: frozenset[str]) -> Evaluator:
+    """One rule's evaluator, gated by its `when`; `group` names the breakdown group its lines belong to."""
     match rule:
         case MapRule():
             body, kind = _compile_map(rule, group), "map"
@@ -406,6 +413,8 @@ def _compile_rule(rule: Rule, group: str, free_mail: frozenset[str]) -> Evaluato
 
 def _compile_map(rule: MapRule, group: str) -> Evaluator:
     rid, name = rule.id, rule.property
+    company_name = company_property(name)
+    read_as = name if company_name is None else company_name  # what is read; `name` is what the breakdown shows
     hits = {
         key: RuleHit(rid, group, "map", True, cents, f"{name}={rule.labels[key]}", f"{rid}={rule.labels[key]}")
         for key, cents in rule.points.items()
@@ -417,7 +426,7 @@ def _compile_map(rule: MapRule, group: str) -> Evaluator:
     default, cache = rule.default, dict[str, RuleHit]()
 
     def evaluate(ctx: Ctx) -> RuleHit:
-        raw = ctx.props.get(name)
+        raw = ctx.props.get(read_as)
         if not raw:
             return missing_hit
         hit = hits.get(raw.casefold()) or cache.get(raw)
@@ -427,11 +436,13 @@ def _compile_map(rule: MapRule, group: str) -> Evaluator:
                 cache[raw] = hit
         return hit
 
-    return evaluate
+    return evaluate if company_name is None else on_company(evaluate)
 
 
 def _compile_bands(rule: BandRule, group: str) -> Evaluator:
     rid, name = rule.id, rule.property
+    company_name = company_property(name)
+    read_as = name if company_name is None else company_name
     no_value = RuleHit(rid, group, "bands", False, 0, f"{name} is not set or not a number", rid)
     no_band = RuleHit(rid, group, "bands", False, 0, f"{name} is in no band", rid)
     bands = tuple(
@@ -440,7 +451,7 @@ def _compile_bands(rule: BandRule, group: str) -> Evaluator:
     )
 
     def evaluate(ctx: Ctx) -> RuleHit:
-        number = parse_number(ctx.props.get(name))
+        number = parse_number(ctx.props.get(read_as))
         if number is None:
             return no_value
         for holds, hit in bands:
@@ -448,7 +459,7 @@ def _compile_bands(rule: BandRule, group: str) -> Evaluator:
                 return hit
         return no_band
 
-    return evaluate
+    return evaluate if company_name is None else on_company(evaluate)
 
 
 def _compile_condition_rule(rule: ConditionRule, group: str, free_mail: frozenset[str]) -> Evaluator:

@@ -70,31 +70,15 @@ def score_at(
         )
     spec = model.spec
     lines: list[RuleHit] = []
-    fit = _group_points(model, model.fit, ctx, lines)
-    engagement = _group_points(model, model.engagement, ctx, lines)
+    fit = group_points(model, model.fit, ctx, lines)
+    engagement = group_points(model, model.engagement, ctx, lines)
     decay = _decay_points(model, spec.decay, ctx, lines) if spec.decay is not None else 0
-    total = fit + engagement + decay
-    if spec.clamp is not None:
-        lo, hi = spec.clamp
-        clamped = min(max(total, lo), hi)
-        if clamped != total:
-            lines.append(
-                RuleHit(
-                    "total:clamp",
-                    "total",
-                    "clamp",
-                    True,
-                    (clamped - total) * 100,
-                    f"{total} clamped to [{lo}, {hi}]",
-                    "",
-                )
-            )
-            total = clamped
+    total = clamp_total(fit + engagement + decay, spec.clamp, lines)
 
     fit_grade = engagement_grade = label = None
     if spec.grades is not None:
-        fit_grade = _grade(spec.grades.fit, fit)
-        engagement_grade = _grade(spec.grades.engagement, engagement + decay)
+        fit_grade = grade_for(spec.grades.fit, fit)
+        engagement_grade = grade_for(spec.grades.engagement, engagement + decay)
         label = spec.grades.label.format(fit=fit_grade, engagement=engagement_grade)
 
     decision = decide_stage(
@@ -137,23 +121,55 @@ def score_at(
     )
 
 
-def _group_points(model: CompiledModel, group: CompiledGroup, ctx: Ctx, lines: list[RuleHit]) -> int:
-    name = group.name
+# The steps below are shared with account scoring (sync/core/accounts.py): a company's groups, caps, rounding,
+# clamp and grades work exactly as a contact's.
+
+
+def group_points(model: CompiledModel, group: CompiledGroup, ctx: Ctx, lines: list[RuleHit]) -> int:
+    """A group's whole points: its rules' lines, then its cap and rounding lines."""
     raw = 0
     for evaluate in group.evaluators:
         hit = evaluate(ctx)
         lines.append(hit)
         raw += hit.cents
+    return capped_points(model, group.name, raw, group.max, group.min, lines)
+
+
+def capped_points(
+    model: CompiledModel, name: str, raw: int, cap_max: int | None, cap_min: int | None, lines: list[RuleHit]
+) -> int:
+    """`raw` cents held to the group's max/min, then rounded to whole points; a line for each adjustment."""
     capped = raw
-    if group.max is not None and capped > group.max:
-        capped = group.max
-    if group.min is not None and capped < group.min:
-        capped = group.min
+    if cap_max is not None and capped > cap_max:
+        capped = cap_max
+    if cap_min is not None and capped < cap_min:
+        capped = cap_min
     if capped != raw:
         lines.append(
             RuleHit(f"{name}:cap", name, "cap", True, capped - raw, f"{raw / 100:g} capped to {capped / 100:g}", "")
         )
     return _rounded(model, name, capped, lines)
+
+
+def clamp_total(total: int, clamp: tuple[int, int] | None, lines: list[RuleHit]) -> int:
+    """The total held to `clamp`, with a breakdown line when that moves it."""
+    if clamp is None:
+        return total
+    lo, hi = clamp
+    clamped = min(max(total, lo), hi)
+    if clamped != total:
+        lines.append(
+            RuleHit(
+                "total:clamp",
+                "total",
+                "clamp",
+                True,
+                (clamped - total) * 100,
+                f"{total} clamped to [{lo}, {hi}]",
+                "",
+            )
+        )
+    return clamped
 
 
 def _rounded(model: CompiledModel, name: str, cents: int, lines: list[RuleHit]) -> int:
@@ -213,7 +229,8 @@ def _decay_points(model: CompiledModel, decay: Decay, ctx: Ctx, lines: list[Rule
     return _rounded(model, "decay", cents, lines)
 
 
-def _grade(bands: Sequence[GradeBand], value: int) -> str | None:
+def grade_for(bands: Sequence[GradeBand], value: int) -> str | None:
+    """The first grade whose `min` the value reaches (`>=`); a band without `min` takes any value."""
     for band in bands:
         if band.min is None or value >= band.min:
             return band.grade
@@ -225,7 +242,12 @@ def reasons_text(result: ScoreResult, limit: int = 500) -> str:
 
     Only stable labels go in (no ages), so the text changes only when the reasons do.
     """
-    hits = [h for h in result.breakdown if h.cents and h.label]
+    return breakdown_reasons(result.breakdown, limit)
+
+
+def breakdown_reasons(breakdown: Sequence[RuleHit], limit: int = 500) -> str:
+    """`reasons_text` of any breakdown (a company's too)."""
+    hits = [h for h in breakdown if h.cents and h.label]
     hits.sort(key=lambda h: -abs(h.cents))  # stable: equal sizes keep breakdown order (fit, engagement, decay)
     parts: list[str] = []
     length = 0

@@ -151,6 +151,33 @@ def test_property_operator(op: str, value: object, prop: str | None, expected: b
     assert holds(cond, with_prop("p", prop)) is expected
 
 
+def with_company_prop(name: str, value: str | None) -> Contact:
+    """A contact whose primary company holds `name` (not set when None); the contact's own `name` differs."""
+    company = {} if value is None else {name: value}
+    return Contact("1", {name: "contact's own value"}, company_properties=company)
+
+
+@pytest.mark.parametrize(("op", "value", "prop", "expected"), PROPERTY_CASES)
+def test_every_operator_reads_company_properties(op: str, value: object, prop: str | None, expected: bool) -> None:
+    cond = PropertyTest("company.p", op, value)  # type: ignore[arg-type]
+    assert holds(cond, with_company_prop("p", prop)) is expected
+
+
+@pytest.mark.parametrize(("op", "value", "prop", "expected"), [c for c in PROPERTY_CASES if c[2] is MISSING])
+def test_a_contact_without_company_reads_every_company_value_as_missing(
+    op: str, value: object, prop: None, expected: bool
+) -> None:
+    cond = PropertyTest("company.p", op, value)  # type: ignore[arg-type]
+    assert holds(cond, Contact("1", {"p": "x"})) is expected
+
+
+def test_company_tests_combine_with_contact_tests() -> None:
+    cond = All((PropertyTest("company.industry", "equals", "energy"), Not(PropertyTest("industry", "exists", True))))
+    energy = Contact("1", {}, company_properties={"industry": "ENERGY"})
+    assert holds(cond, energy) is True
+    assert holds(cond, Contact("1", {"industry": "ENERGY"}, company_properties={"industry": "RETAIL"})) is False
+
+
 def test_an_unknown_operator_is_refused_at_compile_time() -> None:
     with pytest.raises(ValueError, match="unknown operator"):
         compile_condition(PropertyTest("p", "roughly", "x"), FREE_MAIL)
@@ -179,6 +206,11 @@ AGE_CASES = [
 @pytest.mark.parametrize(("op", "days", "age", "expected"), AGE_CASES)
 def test_date_recency_at_day_boundaries(op: str, days: int, age: float, expected: bool) -> None:
     assert holds(PropertyTest("p", op, days), with_prop("p", ms_text(age))) is expected
+
+
+@pytest.mark.parametrize(("op", "days", "age", "expected"), AGE_CASES[:4])
+def test_company_date_recency_counts_days_at_now(op: str, days: int, age: float, expected: bool) -> None:
+    assert holds(PropertyTest("company.p", op, days), with_company_prop("p", ms_text(age))) is expected
 
 
 @pytest.mark.parametrize(
