@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from sync.core.conditions import parse_date_ms
-from sync.core.model import Contact, EmailEvent, Event, FormSubmission, current_form_name
+from sync.core.model import (
+    Company,
+    CompanyAssociation,
+    Contact,
+    EmailEvent,
+    Event,
+    FormSubmission,
+    current_form_name,
+)
 from sync.errors import ConfigError, ConfigProblem, SkippableRecordError
 from sync.hubspot.shapes import (
     DEFAULT_FORM_TYPES,
@@ -35,6 +43,8 @@ class Snapshot:
     problems: list[str] = field(default_factory=list)
     unattached_events: int = 0
     ignored_events: int = 0
+    companies: list[Company] = field(default_factory=list)
+    associations: list[CompanyAssociation] = field(default_factory=list)
 
     def scoring_inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
         for contact in self.contacts:
@@ -86,6 +96,12 @@ class ListEntry:
     stamps: Mapping[str, Any]  # contact id -> membership time as given (may be missing)
 
 
+@dataclass(frozen=True)
+class CompanyEntry:
+    raw: Mapping[str, Any]
+    company: Company
+
+
 @dataclass
 class SnapshotRecords:
     """The records of a snapshot a HubSpot portal could hold, in file order, and why the others were skipped.
@@ -99,6 +115,8 @@ class SnapshotRecords:
     submissions: list[SubmissionEntry] = field(default_factory=list)
     email_events: list[EmailEventEntry] = field(default_factory=list)
     lists: list[ListEntry] = field(default_factory=list)
+    companies: list[CompanyEntry] = field(default_factory=list)
+    associations: list[CompanyAssociation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     repeats: int = 0
 
@@ -110,6 +128,8 @@ def read_records(raw: Mapping[str, Any]) -> SnapshotRecords:
     _read_submissions(raw, records, skipped_forms)
     _read_email_events(raw, records)
     _read_lists(raw, records)
+    _read_companies(raw, records)
+    _read_associations(raw, records)
     return records
 
 
@@ -273,6 +293,65 @@ def _read_lists(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
         records.lists.append(ListEntry(list_id, str(item.get("name") or f"List {list_id}"), members, stamps))
 
 
+def _read_companies(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
+    """`companies: [{"id", "properties"}]`, in HubSpot's shape; older snapshots have none."""
+    seen: set[str] = set()
+    for i, item in enumerate(section(raw, "companies", records.problems)):
+        try:
+            company = company_from_wire(item)
+        except SkippableRecordError as exc:
+            records.problems.append(f"companies[{i}]: {exc}; skipped")
+            continue
+        if company.id in seen:
+            records.problems.append(f"companies[{i}]: company {company.id} appears twice; the later one skipped")
+            continue
+        seen.add(company.id)
+        records.companies.append(CompanyEntry(item, company))
+
+
+def company_from_wire(item: Any) -> Company:
+    """`{"id", "properties": {...}}` -> Company: a numeric id, property values as strings, nulls dropped."""
+    if not isinstance(item, Mapping):
+        raise SkippableRecordError("company", "is not an object")
+    cid = str(item.get("id") if item.get("id") is not None else "").strip()
+    if not cid:
+        raise SkippableRecordError("company", "has no id")
+    if not numeric(cid):
+        raise SkippableRecordError(f"company {cid}", "id is not numeric")
+    props = item.get("properties") or {}
+    if not isinstance(props, Mapping):
+        raise SkippableRecordError(f"company {cid}", "properties is not an object")
+    return Company(str(int(cid)), {str(k): str(v) for k, v in props.items() if v is not None})
+
+
+def _read_associations(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
+    """`associations: [{"contactId", "companyId", "primary"}]`. One to a contact or company the snapshot does
+    not hold is skipped (HubSpot can hand back an association to a record deleted since); a pair given twice
+    is one association, primary if either says so."""
+    contacts = {e.contact.id for e in records.contacts}
+    companies = {e.company.id for e in records.companies}
+    pairs: dict[tuple[str, str], bool] = {}
+    for i, item in enumerate(section(raw, "associations", records.problems)):
+        where = f"associations[{i}]"
+        if not isinstance(item, Mapping):
+            records.problems.append(f"{where}: is not an object; skipped")
+            continue
+        contact, company = str(item.get("contactId", "")).strip(), str(item.get("companyId", "")).strip()
+        primary = item.get("primary", False)
+        if not (numeric(contact) and numeric(company)):
+            records.problems.append(f"{where}: needs a numeric contactId and companyId; skipped")
+        elif not isinstance(primary, bool):
+            records.problems.append(f"{where}: primary must be true or false; skipped")
+        elif str(int(contact)) not in contacts:
+            records.problems.append(f"{where}: contact {int(contact)} is not in the snapshot; skipped")
+        elif str(int(company)) not in companies:
+            records.problems.append(f"{where}: company {int(company)} is not in the snapshot; skipped")
+        else:
+            key = (str(int(contact)), str(int(company)))
+            pairs[key] = pairs.get(key, False) or primary
+    records.associations = [CompanyAssociation(c, k, p) for (c, k), p in pairs.items()]
+
+
 # --- score's reading: core values ---------------------------------------------------------------
 
 
@@ -320,6 +399,8 @@ def parse_snapshot(raw: Mapping[str, Any], form_types: Collection[str] = DEFAULT
         problems=records.problems,
         unattached_events=unattached,
         ignored_events=ignored,
+        companies=[e.company for e in records.companies],
+        associations=records.associations,
     )
 
 

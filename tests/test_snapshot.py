@@ -306,3 +306,57 @@ def test_a_record_delivered_twice_counts_once_and_is_not_a_problem() -> None:
     records = read_records(raw)
     assert (len(records.submissions), len(records.email_events), records.repeats, records.problems) == (1, 1, 2, [])
     assert len(parse_snapshot(raw).events_by_email["a@x.com"]) == 2
+
+
+def test_companies_and_associations_are_read_and_bad_ones_skipped_with_a_reason() -> None:
+    from sync.core.model import Company, CompanyAssociation
+    from sync.snapshot import parse_snapshot
+
+    raw = {
+        "contacts": [
+            {"id": "1", "properties": {"email": "a@x.com"}},
+            {"id": "2", "properties": {"email": "b@x.com"}},
+        ],
+        "companies": [
+            {"id": "10", "properties": {"industry": "ENERGY", "numberofemployees": 1500, "domain": None}},
+            {"id": "11", "properties": {}},
+            {"id": "10", "properties": {"industry": "RETAIL"}},
+            {"id": "abc", "properties": {}},
+            {"properties": {}},
+            "not an object",
+        ],
+        "associations": [
+            {"contactId": "1", "companyId": "10", "primary": True},
+            {"contactId": 1, "companyId": 11},
+            {"contactId": "2", "companyId": "11"},
+            {"contactId": "2", "companyId": "11", "primary": True},
+            {"contactId": "3", "companyId": "10"},
+            {"contactId": "1", "companyId": "99"},
+            {"contactId": "1", "companyId": "10", "primary": "yes"},
+            {"contactId": "x", "companyId": "10"},
+        ],
+    }
+    snap = parse_snapshot(raw)
+    assert snap.companies == [Company("10", {"industry": "ENERGY", "numberofemployees": "1500"}), Company("11", {})]
+    assert snap.associations == [
+        CompanyAssociation("1", "10", True),
+        CompanyAssociation("1", "11", False),
+        CompanyAssociation("2", "11", True),
+    ]
+    assert snap.problems == [
+        "companies[2]: company 10 appears twice; the later one skipped",
+        "companies[3]: company abc: id is not numeric; skipped",
+        "companies[4]: company: has no id; skipped",
+        "companies[5]: company: is not an object; skipped",
+        "associations[4]: contact 3 is not in the snapshot; skipped",
+        "associations[5]: company 99 is not in the snapshot; skipped",
+        "associations[6]: primary must be true or false; skipped",
+        "associations[7]: needs a numeric contactId and companyId; skipped",
+    ]
+
+
+def test_a_snapshot_without_companies_still_loads() -> None:
+    from sync.snapshot import parse_snapshot
+
+    snap = parse_snapshot({"contacts": [{"id": "1", "properties": {"email": "a@x.com"}}]})
+    assert snap.companies == [] and snap.associations == [] and snap.problems == []
