@@ -141,9 +141,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         if args.shared_timestamp > contacts:
             print(f"--shared-timestamp {args.shared_timestamp} is more than --contacts {contacts}", file=sys.stderr)
             return EXIT_FAILED
-        portal = generate_portal(
-            contacts, args.seed, shared_timestamp=args.shared_timestamp, companies=args.companies
-        )
+        portal = generate_portal(contacts, args.seed, shared_timestamp=args.shared_timestamp, companies=args.companies)
     if args.portal_id is not None:
         portal.portal_id = args.portal_id
     try:
