@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from sync.core.model import Contact, EmailEvent, FormSubmission, PropertyUpdate, StageChange
+from sync.core.model import (
+    Company,
+    CompanyAssociation,
+    Contact,
+    EmailEvent,
+    FormSubmission,
+    PropertyUpdate,
+    StageChange,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,16 @@ class ContactPage:
     """One page of contacts; `after` resumes a backfill, `max_modified_ms` advances an incremental cursor."""
 
     contacts: list[Contact]
+    problems: list[str] = field(default_factory=list)  # records skipped, with the reason
+    after: str | None = None
+    max_modified_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class CompanyPage:
+    """One page of companies, as ContactPage is one of contacts."""
+
+    companies: list[Company]
     problems: list[str] = field(default_factory=list)  # records skipped, with the reason
     after: str | None = None
     max_modified_ms: int | None = None
@@ -87,7 +105,7 @@ PropertyType = Literal["number", "enumeration", "string", "datetime"]
 
 @dataclass(frozen=True)
 class PropertySpec:
-    """A HubSpot contact property this worker owns."""
+    """A HubSpot property this worker owns (of contacts, or of companies)."""
 
     name: str
     label: str
@@ -139,6 +157,45 @@ class CrmWriter(Protocol):
     def update_contacts(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome: ...
 
     def set_stages(self, changes: Sequence[StageChange]) -> WriteOutcome: ...
+
+
+class CompanySource(Protocol):
+    """Companies and who works there, read the way contacts are: a list backfill, then keyset search."""
+
+    def company_pages(self, after: str | None = None) -> Iterator[CompanyPage]: ...
+
+    def companies_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[CompanyPage]:
+        """Companies whose hs_lastmodifieddate is in [since_ms, until_ms], oldest first, each once."""
+        ...
+
+    def read_companies(self, ids: Sequence[str]) -> list[Company]:
+        """Companies by id; one that no longer exists is simply absent."""
+        ...
+
+    def company_associations(self, contact_ids: Sequence[str]) -> tuple[list[CompanyAssociation], list[str]]:
+        """Every company association of these contacts (100 contacts a call), and problems met. A contact
+        without companies has none; an association to a company deleted since is kept (the reader of
+        read_companies finds it absent and skips it)."""
+        ...
+
+    def company_contacts(self, company_ids: Sequence[str]) -> tuple[list[CompanyAssociation], list[str]]:
+        """The same associations read from the companies' side: every contact of these companies."""
+        ...
+
+    def company_property_definitions(self) -> dict[str, PropertyInfo]:
+        """Every company property of the portal, by name (validate --live, plan)."""
+        ...
+
+
+class CompanyWriter(Protocol):
+    """Writes to companies. Only the properties of the last ensure_company_properties are written: any other
+    property (a company's lifecycle stage above all) is refused with UnownedWriteError, nothing sent."""
+
+    def ensure_company_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None: ...
+
+    def update_companies(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        """Each update's `contact_id` is the company's id; dead letters name it the same way."""
+        ...
 
 
 class Clock(Protocol):

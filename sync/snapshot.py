@@ -29,6 +29,7 @@ from sync.errors import ConfigError, ConfigProblem, SkippableRecordError
 from sync.hubspot.shapes import (
     DEFAULT_FORM_TYPES,
     FORM_TYPES,
+    company_from_wire,
     contact_from_wire,
     email_event_from_wire,
     submission_from_wire,
@@ -307,21 +308,6 @@ def _read_companies(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
             continue
         seen.add(company.id)
         records.companies.append(CompanyEntry(item, company))
-
-
-def company_from_wire(item: Any) -> Company:
-    """`{"id", "properties": {...}}` -> Company: a numeric id, property values as strings, nulls dropped."""
-    if not isinstance(item, Mapping):
-        raise SkippableRecordError("company", "is not an object")
-    cid = str(item.get("id") if item.get("id") is not None else "").strip()
-    if not cid:
-        raise SkippableRecordError("company", "has no id")
-    if not numeric(cid):
-        raise SkippableRecordError(f"company {cid}", "id is not numeric")
-    props = item.get("properties") or {}
-    if not isinstance(props, Mapping):
-        raise SkippableRecordError(f"company {cid}", "properties is not an object")
-    return Company(str(int(cid)), {str(k): str(v) for k, v in props.items() if v is not None})
 
 
 def _read_associations(raw: Mapping[str, Any], records: SnapshotRecords) -> None:

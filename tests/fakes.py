@@ -27,24 +27,37 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from sync.core.conditions import parse_date_ms
-from sync.core.model import Contact, EmailEvent, Event, FormSubmission, PropertyUpdate, StageChange
-from sync.errors import SkippableRecordError
+from sync.core.model import (
+    Company,
+    CompanyAssociation,
+    Contact,
+    EmailEvent,
+    Event,
+    FormSubmission,
+    PropertyUpdate,
+    StageChange,
+)
+from sync.errors import SkippableRecordError, UnownedWriteError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, not_found_reason
 from sync.hubspot.shapes import (
+    COMPANY_LAST_MODIFIED,
     LAST_MODIFIED,
     LIFECYCLE_STAGE,
+    company_from_wire,
     contact_from_wire,
     email_event_from_wire,
     submission_from_wire,
 )
 from sync.ports import (
     AccountInfo,
+    CompanyPage,
     ContactPage,
     DeadLetter,
     DeadLetterRecord,
     EventPage,
     HistoryRow,
     PendingWrite,
+    PropertyInfo,
     PropertySpec,
     RunRecord,
     StageTransition,
@@ -543,8 +556,9 @@ FIELD_TYPES = {"number": "number", "enumeration": "select", "string": "textarea"
 
 
 class FakeCrm:
-    """CrmSource and CrmWriter over a sandbox Portal in this process: HubSpot's answers, mapped as the adapter
-    maps them (sync.hubspot.shapes), with no HTTP, retries or limits.
+    """CrmSource and CrmWriter (and CompanySource, CompanyWriter) over a sandbox Portal in this process:
+    HubSpot's answers, mapped as the adapter maps them (sync.hubspot.shapes), with no HTTP, retries or limits.
+    Like the adapter, it writes only the company properties of the last ensure_company_properties.
 
     `calls` lists each port call with its arguments; `sent` each batch update_contacts and set_stages were
     given, empty ones included. `fail[name]` is raised by every call of the port method `name` until removed.
@@ -566,6 +580,7 @@ class FakeCrm:
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.sent: list[list[PropertyUpdate] | list[StageChange]] = []
         self.fail: dict[str, BaseException] = {}
+        self.company_owned: frozenset[str] = frozenset()
 
     def _call(self, name: str, *args: object) -> None:
         self.calls.append((name, args))
@@ -729,11 +744,14 @@ class FakeCrm:
 
     def ensure_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None:
         self._call("ensure_properties", group, group_label, tuple(specs))
-        if group not in {str(g["name"]) for g in self.portal.groups()}:
-            self.portal.create_group({"name": group, "label": group_label})
+        self._ensure(group, group_label, specs, "contacts")
+
+    def _ensure(self, group: str, group_label: str, specs: Sequence[PropertySpec], kind: str) -> None:
+        if group not in {str(g["name"]) for g in self.portal.groups(kind)}:
+            self.portal.create_group({"name": group, "label": group_label}, kind)
         for spec in specs:
             options = [{"label": o, "value": o, "hidden": False, "displayOrder": i} for i, o in enumerate(spec.options)]
-            have = self.portal.property_def(spec.name)
+            have = self.portal.property_def(spec.name, kind)
             if have is None:
                 raw = {
                     "name": spec.name,
@@ -743,14 +761,14 @@ class FakeCrm:
                     "groupName": group,
                     **({"options": options} if spec.type == "enumeration" else {}),
                 }
-                self.portal.create_property(raw, self.clock.ms)
+                self.portal.create_property(raw, self.clock.ms, kind)
             elif spec.type == "enumeration":
-                existing = [str(o["value"]) for o in self.portal.property(spec.name).get("options") or []]
+                existing = [str(o["value"]) for o in self.portal.property(spec.name, kind).get("options") or []]
                 missing = [o for o in spec.options if o not in existing]
                 if missing:
                     wanted = [*existing, *missing]
                     rows = [{"label": o, "value": o, "hidden": False, "displayOrder": i} for i, o in enumerate(wanted)]
-                    self.portal.update_property(spec.name, {"options": rows}, self.clock.ms)
+                    self.portal.update_property(spec.name, {"options": rows}, self.clock.ms, kind)
 
     def update_contacts(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
         self._call("update_contacts", tuple(updates))
@@ -777,25 +795,25 @@ class FakeCrm:
                 outcome.dead.append(DeadLetter(contact.id, {LIFECYCLE_STAGE: contact.lifecycle_stage}, kept))
         return outcome
 
-    def _update(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+    def _update(self, updates: Sequence[PropertyUpdate], kind: str = "contacts") -> WriteOutcome:
         outcome = WriteOutcome()
         for start in range(0, len(updates), PAGE):
-            self._write(list(updates[start : start + PAGE]), outcome)
+            self._write(list(updates[start : start + PAGE]), outcome, kind)
         return outcome
 
-    def _write(self, items: list[PropertyUpdate], outcome: WriteOutcome) -> None:
+    def _write(self, items: list[PropertyUpdate], outcome: WriteOutcome, kind: str = "contacts") -> None:
         """One batch update; a rejected batch is split in halves until the bad input stands alone."""
         if not items:
             return
         outcome.calls += 1
         body = {"inputs": [{"id": u.contact_id, "properties": dict(u.properties)} for u in items]}
         try:
-            results, errors = self.portal.batch_update(body, self.clock.ms)
+            results, errors = self.portal.batch_update(body, self.clock.ms, None, kind)
         except ApiError as exc:
             if exc.status == 400 and len(items) > 1:
                 half = len(items) // 2
-                self._write(items[:half], outcome)
-                self._write(items[half:], outcome)
+                self._write(items[:half], outcome, kind)
+                self._write(items[half:], outcome, kind)
                 return
             outcome.dead += [DeadLetter(u.contact_id, u.properties, exc.message, exc.status) for u in items]
             return
@@ -808,6 +826,119 @@ class FakeCrm:
             reason = not_found_reason(said) if missing else f"{category}: {said}"
             for cid in error.get("context", {}).get("ids") or []:
                 outcome.dead.append(DeadLetter(str(cid), by_id[str(cid)].properties, reason, 404 if missing else 0))
+
+    # CompanySource
+
+    def _companies_page(self, results: Sequence[Any], after: str | None) -> CompanyPage:
+        companies, problems, newest = [], [], None
+        for raw in results:
+            try:
+                company = company_from_wire(raw)
+            except SkippableRecordError as exc:
+                problems.append(str(exc))
+                continue
+            companies.append(company)
+            modified = parse_date_ms(company.properties.get(COMPANY_LAST_MODIFIED))
+            if modified is not None and (newest is None or modified > newest):
+                newest = modified
+        return CompanyPage(companies, problems, after, newest)
+
+    def _company_names(self) -> list[str]:
+        return [str(p["name"]) for p in self.portal.properties("companies")]
+
+    def company_pages(self, after: str | None = None) -> Iterator[CompanyPage]:
+        self._call("company_pages", after)
+        while True:
+            body = self.portal.list_contacts(PAGE, after, self._company_names(), "companies")
+            after = _next_after(body)
+            yield self._companies_page(body.get("results") or [], after)
+            if after is None:
+                return
+
+    def companies_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[CompanyPage]:
+        """Read whole before the first page is given, as contacts_changed_since is."""
+        self._call("companies_changed_since", since_ms, until_ms)
+        filters = [{"propertyName": COMPANY_LAST_MODIFIED, "operator": "GTE", "value": str(since_ms)}]
+        if until_ms is not None:
+            filters.append({"propertyName": COMPANY_LAST_MODIFIED, "operator": "LTE", "value": str(until_ms)})
+        found: list[Any] = []
+        offset: str | None = "0"
+        while offset is not None:
+            body = self.portal.search(
+                {
+                    "filterGroups": [{"filters": filters}],
+                    "sorts": [{"propertyName": COMPANY_LAST_MODIFIED, "direction": "ASCENDING"}],
+                    "properties": self._company_names(),
+                    "limit": SEARCH_PAGE,
+                    "after": offset,
+                },
+                "companies",
+            )
+            found += body.get("results") or []
+            offset = _next_after(body)
+        for start in range(0, len(found), SEARCH_PAGE):
+            yield self._companies_page(found[start : start + SEARCH_PAGE], None)
+
+    def read_companies(self, ids: Sequence[str]) -> list[Company]:
+        self._call("read_companies", tuple(ids))
+        found: list[Company] = []
+        for start in range(0, len(ids), PAGE):
+            body = {"inputs": [{"id": k} for k in ids[start : start + PAGE]], "properties": self._company_names()}
+            results, _ = self.portal.batch_read(body, "companies")
+            found += self._companies_page(results, None).companies
+        return found
+
+    def _associations(self, from_type: str, ids: Sequence[str]) -> list[CompanyAssociation]:
+        """The sandbox's v4 batch read, paged per result; Primary by type id (1 from contacts, 2 from companies)."""
+        primary_type = 1 if from_type == "contacts" else 2
+        found: dict[tuple[str, str], bool] = {}
+        queue: list[dict[str, str]] = [{"id": i} for i in dict.fromkeys(ids)]
+        while queue:
+            inputs, queue = queue[:PAGE], queue[PAGE:]
+            results, _ = self.portal.read_associations(from_type, {"inputs": inputs})
+            for result in results:
+                source = str(result["from"]["id"])
+                for item in result["to"]:
+                    primary = any(t["typeId"] == primary_type for t in item["associationTypes"])
+                    target = str(item["toObjectId"])
+                    pair = (source, target) if from_type == "contacts" else (target, source)
+                    found[pair] = found.get(pair, False) or primary
+                after = _next_after(result)
+                if after is not None:
+                    queue.append({"id": source, "after": after})
+        return [CompanyAssociation(c, k, p) for (c, k), p in found.items()]
+
+    def company_associations(self, contact_ids: Sequence[str]) -> tuple[list[CompanyAssociation], list[str]]:
+        self._call("company_associations", tuple(contact_ids))
+        return self._associations("contacts", contact_ids), []
+
+    def company_contacts(self, company_ids: Sequence[str]) -> tuple[list[CompanyAssociation], list[str]]:
+        self._call("company_contacts", tuple(company_ids))
+        return self._associations("companies", company_ids), []
+
+    def company_property_definitions(self) -> dict[str, PropertyInfo]:
+        self._call("company_property_definitions")
+        found: dict[str, PropertyInfo] = {}
+        for raw in self.portal.properties("companies"):
+            options = tuple(str(o["value"]) for o in raw.get("options") or [])
+            group, defined = str(raw.get("groupName") or ""), bool(raw.get("hubspotDefined"))
+            found[str(raw["name"])] = PropertyInfo(str(raw["name"]), str(raw["type"]), group, options, defined)
+        return found
+
+    # CompanyWriter
+
+    def ensure_company_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None:
+        self._call("ensure_company_properties", group, group_label, tuple(specs))
+        self._ensure(group, group_label, specs, "companies")
+        self.company_owned = frozenset(spec.name for spec in specs)
+
+    def update_companies(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        self._call("update_companies", tuple(updates))
+        foreign = sorted({n for u in updates for n in u.properties} - (self.company_owned - {LIFECYCLE_STAGE}))
+        if foreign:
+            raise UnownedWriteError(f"refused to write company properties {', '.join(foreign)}; nothing was sent")
+        self.sent.append(list(updates))
+        return self._update(updates, "companies")
 
 
 def empty_portal(portal_id: int, list_ids: Iterable[int] = ()) -> SandboxPortal:

@@ -19,6 +19,8 @@ import requests
 import structlog
 import urllib3
 from hubspot import HubSpot
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiException
+from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
 from hubspot.crm.lists.exceptions import ApiException as ListsApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
@@ -39,7 +41,14 @@ from sync.hubspot.retry import RetryPolicy
 log = structlog.get_logger("leadsync.hubspot")
 
 # The SDK raises a different ApiException class per API module; all carry .status, .body, .headers.
-SDK_ERRORS = (ContactsApiException, PropertiesApiException, ListsApiException, FormsApiException)
+SDK_ERRORS = (
+    ContactsApiException,
+    PropertiesApiException,
+    ListsApiException,
+    FormsApiException,
+    CompaniesApiException,
+    AssociationsApiException,
+)
 NEVER_RETRIED_5XX = frozenset({522, 525, 526})
 # A call that hangs holds a stop until it times out: short enough that SIGTERM ends a run within 30 s.
 READ_TIMEOUT_S = 20.0
@@ -80,6 +89,10 @@ class HubSpotClient:
         self.contacts_basic = crm.contacts.basic_api
         self.contacts_search = crm.contacts.search_api
         self.contacts_batch = crm.contacts.batch_api
+        self.companies_basic = crm.companies.basic_api
+        self.companies_search = crm.companies.search_api
+        self.companies_batch = crm.companies.batch_api
+        self.associations_batch = crm.associations.v4.batch_api
         self.properties_core = crm.properties.core_api
         self.properties_groups = crm.properties.groups_api
         self.list_memberships = crm.lists.memberships_api

@@ -14,8 +14,8 @@ import structlog
 from sync.core.model import EmailEvent, FormSubmission
 from sync.errors import SkippableRecordError
 from sync.hubspot.client import HubSpotClient
-from sync.hubspot.contacts import _next_after
 from sync.hubspot.errors import RejectedError
+from sync.hubspot.objects import next_after as _next_after
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, email_event_from_wire, submission_from_wire
 from sync.ports import EventPage
 

@@ -1,4 +1,4 @@
-"""HubSpotPortal: one portal's CrmSource and CrmWriter, built from its config."""
+"""HubSpotPortal: one portal's CrmSource and CrmWriter (and CompanySource, CompanyWriter), built from its config."""
 
 from __future__ import annotations
 
@@ -7,31 +7,52 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from sync.config import PortalConfig
-from sync.core.model import Contact, FormSubmission, PropertyUpdate, StageChange
+from sync.core.model import Company, CompanyAssociation, Contact, FormSubmission, PropertyUpdate, StageChange
 from sync.errors import ConfigError, ConfigProblem
 from sync.hubspot.account_info import account_info
+from sync.hubspot.associations import Associations
 from sync.hubspot.client import HubSpotClient
+from sync.hubspot.companies import Companies
 from sync.hubspot.contacts import Contacts
 from sync.hubspot.engagement import Engagement
 from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.properties import Properties
 from sync.hubspot.retry import RetryPolicy
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES
-from sync.ports import AccountInfo, ContactPage, EventPage, PropertyInfo, PropertySpec, WriteOutcome
+from sync.ports import (
+    AccountInfo,
+    CompanyPage,
+    ContactPage,
+    EventPage,
+    PropertyInfo,
+    PropertySpec,
+    WriteOutcome,
+)
 
 
 class HubSpotPortal:
     def __init__(
-        self, client: HubSpotClient, contact_properties: Sequence[str], form_types: Sequence[str] = DEFAULT_FORM_TYPES
+        self,
+        client: HubSpotClient,
+        contact_properties: Sequence[str],
+        form_types: Sequence[str] = DEFAULT_FORM_TYPES,
+        company_properties: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.contacts = Contacts(client, contact_properties)
         self.engagement = Engagement(client, form_types)
         self.properties = Properties(client)
+        self.companies = Companies(client, company_properties)
+        self.associations = Associations(client)
+        self.company_properties = Properties(client, "companies")
 
     @classmethod
     def from_config(
-        cls, config: PortalConfig, contact_properties: Sequence[str], policy: RetryPolicy | None = None
+        cls,
+        config: PortalConfig,
+        contact_properties: Sequence[str],
+        policy: RetryPolicy | None = None,
+        company_properties: Sequence[str] = (),
     ) -> HubSpotPortal:
         token = os.environ.get(config.portal.token_env, "")
         if not token:
@@ -41,7 +62,7 @@ class HubSpotPortal:
         limits = config.effective_rate_limit()
         limiter = RateLimiter(Budget(limits.per_10s, limits.daily, limits.daily_reserve_pct, limits.search_per_second))
         client = HubSpotClient(token, config.portal.base_url, limiter, policy, portal=config.portal.name)
-        return cls(client, contact_properties, config.forms.types)
+        return cls(client, contact_properties, config.forms.types, company_properties)
 
     def watch_stop(self, stop: threading.Event) -> None:
         """Calls made from now on stop waiting to be retried once `stop` is set (the running cycle's flag)."""
@@ -97,3 +118,31 @@ class HubSpotPortal:
 
     def set_stages(self, changes: Sequence[StageChange]) -> WriteOutcome:
         return self.contacts.set_stages(changes)
+
+    # CompanySource
+    def company_pages(self, after: str | None = None) -> Iterator[CompanyPage]:
+        return self.companies.pages(after)
+
+    def companies_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[CompanyPage]:
+        return self.companies.changed_since(since_ms, until_ms)
+
+    def read_companies(self, ids: Sequence[str]) -> list[Company]:
+        return self.companies.read(ids)
+
+    def company_associations(self, contact_ids: Sequence[str]) -> tuple[list[CompanyAssociation], list[str]]:
+        return self.associations.of_contacts(contact_ids)
+
+    def company_contacts(self, company_ids: Sequence[str]) -> tuple[list[CompanyAssociation], list[str]]:
+        return self.associations.of_companies(company_ids)
+
+    def company_property_definitions(self) -> dict[str, PropertyInfo]:
+        return self.company_properties.definitions()
+
+    # CompanyWriter
+    def ensure_company_properties(self, group: str, group_label: str, specs: Sequence[PropertySpec]) -> None:
+        """Create leadsync's company group and properties; from then on only those are written."""
+        self.company_properties.ensure(group, group_label, specs)
+        self.companies.owned = frozenset(spec.name for spec in specs)
+
+    def update_companies(self, updates: Sequence[PropertyUpdate]) -> WriteOutcome:
+        return self.companies.update(updates)

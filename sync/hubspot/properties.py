@@ -26,12 +26,15 @@ def _options(values: Sequence[str]) -> list[dict[str, Any]]:
 
 
 class Properties:
-    def __init__(self, client: HubSpotClient) -> None:
+    """The properties of one object type: "contacts" (the default) or "companies"."""
+
+    def __init__(self, client: HubSpotClient, object_type: str = "contacts") -> None:
         self.client = client
+        self.object_type = object_type
 
     def definitions(self) -> dict[str, PropertyInfo]:
-        """Every contact property of the portal, by name (read-only)."""
-        body = self.client.sdk("properties.list", self.client.properties_core.get_all, "contacts").body or {}
+        """Every property of the object type, by name (read-only)."""
+        body = self.client.sdk("properties.list", self.client.properties_core.get_all, self.object_type).body or {}
         found: dict[str, PropertyInfo] = {}
         for raw in body.get("results") or []:
             if isinstance(raw, dict) and raw.get("name"):
@@ -57,7 +60,7 @@ class Properties:
             self.client.sdk(
                 "properties.create_group",
                 self.client.properties_groups.create,
-                "contacts",
+                self.object_type,
                 property_group_create=PropertyGroupCreate(name=group, label=group_label),
             )
             changed.append(f"group {group}")
@@ -70,7 +73,8 @@ class Properties:
 
     def _read(self, name: str) -> dict[str, Any] | None:
         try:
-            body = self.client.sdk("properties.get", self.client.properties_core.get_by_name, "contacts", name).body
+            get_by_name = self.client.properties_core.get_by_name
+            body = self.client.sdk("properties.get", get_by_name, self.object_type, name).body
         except RejectedError as exc:
             if exc.status != 404:
                 raise
@@ -90,7 +94,7 @@ class Properties:
             )
             try:
                 self.client.sdk(
-                    "properties.create", self.client.properties_core.create, "contacts", property_create=create
+                    "properties.create", self.client.properties_core.create, self.object_type, property_create=create
                 )
             except RejectedError as conflict:
                 if conflict.status != 409:  # created meanwhile by another replica: fine
@@ -104,7 +108,7 @@ class Properties:
                 self.client.sdk(
                     "properties.update",
                     self.client.properties_core.update,
-                    "contacts",
+                    self.object_type,
                     spec.name,
                     property_update=update,
                 )

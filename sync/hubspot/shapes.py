@@ -23,6 +23,7 @@ from sync.core.model import (
     EMAIL_SPAM_REPORT,
     EMAIL_UNBOUNCE,
     EMAIL_UNSUBSCRIBE,
+    Company,
     Contact,
     EmailEvent,
     FormSubmission,
@@ -33,6 +34,7 @@ EMAIL = "email"
 CREATE_DATE = "createdate"
 LIFECYCLE_STAGE = "lifecyclestage"
 LAST_MODIFIED = "lastmodifieddate"
+COMPANY_LAST_MODIFIED = "hs_lastmodifieddate"  # companies name their modified date differently
 OBJECT_ID = "hs_object_id"
 
 # The Forms v3 API's form types (`formType`, and `formTypes` when listing). Only `hubspot` forms are
@@ -153,6 +155,21 @@ def contact_from_wire(raw: Any, list_ids: frozenset[int] = frozenset()) -> Conta
         lifecycle_stage=props.get(LIFECYCLE_STAGE, ""),
         list_ids=list_ids,
     )
+
+
+def company_from_wire(item: Any) -> Company:
+    """`{"id", "properties": {...}}` -> Company: a numeric id, property values as strings, nulls dropped."""
+    if not isinstance(item, Mapping):
+        raise SkippableRecordError("company", "is not an object")
+    cid = _text(item.get("id")).strip()
+    if not cid:
+        raise SkippableRecordError("company", "has no id")
+    if not (cid.isascii() and cid.isdigit()):
+        raise SkippableRecordError(f"company {cid}", "id is not numeric")
+    props = item.get("properties") or {}
+    if not isinstance(props, Mapping):
+        raise SkippableRecordError(f"company {cid}", "properties is not an object")
+    return Company(str(int(cid)), {str(k): str(v) for k, v in props.items() if v is not None})
 
 
 def submission_from_wire(raw: Any, form_id: str, form_name: str = "") -> FormSubmission:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.sandbox.index import RecordIndex
-from sync.sandbox.properties import CREATE_DATE, LAST_MODIFIED, OBJECT_ID
+from sync.sandbox.properties import CREATE_DATE, OBJECT_ID
 from sync.sandbox.records import ContactRecord
 from sync.sandbox.registry import PropertyRegistry
 from sync.sandbox.wire import ApiError, JsonObject, bad_request, parse_ms
@@ -125,31 +125,31 @@ def item_error(category: str, message: str, ids: list[str]) -> JsonObject:
     }
 
 
-def upserts(items: Any, index: RecordIndex, registry: PropertyRegistry) -> list[Upsert]:
+def upserts(items: Any, index: RecordIndex, registry: PropertyRegistry, noun: str = "contacts") -> list[Upsert]:
     """Admin edits as a person or an import makes them (no forward-only rule, any property), checked first."""
     if not isinstance(items, list):
-        raise bad_request("contacts must be a list")
-    return [_upsert(i, item, index, registry) for i, item in enumerate(items)]
+        raise bad_request(f"{noun} must be a list")
+    return [_upsert(f"{noun}[{i}]", item, index, registry) for i, item in enumerate(items)]
 
 
-def _upsert(i: int, item: Any, index: RecordIndex, registry: PropertyRegistry) -> Upsert:
+def _upsert(where: str, item: Any, index: RecordIndex, registry: PropertyRegistry) -> Upsert:
     if not isinstance(item, Mapping) or not isinstance(item.get("properties", {}), Mapping):
-        raise bad_request(f"contacts[{i}] must be an object with a properties object")
+        raise bad_request(f"{where} must be an object with a properties object")
     values = dict(item.get("properties") or {})
-    created = _admin_ms(values.pop(CREATE_DATE, None), f"contacts[{i}].createdate")
-    modified = _admin_ms(values.pop(LAST_MODIFIED, None), f"contacts[{i}].lastmodifieddate")
+    created = _admin_ms(values.pop(CREATE_DATE, None), f"{where}.{CREATE_DATE}")
+    modified = _admin_ms(values.pop(index.modified, None), f"{where}.{index.modified}")
     values.pop(OBJECT_ID, None)
-    normalized = registry.admin_values(values, f"contacts[{i}]")
+    normalized = registry.admin_values(values, where)
     key = normalized.get(index.unique) if index.unique else None
     owner = index.owner(key) if key else None
     raw_id = item.get("id")
     cid = owner  # no id: upsert by the unique key (email)
     if raw_id not in (None, ""):
         if not numeric(str(raw_id)):
-            raise bad_request(f"contacts[{i}].id must be numeric")
+            raise bad_request(f"{where}.id must be numeric")
         cid = int(str(raw_id))
         if owner is not None and owner != cid:
-            raise ApiError(409, "CONFLICT", f"contacts[{i}]: email {key} belongs to contact {owner}")
+            raise ApiError(409, "CONFLICT", f"{where}: email {key} belongs to contact {owner}")
     record = None if cid is None else index.records.get(cid)
     return Upsert(record, cid, normalized, created, modified)
 

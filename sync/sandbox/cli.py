@@ -50,7 +50,8 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         description="Serve a portal snapshot, or a synthetic portal, as a HubSpot-compatible API on 127.0.0.1, "
         "with HubSpot's rate limits and optional fault injection. Prints the base URL and the token, "
         "then runs until interrupted (SIGINT or SIGTERM). Admin endpoints live under /__sandbox/ "
-        "(snapshot, stats, write_log, contacts, form_submissions, email_events, rate_limit, faults).",
+        "(snapshot, stats, write_log, contacts, companies, associations, association_settings, form_submissions, "
+        "email_events, rate_limit, faults).",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--snapshot", metavar="S", help="serve this snapshot JSON file")
@@ -64,6 +65,14 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         default=0,
         metavar="N",
         help="give N synthetic contacts one lastmodifieddate, as a bulk import does",
+    )
+    parser.add_argument(
+        "--companies",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="give the synthetic portal N companies, most contacts associated with one or more (default 0: none; "
+        "about one per 8 contacts is typical)",
     )
     parser.add_argument(
         "--portal-id",
@@ -132,7 +141,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         if args.shared_timestamp > contacts:
             print(f"--shared-timestamp {args.shared_timestamp} is more than --contacts {contacts}", file=sys.stderr)
             return EXIT_FAILED
-        portal = generate_portal(contacts, args.seed, shared_timestamp=args.shared_timestamp)
+        portal = generate_portal(contacts, args.seed, shared_timestamp=args.shared_timestamp, companies=args.companies)
     if args.portal_id is not None:
         portal.portal_id = args.portal_id
     try:

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sync.sandbox.company_generator import generate_companies
 from sync.sandbox.portal import DEFAULT_PORTAL_ID, Portal
 from sync.sandbox.properties import Option, PropertyDef, PropertyGroup
 from sync.sandbox.records import EmailEventRecord, FormRecord, Submission
@@ -128,8 +129,10 @@ def generate_portal(
     planted_signal: bool = True,
     submission_rate: float = 0.25,
     email_sends_per_contact: float = 1.0,
+    companies: int = 0,
 ) -> Portal:
-    """A portal of `contacts` synthetic contacts with forms, submissions, email events and lists.
+    """A portal of `contacts` synthetic contacts with forms, submissions, email events and lists, and
+    `companies` companies associated with them (company_generator.py; none by default).
 
     `shared_timestamp=N` gives N contacts one lastmodifieddate, as a bulk import does; a search
     window on lastmodifieddate then holds more than the 10,000 results one query can page.
@@ -192,6 +195,7 @@ def generate_portal(
     portal.set_list(EXCLUSION_LIST_ID, "Exclusion: competitors, partners and staff", exclusion)
     portal.set_list(NEWSLETTER_LIST_ID, "Newsletter subscribers", newsletter)
     portal.set_list(WEBINAR_LIST_ID, "Webinar attendees", webinar_members)
+    portal.bulk_load_companies(*generate_companies(seed, companies, rows, now_ms))
     return portal
 
 

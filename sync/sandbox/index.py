@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sync.sandbox.properties import CREATE_DATE, LAST_MODIFIED, LIFECYCLE_ORDER, LIFECYCLE_STAGE, OBJECT_ID, PropertyDef
+from sync.sandbox.properties import CREATE_DATE, LIFECYCLE_ORDER, LIFECYCLE_STAGE, OBJECT_ID, PropertyDef
 from sync.sandbox.records import ContactRecord, ListRecord, WriteRecord
 from sync.sandbox.search import (
     MAX_RESULTS,
@@ -34,10 +34,13 @@ Row = tuple[int, dict[str, str], int, int]
 
 
 class RecordIndex:
-    """Records of one object type; `unique` names the property HubSpot keeps unique (email), if any."""
+    """Records of one object type; `unique` names the property HubSpot keeps unique (email), if any, and
+    `record` the record class (which names the type's last-modified property)."""
 
-    def __init__(self, unique: str | None = None) -> None:
+    def __init__(self, unique: str | None = None, record: type[ContactRecord] = ContactRecord) -> None:
         self.unique = unique
+        self.record = record
+        self.modified = record.MODIFIED
         self.records: dict[int, ContactRecord] = {}
         self.ids: list[int] = []
         self._by_modified: list[tuple[int, int]] = []
@@ -54,8 +57,8 @@ class RecordIndex:
         """Many records at once: indexes are sorted once at the end instead of kept sorted per insert."""
         for cid, props, created, updated in rows:
             if cid in self.records:
-                raise ValueError(f"contact {cid} appears twice")
-            self.records[cid] = ContactRecord(cid, props, created, updated)
+                raise ValueError(f"record {cid} appears twice")
+            self.records[cid] = self.record(cid, props, created, updated)
             self.ids.append(cid)
             self._by_modified.append((updated, cid))
             self._by_created.append((created, cid))
@@ -71,8 +74,8 @@ class RecordIndex:
         if cid is None:
             cid = (self.ids[-1] + 1) if self.ids else 1
         if cid in self.records:
-            raise ValueError(f"contact {cid} exists")
-        record = ContactRecord(cid, dict(props), created_ms, updated_ms)
+            raise ValueError(f"record {cid} exists")
+        record = self.record(cid, dict(props), created_ms, updated_ms)
         self.records[cid] = record
         _append_sorted(self.ids, cid)
         insort(self._by_modified, (updated_ms, cid))
@@ -82,6 +85,20 @@ class RecordIndex:
             self._by_key[key.lower()] = cid
         self._version += 1
         return record
+
+    def remove(self, cid: int) -> bool:
+        """Delete a record (an admin's deletion); False when there is none."""
+        record = self.records.pop(cid, None)
+        if record is None:
+            return False
+        del self.ids[bisect_left(self.ids, cid)]
+        del self._by_modified[bisect_left(self._by_modified, (record.updated_ms, cid))]
+        del self._by_created[bisect_left(self._by_created, (record.created_ms, cid))]
+        key = record.props.get(self.unique) if self.unique else None
+        if key and self._by_key.get(key.lower()) == cid:
+            del self._by_key[key.lower()]
+        self._version += 1
+        return True
 
     def touch(self, record: ContactRecord, ms: int) -> None:
         old = (record.updated_ms, record.id)
@@ -188,7 +205,7 @@ class RecordIndex:
         """The narrowest index slice the group's range filters allow, the index it came from, and
         whether the slice is exactly the group's matches (every filter a range on that index)."""
         best: tuple[int, str, int, int] | None = None
-        for prop in (OBJECT_ID, LAST_MODIFIED, CREATE_DATE):
+        for prop in (OBJECT_ID, self.modified, CREATE_DATE):
             bounds = int_bounds(filters, prop)
             if bounds is None:
                 continue
@@ -201,13 +218,13 @@ class RecordIndex:
         covered = all(f.prop == prop and f.op in RANGE_OPERATORS for f in filters)
         if prop == OBJECT_ID:
             return prop, self.ids[a:b], covered
-        index = self._by_modified if prop == LAST_MODIFIED else self._by_created
+        index = self._by_modified if prop == self.modified else self._by_created
         return prop, [cid for _, cid in index[a:b]], covered
 
     def _slice(self, prop: str, lo: int, hi: int) -> tuple[int, int]:
         if prop == OBJECT_ID:
             return bisect_left(self.ids, lo), bisect_right(self.ids, hi)
-        index = self._by_modified if prop == LAST_MODIFIED else self._by_created
+        index = self._by_modified if prop == self.modified else self._by_created
         return bisect_left(index, (lo,)), bisect_left(index, (hi + 1,))
 
     def _group_matches(self, filters: Sequence[Filter], props: Mapping[str, PropertyDef]) -> tuple[str, list[int]]:

@@ -17,10 +17,20 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sync.sandbox import batch
+from sync.sandbox.associations import COMPANY_TO_CONTACT, CONTACT_TO_COMPANY, Associations, Direction
 from sync.sandbox.engagement import EngagementLog, EventQuery, event_from, form_from, list_from, submission_from
 from sync.sandbox.index import ListMemberships, RecordIndex, Row
-from sync.sandbox.properties import LIFECYCLE_STAGE, STANDARD_GROUPS, PropertyDef, PropertyGroup, standard_properties
-from sync.sandbox.records import ContactRecord, EmailEventRecord, FormRecord, Submission, WriteRecord
+from sync.sandbox.properties import (
+    COMPANY_GROUPS,
+    DEFAULT_COMPANY_PROPERTIES,
+    LIFECYCLE_STAGE,
+    STANDARD_GROUPS,
+    PropertyDef,
+    PropertyGroup,
+    standard_company_properties,
+    standard_properties,
+)
+from sync.sandbox.records import CompanyRecord, ContactRecord, EmailEventRecord, FormRecord, Submission, WriteRecord
 from sync.sandbox.registry import PropertyRegistry
 from sync.sandbox.search import parse_search
 from sync.sandbox.wire import JsonObject, bad_request, not_found
@@ -29,8 +39,19 @@ from sync.snapshot import numeric
 MAX_BATCH = batch.MAX_BATCH
 DEFAULT_PORTAL_ID = 12345678
 NOT_FOUND_MESSAGE = "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid."
+COMPANY_NOT_FOUND_MESSAGE = NOT_FOUND_MESSAGE.replace("CONTACT", "COMPANY")
+CONTACTS, COMPANIES = "contacts", "companies"  # the object types, as HubSpot's paths name them
 # (ids that should fail this time, their error category): the partial-failure fault's hook.
 FailureChooser = Callable[[list[str]], tuple[set[str], str]]
+
+
+class _Objects:
+    """One CRM object type: its property registry, its records, and HubSpot's words for a missing one."""
+
+    def __init__(self, registry: PropertyRegistry, index: RecordIndex, not_found: str) -> None:
+        self.registry = registry
+        self.index = index
+        self.not_found = not_found
 
 
 class Portal:
@@ -38,10 +59,21 @@ class Portal:
         self.portal_id = portal_id
         self.time_zone = time_zone
         self._lock = threading.Lock()
-        self._registry = PropertyRegistry("contacts", standard_properties(created_ms), STANDARD_GROUPS)
+        self._registry = PropertyRegistry(CONTACTS, standard_properties(created_ms), STANDARD_GROUPS)
         self._contacts = RecordIndex(unique="email")
+        company_registry = PropertyRegistry(
+            COMPANIES, standard_company_properties(created_ms), COMPANY_GROUPS, DEFAULT_COMPANY_PROPERTIES
+        )
+        self._objects = {
+            CONTACTS: _Objects(self._registry, self._contacts, NOT_FOUND_MESSAGE),
+            COMPANIES: _Objects(company_registry, RecordIndex(record=CompanyRecord), COMPANY_NOT_FOUND_MESSAGE),
+        }
+        self._associations = Associations()
         self._lists = ListMemberships()
         self._engagement = EngagementLog()
+
+    def _of(self, object_type: str) -> _Objects:
+        return self._objects[object_type]
 
     @property
     def offset_ttl_seconds(self) -> float:
@@ -55,13 +87,13 @@ class Portal:
 
     # --- building (generator, snapshot loader, admin endpoints) -------------------------
 
-    def define_group(self, group: PropertyGroup) -> None:
+    def define_group(self, group: PropertyGroup, object_type: str = CONTACTS) -> None:
         with self._lock:
-            self._registry.define_group(group)
+            self._of(object_type).registry.define_group(group)
 
-    def define_property(self, prop: PropertyDef) -> None:
+    def define_property(self, prop: PropertyDef, object_type: str = CONTACTS) -> None:
         with self._lock:
-            self._registry.define(prop)
+            self._of(object_type).registry.define(prop)
 
     def redefine_property(self, prop: PropertyDef) -> None:
         """Replace a property's definition as a HubSpot admin would, HubSpot-defined ones included (an admin
@@ -99,67 +131,87 @@ class Portal:
             self._contacts.load(contacts)
             self._engagement.load(submissions, events)
 
+    def bulk_load_companies(self, companies: Iterable[Row], associations: Iterable[tuple[int, int, bool]]) -> None:
+        """Companies and (contact id, company id, primary) associations at once; both ends must exist."""
+        with self._lock:
+            index = self._of(COMPANIES).index
+            index.load(companies)
+            for contact, company, primary in associations:
+                if contact not in self._contacts.records or company not in index.records:
+                    raise ValueError(f"association {contact} -> {company}: no such contact or company")
+                self._associations.associate(contact, company, primary)
+
     # --- properties ------------------------------------------------------------------------
 
-    def properties(self) -> list[JsonObject]:
+    def properties(self, object_type: str = CONTACTS) -> list[JsonObject]:
         with self._lock:
-            return self._registry.wire_all()
+            return self._of(object_type).registry.wire_all()
 
-    def property(self, name: str) -> JsonObject:
+    def property(self, name: str, object_type: str = CONTACTS) -> JsonObject:
         with self._lock:
-            return self._registry.wire(name)
+            return self._of(object_type).registry.wire(name)
 
-    def property_def(self, name: str) -> PropertyDef | None:
+    def property_def(self, name: str, object_type: str = CONTACTS) -> PropertyDef | None:
         with self._lock:
-            return self._registry.get(name)
+            return self._of(object_type).registry.get(name)
 
-    def create_property(self, raw: Any, now_ms: int) -> JsonObject:
+    def create_property(self, raw: Any, now_ms: int, object_type: str = CONTACTS) -> JsonObject:
         with self._lock:
-            return self._registry.create(raw, now_ms)
+            return self._of(object_type).registry.create(raw, now_ms)
 
-    def update_property(self, name: str, raw: Any, now_ms: int) -> JsonObject:
+    def update_property(self, name: str, raw: Any, now_ms: int, object_type: str = CONTACTS) -> JsonObject:
         with self._lock:
-            return self._registry.update(name, raw, now_ms)
+            return self._of(object_type).registry.update(name, raw, now_ms)
 
-    def groups(self) -> list[JsonObject]:
+    def groups(self, object_type: str = CONTACTS) -> list[JsonObject]:
         with self._lock:
-            return self._registry.groups_wire()
+            return self._of(object_type).registry.groups_wire()
 
-    def group(self, name: str) -> JsonObject:
+    def group(self, name: str, object_type: str = CONTACTS) -> JsonObject:
         with self._lock:
-            return self._registry.group_wire(name)
+            return self._of(object_type).registry.group_wire(name)
 
-    def create_group(self, raw: Any) -> JsonObject:
+    def create_group(self, raw: Any, object_type: str = CONTACTS) -> JsonObject:
         with self._lock:
-            return self._registry.create_group(raw)
+            return self._of(object_type).registry.create_group(raw)
 
     # --- contacts --------------------------------------------------------------------------
 
-    def list_contacts(self, limit: int, after: str | None, requested: Sequence[str] | None) -> JsonObject:
+    def list_contacts(
+        self, limit: int, after: str | None, requested: Sequence[str] | None, object_type: str = CONTACTS
+    ) -> JsonObject:
+        """A page of the list endpoint (of contacts, or of the object type named)."""
+        objects = self._of(object_type)
         with self._lock:
-            return self._contacts.page(limit, after, self._registry.requested(requested))
+            return objects.index.page(limit, after, objects.registry.requested(requested))
 
-    def get_contact(self, key: str, requested: Sequence[str] | None, id_property: str | None) -> JsonObject:
+    def get_contact(
+        self, key: str, requested: Sequence[str] | None, id_property: str | None, object_type: str = CONTACTS
+    ) -> JsonObject:
+        objects = self._of(object_type)
         with self._lock:
-            record = self._contacts.find(key, id_property)
+            record = objects.index.find(key, id_property)
             if record is None:
                 raise not_found(f"Object not found.  objectId are usually numeric. ({key})")
-            return record.wire(self._registry.requested(requested))
+            return record.wire(objects.registry.requested(requested))
 
-    def search(self, body: Any) -> JsonObject:
+    def search(self, body: Any, object_type: str = CONTACTS) -> JsonObject:
+        objects = self._of(object_type)
         with self._lock:
-            return self._contacts.search(parse_search(body, self._registry.props), self._registry.props)
+            props = objects.registry.props
+            return objects.index.search(parse_search(body, props, objects.registry.defaults), props)
 
-    def batch_read(self, body: Any) -> tuple[list[JsonObject], list[str]]:
+    def batch_read(self, body: Any, object_type: str = CONTACTS) -> tuple[list[JsonObject], list[str]]:
         """Results in input order, and the input ids that matched nothing."""
         request = batch.batch_read(body)
+        objects = self._of(object_type)
         with self._lock:
-            names = self._registry.requested(request.properties)
+            names = objects.registry.requested(request.properties)
             results: list[JsonObject] = []
             missing: list[str] = []
             seen: set[int] = set()
             for key in request.keys:
-                record = self._contacts.find(key, request.id_property)
+                record = objects.index.find(key, request.id_property)
                 if record is None:
                     missing.append(key)
                 elif record.id not in seen:
@@ -168,79 +220,129 @@ class Portal:
             return results, missing
 
     def batch_update(
-        self, body: Any, now_ms: int, choose_failures: FailureChooser | None = None
+        self,
+        body: Any,
+        now_ms: int,
+        choose_failures: FailureChooser | None = None,
+        object_type: str = CONTACTS,
     ) -> tuple[list[JsonObject], list[JsonObject]]:
         """Apply a batch update HubSpot's way; returns (results, per-item errors).
 
         Any invalid property or value rejects the whole batch (400) before anything is
         applied; unknown ids and injected failures are per-item errors and the rest apply.
         """
+        objects = self._of(object_type)
         with self._lock:
-            updates = batch.batch_update(body, self._registry)
+            updates = batch.batch_update(body, objects.registry)
             targets: list[tuple[ContactRecord, dict[str, str]]] = []
             missing: list[str] = []
             for update in updates:
-                record = self._contacts.find(update.key, update.id_property)
+                record = objects.index.find(update.key, update.id_property)
                 if record is None:
                     missing.append(update.key)
                 else:
                     targets.append((record, update.values))
-            self._contacts.check_unique(targets)
+            objects.index.check_unique(targets)
             failed, category = (
                 choose_failures([r.sid for r, _ in targets]) if choose_failures and targets else (set(), "")
             )
             results: list[JsonObject] = []
             for record, values in targets:
                 if record.sid not in failed:
-                    self._contacts.apply(record, values, now_ms)
+                    objects.index.apply(record, values, now_ms)
                     results.append(record.wire(tuple(values)))
-            errors = [batch.item_error("OBJECT_NOT_FOUND", NOT_FOUND_MESSAGE, missing)] if missing else []
+            errors = [batch.item_error("OBJECT_NOT_FOUND", objects.not_found, missing)] if missing else []
             if failed:
                 errors.append(_failure_error(category, [r.sid for r, _ in targets if r.sid in failed]))
             return results, errors
 
-    def upsert_contacts(self, items: Any, now_ms: int) -> list[JsonObject]:
-        """Admin: create or edit contacts as a person or an import would (no forward-only rule, any property)."""
+    def upsert_contacts(self, items: Any, now_ms: int, object_type: str = CONTACTS) -> list[JsonObject]:
+        """Admin: create or edit contacts (or companies) as a person or an import would (no forward-only rule,
+        any property)."""
+        objects = self._of(object_type)
         with self._lock:
-            plans = batch.upserts(items, self._contacts, self._registry)
-            return [self._upsert(plan, now_ms).snapshot() for plan in plans]
+            plans = batch.upserts(items, objects.index, objects.registry, object_type)
+            return [_upsert(objects.index, plan, now_ms).snapshot() for plan in plans]
 
-    def _upsert(self, plan: batch.Upsert, now_ms: int) -> ContactRecord:
-        modified = plan.modified if plan.modified is not None else now_ms
-        if plan.record is None:
-            values = {k: v for k, v in plan.values.items() if v}
-            created = plan.created if plan.created is not None else now_ms
-            return self._contacts.insert(values, created, modified, plan.cid)
-        for name, value in plan.values.items():
-            self._contacts.set_value(plan.record, name, value)
-        if plan.created is not None:
-            self._contacts.set_created(plan.record, plan.created)
-        self._contacts.touch(plan.record, modified)
-        return plan.record
+    def remove_company(self, company_id: int) -> bool:
+        """Admin: delete a company. Its associations stay: HubSpot can hand back an association to a record
+        deleted since, and readers must cope. False when there is none."""
+        with self._lock:
+            return self._of(COMPANIES).index.remove(company_id)
+
+    # --- associations ----------------------------------------------------------------------
+
+    def associate(self, items: Any) -> int:
+        """Admin: `[{"contactId", "companyId", "primary"?}]`, both ends existing; checked whole, then applied."""
+        if not isinstance(items, list):
+            raise bad_request("associations must be a list")
+        with self._lock:
+            pairs = [self._association(i, item) for i, item in enumerate(items)]
+            for contact, company, primary in pairs:
+                self._associations.associate(contact, company, primary)
+            return len(pairs)
+
+    def _association(self, i: int, item: Any) -> tuple[int, int, bool]:
+        where = f"associations[{i}]"
+        if not isinstance(item, Mapping):
+            raise bad_request(f"{where} must be an object")
+        contact, company = str(item.get("contactId", "")), str(item.get("companyId", ""))
+        primary = item.get("primary", False)
+        if not (numeric(contact) and numeric(company)) or not isinstance(primary, bool):
+            raise bad_request(f"{where} needs numeric contactId and companyId and a boolean primary")
+        if int(contact) not in self._contacts.records:
+            raise not_found(f"{where}: contact {contact} does not exist")
+        if int(company) not in self._of(COMPANIES).index.records:
+            raise not_found(f"{where}: company {company} does not exist")
+        return int(contact), int(company), primary
+
+    def dissociate(self, contact_id: int, company_id: int) -> bool:
+        with self._lock:
+            return self._associations.remove(contact_id, company_id)
+
+    def rename_primary_label(self, label: str) -> None:
+        """HubSpot renamed the Primary association's label before; the type id stayed."""
+        with self._lock:
+            self._associations.primary_label = label
+
+    def set_association_page_size(self, size: int) -> None:
+        with self._lock:
+            self._associations.page_size = size
+
+    def read_associations(self, from_type: str, body: Any) -> tuple[list[JsonObject], list[JsonObject]]:
+        """The v4 batch read from contacts to companies or back: results, and an error per id without any."""
+        direction: Direction = CONTACT_TO_COMPANY if from_type == CONTACTS else COMPANY_TO_CONTACT
+        with self._lock:
+            return self._associations.batch_read(direction, body)
 
     # --- write log -------------------------------------------------------------------------
 
-    def write_log(self, since: int = 0) -> list[WriteRecord]:
+    def write_log(self, since: int = 0, object_type: str = CONTACTS) -> list[WriteRecord]:
         with self._lock:
-            return self._contacts.write_log[since:]
+            return self._of(object_type).index.write_log[since:]
 
-    def write_counts(self) -> dict[str, int]:
+    def write_counts(self, object_type: str = CONTACTS) -> dict[str, int]:
         with self._lock:
-            return {str(cid): n for cid, n in sorted(self._contacts.write_counts.items())}
+            return {str(cid): n for cid, n in sorted(self._of(object_type).index.write_counts.items())}
 
     def reset_writes(self) -> None:
         with self._lock:
-            self._contacts.write_log.clear()
-            self._contacts.write_counts.clear()
+            for objects in self._objects.values():
+                objects.index.write_log.clear()
+                objects.index.write_counts.clear()
 
     def contact_count(self) -> int:
         with self._lock:
             return len(self._contacts.records)
 
-    def contact_properties(self, cid: str) -> dict[str, str] | None:
-        """A test's view of one contact: every stored value, record fields included."""
+    def company_count(self) -> int:
         with self._lock:
-            record = self._contacts.records.get(int(cid)) if numeric(cid) else None
+            return len(self._of(COMPANIES).index.records)
+
+    def contact_properties(self, cid: str, object_type: str = CONTACTS) -> dict[str, str] | None:
+        """A test's view of one contact (or company): every stored value, record fields included."""
+        with self._lock:
+            record = self._of(object_type).index.records.get(int(cid)) if numeric(cid) else None
             return None if record is None else dict(record.snapshot()["properties"])
 
     # --- forms, submissions, email events, lists ---------------------------------------
@@ -353,6 +455,8 @@ class Portal:
         with self._lock:
             engagement = self._engagement.snapshot()
             custom = self._registry.snapshot()
+            companies = self._of(COMPANIES)
+            company_custom = companies.registry.snapshot()
             return {
                 "portal_id": self.portal_id,
                 "contacts": self._contacts.snapshot(),
@@ -362,6 +466,10 @@ class Portal:
                 "lists": self._lists.snapshot(),
                 "property_groups": custom["property_groups"],
                 "properties": custom["properties"],
+                "companies": companies.index.snapshot(),
+                "associations": self._associations.snapshot(),
+                "company_property_groups": company_custom["property_groups"],
+                "company_properties": company_custom["properties"],
             }
 
     @classmethod
@@ -370,6 +478,20 @@ class Portal:
         from sync.sandbox.loading import load_snapshot  # noqa: PLC0415 - the loader builds Portals: a cycle
 
         return load_snapshot(cls, raw, now_ms, DEFAULT_PORTAL_ID)
+
+
+def _upsert(index: RecordIndex, plan: batch.Upsert, now_ms: int) -> ContactRecord:
+    modified = plan.modified if plan.modified is not None else now_ms
+    if plan.record is None:
+        values = {k: v for k, v in plan.values.items() if v}
+        created = plan.created if plan.created is not None else now_ms
+        return index.insert(values, created, modified, plan.cid)
+    for name, value in plan.values.items():
+        index.set_value(plan.record, name, value)
+    if plan.created is not None:
+        index.set_created(plan.record, plan.created)
+    index.touch(plan.record, modified)
+    return plan.record
 
 
 def _failure_error(category: str, ids: list[str]) -> JsonObject:

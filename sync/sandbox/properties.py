@@ -33,9 +33,12 @@ LIFECYCLE_STAGE = "lifecyclestage"
 OBJECT_ID = "hs_object_id"
 CREATE_DATE = "createdate"
 LAST_MODIFIED = "lastmodifieddate"
+COMPANY_LAST_MODIFIED = "hs_lastmodifieddate"  # companies name their modified date differently
 # Kept on the contact record itself, not in its property map.
 RECORD_FIELDS = (OBJECT_ID, CREATE_DATE, LAST_MODIFIED)
+COMPANY_RECORD_FIELDS = (OBJECT_ID, CREATE_DATE, COMPANY_LAST_MODIFIED)
 DEFAULT_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
+DEFAULT_COMPANY_PROPERTIES = ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name")
 
 
 @dataclass(frozen=True)
@@ -333,3 +336,29 @@ def standard_properties(created_ms: int) -> list[PropertyDef]:
         PropertyDef(name, label, kind, ft, group, options, read_only=ro, hubspot_defined=True, created_ms=created_ms)
         for name, label, kind, ft, group, options, ro in _STANDARD
     ]
+
+
+COMPANY_GROUPS = (PropertyGroup("companyinformation", "Company information", 0),)
+
+# (name, label, type, fieldType, options, read-only): the firmographics account rules read.
+_COMPANY_STANDARD: tuple[tuple[str, str, str, str, tuple[Option, ...], bool], ...] = (
+    ("name", "Company name", "string", "text", (), False),
+    ("domain", "Company Domain Name", "string", "text", (), False),
+    ("industry", "Industry", "enumeration", "select", INDUSTRIES, False),
+    ("numberofemployees", "Number of Employees", "number", "number", (), False),
+    ("annualrevenue", "Annual Revenue", "number", "number", (), False),
+    ("country", "Country/Region", "string", "text", (), False),
+    ("city", "City", "string", "text", (), False),
+    ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", LIFECYCLE_OPTIONS, False),
+    ("hs_object_id", "Record ID", "number", "number", (), True),
+    ("createdate", "Create Date", "datetime", "date", (), True),
+    ("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", (), True),
+)
+
+
+def standard_company_properties(created_ms: int) -> list[PropertyDef]:
+    return [
+        PropertyDef(name, label, kind, ft, "companyinformation", options, read_only=ro, hubspot_defined=True,
+                    created_ms=created_ms)
+        for name, label, kind, ft, options, ro in _COMPANY_STANDARD
+    ]  # fmt: skip

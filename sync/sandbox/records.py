@@ -17,6 +17,7 @@ from sync.sandbox.wire import JsonObject, iso_ms
 class ContactRecord:
     """One contact. hs_object_id, createdate and lastmodifieddate live in fields, not in `props`."""
 
+    MODIFIED = "lastmodifieddate"  # the name HubSpot gives the record's last-modified date on this object type
     __slots__ = ("_created_iso", "_updated_iso", "created_ms", "id", "props", "sid", "updated_ms")
 
     def __init__(self, cid: int, props: dict[str, str], created_ms: int, updated_ms: int) -> None:
@@ -55,17 +56,24 @@ class ContactRecord:
         props: dict[str, str | None] = {n: self.props.get(n) for n in names}
         props["hs_object_id"] = self.sid
         props["createdate"] = created
-        props["lastmodifieddate"] = updated
+        props[self.MODIFIED] = updated
         return {"id": self.sid, "properties": props, "createdAt": created, "updatedAt": updated, "archived": False}
 
     def snapshot(self) -> JsonObject:
         props: dict[str, str] = {
             "hs_object_id": self.sid,
             "createdate": self.created_iso,
-            "lastmodifieddate": self.updated_iso,
+            self.MODIFIED: self.updated_iso,
         }
         props.update(sorted(self.props.items()))
         return {"id": self.sid, "properties": props}
+
+
+class CompanyRecord(ContactRecord):
+    """One company: a record like a contact's, whose last-modified date HubSpot names hs_lastmodifieddate."""
+
+    MODIFIED = "hs_lastmodifieddate"
+    __slots__ = ()
 
 
 @dataclass(frozen=True)

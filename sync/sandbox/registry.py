@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sync.sandbox.properties import Option, PropertyDef, PropertyGroup
+from sync.sandbox.properties import DEFAULT_PROPERTIES, Option, PropertyDef, PropertyGroup
 from sync.sandbox.search import requested_properties
 from sync.sandbox.wire import ApiError, JsonObject, bad_request, not_found
 
@@ -18,8 +18,15 @@ _INVALID_CODES = {"number": "INVALID_NUMBER", "enumeration": "INVALID_OPTION", "
 
 
 class PropertyRegistry:
-    def __init__(self, object_type: str, properties: Iterable[PropertyDef], groups: Iterable[PropertyGroup]) -> None:
+    def __init__(
+        self,
+        object_type: str,
+        properties: Iterable[PropertyDef],
+        groups: Iterable[PropertyGroup],
+        defaults: Sequence[str] = DEFAULT_PROPERTIES,
+    ) -> None:
         self.object_type = object_type  # "contacts": HubSpot names it in its messages
+        self.defaults = tuple(defaults)  # what a read without `properties` renders
         self.props: dict[str, PropertyDef] = {p.name: p for p in properties}
         self.groups: dict[str, PropertyGroup] = {g.name: g for g in groups}
         self._standard = frozenset(self.props)
@@ -98,7 +105,7 @@ class PropertyRegistry:
         return group.to_wire()
 
     def requested(self, names: Sequence[str] | None) -> tuple[str, ...]:
-        return requested_properties(names, self.props)
+        return requested_properties(names, self.props, self.defaults)
 
     # --- what a write may put in a property ------------------------------------------------------
 

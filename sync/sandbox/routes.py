@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.hubspot.shapes import FORM_TYPES
-from sync.sandbox.portal import NOT_FOUND_MESSAGE, FailureChooser, Portal
+from sync.sandbox.portal import (
+    COMPANIES,
+    COMPANY_NOT_FOUND_MESSAGE,
+    CONTACTS,
+    NOT_FOUND_MESSAGE,
+    FailureChooser,
+    Portal,
+)
 from sync.sandbox.wire import JsonObject, bad_request, iso_ms, query_int, query_str
 
 LIST_LIMIT_MAX = 100
@@ -109,14 +116,18 @@ def _batch_reply(req: ApiRequest, results: list[JsonObject], errors: list[JsonOb
 
 
 def batch_read(portal: Portal, req: ApiRequest) -> Reply:
-    results, missing = portal.batch_read(req.body)
+    return _read_batch(portal, req, CONTACTS, NOT_FOUND_MESSAGE)
+
+
+def _read_batch(portal: Portal, req: ApiRequest, object_type: str, not_found: str) -> Reply:
+    results, missing = portal.batch_read(req.body, object_type)
     errors: list[JsonObject] = []
     if missing:
         errors.append(
             {
                 "status": "error",
                 "category": "OBJECT_NOT_FOUND",
-                "message": NOT_FOUND_MESSAGE,
+                "message": not_found,
                 "context": {"ids": missing},
                 "errors": [],
                 "links": {},
@@ -128,6 +139,80 @@ def batch_read(portal: Portal, req: ApiRequest) -> Reply:
 def batch_update(portal: Portal, req: ApiRequest) -> Reply:
     results, errors = portal.batch_update(req.body, req.now_ms, req.choose_failures)
     return _batch_reply(req, results, errors)
+
+
+# --- companies: the contact endpoints' semantics on another object type ---------------------------
+
+
+def list_companies(portal: Portal, req: ApiRequest) -> Reply:
+    limit = _limit(req.query, 10, LIST_LIMIT_MAX, strict=True)
+    body = portal.list_contacts(limit, query_str(req.query, "after"), _properties_param(req.query), COMPANIES)
+    return Reply(200, body)
+
+
+def get_company(portal: Portal, req: ApiRequest) -> Reply:
+    key, requested = req.params["companyId"], _properties_param(req.query)
+    return Reply(200, portal.get_contact(key, requested, query_str(req.query, "idProperty"), COMPANIES))
+
+
+def search_companies(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.search(req.body, COMPANIES))
+
+
+def batch_read_companies(portal: Portal, req: ApiRequest) -> Reply:
+    return _read_batch(portal, req, COMPANIES, COMPANY_NOT_FOUND_MESSAGE)
+
+
+def batch_update_companies(portal: Portal, req: ApiRequest) -> Reply:
+    results, errors = portal.batch_update(req.body, req.now_ms, req.choose_failures, COMPANIES)
+    return _batch_reply(req, results, errors)
+
+
+def list_company_properties(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, {"results": portal.properties(COMPANIES)})
+
+
+def get_company_property(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.property(req.params["propertyName"], COMPANIES))
+
+
+def create_company_property(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(201, portal.create_property(req.body, req.now_ms, COMPANIES))
+
+
+def update_company_property(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.update_property(req.params["propertyName"], req.body, req.now_ms, COMPANIES))
+
+
+def list_company_groups(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, {"results": portal.groups(COMPANIES)})
+
+
+def get_company_group(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.group(req.params["groupName"], COMPANIES))
+
+
+def create_company_group(portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(201, portal.create_group(req.body, COMPANIES))
+
+
+def _associations_reply(req: ApiRequest, results: list[JsonObject], errors: list[JsonObject]) -> Reply:
+    at = iso_ms(req.now_ms)
+    body: JsonObject = {"status": "COMPLETE", "results": results, "startedAt": at, "completedAt": at}
+    if not errors:
+        return Reply(200, body)
+    # Ids without an association come back as errors of a 207, one each.
+    body["numErrors"] = len(errors)
+    body["errors"] = errors
+    return Reply(207, body)
+
+
+def contact_companies(portal: Portal, req: ApiRequest) -> Reply:
+    return _associations_reply(req, *portal.read_associations(CONTACTS, req.body))
+
+
+def company_contacts(portal: Portal, req: ApiRequest) -> Reply:
+    return _associations_reply(req, *portal.read_associations(COMPANIES, req.body))
 
 
 def list_properties(portal: Portal, req: ApiRequest) -> Reply:
@@ -235,6 +320,20 @@ API_ROUTES = (
     Route("POST", "/crm/v3/properties/contacts", create_property, write=True),
     Route("GET", "/crm/v3/properties/contacts/{propertyName}", get_property),
     Route("PATCH", "/crm/v3/properties/contacts/{propertyName}", update_property, write=True),
+    Route("GET", "/crm/v3/objects/companies", list_companies),
+    Route("POST", "/crm/v3/objects/companies/search", search_companies, search=True),
+    Route("POST", "/crm/v3/objects/companies/batch/read", batch_read_companies),
+    Route("POST", "/crm/v3/objects/companies/batch/update", batch_update_companies, write=True, batch_update=True),
+    Route("GET", "/crm/v3/objects/companies/{companyId}", get_company),
+    Route("GET", "/crm/v3/properties/companies/groups", list_company_groups),
+    Route("POST", "/crm/v3/properties/companies/groups", create_company_group, write=True),
+    Route("GET", "/crm/v3/properties/companies/groups/{groupName}", get_company_group),
+    Route("GET", "/crm/v3/properties/companies", list_company_properties),
+    Route("POST", "/crm/v3/properties/companies", create_company_property, write=True),
+    Route("GET", "/crm/v3/properties/companies/{propertyName}", get_company_property),
+    Route("PATCH", "/crm/v3/properties/companies/{propertyName}", update_company_property, write=True),
+    Route("POST", "/crm/v4/associations/contacts/companies/batch/read", contact_companies),
+    Route("POST", "/crm/v4/associations/companies/contacts/batch/read", company_contacts),
     Route("GET", "/marketing/v3/forms", list_forms),
     Route("GET", "/marketing/v3/forms/{formId}", get_form),
     Route("GET", "/form-integrations/v1/submissions/forms/{formId}", form_submissions),

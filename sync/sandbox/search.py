@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync.sandbox.properties import CREATE_DATE, DEFAULT_PROPERTIES, LAST_MODIFIED, OBJECT_ID, PropertyDef
+from sync.sandbox.properties import (
+    COMPANY_LAST_MODIFIED,
+    CREATE_DATE,
+    DEFAULT_PROPERTIES,
+    LAST_MODIFIED,
+    OBJECT_ID,
+    PropertyDef,
+)
 from sync.sandbox.records import ContactRecord
 from sync.sandbox.wire import bad_request, parse_ms
 
@@ -32,7 +39,8 @@ MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
 DEFAULT_LIMIT, MAX_LIMIT = 10, 200
 # HubSpot's hard cap: one search query never pages past 10,000 results.
 MAX_RESULTS = 10_000
-INDEXED = (OBJECT_ID, LAST_MODIFIED, CREATE_DATE)
+INDEXED = (OBJECT_ID, LAST_MODIFIED, CREATE_DATE, COMPANY_LAST_MODIFIED)
+MODIFIED = frozenset({LAST_MODIFIED, COMPANY_LAST_MODIFIED})  # a record's modified date, by either object's name
 RANGE_OPERATORS = frozenset({"EQ", "GT", "GTE", "LT", "LTE", "BETWEEN"})
 
 Scalar = float | str
@@ -80,7 +88,7 @@ def getter(prop: PropertyDef) -> Getter:
     name = prop.name
     if name == OBJECT_ID:
         return lambda c: c.id
-    if name == LAST_MODIFIED:
+    if name in MODIFIED:
         return lambda c: c.updated_ms
     if name == CREATE_DATE:
         return lambda c: c.created_ms
@@ -107,7 +115,9 @@ def getter(prop: PropertyDef) -> Getter:
     return text
 
 
-def parse_search(body: Any, props: Mapping[str, PropertyDef]) -> SearchQuery:
+def parse_search(
+    body: Any, props: Mapping[str, PropertyDef], defaults: Sequence[str] = DEFAULT_PROPERTIES
+) -> SearchQuery:
     """A search request body -> a validated query, or a 400 like HubSpot's."""
     if not isinstance(body, Mapping):
         raise bad_request("Invalid input JSON: the search request must be a JSON object")
@@ -136,15 +146,17 @@ def parse_search(body: Any, props: Mapping[str, PropertyDef]) -> SearchQuery:
         groups=tuple(groups),
         sort_prop=sort_prop,
         descending=descending,
-        properties=_properties(body.get("properties"), props),
+        properties=_properties(body.get("properties"), props, defaults),
         limit=_limit(body.get("limit")),
         after=_after(body.get("after")),
     )
 
 
-def requested_properties(names: Sequence[str] | None, props: Mapping[str, PropertyDef]) -> tuple[str, ...]:
+def requested_properties(
+    names: Sequence[str] | None, props: Mapping[str, PropertyDef], defaults: Sequence[str] = DEFAULT_PROPERTIES
+) -> tuple[str, ...]:
     """Requested names -> the ones to render; HubSpot quietly leaves out unknown properties."""
-    wanted = names or DEFAULT_PROPERTIES
+    wanted = names or defaults
     seen: dict[str, None] = {}
     for name in wanted:
         if name in props and name not in INDEXED:
@@ -152,12 +164,12 @@ def requested_properties(names: Sequence[str] | None, props: Mapping[str, Proper
     return tuple(seen)
 
 
-def _properties(raw: Any, props: Mapping[str, PropertyDef]) -> tuple[str, ...]:
+def _properties(raw: Any, props: Mapping[str, PropertyDef], defaults: Sequence[str]) -> tuple[str, ...]:
     if raw is None:
-        return requested_properties(None, props)
+        return requested_properties(None, props, defaults)
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise bad_request("properties must be a list of property names")
-    return requested_properties(raw, props)
+    return requested_properties(raw, props, defaults)
 
 
 def _limit(raw: Any) -> int:

@@ -23,9 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from sync.sandbox.faults import FaultInjector, FaultSpec
 from sync.sandbox.limits import MESSAGES, PROFESSIONAL, SECONDLY, TEN_SECONDLY, RateLimiter, RateLimitSpec
-from sync.sandbox.portal import FailureChooser, Portal
+from sync.sandbox.portal import COMPANIES, CONTACTS, FailureChooser, Portal
 from sync.sandbox.routes import API_ROUTES, ApiRequest, Reply, Route, match, new_id
 from sync.sandbox.wire import ApiError, JsonObject, bad_request, query_int, query_str
+from sync.snapshot import numeric
 
 ADMIN_PREFIX = "/__sandbox/"
 MAX_BODY = 32 * 1024 * 1024
@@ -504,7 +505,11 @@ def _admin_stats(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Re
 
 def _admin_write_log(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
     since = query_int(query, "since", 0)
-    return Reply(200, {"writes": [w.wire() for w in sandbox.portal.write_log(since)], "since": since})
+    object_type = query_str(query, "object") or CONTACTS
+    if object_type not in (CONTACTS, COMPANIES):
+        raise bad_request(f"object must be {CONTACTS} or {COMPANIES}, got {object_type!r}")
+    writes = sandbox.portal.write_log(since, object_type)
+    return Reply(200, {"writes": [w.wire() for w in writes], "since": since})
 
 
 def _admin_reset_stats(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
@@ -514,6 +519,48 @@ def _admin_reset_stats(sandbox: Sandbox, query: dict[str, list[str]], body: Any)
 
 def _admin_contacts(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
     return Reply(200, {"results": sandbox.portal.upsert_contacts(_items(body, "contacts"), sandbox.now_ms())})
+
+
+def _admin_companies(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
+    results = sandbox.portal.upsert_contacts(_items(body, "companies"), sandbox.now_ms(), COMPANIES)
+    return Reply(200, {"results": results})
+
+
+def _admin_remove_company(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
+    company_id = query_str(query, "id") or ""
+    if not numeric(company_id):
+        raise bad_request("Expected ?id=<company id>")
+    if not sandbox.portal.remove_company(int(company_id)):
+        raise ApiError(404, "OBJECT_NOT_FOUND", f"Company {company_id} does not exist")
+    return Reply(200, {"removed": company_id})
+
+
+def _admin_associations(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
+    return Reply(200, {"associated": sandbox.portal.associate(_items(body, "associations"))})
+
+
+def _admin_dissociate(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
+    contact, company = query_str(query, "contactId") or "", query_str(query, "companyId") or ""
+    if not (numeric(contact) and numeric(company)):
+        raise bad_request("Expected ?contactId=<id>&companyId=<id>")
+    if not sandbox.portal.dissociate(int(contact), int(company)):
+        raise ApiError(404, "OBJECT_NOT_FOUND", f"Contact {contact} is not associated with company {company}")
+    return Reply(200, {"removed": {"contactId": contact, "companyId": company}})
+
+
+def _admin_association_settings(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
+    if not isinstance(body, dict):
+        raise bad_request('Expected {"primary_label": "...", "page_size": 500}')
+    label, size = body.get("primary_label"), body.get("page_size")
+    if label is not None and not (isinstance(label, str) and label):
+        raise bad_request("primary_label must be a non-empty string")
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+        raise bad_request("page_size must be a positive integer")
+    if label is not None:
+        sandbox.portal.rename_primary_label(label)
+    if size is not None:
+        sandbox.portal.set_association_page_size(size)
+    return Reply(200, {"primary_label": label, "page_size": size})
 
 
 def _admin_submissions(sandbox: Sandbox, query: dict[str, list[str]], body: Any) -> Reply:
@@ -580,6 +627,11 @@ _ADMIN: dict[tuple[str, str], Callable[[Sandbox, dict[str, list[str]], Any], Rep
     ("GET", "/__sandbox/write_log"): _admin_write_log,
     ("POST", "/__sandbox/reset_stats"): _admin_reset_stats,
     ("POST", "/__sandbox/contacts"): _admin_contacts,
+    ("POST", "/__sandbox/companies"): _admin_companies,
+    ("DELETE", "/__sandbox/companies"): _admin_remove_company,
+    ("POST", "/__sandbox/associations"): _admin_associations,
+    ("DELETE", "/__sandbox/associations"): _admin_dissociate,
+    ("POST", "/__sandbox/association_settings"): _admin_association_settings,
     ("POST", "/__sandbox/form_submissions"): _admin_submissions,
     ("POST", "/__sandbox/email_events"): _admin_events,
     ("POST", "/__sandbox/forms"): _admin_forms,
