@@ -616,6 +616,10 @@ class FakeCrm:
         info = self.portal.account_info()
         return AccountInfo(int(info["portalId"]), str(info["timeZone"]))
 
+    def count_contacts(self) -> int:
+        self._call("count_contacts")
+        return self.portal.contact_count()
+
     def contact_pages(self, after: str | None = None) -> Iterator[ContactPage]:
         self._call("contact_pages", after)
         while True:

@@ -140,6 +140,7 @@ def _boxes(fig: Figure) -> list[Any]:
     shown += [t for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1]
     labels = [t for t in shown if t.get_text()]
     legend = fig.legends[0] if fig.legends else ax.get_legend()
+    assert legend is not None, "the chart has a legend"
     return [t.get_window_extent(renderer) for t in labels] + [legend.get_window_extent(renderer)]
 
 
