@@ -253,7 +253,7 @@ class Cycle:
 
     # -- the run --
 
-    def run(self) -> RunSummary:  # noqa: C901, PLR0912, PLR0915
+    def run(self) -> RunSummary:
         portal, store = self.portal, self.portal.store
         started = portal.clock.now()
         calls_before = dict(portal.api_calls())
@@ -281,30 +281,8 @@ class Cycle:
                 self.summary.status = "interrupted"
             else:
                 store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
-        except StoppedError as exc:
-            # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
-            self.summary.status = "interrupted"
-            self.log.info("run_interrupted", reason=str(exc))
-        except PausedError as exc:
-            self.summary.status, self.summary.error = "paused", str(exc)
-            if isinstance(exc, WrongPortalError):
-                self.summary.cause = "wrong_portal"
-            elif isinstance(exc, LiveCheckError):
-                self.summary.cause = "live_check"
-            self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
-        except BudgetExhaustedError as exc:
-            self.summary.status, self.summary.error, self.summary.budget_spent = "failed", str(exc), True
-            self.log.error(
-                "run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed", reason="daily_budget"
-            )
-        except FatalError as exc:
-            self.summary.status, self.summary.error = "failed", str(exc)
-            self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed")
         except SyncError as exc:
-            self.summary.status, self.summary.error = "failed", str(exc)
-            if isinstance(exc, ConfigError):
-                self.summary.cause = "config"
-            self.log.error("run_failed", error=str(exc), error_type=type(exc).__name__)
+            self._ended_by(exc)
         except Exception as exc:
             self.summary.status, self.summary.error = "failed", f"{type(exc).__name__}: {exc}"
             raise  # recorded as failed below; the job boundary logs it
@@ -321,6 +299,32 @@ class Cycle:
             if portal.after_run is not None:
                 portal.after_run(self.summary)
         return self.summary
+
+    def _ended_by(self, exc: SyncError) -> None:
+        """Records how an error ended the run: interrupted, paused (the operator must act) or failed."""
+        summary, error, kind = self.summary, str(exc), type(exc).__name__
+        if isinstance(exc, StoppedError):
+            # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
+            summary.status = "interrupted"
+            self.log.info("run_interrupted", reason=error)
+        elif isinstance(exc, PausedError):
+            summary.status, summary.error = "paused", error
+            if isinstance(exc, WrongPortalError):
+                summary.cause = "wrong_portal"
+            elif isinstance(exc, LiveCheckError):
+                summary.cause = "live_check"
+            self.log.error("run_stopped", error=error, error_type=kind, status="paused")
+        elif isinstance(exc, BudgetExhaustedError):
+            summary.status, summary.error, summary.budget_spent = "failed", error, True
+            self.log.error("run_stopped", error=error, error_type=kind, status="failed", reason="daily_budget")
+        elif isinstance(exc, FatalError):
+            summary.status, summary.error = "failed", error
+            self.log.error("run_stopped", error=error, error_type=kind, status="failed")
+        else:
+            summary.status, summary.error = "failed", error
+            if isinstance(exc, ConfigError):
+                summary.cause = "config"
+            self.log.error("run_failed", error=error, error_type=kind)
 
     def _count_calls(self, before: Mapping[tuple[str, int], int]) -> None:
         after = self.portal.api_calls()

@@ -21,11 +21,12 @@ from hubspot.crm.contacts import (
 
 from sync.core.conditions import parse_date_ms
 from sync.core.model import Contact, PropertyUpdate, StageChange
+from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.errors import RetriableError, SkippableRecordError
 from sync.hubspot.client import HubSpotClient, Response
 from sync.hubspot.errors import RejectedError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, explain_refusal, not_found_reason
-from sync.hubspot.shapes import EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, OBJECT_ID, contact_from_wire
+from sync.hubspot.shapes import CREATE_DATE, LAST_MODIFIED, OBJECT_ID, contact_from_wire
 from sync.ports import ContactPage, DeadLetter, WriteOutcome
 
 LIST_PAGE = 100  # the list endpoint's maximum
@@ -49,7 +50,7 @@ class Contacts:
     def __init__(self, client: HubSpotClient, properties: Sequence[str]) -> None:
         self.client = client
         # Always read what the pipeline needs to place a contact and advance cursors.
-        self.properties = sorted({*properties, EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, "createdate"})
+        self.properties = sorted({*properties, EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, CREATE_DATE})
         self._known_options: dict[str, list[str] | None] = {}  # per write: for the reasons of refusals
 
     # -- reading --

@@ -14,7 +14,13 @@ from tests.factories import NOW_MS, contact, example_data, form, rules_from, unc
 MQL, SQL = "marketingqualifiedlead", "salesqualifiedlead"
 RULES = rules_from(unclamped())
 DEMO = [form("d1", 1, name="Demo request")]  # 70 points: score 70, grade C1, MQL (unclamped reference)
-WRITTEN_NOW = {"ls_score": "70", "ls_fit": "0", "ls_engagement": "70", "ls_grade": "C1", "ls_reasons": "+70 demo-request"}
+WRITTEN_NOW = {
+    "ls_score": "70",
+    "ls_fit": "0",
+    "ls_engagement": "70",
+    "ls_grade": "C1",
+    "ls_reasons": "+70 demo-request",
+}
 
 
 def decided(
