@@ -46,8 +46,7 @@ class Holding:
 class Decision:
     """One contact's score, its model (None: no segment matched), the writes and what HubSpot holds around them.
 
-    `reasons` is the result's reasons text (what the score property's neighbour holds when scored).
-    `before` and `after` are computed when asked: the worker needs them only for a contact it writes.
+    `reasons`, `before` and `after` are computed when asked: the worker needs them only for a contact it writes.
     """
 
     def __init__(
@@ -57,7 +56,7 @@ class Decision:
         model: ModelSpec | None,
         plan: ContactPlan,
         current: Mapping[str, str],
-        reasons: str,
+        reasons: str | None,
         shown: OutputProperties,
     ) -> None:
         self.contact: Final = contact
@@ -65,8 +64,15 @@ class Decision:
         self.model: Final = model
         self.plan: Final = plan
         self.current: Final = current
-        self.reasons: Final = reasons
+        self._reasons = reasons
         self._shown: Final = shown  # whose score and grade properties `before` and `after` read
+
+    @property
+    def reasons(self) -> str:
+        """The result's reasons text, as written to HubSpot with the score."""
+        if self._reasons is None:
+            self._reasons = reasons_text(self.result)
+        return self._reasons
 
     @property
     def stage_move(self) -> str | None:
@@ -130,13 +136,12 @@ def decide(
     wrote for it (None: none known; see `score_at`). `scored_at` is written as `now_ms`, with a real change only.
     """
     result = score_at(contact, events, rules, now_ms, written_stage=written_stage)
-    reasons = reasons_text(result)
     model = model_named(rules, result.model)
     if model is None:
         # No model, nothing to write; what HubSpot holds is read through the first model's properties.
-        return Decision(
-            contact, result, None, ContactPlan(None, None), current, reasons, rules.spec.models[0].properties
-        )
+        return Decision(contact, result, None, ContactPlan(None, None), current, None, rules.spec.models[0].properties)
     props = model.properties
+    # Only a scored contact's values carry the reasons: computed once for the plan and the caller, and only then.
+    reasons = None if result.holdout or result.excluded else reasons_text(result)
     plan = plan_contact(result, contact, props, rules.spec.exclusion_action, now_ms, current, reasons=reasons)
     return Decision(contact, result, model, plan, current, reasons, props)
