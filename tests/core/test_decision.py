@@ -80,6 +80,7 @@ def test_a_holdout_contact_is_scored_and_gets_no_write() -> None:
     d = decided(held_out, rules=rules)
     assert d.result.holdout and d.result.score == 70 and d.model is not None
     assert d.plan.empty and d.before == d.after == Holding(None, None, "")
+    assert d.reasons == "+70 demo-request"  # logged and shown, never written
 
 
 @pytest.mark.parametrize(
