@@ -46,7 +46,8 @@ class Holding:
 class Decision:
     """One contact's score, its model (None: no segment matched), the writes and what HubSpot holds around them.
 
-    `reasons`, `before` and `after` are computed when asked: the worker needs them only for a contact it writes.
+    `before` and `after` are computed when asked: the worker needs them only for a contact it writes. So is
+    `reasons` where the writes did not need it (holdout, excluded).
     """
 
     def __init__(
