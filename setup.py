@@ -15,12 +15,14 @@ from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 CORE = [
     "sync/core/model.py",
+    "sync/core/wire.py",
     "sync/core/conditions.py",
     "sync/core/rules.py",
     "sync/core/lifecycle.py",
     "sync/core/scoring.py",
     "sync/core/accounts.py",
     "sync/core/planning.py",
+    "sync/core/decision.py",
     "sync/core/version.py",
 ]
 

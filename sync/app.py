@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from pathlib import Path
 
@@ -25,7 +26,15 @@ from sync.ports import Clock, StateStore, SystemClock
 log = structlog.get_logger("leadsync.app")
 
 
-def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy | None = None) -> Portal:
+@dataclass
+class ConfiguredPortal(Portal):
+    """A cycle's portal with its whole validated file: the service schedules and checks it by that file; the
+    cycle itself sees only the `PortalSettings` part."""
+
+    config: PortalConfig
+
+
+def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy | None = None) -> ConfiguredPortal:
     loaded = load_portal(config_file)
     rules = compile_ruleset(loaded.rules)
     hub = HubSpotPortal.from_config(loaded.config, read_properties(rules), policy)
@@ -46,7 +55,7 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         unrecorded = sum(hub.client.calls.values()) - opened_with
         hub.client.limiter.count_by(local_day, store.add_api_calls(pid, local_day(), 0) + unrecorded)
 
-    return Portal(
+    return ConfiguredPortal(
         config=loaded.config,
         rules=rules,
         source=hub,
@@ -71,7 +80,7 @@ def alerter(config: PortalConfig, store: StateStore, clock: Clock) -> Alerter | 
     return Alerter(config, alerts, store, notifier, clock)
 
 
-def check_live(portal: Portal) -> list[Finding]:
+def check_live(portal: ConfiguredPortal) -> list[Finding]:
     """The live check of a portal the service opened (read-only, through its own client and limits)."""
     if not isinstance(portal.source, HubSpotPortal):
         return []

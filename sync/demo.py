@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sync.app import open_portal
+from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.pipeline import Cycle, RunSummary
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
@@ -57,18 +58,18 @@ def show(contacts: list[dict[str, Any]], props: dict[str, str], console: Console
     written = [c for c in contacts if c["properties"].get(props["score"]) not in (None, "")]
     console.print(f"\n{len(written)} of {len(contacts)} contacts now carry a leadsync score in HubSpot.")
     grades = Counter(c["properties"].get(props["grade"]) or "-" for c in written)
-    stages = Counter(c["properties"].get("lifecyclestage") or "-" for c in contacts)
+    stages = Counter(c["properties"].get(LIFECYCLE_STAGE) or "-" for c in contacts)
     console.print("grades: " + ", ".join(f"{g} {n}" for g, n in sorted(grades.items())))
     console.print("stages: " + ", ".join(f"{s} {n}" for s, n in stages.most_common()))
     table = Table(title="Top contacts by score, as written to HubSpot", header_style="bold")
-    for name in ("contact", "email", props["score"], props["grade"], "lifecyclestage"):
+    for name in ("contact", EMAIL, props["score"], props["grade"], LIFECYCLE_STAGE):
         table.add_column(name, no_wrap=True)
     table.add_column(props["reasons"], no_wrap=True, overflow="ellipsis")
     top = sorted(written, key=lambda c: -float(c["properties"][props["score"]]))[:15]
     for c in top:
         p = c["properties"]
         table.add_row(
-            c["id"], p.get("email", ""), p[props["score"]], p.get(props["grade"], ""), p.get("lifecyclestage", ""),
+            c["id"], p.get(EMAIL, ""), p[props["score"]], p.get(props["grade"], ""), p.get(LIFECYCLE_STAGE, ""),
             (p.get(props["reasons"]) or "")[:70],
         )  # fmt: skip
     console.print(table)

@@ -15,8 +15,9 @@ from typing import Literal, Protocol
 from sync.config import PortalConfig, Site, model_entries, property_reads, sites
 from sync.core import conditions as c
 from sync.core.rules import BandRule, EventRule, MapRule, RuleSet
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import WrongPortalError
-from sync.pipeline import LIFECYCLE_STAGE, with_lists
+from sync.pipeline import with_lists
 from sync.ports import ContactPage, PropertyInfo
 from sync.yamlsource import Path_, path_text
 

@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import structlog
 
-from sync.config import PortalConfig
+from sync.core.decision import Decision, decide
 from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange, with_current_form_names
-from sync.core.planning import ContactPlan, plan_contact
 from sync.core.rules import ModelSpec, RuleSet
-from sync.core.scoring import reasons_text, score_at
+
+# Re-exported for sync.reports.backtest, which imports it from here; the name itself lives in the core.
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import (
     BudgetExhaustedError,
     ConfigError,
@@ -45,6 +46,7 @@ from sync.ports import (
     DeadLetter,
     HistoryRow,
     PendingWrite,
+    PortalSettings,
     PropertySpec,
     RunRecord,
     StateStore,
@@ -64,7 +66,6 @@ BACKFILL_DONE = "done"
 EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were rescored by a completed run
 EVENTS_CURSOR = "email_events_ms"
 FORM_CURSOR = "form_submissions_ms:"
-LIFECYCLE_STAGE = "lifecyclestage"
 DEAD_LETTERS_PER_RUN = 1000  # due dead letters retried by one run at most; the rest wait for the next
 
 Kind = Literal["incremental", "full", "rescore"]
@@ -75,7 +76,7 @@ Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
 class Portal:
     """Everything one portal's cycle needs, built by the composition root (sync.app)."""
 
-    config: PortalConfig
+    config: PortalSettings
     rules: RuleSet
     source: CrmSource
     writer: CrmWriter
@@ -259,7 +260,7 @@ class Cycle:
 
     # -- the run --
 
-    def run(self) -> RunSummary:  # noqa: C901, PLR0912, PLR0915
+    def run(self) -> RunSummary:
         portal, store = self.portal, self.portal.store
         started = portal.clock.now()
         calls_before = dict(portal.api_calls())
@@ -287,30 +288,8 @@ class Cycle:
                 self.summary.status = "interrupted"
             else:
                 store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
-        except StoppedError as exc:
-            # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
-            self.summary.status = "interrupted"
-            self.log.info("run_interrupted", reason=str(exc))
-        except PausedError as exc:
-            self.summary.status, self.summary.error = "paused", str(exc)
-            if isinstance(exc, WrongPortalError):
-                self.summary.cause = "wrong_portal"
-            elif isinstance(exc, LiveCheckError):
-                self.summary.cause = "live_check"
-            self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="paused")
-        except BudgetExhaustedError as exc:
-            self.summary.status, self.summary.error, self.summary.budget_spent = "failed", str(exc), True
-            self.log.error(
-                "run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed", reason="daily_budget"
-            )
-        except FatalError as exc:
-            self.summary.status, self.summary.error = "failed", str(exc)
-            self.log.error("run_stopped", error=str(exc), error_type=type(exc).__name__, status="failed")
         except SyncError as exc:
-            self.summary.status, self.summary.error = "failed", str(exc)
-            if isinstance(exc, ConfigError):
-                self.summary.cause = "config"
-            self.log.error("run_failed", error=str(exc), error_type=type(exc).__name__)
+            self._ended_by(exc)
         except Exception as exc:
             self.summary.status, self.summary.error = "failed", f"{type(exc).__name__}: {exc}"
             raise  # recorded as failed below; the job boundary logs it
@@ -327,6 +306,32 @@ class Cycle:
             if portal.after_run is not None:
                 portal.after_run(self.summary)
         return self.summary
+
+    def _ended_by(self, exc: SyncError) -> None:
+        """Records how an error ended the run: interrupted, paused (the operator must act) or failed."""
+        summary, error, kind = self.summary, str(exc), type(exc).__name__
+        if isinstance(exc, StoppedError):
+            # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
+            summary.status = "interrupted"
+            self.log.info("run_interrupted", reason=error)
+        elif isinstance(exc, PausedError):
+            summary.status, summary.error = "paused", error
+            if isinstance(exc, WrongPortalError):
+                summary.cause = "wrong_portal"
+            elif isinstance(exc, LiveCheckError):
+                summary.cause = "live_check"
+            self.log.error("run_stopped", error=error, error_type=kind, status="paused")
+        elif isinstance(exc, BudgetExhaustedError):
+            summary.status, summary.error, summary.budget_spent = "failed", error, True
+            self.log.error("run_stopped", error=error, error_type=kind, status="failed", reason="daily_budget")
+        elif isinstance(exc, FatalError):
+            summary.status, summary.error = "failed", error
+            self.log.error("run_stopped", error=error, error_type=kind, status="failed")
+        else:
+            summary.status, summary.error = "failed", error
+            if isinstance(exc, ConfigError):
+                summary.cause = "config"
+            self.log.error("run_failed", error=error, error_type=kind)
 
     def _count_calls(self, before: Mapping[tuple[str, int], int]) -> None:
         after = self.portal.api_calls()
@@ -481,52 +486,50 @@ class Cycle:
         events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
         written = store.written_values(pid, ids)
         staged = store.written_stages(pid, ids)
-        action = portal.rules.spec.exclusion_action
         pending: list[PendingWrite] = []
         for stored in contacts:
             contact = with_lists(stored, self.lists)
+            # What HubSpot holds, over which the values leadsync wrote and HubSpot may not show yet.
+            ours = written.get(contact.id)
+            current = {**contact.properties, **ours} if ours else contact.properties
             try:
                 mine = with_current_form_names(events.get(contact.email, ()), self.form_names)
-                result = score_at(contact, mine, portal.rules, now_ms, written_stage=staged.get(contact.id))
+                decision = decide(contact, mine, portal.rules, now_ms, current, written_stage=staged.get(contact.id))
             except Exception as exc:  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
                 self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
                 continue
             self.summary.add("scored")
-            self._note_result(result, contact.email)
-            model = self._model(result)
-            if model is None:
+            self._note_result(decision.result, contact.email)
+            if decision.model is None:
                 continue
-            current = {**contact.properties, **written.get(contact.id, {})}
-            plan = plan_contact(result, contact, model.properties, action, now_ms, current)
-            if plan.empty:
+            if decision.plan.empty:
                 self.summary.add("unchanged")
                 continue
-            old = current.get(model.properties.score)
-            history = HistoryRow(
-                contact_id=contact.id,
-                run_id=self.run_id,
-                version=result.version,
-                old_score=int(float(old)) if old not in (None, "") else None,
-                new_score=0 if result.excluded else result.score,
-                grade=result.grade,
-                stage=_planned_stage(plan),
-                reasons=reasons_text(result),
-                breakdown=_breakdown(result),
-            )
-            pending.append(
-                PendingWrite(
-                    contact.id,
-                    dict(plan.update.properties) if plan.update else {},
-                    plan.stage_change.stage if plan.stage_change else None,
-                    history,
-                )
-            )
+            pending.append(self._pending(decision))
         if pending:
             store.record_pending(pid, self.run_id, pending)
             self._send(pending, cursor)
         elif cursor is not None:
             store.set_cursor(pid, *cursor)
+
+    def _pending(self, decision: Decision) -> PendingWrite:
+        """The outbox entry of a decision with writes, and the history row it completes with."""
+        result, update = decision.result, decision.plan.update
+        old = decision.before.score
+        history = HistoryRow(
+            contact_id=result.contact_id,
+            run_id=self.run_id,
+            version=result.version,
+            old_score=int(old) if old is not None else None,
+            new_score=0 if result.excluded else result.score,
+            grade=result.grade,
+            stage=decision.planned_stage,
+            reasons=decision.reasons,
+            breakdown=_breakdown(result),
+        )
+        properties = dict(update.properties) if update is not None else {}
+        return PendingWrite(result.contact_id, properties, decision.stage_move, history)
 
     def _finish_pending(self) -> None:
         """Send what a crashed run recorded but never completed."""
@@ -643,12 +646,6 @@ class Cycle:
             self.summary.add("dead_lettered")
             self.log.error("dead_letter", contact_id=letter.contact_id, reason=letter.reason, status=letter.status)
 
-    def _model(self, result: ScoreResult) -> ModelSpec | None:
-        for model in self.portal.rules.spec.models:
-            if model.name == result.model:
-                return model
-        return None
-
     def _note_result(self, result: ScoreResult, email: str) -> None:
         if result.excluded:
             self.summary.add("excluded")
@@ -683,15 +680,6 @@ def with_lists(contact: Contact, members: Mapping[int, set[str]]) -> Contact:
     return Contact(
         contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
     )
-
-
-def _planned_stage(plan: ContactPlan) -> str | None:
-    """The stage this write moves the contact to (none for an excluded or held contact's zeros)."""
-    if plan.stage_change is not None:
-        return plan.stage_change.stage
-    if plan.update is not None:
-        return plan.update.properties.get(LIFECYCLE_STAGE)
-    return None
 
 
 def _breakdown(result: ScoreResult) -> dict[str, Any]:

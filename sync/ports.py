@@ -125,6 +125,25 @@ class PropertyInfo:
     hubspot_defined: bool = False
 
 
+class PortalIdentity(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class PortalSettings(Protocol):
+    """What a cycle reads of its portal's file (the validated config satisfies it): which portal the file
+    names, and whether logs may show emails. The cycle sees no more of the config than this."""
+
+    @property
+    def portal(self) -> PortalIdentity: ...
+
+    @property
+    def log_emails(self) -> bool: ...
+
+
 class CrmSource(Protocol):
     def account_info(self) -> AccountInfo: ...
 

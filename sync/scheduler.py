@@ -37,11 +37,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from sync.app import ConfiguredPortal
 from sync.config import parse_duration, portal_files, portal_name
 from sync.errors import ConfigError
 from sync.live import Finding
 from sync.observability import Metrics
-from sync.pipeline import Cycle, Kind, Portal
+from sync.pipeline import Cycle, Kind
 from sync.ports import StateStore
 
 log = structlog.get_logger("leadsync.service")
@@ -51,7 +52,7 @@ LEASE_TTL_S = 45.0
 
 @dataclass
 class Held:
-    portal: Portal
+    portal: ConfiguredPortal
     file: Path
     lock: threading.Lock = field(default_factory=threading.Lock)  # one cycle at a time per portal
     leased: bool = False
@@ -75,14 +76,14 @@ class Service:
         self,
         config_dir: Path,
         store: StateStore,
-        open_portal: Callable[[Path, StateStore], Portal],
+        open_portal: Callable[[Path, StateStore], ConfiguredPortal],
         *,
         metrics: Metrics | None = None,
         holder: str | None = None,
         lease_ttl_s: float = LEASE_TTL_S,
         jitter_s: float = 30.0,
         workers: int = 4,
-        live_check: Callable[[Portal], Sequence[Finding]] | None = None,
+        live_check: Callable[[ConfiguredPortal], Sequence[Finding]] | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.store = store

@@ -29,6 +29,7 @@ from sync.errors import ConfigError, ConfigProblem, SkippableRecordError
 from sync.hubspot.shapes import (
     DEFAULT_FORM_TYPES,
     FORM_TYPES,
+    LAST_MODIFIED,
     company_from_wire,
     contact_from_wire,
     email_event_from_wire,
@@ -180,7 +181,7 @@ def _contact_entry(item: Any) -> ContactEntry:
     contact = contact_from_wire(item)
     if not numeric(contact.id):
         raise SkippableRecordError(f"contact {contact.id}", "id is not numeric")
-    modified = contact.properties.get("lastmodifieddate", "")
+    modified = contact.properties.get(LAST_MODIFIED, "")
     modified_ms = parse_date_ms(modified)
     if modified.strip() and modified_ms is None:
         raise SkippableRecordError(f"contact {contact.id}", f"lastmodifieddate is not a date: {modified!r}")

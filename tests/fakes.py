@@ -37,12 +37,12 @@ from sync.core.model import (
     PropertyUpdate,
     StageChange,
 )
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import SkippableRecordError, UnownedWriteError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, not_found_reason
 from sync.hubspot.shapes import (
     COMPANY_LAST_MODIFIED,
     LAST_MODIFIED,
-    LIFECYCLE_STAGE,
     company_from_wire,
     contact_from_wire,
     email_event_from_wire,

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
+    from sync.core.wire import EMAIL, LIFECYCLE_STAGE
     from sync.reports.explain import explain, parse_what_if, print_explanation, print_what_if, what_if_json
 
     _quiet_logging()
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
     what = parse_what_if(args.what_if or [], now_ms)
-    for name in sorted(set(what.properties) - rules.properties_read - {"email", "lifecyclestage"}):
+    for name in sorted(set(what.properties) - rules.properties_read - {EMAIL, LIFECYCLE_STAGE}):
         print(f"leadsync explain: no rule reads {name}: setting it changes nothing", file=sys.stderr)
     if args.snapshot:
         data = _load_dataset(args, loaded, [rules], now)

@@ -67,7 +67,7 @@ def _pointing(target: str | None) -> str:
     return f" (the rules point to {target})" if target else ""
 
 
-def decide_stage(  # noqa: C901
+def decide_stage(
     lc: Lifecycle,
     *,
     current: str,
@@ -87,15 +87,38 @@ def decide_stage(  # noqa: C901
     fit_rank = fit_grade_rank.get(fit_grade) if fit_grade is not None else None
     stages = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, 0)
     target = max(stages, key=index.__getitem__) if stages else None
-    if current in lc.never_touch:
-        return StageDecision(None, "none", f"stage {current} is never touched{_pointing(target)}")
-    if current and current not in index:
-        return StageDecision(None, "none", f"stage {current} is outside the stage order{_pointing(target)}")
+    untouched = _untouched(lc, current, target)
+    if untouched is not None:
+        return untouched
     position = index[current] if current else -1
     if target is not None and index[target] > position:
         return StageDecision(target, "set", f"promote {current or '(none)'} -> {target}")
     if target is not None and target == current:
         return StageDecision(None, "none", f"already {current}")
+    return _backward(lc, current, position, target, score, fit_rank, fit_grade_rank, rule_stages, written_stage)
+
+
+def _untouched(lc: Lifecycle, current: str, target: str | None) -> StageDecision | None:
+    """Why the current stage is left as it is whatever the score, or None when it may move."""
+    if current in lc.never_touch:
+        return StageDecision(None, "none", f"stage {current} is never touched{_pointing(target)}")
+    if current and current not in lc.index:
+        return StageDecision(None, "none", f"stage {current} is outside the stage order{_pointing(target)}")
+    return None
+
+
+def _backward(
+    lc: Lifecycle,
+    current: str,
+    position: int,
+    target: str | None,
+    score: int,
+    fit_rank: int | None,
+    fit_grade_rank: Mapping[str, int],
+    rule_stages: Collection[str],
+    written_stage: str | None,
+) -> StageDecision:
+    """The contact is past every stage it qualifies for: a demotion, or why none."""
     if not lc.demote:
         if target is None:
             return StageDecision(None, "none", "no stage qualifies")
@@ -106,6 +129,7 @@ def decide_stage(  # noqa: C901
     held = _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis, check_grade=False)
     if current in held:
         return StageDecision(None, "none", f"keeps {current} within hysteresis {lc.hysteresis:g}")
+    index = lc.index
     lower = [
         stage
         for stage in _qualifying(lc, score, fit_rank, fit_grade_rank, rule_stages, lc.hysteresis)

@@ -16,8 +16,7 @@ from sync.core.conditions import parse_number
 from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
 from sync.core.rules import OutputProperties
 from sync.core.scoring import reasons_text
-
-LIFECYCLE_STAGE = "lifecyclestage"
+from sync.core.wire import LIFECYCLE_STAGE
 
 
 class ContactPlan:
@@ -33,9 +32,11 @@ class ContactPlan:
 
 
 def desired_values(
-    result: ScoreResult, props: OutputProperties, action: Literal["skip", "zero"]
+    result: ScoreResult, props: OutputProperties, action: Literal["skip", "zero"], reasons: str | None = None
 ) -> dict[str, str] | None:
-    """The values our properties should hold, or None when nothing may be written."""
+    """The values our properties should hold, or None when nothing may be written.
+
+    `reasons` is `reasons_text(result)` when the caller has it already."""
     if result.holdout or result.model is None:
         return None
     if result.excluded:
@@ -53,7 +54,7 @@ def desired_values(
         props.fit: str(result.fit),
         props.engagement: str(result.engagement),
         props.grade: result.grade or "",
-        props.reasons: reasons_text(result),
+        props.reasons: reasons_text(result) if reasons is None else reasons,
     }
 
 
@@ -72,10 +73,12 @@ def plan_contact(
     action: Literal["skip", "zero"],
     scored_at_ms: int,
     current: Mapping[str, str] | None = None,
+    *,
+    reasons: str | None = None,
 ) -> ContactPlan:
     """The writes that bring HubSpot to `result`; `current` defaults to the contact's own properties."""
     holding = contact.properties if current is None else current
-    desired = desired_values(result, props, action)
+    desired = desired_values(result, props, action, reasons)
     if desired is None:
         return ContactPlan(None, None)
     changed = {name: value for name, value in desired.items() if not _same(holding.get(name), value)}

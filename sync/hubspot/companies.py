@@ -11,10 +11,11 @@ from collections.abc import Iterator, Sequence
 import hubspot.crm.companies as company_models
 
 from sync.core.model import Company, PropertyUpdate
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import UnownedWriteError
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.objects import CrmObjects, ObjectType, RawPage
-from sync.hubspot.shapes import COMPANY_LAST_MODIFIED, CREATE_DATE, LIFECYCLE_STAGE, company_from_wire
+from sync.hubspot.shapes import COMPANY_LAST_MODIFIED, CREATE_DATE, company_from_wire
 from sync.ports import CompanyPage, WriteOutcome
 
 COMPANIES = ObjectType(

@@ -7,9 +7,10 @@ from collections.abc import Iterator, Sequence
 import hubspot.crm.contacts as contact_models
 
 from sync.core.model import Contact, PropertyUpdate, StageChange
+from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.objects import BATCH, LIST_PAGE, SEARCH_PAGE, CrmObjects, ObjectType, RawPage
-from sync.hubspot.shapes import EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, contact_from_wire
+from sync.hubspot.shapes import CREATE_DATE, LAST_MODIFIED, contact_from_wire
 from sync.ports import ContactPage, DeadLetter, WriteOutcome
 
 __all__ = ["BATCH", "CONTACTS", "LIST_PAGE", "SEARCH_PAGE", "Contacts"]
@@ -31,7 +32,7 @@ def _contact_page(page: RawPage[Contact]) -> ContactPage:
 class Contacts(CrmObjects[Contact]):
     def __init__(self, client: HubSpotClient, properties: Sequence[str]) -> None:
         # Always read what the pipeline needs to place a contact and advance cursors.
-        wanted = {*properties, EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, "createdate"}
+        wanted = {*properties, EMAIL, LAST_MODIFIED, LIFECYCLE_STAGE, CREATE_DATE}
         super().__init__(client, CONTACTS, sorted(wanted), contact_from_wire)
 
     def pages(self, after: str | None = None) -> Iterator[ContactPage]:

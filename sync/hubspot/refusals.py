@@ -11,7 +11,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-LIFECYCLE_STAGE = "lifecyclestage"
+from sync.core.wire import LIFECYCLE_STAGE
+
 OBJECT_NOT_FOUND = "OBJECT_NOT_FOUND"
 
 # HubSpot's code -> (what is wrong, what to do); {name}, {value} and {options} filled in.

@@ -1,5 +1,8 @@
 """HubSpot's JSON shapes -> the core's values. HubSpot wire names live here and nowhere else.
 
+Except the property names the core itself plans writes to or reads (lifecyclestage, email): those are
+defined once in sync.core.wire.
+
 Each function takes one record as HubSpot sends it and returns a core value,
 or raises SkippableRecordError naming what is wrong, so one bad record is
 reported and skipped while the rest go on.
@@ -28,11 +31,10 @@ from sync.core.model import (
     EmailEvent,
     FormSubmission,
 )
+from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.errors import SkippableRecordError
 
-EMAIL = "email"
 CREATE_DATE = "createdate"
-LIFECYCLE_STAGE = "lifecyclestage"
 LAST_MODIFIED = "lastmodifieddate"
 COMPANY_LAST_MODIFIED = "hs_lastmodifieddate"  # companies name their modified date differently
 OBJECT_ID = "hs_object_id"

@@ -24,8 +24,8 @@ from typing import Any
 from sync.core.model import Contact, Event, RuleHit, ScoreResult
 from sync.core.rules import CompiledModel, RuleSet, StageThreshold
 from sync.core.scoring import score_at
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
-from sync.pipeline import LIFECYCLE_STAGE
 from sync.reports.text import iso_ms, num, pct
 
 DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sync.core.conditions import Ctx, compile_event_filter, describe_condition, describe_filter
+from sync.core.decision import Decision, decide
 from sync.core.model import (
     EMAIL_EVENT_TYPES,
     FORM_SUBMISSION,
@@ -29,11 +30,9 @@ from sync.core.model import (
     FormSubmission,
     ScoreResult,
 )
-from sync.core.planning import ContactPlan
 from sync.core.rules import BandRule, ConditionRule, EventRule, MapRule, ModelSpec, Rule, RuleSet
+from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
-from sync.pipeline import LIFECYCLE_STAGE
-from sync.reports.plan import model_of, outcome
 from sync.reports.text import iso_ms
 
 DAY_MS = 86_400_000
@@ -53,7 +52,7 @@ class WhatIf:
     def apply(self, contact: Contact, events: Sequence[Event], now_ms: int) -> tuple[Contact, list[Event], int]:
         props = {**contact.properties, **self.properties}
         stage = props.get(LIFECYCLE_STAGE, contact.lifecycle_stage)
-        email = props.get("email", contact.email).strip().lower()
+        email = props.get(EMAIL, contact.email).strip().lower()
         changed = Contact(contact.id, props, email, contact.created_at_ms, stage, contact.list_ids)
         # Real events reach a contact through its email address: without one, none would count.
         added = [_with_email(e, email) for e in self.events] if email else []
@@ -209,9 +208,9 @@ def explain(
     ownership_known: bool = False,
 ) -> Explanation:
     """`written_stage` is the stage leadsync last wrote (from the state store, when `ownership_known`)."""
-    result, plan, _ = outcome(rules, contact, events, now_ms, written_stage)
+    decision = decide(contact, events, rules, now_ms, contact.properties, written_stage=written_stage)
+    result, model = decision.result, decision.model
     ctx = rules.context(contact, events, now_ms)
-    model = model_of(rules, result)
     stage = _stage_checks(rules, result, model, ctx)
     if model is not None and model.lifecycle.demote:
         stage.insert(-1, _ownership(model, result.current_stage, written_stage, ownership_known))
@@ -223,8 +222,8 @@ def explain(
         verdict=_verdict(rules, result, model, ctx),
         grades=_grades(result, model),
         stage=stage,
-        hubspot=_hubspot(contact, plan, model),
-        stage_move=plan.stage_change.stage if plan.stage_change is not None else None,
+        hubspot=_hubspot(decision),
+        stage_move=decision.stage_move,
         written_stage=written_stage,
         ownership_known=ownership_known,
     )
@@ -355,21 +354,22 @@ def _stage_checks(rules: RuleSet, result: ScoreResult, model: ModelSpec | None, 
     return out
 
 
-def _hubspot(contact: Contact, plan: ContactPlan, model: ModelSpec | None) -> list[tuple[str, str, str | None]]:
-    if model is None:
+def _hubspot(decision: Decision) -> list[tuple[str, str, str | None]]:
+    if decision.model is None:
         return []
-    p = model.properties
-    writes = dict(plan.update.properties) if plan.update is not None else {}
-    if plan.stage_change is not None:
-        writes[LIFECYCLE_STAGE] = plan.stage_change.stage
+    p = decision.model.properties
+    update = decision.plan.update
+    writes = dict(update.properties) if update is not None else {}
+    if decision.stage_move is not None:
+        writes[LIFECYCLE_STAGE] = decision.stage_move
     names = [p.score, p.fit, p.engagement, p.grade, p.reasons, p.scored_at, LIFECYCLE_STAGE]
-    return [(name, contact.properties.get(name, ""), writes.get(name)) for name in names]
+    return [(name, decision.contact.properties.get(name, ""), writes.get(name)) for name in names]
 
 
 # -- printing -----------------------------------------------------------------------------------
 
 
-def print_explanation(ex: Explanation, console: Console, title: str = "") -> None:  # noqa: C901
+def print_explanation(ex: Explanation, console: Console, title: str = "") -> None:
     r, c = ex.result, ex.contact
     console.print(
         f"[bold]{title or 'contact'} {c.id}[/bold] {c.email or '(no email)'} as of {iso_ms(ex.now_ms)}, "
@@ -381,10 +381,22 @@ def print_explanation(ex: Explanation, console: Console, title: str = "") -> Non
     )
     for verdict in ex.verdict:
         console.print(f"  {verdict}")
+    console.print(_rules_table(ex.lines))
+    console.print("[bold]grades[/bold]")
+    for grade in ex.grades:
+        console.print(f"  {grade}")
+    console.print("[bold]lifecycle stage[/bold]")
+    for check in ex.stage:
+        console.print(f"  {check}")
+    if ex.hubspot:
+        console.print(_hubspot_table(ex))
+
+
+def _rules_table(lines: Sequence[RuleLine]) -> Table:
     table = Table(header_style="bold", show_lines=False)
     for name in ("rule", "group", "matched", "points", "detail"):
         table.add_column(name, overflow="fold")
-    for line in ex.lines:
+    for line in lines:
         detail = line.detail
         if line.reads and line.reads not in detail:
             detail += f"\n[dim]{line.reads}[/dim]"
@@ -394,23 +406,19 @@ def print_explanation(ex: Explanation, console: Console, title: str = "") -> Non
             )
         points = f"{line.points:+g}" if line.points or line.matched else "0"
         table.add_row(line.rule, line.group, "yes" if line.matched else "no", points, detail)
-    console.print(table)
-    console.print("[bold]grades[/bold]")
-    for grade in ex.grades:
-        console.print(f"  {grade}")
-    console.print("[bold]lifecycle stage[/bold]")
-    for check in ex.stage:
-        console.print(f"  {check}")
-    if ex.hubspot:
-        held = Table(title="HubSpot now and what a run would write", header_style="bold")
-        for name in ("property", "HubSpot now", "would write"):
-            held.add_column(name, overflow="fold")
-        for prop, now, new in ex.hubspot:
-            shown = "(unchanged)" if new is None else (repr(new) if new == "" else new)
-            if prop == LIFECYCLE_STAGE and ex.stage_move:
-                shown += " (clear, then set: HubSpot only moves stages forward)"
-            held.add_row(prop, now or "", shown)
-        console.print(held)
+    return table
+
+
+def _hubspot_table(ex: Explanation) -> Table:
+    held = Table(title="HubSpot now and what a run would write", header_style="bold")
+    for name in ("property", "HubSpot now", "would write"):
+        held.add_column(name, overflow="fold")
+    for prop, now, new in ex.hubspot:
+        shown = "(unchanged)" if new is None else (repr(new) if new == "" else new)
+        if prop == LIFECYCLE_STAGE and ex.stage_move:
+            shown += " (clear, then set: HubSpot only moves stages forward)"
+        held.add_row(prop, now or "", shown)
+    return held
 
 
 def print_what_if(real: Explanation, hypo: Explanation, labels: Sequence[str], console: Console) -> None:

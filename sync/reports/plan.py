@@ -1,8 +1,8 @@
 """`leadsync plan`: what a run would write, computed and never sent.
 
-Each contact is scored with the same core and planned with the same
-`plan_contact` as the worker, against the values HubSpot holds now, so the
-predicted writes are the writes a following full sync makes. With a base
+Each contact is decided by the worker's own `decide` (score, model, minimal
+writes) against the values HubSpot holds now, so the predicted writes are the
+writes a following full sync makes. With a base
 config the "before" side is what the base config would leave in HubSpot, so
 the difference is the rule change alone.
 
@@ -22,13 +22,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.core.conditions import parse_number
+from sync.core.decision import Decision, Holding, decide
 from sync.core.model import Contact, Event, ScoreResult
-from sync.core.planning import ContactPlan, plan_contact
-from sync.core.rules import ModelSpec, RuleSet
-from sync.core.scoring import reasons_text, score_at
+from sync.core.rules import RuleSet
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.observability import email_for_log
-from sync.pipeline import BATCH, LIFECYCLE_STAGE, owned_properties
+from sync.pipeline import BATCH, owned_properties
 from sync.ports import PropertyInfo
 from sync.reports.text import iso_ms, num, show
 
@@ -36,24 +35,16 @@ from sync.reports.text import iso_ms, num, show
 STAGE_MOVE_CALLS = 4
 
 
-@dataclass(frozen=True)
-class Held:
-    """Score, grade and stage a contact has in HubSpot (now, or after a run)."""
-
-    score: float | None
-    grade: str | None
-    stage: str
-
-    def json(self) -> dict[str, Any]:
-        return {"score": num(self.score), "grade": self.grade, "stage": self.stage}
+def holding_json(held: Holding) -> dict[str, Any]:
+    return {"score": num(held.score), "grade": held.grade, "stage": held.stage}
 
 
 @dataclass
 class ContactDiff:
     contact_id: str
     email: str
-    before: Held
-    after: Held
+    before: Holding  # what HubSpot holds now (or after a run of the base config)
+    after: Holding
     writes: dict[str, str]  # property values the run writes (its scored_at timestamp left out)
     stage_move: str | None  # a backward stage move, sent as clear then set
     reasons: str
@@ -68,8 +59,8 @@ class ContactDiff:
         return {
             "contact_id": self.contact_id,
             "email": email_for_log(self.email, emails),
-            "before": self.before.json(),
-            "after": self.after.json(),
+            "before": holding_json(self.before),
+            "after": holding_json(self.after),
             "writes": self.writes,
             "stage_move": self.stage_move,
             "reasons": self.reasons,
@@ -162,40 +153,6 @@ class PlanReport:
         }
 
 
-Outcome = tuple[ScoreResult, ContactPlan, Held]
-
-
-def outcome(
-    rules: RuleSet, contact: Contact, events: Iterable[Event], now_ms: int, written_stage: str | None = None
-) -> Outcome:
-    """The result, the writes, and what HubSpot would hold after them (`written_stage`: see `score_at`)."""
-    result = score_at(contact, events, rules, now_ms, written_stage=written_stage)
-    model = model_of(rules, result)
-    if model is None:
-        return result, ContactPlan(None, None), holding(rules.spec.models[0], contact)
-    plan = plan_contact(result, contact, model.properties, rules.spec.exclusion_action, now_ms)
-    after = {**contact.properties, LIFECYCLE_STAGE: contact.lifecycle_stage}
-    if plan.update is not None:
-        after.update(plan.update.properties)
-    if plan.stage_change is not None:
-        after[LIFECYCLE_STAGE] = plan.stage_change.stage
-    return result, plan, held(model, after)
-
-
-def model_of(rules: RuleSet, result: ScoreResult) -> ModelSpec | None:
-    return next((m for m in rules.spec.models if m.name == result.model), None)
-
-
-def held(model: ModelSpec, values: Mapping[str, str]) -> Held:
-    props = model.properties
-    return Held(parse_number(values.get(props.score)), values.get(props.grade) or None, values.get(LIFECYCLE_STAGE, ""))
-
-
-def holding(model: ModelSpec, contact: Contact) -> Held:
-    """What HubSpot holds for the contact now."""
-    return held(model, {**contact.properties, LIFECYCLE_STAGE: contact.lifecycle_stage})
-
-
 @dataclass(frozen=True)
 class Acceptance:
     """What HubSpot would take from a run, as far as the portal's property definitions tell."""
@@ -242,7 +199,7 @@ def acceptance(rules: RuleSet, defs: Mapping[str, PropertyInfo]) -> Acceptance:
     return Acceptance(refused, options)
 
 
-def build_plan(  # noqa: C901, PLR0912, PLR0915
+def build_plan(
     inputs: Iterable[tuple[Contact, list[Event]]],
     rules: RuleSet,
     now_ms: int,
@@ -255,87 +212,129 @@ def build_plan(  # noqa: C901, PLR0912, PLR0915
     accepts: Acceptance | None = None,
 ) -> PlanReport:
     """`written_stages`: the stage leadsync last wrote per contact, from the state store; None when unknown."""
-    report = PlanReport(source, rules.version, base_label or "HubSpot now", now_ms)
-    if written_stages is None and any(
-        m.lifecycle.demote and m.lifecycle.own_stages != "all" for m in rules.spec.models
-    ):
-        report.ownership = OWNERSHIP_UNKNOWN
+    report = _empty_report(rules, now_ms, source, base_label, ownership_known=written_stages is not None)
     stages = written_stages or {}
-    for name in ("promotions", "demotions", "stages_held_back"):
-        report.counts[name] += 0  # listed even when none
-    report.crossings = [
-        Crossing(m.name, th.stage, th.min_score) for m in rules.spec.models for th in m.lifecycle.thresholds
-    ]
-    update_calls = stage_batches = position = 0
-    batch_updates = batch_moves = False
+    batches = _Batches()
     for contact, events in inputs:
-        if position and position % BATCH == 0:  # the worker writes once per page of 100 contacts
-            update_calls += batch_updates
-            stage_batches += batch_moves
-            batch_updates = batch_moves = False
-        position += 1
+        batches.next_contact()
         report.contacts += 1
         try:
-            written = stages.get(contact.id)
-            result, plan, after = outcome(rules, contact, events, now_ms, written)
-            if base is not None:
-                _, _, before = outcome(base, contact, events, now_ms, written)
-            else:
-                before = holding(model_of(rules, result) or rules.spec.models[0], contact)
+            decision, before = _decide(contact, events, rules, base, now_ms, stages.get(contact.id))
         except Exception as exc:  # a broken contact is reported, never stops the plan
             report.counts["skipped"] += 1
             report.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
             continue
         if progress is not None:
             progress(report.contacts)
-        report.counts["excluded"] += result.excluded
-        report.counts["holdout"] += result.holdout
-        if result.stage_held is not None:
-            report.counts["stages_held_back"] += 1
-            why = result.stage_held if written_stages is not None else unknown_owner(result.current_stage)
-            report.held_back.append(HeldBack(contact.id, contact.email, result.current_stage, result.score, why))
-        writes = {}
-        if plan.update is not None:
-            model = model_of(rules, result)
-            scored_at = model.properties.scored_at if model else ""
-            writes = {k: v for k, v in plan.update.properties.items() if k != scored_at}
-        move = plan.stage_change.stage if plan.stage_change is not None else None
-        batch_updates |= plan.update is not None
-        batch_moves |= move is not None
-        report.counts["promotions"] += bool(writes.get(LIFECYCLE_STAGE))
-        report.counts["demotions"] += move is not None
-        if not writes and move is None and before == after:
-            report.counts["unchanged"] += 1
-            continue
-        rejected = accepts.reason(plan.update.properties if plan.update else {}, move) if accepts else ""
-        if rejected:
-            report.counts["rejected"] += 1  # HubSpot would refuse the batch entry: not a success
-        else:
-            report.counts["written"] += bool(writes or move)
-        report.counts["score_changed"] += before.score != after.score
-        report.counts["grade_changed"] += before.grade != after.grade
-        report.counts["stage_changed"] += before.stage != after.stage
-        if before.stage != after.stage:
-            report.transitions[(before.stage, after.stage)] += 1
-        for crossing in report.crossings:
-            if crossing.model == result.model:
-                was, now = _at_or_above(before.score, crossing.min_score), _at_or_above(after.score, crossing.min_score)
-                crossing.up += now and not was
-                crossing.down += was and not now
-        note = (
-            f"excluded: {result.exclusion_reason}"
-            if result.excluded
-            else "holdout: scored, never written"
-            if result.holdout
-            else result.stage_reason
-        )
-        report.diffs.append(
-            ContactDiff(contact.id, contact.email, before, after, writes, move, reasons_text(result), note, rejected)
-        )
-    update_calls += batch_updates
-    stage_batches += batch_moves
-    report.calls = {"update_batches": update_calls, "stage_move_calls": stage_batches * STAGE_MOVE_CALLS}
+        batches.note(decision)
+        _count(report, decision, before, accepts, ownership_known=written_stages is not None)
+    report.calls = batches.calls()
     return report
+
+
+def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, ownership_known: bool) -> PlanReport:
+    report = PlanReport(source, rules.version, base_label or "HubSpot now", now_ms)
+    if not ownership_known and any(m.lifecycle.demote and m.lifecycle.own_stages != "all" for m in rules.spec.models):
+        report.ownership = OWNERSHIP_UNKNOWN
+    for name in ("promotions", "demotions", "stages_held_back"):
+        report.counts[name] += 0  # listed even when none
+    report.crossings = [
+        Crossing(m.name, th.stage, th.min_score) for m in rules.spec.models for th in m.lifecycle.thresholds
+    ]
+    return report
+
+
+def _decide(
+    contact: Contact, events: list[Event], rules: RuleSet, base: RuleSet | None, now_ms: int, written: str | None
+) -> tuple[Decision, Holding]:
+    """The decision under `rules`, and what HubSpot holds before it: now, or after a run of the base config."""
+    decision = decide(contact, events, rules, now_ms, contact.properties, written_stage=written)
+    if base is None:
+        return decision, decision.before
+    return decision, decide(contact, events, base, now_ms, contact.properties, written_stage=written).after
+
+
+class _Batches:
+    """The worker's write calls: one property update and one run of backward stage moves per page of contacts."""
+
+    def __init__(self) -> None:
+        self.position = self.update_calls = self.stage_batches = 0
+        self.updates = self.moves = False
+
+    def next_contact(self) -> None:
+        if self.position and self.position % BATCH == 0:
+            self._close()
+        self.position += 1
+
+    def note(self, decision: Decision) -> None:
+        self.updates |= decision.plan.update is not None
+        self.moves |= decision.stage_move is not None
+
+    def calls(self) -> dict[str, int]:
+        self._close()
+        return {"update_batches": self.update_calls, "stage_move_calls": self.stage_batches * STAGE_MOVE_CALLS}
+
+    def _close(self) -> None:
+        self.update_calls += self.updates
+        self.stage_batches += self.moves
+        self.updates = self.moves = False
+
+
+def _count(
+    report: PlanReport, decision: Decision, before: Holding, accepts: Acceptance | None, *, ownership_known: bool
+) -> None:
+    """Adds one scored contact to the report's counts, transitions, crossings and changed contacts."""
+    result, contact = decision.result, decision.contact
+    report.counts["excluded"] += result.excluded
+    report.counts["holdout"] += result.holdout
+    if result.stage_held is not None:
+        report.counts["stages_held_back"] += 1
+        why = result.stage_held if ownership_known else unknown_owner(result.current_stage)
+        report.held_back.append(HeldBack(contact.id, contact.email, result.current_stage, result.score, why))
+    writes, move, after = _shown_writes(decision), decision.stage_move, decision.after
+    report.counts["promotions"] += bool(writes.get(LIFECYCLE_STAGE))
+    report.counts["demotions"] += move is not None
+    if not writes and move is None and before == after:
+        report.counts["unchanged"] += 1
+        return
+    update = decision.plan.update
+    rejected = accepts.reason(update.properties if update is not None else {}, move) if accepts else ""
+    if rejected:
+        report.counts["rejected"] += 1  # HubSpot would refuse the batch entry: not a success
+    else:
+        report.counts["written"] += bool(writes or move)
+    report.counts["score_changed"] += before.score != after.score
+    report.counts["grade_changed"] += before.grade != after.grade
+    report.counts["stage_changed"] += before.stage != after.stage
+    if before.stage != after.stage:
+        report.transitions[(before.stage, after.stage)] += 1
+    _cross(report.crossings, result.model, before, after)
+    diff = ContactDiff(
+        contact.id, contact.email, before, after, writes, move, decision.reasons, _note(result), rejected
+    )
+    report.diffs.append(diff)
+
+
+def _shown_writes(decision: Decision) -> dict[str, str]:
+    """The property values a run writes, its scored_at timestamp left out."""
+    update, model = decision.plan.update, decision.model
+    if update is None or model is None:
+        return {}
+    return {k: v for k, v in update.properties.items() if k != model.properties.scored_at}
+
+
+def _cross(crossings: Iterable[Crossing], model: str | None, before: Holding, after: Holding) -> None:
+    for crossing in crossings:
+        if crossing.model == model:
+            was, now = _at_or_above(before.score, crossing.min_score), _at_or_above(after.score, crossing.min_score)
+            crossing.up += now and not was
+            crossing.down += was and not now
+
+
+def _note(result: ScoreResult) -> str:
+    if result.excluded:
+        return f"excluded: {result.exclusion_reason}"
+    return "holdout: scored, never written" if result.holdout else result.stage_reason
 
 
 def _at_or_above(score: float | None, threshold: float) -> bool:
@@ -349,12 +348,21 @@ def properties_setup_calls(rules: RuleSet) -> int:
     return 1 + len(specs)
 
 
-def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) -> None:  # noqa: C901, PLR0912
-    when = iso_ms(report.now_ms)
+def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) -> None:
+    _print_summary(report, console)
+    _print_held_back(report, console, top)
+    _print_rejected(report, console)
+    _print_transitions(report, console)
+    _print_crossings(report, console)
+    _print_calls(report, console, live=live)
+    _print_top(report, console, top)
+
+
+def _print_summary(report: PlanReport, console: Console) -> None:
     c = report.counts
     console.print(
         f"[bold]plan[/bold] for {report.source}: rule-set version {report.version} compared with {report.base}, "
-        f"as of {when}. Nothing was written."
+        f"as of {iso_ms(report.now_ms)}. Nothing was written."
     )
     console.print(
         f"{report.contacts} contacts: {c['score_changed']} change score, {c['grade_changed']} change grade, "
@@ -368,31 +376,44 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     )
     if report.ownership:
         console.print(f"Note: {report.ownership}.")
-    _print_held_back(report, console, top)
-    if c["rejected"]:
-        why = Counter(d.rejected for d in report.diffs if d.rejected)
-        console.print(f"[bold red]{c['rejected']} contacts' writes would be rejected by HubSpot[/bold red]:")
-        for reason, n in why.most_common(5):
-            console.print(f"  {n}: {reason}")
-    if report.transitions:
-        stages_from = sorted({a for a, _ in report.transitions})
-        stages_to = sorted({b for _, b in report.transitions})
-        matrix = Table(title="Stage transitions (rows: before, columns: after)", header_style="bold")
-        matrix.add_column("before \\ after")
-        for stage in stages_to:
-            matrix.add_column(stage or "(none)", justify="right")
-        for a in stages_from:
-            matrix.add_row(a or "(none)", *(str(report.transitions.get((a, b), "")) for b in stages_to))
-        console.print(matrix)
-    else:
+
+
+def _print_rejected(report: PlanReport, console: Console) -> None:
+    if not report.counts["rejected"]:
+        return
+    why = Counter(d.rejected for d in report.diffs if d.rejected)
+    console.print(f"[bold red]{report.counts['rejected']} contacts' writes would be rejected by HubSpot[/bold red]:")
+    for reason, n in why.most_common(5):
+        console.print(f"  {n}: {reason}")
+
+
+def _print_transitions(report: PlanReport, console: Console) -> None:
+    if not report.transitions:
         console.print("No stage changes.")
-    if report.crossings:
-        crossings = Table(title="Threshold crossings", header_style="bold")
-        for name in ("model", "stage", "min score", "cross up", "cross down"):
-            crossings.add_column(name, justify="right" if name.startswith(("cross", "min")) else "left")
-        for x in report.crossings:
-            crossings.add_row(x.model, x.stage, f"{x.min_score:g}", str(x.up), str(x.down))
-        console.print(crossings)
+        return
+    stages_from = sorted({a for a, _ in report.transitions})
+    stages_to = sorted({b for _, b in report.transitions})
+    matrix = Table(title="Stage transitions (rows: before, columns: after)", header_style="bold")
+    matrix.add_column("before \\ after")
+    for stage in stages_to:
+        matrix.add_column(stage or "(none)", justify="right")
+    for a in stages_from:
+        matrix.add_row(a or "(none)", *(str(report.transitions.get((a, b), "")) for b in stages_to))
+    console.print(matrix)
+
+
+def _print_crossings(report: PlanReport, console: Console) -> None:
+    if not report.crossings:
+        return
+    crossings = Table(title="Threshold crossings", header_style="bold")
+    for name in ("model", "stage", "min score", "cross up", "cross down"):
+        crossings.add_column(name, justify="right" if name.startswith(("cross", "min")) else "left")
+    for x in report.crossings:
+        crossings.add_row(x.model, x.stage, f"{x.min_score:g}", str(x.up), str(x.down))
+    console.print(crossings)
+
+
+def _print_calls(report: PlanReport, console: Console, *, live: bool) -> None:
     calls = report.calls
     reads = f"{calls.get('reads', 0)} reads (as this plan made)" if live else "reads as for a full pull"
     console.print(
@@ -401,6 +422,9 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
         f"{calls.get('update_batches', 0)} batch updates, {calls.get('stage_move_calls', 0)} calls for backward "
         f"stage moves" + (f"; {calls['total']} in all" if live else "")
     )
+
+
+def _print_top(report: PlanReport, console: Console, top: int) -> None:
     changed = report.top(top)
     if not changed:
         console.print("No contact's score, grade or stage changes.")

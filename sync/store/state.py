@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from sync.core.model import FORM_SUBMISSION, Contact, EmailEvent, Event, FormSubmission
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.ports import (
     Clock,
     DeadLetter,
@@ -32,7 +33,6 @@ from sync.ports import (
 )
 from sync.store import schema
 
-LIFECYCLE_STAGE = "lifecyclestage"
 # Bound parameters per IN list: well under SQLite's variable limit, and keeps PostgreSQL plans generic.
 IN_CHUNK = 500
 

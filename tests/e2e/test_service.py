@@ -21,9 +21,8 @@ import requests
 import yaml
 from structlog.testing import capture_logs
 
-from sync.app import open_portal
+from sync.app import ConfiguredPortal, open_portal
 from sync.observability import Metrics, serve_http
-from sync.pipeline import Portal
 from sync.ports import StateStore
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
@@ -342,7 +341,7 @@ def test_any_failure_to_open_a_portal_file_is_contained(
         portal_file(folder, "alpha", 7000, a)
         odd = portal_file(folder, "odd", 7001, a)
 
-        def opening(file: Path, store: StateStore) -> Portal:
+        def opening(file: Path, store: StateStore) -> ConfiguredPortal:
             if file == odd:  # a file that loads, but whose portal cannot be opened
                 raise failure
             return open_portal(file, store)

@@ -13,10 +13,11 @@ from structlog.testing import capture_logs
 
 from sync import pipeline
 from sync.app import open_portal
+from sync.core.decision import decide
 from sync.core.model import Contact
 from sync.core.planning import plan_contact
 from sync.core.rules import compile_ruleset
-from sync.core.scoring import score, score_at
+from sync.core.scoring import score
 from sync.hubspot.retry import RetryPolicy
 from sync.pipeline import Cycle, Portal
 from sync.ports import ContactPage
@@ -125,10 +126,10 @@ def test_a_broken_contact_is_skipped_and_the_cycle_goes_on(world: Any, monkeypat
     def scoring_that_breaks_on_1001(contact: Contact, *args: Any, **kwargs: Any) -> Any:
         if contact.id == "1001":
             raise ValueError("corrupted property data")
-        return score_at(contact, *args, **kwargs)
+        return decide(contact, *args, **kwargs)
 
     portal.source.contact_pages = with_a_bad_record
-    monkeypatch.setattr(pipeline, "score_at", scoring_that_breaks_on_1001)
+    monkeypatch.setattr(pipeline, "decide", scoring_that_breaks_on_1001)
     with capture_logs() as logs:
         summary = Cycle(portal, "full").run()
     assert summary.status == "ok"

@@ -158,14 +158,14 @@ def test_threshold_crossings_count_scores_moving_past_a_threshold() -> None:
 
 def test_a_contact_that_cannot_be_scored_is_reported_and_the_plan_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     rules = rules_from(example_data())
-    real = plan_module.score_at
+    from sync.core.decision import decide as real
 
-    def score_at(contact: Contact, events: Any, rules: Any, now_ms: int, **kwargs: Any) -> Any:
+    def decide(contact: Contact, events: Any, rules: Any, now_ms: int, current: Any, **kwargs: Any) -> Any:
         if contact.id == "2":
             raise ValueError("corrupt record")
-        return real(contact, events, rules, now_ms, **kwargs)
+        return real(contact, events, rules, now_ms, current, **kwargs)
 
-    monkeypatch.setattr(plan_module, "score_at", score_at)
+    monkeypatch.setattr(plan_module, "decide", decide)
     report = build_plan([(_contact("2"), []), (_contact("1", need_level="core"), [])], rules, NOW_MS, source="test")
     assert report.counts["skipped"] == 1 and report.contacts == 2
     assert report.problems == ["contact 2: ValueError: corrupt record"]
