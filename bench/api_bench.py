@@ -20,7 +20,9 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -81,7 +83,121 @@ def start_sandbox(contacts: int, per_10s: int) -> tuple[subprocess.Popen[str], s
     raise SystemExit("the sandbox did not start")
 
 
-def main() -> None:  # noqa: PLR0915
+@dataclass
+class Transfer:
+    """What the pull and write-back did: counts, the send time of every request, memory along the way."""
+
+    started: float
+    pulled: int = 0
+    written: int = 0
+    failures: list[str] = field(default_factory=list)
+    sent: list[float] = field(default_factory=list)  # monotonic time each request was let through the limiter
+    rss_at_tenth: float | None = None
+    elapsed: float = 0.0
+    peak_rss: float = 0.0
+
+
+def open_client(url: str, per_10s: int) -> HubSpotClient:
+    """A client of the sandbox paced at its ten-second limit, the score properties in place, stats from zero."""
+    limiter = RateLimiter(Budget(per_10s, 100_000_000, 0.0, 5))
+    client = HubSpotClient(TOKEN, url, limiter, RetryPolicy(), timeout=(5.0, 60.0), portal="bench")
+    Properties(client).ensure(
+        "lead_scoring_sync",
+        "Lead scoring (leadsync)",
+        [PropertySpec("ls_score", "Lead score", "number"), PropertySpec("ls_reasons", "Score reasons", "string")],
+    )
+    requests.post(f"{url}/__sandbox/reset_stats", timeout=10)
+    return client
+
+
+def record_sends(limiter: RateLimiter, sent: list[float]) -> None:
+    """Note the time of every request the limiter lets through."""
+    acquire = limiter.acquire
+
+    def counted(search: bool = False) -> None:
+        acquire(search)
+        sent.append(time.monotonic())
+
+    limiter.acquire = counted  # type: ignore[method-assign]
+
+
+def write_back(contacts: Contacts, pages: queue.Queue[list[PropertyUpdate] | None], transfer: Transfer) -> None:
+    """The writer thread: each queued batch written, until None."""
+    while (batch := pages.get()) is not None:
+        outcome = contacts.update(batch)
+        transfer.written += len(outcome.applied)
+        transfer.failures.extend(d.reason for d in outcome.dead)
+
+
+def transfer_all(client: HubSpotClient, total: int) -> Transfer:
+    """Pull every contact on this thread, write each page back on another through a small bounded queue."""
+    contacts = Contacts(client, ["ls_score"])
+    pages: queue.Queue[list[PropertyUpdate] | None] = queue.Queue(maxsize=4)
+    transfer = Transfer(started=time.monotonic())
+    record_sends(client.limiter, transfer.sent)
+    thread = threading.Thread(target=write_back, args=(contacts, pages, transfer), daemon=True)
+    thread.start()
+    for page in contacts.pages():
+        pages.put(
+            [
+                PropertyUpdate(c.id, {"ls_score": str(len(c.properties) % 100), "ls_reasons": "+1 bench"})
+                for c in page.contacts
+            ]
+        )
+        transfer.pulled += len(page.contacts)
+        if transfer.rss_at_tenth is None and transfer.pulled >= total // 10:
+            transfer.rss_at_tenth = rss_mb()
+        if transfer.pulled % 10_000 < 100:
+            rate = sum(client.calls.values()) / (time.monotonic() - transfer.started)
+            print(
+                f"{transfer.pulled:>8,} pulled  {transfer.written:>8,} written  {rate:6.1f} requests/s  "
+                f"rss {current_rss_mb():.0f} MiB",
+                file=sys.stderr,
+            )
+    pages.put(None)
+    thread.join()
+    transfer.elapsed = time.monotonic() - transfer.started
+    transfer.peak_rss = rss_mb()  # before fetching the sandbox's stats, which list every contact's write count
+    return transfer
+
+
+def window_fills(sent: list[float], started: float, per_10s: int) -> list[float]:
+    """How full each complete 10-second window ran (windows starting every 0.5 s)."""
+    fills = []
+    t = sent[0] if sent else started
+    while sent and t + 10 <= sent[-1]:
+        fills.append(sum(1 for x in sent if t <= x < t + 10) / per_10s)
+        t += 0.5
+    return fills
+
+
+def figures(args: argparse.Namespace, client: HubSpotClient, transfer: Transfer, url: str) -> dict[str, Any]:
+    total_calls = sum(client.calls.values())
+    contact_calls = sum(n for (endpoint, _), n in client.calls.items() if endpoint in WRITE_ENDPOINTS)
+    stats = requests.get(f"{url}/__sandbox/stats", timeout=10).json()
+    fills = window_fills(transfer.sent, transfer.started, args.per_10s)
+    return {
+        "contacts": args.contacts,
+        "pulled": transfer.pulled,
+        "written": transfer.written,
+        "dead_letters": len(transfer.failures),
+        "seconds": round(transfer.elapsed, 2),
+        "limit_per_10s": args.per_10s,
+        "requests": total_calls,
+        "requests_per_second": round(total_calls / transfer.elapsed, 1),
+        "full_10s_windows": len(fills),
+        "window_fill_min": round(min(fills), 3) if fills else None,
+        "window_fill_mean": round(sum(fills) / len(fills), 3) if fills else None,
+        "window_fill_max": round(max(fills), 3) if fills else None,
+        "http_429": sum(n for (_, status), n in client.calls.items() if status == 429),
+        "sandbox_429": sum(stats["rate_limited"].values()),
+        "contact_calls_per_contact": round(contact_calls / max(transfer.pulled, 1), 4),
+        "peak_rss_mb_at_10pct": round(transfer.rss_at_tenth or rss_mb(), 1),
+        "peak_rss_mb": round(transfer.peak_rss, 1),
+    }
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--per-10s", type=int, default=1000, help="the sandbox's ten-second limit (>= 950)")
@@ -89,89 +205,9 @@ def main() -> None:  # noqa: PLR0915
 
     proc, url = start_sandbox(args.contacts, args.per_10s)
     try:
-        limiter = RateLimiter(Budget(args.per_10s, 100_000_000, 0.0, 5))
-        client = HubSpotClient(TOKEN, url, limiter, RetryPolicy(), timeout=(5.0, 60.0), portal="bench")
-        Properties(client).ensure(
-            "lead_scoring_sync",
-            "Lead scoring (leadsync)",
-            [PropertySpec("ls_score", "Lead score", "number"), PropertySpec("ls_reasons", "Score reasons", "string")],
-        )
-        requests.post(f"{url}/__sandbox/reset_stats", timeout=10)
-        contacts = Contacts(client, ["ls_score"])
-        sent: list[float] = []
-        acquire = limiter.acquire
-
-        def counted(search: bool = False) -> None:
-            acquire(search)
-            sent.append(time.monotonic())
-
-        limiter.acquire = counted  # type: ignore[method-assign]
-        pages: queue.Queue[list[PropertyUpdate] | None] = queue.Queue(maxsize=4)
-        written = [0]
-        failures: list[str] = []
-
-        def writer() -> None:
-            while (batch := pages.get()) is not None:
-                outcome = contacts.update(batch)
-                written[0] += len(outcome.applied)
-                failures.extend(d.reason for d in outcome.dead)
-
-        thread = threading.Thread(target=writer, daemon=True)
-        started = time.monotonic()
-        thread.start()
-        pulled = 0
-        rss_at_tenth: float | None = None
-        for page in contacts.pages():
-            updates = [
-                PropertyUpdate(c.id, {"ls_score": str(len(c.properties) % 100), "ls_reasons": "+1 bench"})
-                for c in page.contacts
-            ]
-            pages.put(updates)
-            pulled += len(page.contacts)
-            elapsed = time.monotonic() - started
-            if rss_at_tenth is None and pulled >= args.contacts // 10:
-                rss_at_tenth = rss_mb()
-            if pulled % 10_000 < 100:
-                rate = sum(client.calls.values()) / elapsed
-                print(
-                    f"{pulled:>8,} pulled  {written[0]:>8,} written  {rate:6.1f} requests/s  "
-                    f"rss {current_rss_mb():.0f} MiB",
-                    file=sys.stderr,
-                )
-        pages.put(None)
-        thread.join()
-        elapsed = time.monotonic() - started
-        peak_rss = rss_mb()  # before fetching the sandbox's stats, which list every contact's write count
-        total_calls = sum(client.calls.values())
-        contact_calls = sum(n for (endpoint, _), n in client.calls.items() if endpoint in WRITE_ENDPOINTS)
-        client_429 = sum(n for (_, status), n in client.calls.items() if status == 429)
-        stats = requests.get(f"{url}/__sandbox/stats", timeout=10).json()
-        # How full each complete 10-second window ran (windows starting every 0.5 s).
-        fills = []
-        t = sent[0] if sent else started
-        while sent and t + 10 <= sent[-1]:
-            fills.append(sum(1 for x in sent if t <= x < t + 10) / args.per_10s)
-            t += 0.5
-        figures = {
-            "contacts": args.contacts,
-            "pulled": pulled,
-            "written": written[0],
-            "dead_letters": len(failures),
-            "seconds": round(elapsed, 2),
-            "limit_per_10s": args.per_10s,
-            "requests": total_calls,
-            "requests_per_second": round(total_calls / elapsed, 1),
-            "full_10s_windows": len(fills),
-            "window_fill_min": round(min(fills), 3) if fills else None,
-            "window_fill_mean": round(sum(fills) / len(fills), 3) if fills else None,
-            "window_fill_max": round(max(fills), 3) if fills else None,
-            "http_429": client_429,
-            "sandbox_429": sum(stats["rate_limited"].values()),
-            "contact_calls_per_contact": round(contact_calls / max(pulled, 1), 4),
-            "peak_rss_mb_at_10pct": round(rss_at_tenth or rss_mb(), 1),
-            "peak_rss_mb": round(peak_rss, 1),
-        }
-        print(json.dumps(figures))
+        client = open_client(url, args.per_10s)
+        transfer = transfer_all(client, args.contacts)
+        print(json.dumps(figures(args, client, transfer, url)))
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from sync.errors import ConfigError
 from sync.live import Finding
 from sync.observability import Metrics
 from sync.pipeline import Cycle, Kind
-from sync.ports import StateStore
+from sync.ports import Clock, StateStore, SystemClock
 
 log = structlog.get_logger("leadsync.service")
 
@@ -84,6 +83,7 @@ class Service:
         jitter_s: float = 30.0,
         workers: int = 4,
         live_check: Callable[[ConfiguredPortal], Sequence[Finding]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config_dir = config_dir
         self.store = store
@@ -93,6 +93,7 @@ class Service:
         self.lease_ttl_s = lease_ttl_s
         self.jitter_s = jitter_s
         self.live_check = live_check
+        self.clock: Clock = clock if clock is not None else SystemClock()  # the time /healthz reports
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.portals: dict[str, Held] = {}
@@ -291,7 +292,7 @@ class Service:
         return 0
 
     def health(self) -> dict[str, Any]:
-        now = time.time()
+        now = self.clock.now().timestamp()
         with self.published:
             held_now, broken = dict(self.portals), list(self.broken.values())
         portals = {}

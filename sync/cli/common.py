@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.rules import RuleSet
     from sync.pipeline import RunSummary
-    from sync.ports import CrmSource
+    from sync.ports import Clock, CrmSource
     from sync.reports.dataset import Dataset
 
 T = TypeVar("T")
@@ -29,9 +29,14 @@ EXIT_USAGE = 2  # a command line that does not parse (argparse's own status), ba
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
-def _now(text: str | None) -> datetime:
+def _now(text: str | None, clock: Clock | None = None) -> datetime:
+    """The time `--now` names; without it, the clock's (the system clock unless one is given)."""
     if text is None:
-        return datetime.now(UTC)
+        if clock is None:
+            from sync.ports import SystemClock
+
+            clock = SystemClock()
+        return clock.now()
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from sync.errors import ConfigError, SyncError
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.live import Finding
+    from sync.ports import Clock
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,18 +108,21 @@ def _report_loaded(file: str, loaded: LoadedPortal, live: bool) -> bool:
     return True
 
 
-def _live_findings(loaded: LoadedPortal) -> list[Finding]:
-    """The live check of one loaded file; a portal that cannot be read is one error, not a traceback."""
+def _live_findings(loaded: LoadedPortal, clock: Clock | None = None) -> list[Finding]:
+    """The live check of one loaded file as of the clock's now (the system clock unless one is given); a portal
+    that cannot be read is one error, not a traceback."""
     from sync.app import open_reader
     from sync.core.rules import compile_ruleset
     from sync.live import Finding, live_check
     from sync.pipeline import read_properties
+    from sync.ports import SystemClock
 
     _quiet_logging()
     rules = compile_ruleset(loaded.rules)
     try:
         hub = open_reader(loaded.config, read_properties(rules))
-        return live_check(loaded.config, rules, hub, int(datetime.now(UTC).timestamp() * 1000))
+        now_ms = int((clock or SystemClock()).now().timestamp() * 1000)
+        return live_check(loaded.config, rules, hub, now_ms)
     except ConfigError as exc:
         return [Finding("error", p.path, p.message) for p in exc.problems]
     except SyncError as exc:

@@ -107,52 +107,16 @@ class Ctx:
         return view
 
     @classmethod
-    def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:  # noqa: C901, PLR0912
+    def build(cls, contact: Contact, events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> Ctx:
         """The context for scoring: events of the listed types only, each event id counted once.
 
         Should two copies of one id disagree, the earliest is kept (ties broken by their fields), so the
         order they come in never matters.
         """
-        by_id: dict[str, dict[str, Event]] = {}
-        for event in events:
-            kind = event.kind
-            if kind not in kinds or event.at_ms > now_ms:
-                continue  # a score is as of `now`: later events do not exist yet
-            bucket = by_id.get(kind)
-            if bucket is None:
-                by_id[kind] = {event.event_id: event}
-                continue
-            prior = bucket.get(event.event_id)
-            if prior is None or _earlier(event, prior):
-                bucket[event.event_id] = event
-        unbounces = by_id.pop(EMAIL_UNBOUNCE, None)
-        if unbounces is not None and EMAIL_BOUNCE in by_id:
-            # An un-bounce lifts every bounce of the contact up to its time: those no longer count.
-            lifted = max([e.at_ms for e in unbounces.values()])
-            kept_bounces = {k: e for k, e in by_id[EMAIL_BOUNCE].items() if e.at_ms > lifted}
-            if kept_bounces:
-                by_id[EMAIL_BOUNCE] = kept_bounces
-            else:
-                del by_id[EMAIL_BOUNCE]
-        unfiltered: dict[str, Aged] = {}
-        filtered: dict[str, Aged] = {}
-        for kind, bucket in by_id.items():
-            kept: Aged = []
-            dropped: Aged = []
-            for event in bucket.values():
-                delta = now_ms - event.at_ms
-                item = (delta // DAY_MS if delta > 0 else 0, event)
-                if event.filtered:
-                    dropped.append(item)
-                else:
-                    kept.append(item)
-            if kept:
-                unfiltered[kind] = kept
-            if dropped:
-                filtered[kind] = dropped
+        by_id = _unique_events(events, now_ms, kinds)
+        _lift_unbounced(by_id)
         ctx = cls(contact, {}, now_ms)
-        ctx.unfiltered = unfiltered
-        ctx.filtered = filtered
+        ctx.unfiltered, ctx.filtered = _aged_by_kind(by_id, now_ms)
         return ctx
 
     def aged(self, kind: str, include_filtered: bool = False) -> Aged:
@@ -166,6 +130,58 @@ class Ctx:
         if merged is None:
             merged = self._merged[kind] = self.unfiltered.get(kind, _NO_EVENTS) + self.filtered.get(kind, _NO_EVENTS)
         return merged
+
+
+def _unique_events(events: Iterable[Event], now_ms: int, kinds: Collection[str]) -> dict[str, dict[str, Event]]:
+    """The events of the listed types up to `now`, by type and then id, one copy of each id (see Ctx.build)."""
+    by_id: dict[str, dict[str, Event]] = {}
+    for event in events:
+        kind = event.kind
+        if kind not in kinds or event.at_ms > now_ms:
+            continue  # a score is as of `now`: later events do not exist yet
+        bucket = by_id.get(kind)
+        if bucket is None:
+            by_id[kind] = {event.event_id: event}
+            continue
+        prior = bucket.get(event.event_id)
+        if prior is None or _earlier(event, prior):
+            bucket[event.event_id] = event
+    return by_id
+
+
+def _lift_unbounced(by_id: dict[str, dict[str, Event]]) -> None:
+    """Drop the un-bounces, and with them every bounce up to the latest one's time."""
+    unbounces = by_id.pop(EMAIL_UNBOUNCE, None)
+    if unbounces is None or EMAIL_BOUNCE not in by_id:
+        return
+    # An un-bounce lifts every bounce of the contact up to its time: those no longer count.
+    lifted = max([e.at_ms for e in unbounces.values()])
+    kept_bounces = {k: e for k, e in by_id[EMAIL_BOUNCE].items() if e.at_ms > lifted}
+    if kept_bounces:
+        by_id[EMAIL_BOUNCE] = kept_bounces
+    else:
+        del by_id[EMAIL_BOUNCE]
+
+
+def _aged_by_kind(by_id: Mapping[str, Mapping[str, Event]], now_ms: int) -> tuple[dict[str, Aged], dict[str, Aged]]:
+    """(age in whole days, event) by type: the events that count, and the bot-filtered ones apart."""
+    unfiltered: dict[str, Aged] = {}
+    filtered: dict[str, Aged] = {}
+    for kind, bucket in by_id.items():
+        kept: Aged = []
+        dropped: Aged = []
+        for event in bucket.values():
+            delta = now_ms - event.at_ms
+            item = (delta // DAY_MS if delta > 0 else 0, event)
+            if event.filtered:
+                dropped.append(item)
+            else:
+                kept.append(item)
+        if kept:
+            unfiltered[kind] = kept
+        if dropped:
+            filtered[kind] = dropped
+    return unfiltered, filtered
 
 
 def _earlier(a: Event, b: Event) -> bool:
@@ -334,24 +350,9 @@ class EventFilter:
     # For email_bounce: "hard" (the default), "soft" or "any" bounces. Ignored for other kinds.
     bounce: str = "hard"
 
-    def matcher(self) -> Callable[[Event], bool] | None:  # noqa: C901
+    def matcher(self) -> Callable[[Event], bool] | None:
         """A test of one event's attributes (not its age, not bot filtering); None when none is set."""
-        checks: list[Callable[[Event], bool]] = []
-        if self.form_ids:
-            ids = frozenset(self.form_ids)
-            checks.append(lambda e: getattr(e, "form_id", None) in ids)
-        if self.form_name_contains:
-            checks.append(_attr_contains("form_name", self.form_name_contains))
-        if self.page_url_contains:
-            checks.append(_attr_contains("page_url", self.page_url_contains))
-        if self.url_contains:
-            checks.append(_attr_contains("url", self.url_contains))
-        if self.campaign_ids:
-            campaigns = frozenset(self.campaign_ids)
-            checks.append(lambda e: getattr(e, "campaign_id", None) in campaigns)
-        if self.kind == EMAIL_BOUNCE and self.bounce != "any":
-            soft = self.bounce == "soft"
-            checks.append(lambda e: getattr(e, "soft_bounce", False) is soft)
+        checks = self._checks()
         if not checks:
             return None
         if len(checks) == 1:
@@ -364,6 +365,30 @@ class EventFilter:
             return True
 
         return every
+
+    def _checks(self) -> list[Callable[[Event], bool]]:
+        """One test per attribute the filter sets."""
+        checks: list[Callable[[Event], bool]] = []
+        if self.form_ids:
+            checks.append(_attr_in("form_id", self.form_ids))
+        for attr, needles in (
+            ("form_name", self.form_name_contains),
+            ("page_url", self.page_url_contains),
+            ("url", self.url_contains),
+        ):
+            if needles:
+                checks.append(_attr_contains(attr, needles))
+        if self.campaign_ids:
+            checks.append(_attr_in("campaign_id", self.campaign_ids))
+        if self.kind == EMAIL_BOUNCE and self.bounce != "any":
+            soft = self.bounce == "soft"
+            checks.append(lambda e: getattr(e, "soft_bounce", False) is soft)
+        return checks
+
+
+def _attr_in(attr: str, values: tuple[str, ...]) -> Callable[[Event], bool]:
+    allowed = frozenset(values)
+    return lambda e: getattr(e, attr, None) in allowed
 
 
 def _attr_contains(attr: str, needles: tuple[str, ...]) -> Callable[[Event], bool]:
@@ -406,8 +431,23 @@ Condition = (
 # --- compilation --------------------------------------------------------------
 
 
-def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:  # noqa: C901
+def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate:
     """A predicate for `cond`; `free_mail` is the domain list `free_mail:` tests against."""
+    match cond:
+        case All(items=items):
+            preds = tuple(compile_condition(i, free_mail) for i in items)
+            return lambda ctx: all(p(ctx) for p in preds)
+        case AnyOf(items=items):
+            preds = tuple(compile_condition(i, free_mail) for i in items)
+            return lambda ctx: any(p(ctx) for p in preds)
+        case Not(item=item):
+            pred = compile_condition(item, free_mail)
+            return lambda ctx: not pred(ctx)
+    return _compile_test(cond, free_mail)
+
+
+def _compile_test(cond: Condition, free_mail: frozenset[str]) -> Predicate:
+    """The predicate of one test (a condition that holds no other)."""
     match cond:
         case PropertyTest(property=name, op=op, value=value):
             company_name = company_property(name)
@@ -426,15 +466,6 @@ def compile_condition(cond: Condition, free_mail: frozenset[str]) -> Predicate: 
             return lambda ctx: not list_ids.isdisjoint(ctx.contact.list_ids)
         case EventCondition():
             return _compile_event_condition(cond)
-        case All(items=items):
-            preds = tuple(compile_condition(i, free_mail) for i in items)
-            return lambda ctx: all(p(ctx) for p in preds)
-        case AnyOf(items=items):
-            preds = tuple(compile_condition(i, free_mail) for i in items)
-            return lambda ctx: any(p(ctx) for p in preds)
-        case Not(item=item):
-            pred = compile_condition(item, free_mail)
-            return lambda ctx: not pred(ctx)
     raise TypeError(f"not a condition: {cond!r}")  # pragma: no cover - exhaustive match
 
 
@@ -469,107 +500,110 @@ def _compile_event_condition(cond: EventCondition) -> Predicate:
     return test
 
 
-def _compile_property_test(test: PropertyTest) -> Predicate:  # noqa: C901, PLR0915
-    name, op, value = test.property, test.op, test.value
+def _compile_property_test(test: PropertyTest) -> Predicate:
+    compile_op = _PROPERTY_COMPILERS.get(test.op)
+    if compile_op is None:
+        raise ValueError(f"unknown operator {test.op!r}")
+    return compile_op(test.property, test.op, test.value)
 
-    if op == "exists":
-        want = bool(value)
-        return lambda ctx: bool(ctx.props.get(name)) is want
 
-    if op in ("equals", "not_equals"):
-        negate = op == "not_equals"
-        if isinstance(value, float):
-            number = value
+def _exists(name: str, op: str, value: TestValue) -> Predicate:
+    want = bool(value)
+    return lambda ctx: bool(ctx.props.get(name)) is want
 
-            def eq_num(ctx: Ctx) -> bool:
-                got = parse_number(ctx.props.get(name))
-                return (got is not None and got == number) is not negate
 
-            return eq_num
-        text = str(value)
+def _equals(name: str, op: str, value: TestValue) -> Predicate:
+    negate = op == "not_equals"
+    if isinstance(value, float):
+        number = value
 
-        def eq_str(ctx: Ctx) -> bool:
-            got = ctx.props.get(name)
-            return (bool(got) and got.casefold() == text) is not negate  # type: ignore[union-attr]
-
-        return eq_str
-
-    if op in SET_OPS:
-        assert isinstance(value, tuple)
-        negate = op == "not_in"
-        texts = frozenset(v for v in value if isinstance(v, str))
-        numbers = frozenset(v for v in value if isinstance(v, float))
-
-        def member(ctx: Ctx) -> bool:
-            got = ctx.props.get(name)
-            if not got:
-                return negate
-            hit = got.casefold() in texts or (bool(numbers) and parse_number(got) in numbers)
-            return hit is not negate
-
-        return member
-
-    if op in STRING_OPS:
-        assert isinstance(value, tuple)
-        needles = tuple(str(v) for v in value)
-        negate = op == "not_contains"
-        if op in ("contains", "not_contains"):
-
-            def found(text: str) -> bool:
-                return any(n in text for n in needles)
-
-        elif op == "starts_with":
-
-            def found(text: str) -> bool:
-                return text.startswith(needles)
-
-        else:
-
-            def found(text: str) -> bool:
-                return text.endswith(needles)
-
-        def substring(ctx: Ctx) -> bool:
-            got = ctx.props.get(name)
-            if not got:
-                return negate
-            return found(got.casefold()) is not negate
-
-        return substring
-
-    if op in NUMBER_OPS:
-        bound = float(value)  # type: ignore[arg-type]
-        compare = _COMPARE[op]
-
-        def num(ctx: Ctx) -> bool:
+        def eq_num(ctx: Ctx) -> bool:
             got = parse_number(ctx.props.get(name))
-            return got is not None and compare(got, bound)
+            return (got is not None and got == number) is not negate
 
-        return num
+        return eq_num
+    text = str(value)
 
-    if op in DATE_OPS:
-        bound_ms = int(value)  # type: ignore[arg-type]
-        compare = _COMPARE[op[5:]]
+    def eq_str(ctx: Ctx) -> bool:
+        got = ctx.props.get(name)
+        return (bool(got) and got.casefold() == text) is not negate  # type: ignore[union-attr]
 
-        def date(ctx: Ctx) -> bool:
-            got = parse_date_ms(ctx.props.get(name))
-            return got is not None and compare(got, bound_ms)
+    return eq_str
 
-        return date
 
-    if op in AGE_OPS:
-        days = int(value)  # type: ignore[arg-type]
-        within = op == "within_days"
+def _member(name: str, op: str, value: TestValue) -> Predicate:
+    assert isinstance(value, tuple)
+    negate = op == "not_in"
+    texts = frozenset(v for v in value if isinstance(v, str))
+    numbers = frozenset(v for v in value if isinstance(v, float))
 
-        def age(ctx: Ctx) -> bool:
-            got = parse_date_ms(ctx.props.get(name))
-            if got is None:
-                return False
-            elapsed = age_days(ctx.now_ms, got)
-            return elapsed <= days if within else elapsed > days
+    def member(ctx: Ctx) -> bool:
+        got = ctx.props.get(name)
+        if not got:
+            return negate
+        hit = got.casefold() in texts or (bool(numbers) and parse_number(got) in numbers)
+        return hit is not negate
 
-        return age
+    return member
 
-    raise ValueError(f"unknown operator {op!r}")
+
+def _substring(name: str, op: str, value: TestValue) -> Predicate:
+    assert isinstance(value, tuple)
+    found = _text_test(op, tuple(str(v) for v in value))
+    negate = op == "not_contains"
+
+    def substring(ctx: Ctx) -> bool:
+        got = ctx.props.get(name)
+        if not got:
+            return negate
+        return found(got.casefold()) is not negate
+
+    return substring
+
+
+def _text_test(op: str, needles: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a (casefolded) text holds, starts with or ends with one of `needles`."""
+    if op == "starts_with":
+        return lambda text: text.startswith(needles)
+    if op == "ends_with":
+        return lambda text: text.endswith(needles)
+    return lambda text: any(n in text for n in needles)  # contains and not_contains
+
+
+def _number(name: str, op: str, value: TestValue) -> Predicate:
+    bound = float(value)  # type: ignore[arg-type]
+    compare = _COMPARE[op]
+
+    def num(ctx: Ctx) -> bool:
+        got = parse_number(ctx.props.get(name))
+        return got is not None and compare(got, bound)
+
+    return num
+
+
+def _date(name: str, op: str, value: TestValue) -> Predicate:
+    bound_ms = int(value)  # type: ignore[arg-type]
+    compare = _COMPARE[op[5:]]
+
+    def date(ctx: Ctx) -> bool:
+        got = parse_date_ms(ctx.props.get(name))
+        return got is not None and compare(got, bound_ms)
+
+    return date
+
+
+def _age(name: str, op: str, value: TestValue) -> Predicate:
+    days = int(value)  # type: ignore[arg-type]
+    within = op == "within_days"
+
+    def age(ctx: Ctx) -> bool:
+        got = parse_date_ms(ctx.props.get(name))
+        if got is None:
+            return False
+        elapsed = age_days(ctx.now_ms, got)
+        return elapsed <= days if within else elapsed > days
+
+    return age
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -577,6 +611,23 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "gte": lambda a, b: a >= b,
     "lt": lambda a, b: a < b,
     "lte": lambda a, b: a <= b,
+}
+
+PropertyCompiler = Callable[[str, str, TestValue], Predicate]
+
+# Each operator's compiler: (property name, operator, value) -> predicate.
+_PROPERTY_COMPILERS: dict[str, PropertyCompiler] = {
+    op: compile_op
+    for ops, compile_op in (
+        (frozenset({"exists"}), _exists),
+        (frozenset({"equals", "not_equals"}), _equals),
+        (SET_OPS, _member),
+        (STRING_OPS, _substring),
+        (NUMBER_OPS, _number),
+        (DATE_OPS, _date),
+        (AGE_OPS, _age),
+    )
+    for op in ops
 }
 
 
@@ -655,8 +706,20 @@ def describe_filter(flt: EventFilter) -> str:
     return ", ".join(parts)
 
 
-def describe_condition(cond: Condition) -> str:  # noqa: C901
+def describe_condition(cond: Condition) -> str:
     """A short human form of a condition, for explanations."""
+    match cond:
+        case All(items=items):
+            return " and ".join(describe_condition(i) for i in items)
+        case AnyOf(items=items):
+            return "(" + " or ".join(describe_condition(i) for i in items) + ")"
+        case Not(item=item):
+            return f"not ({describe_condition(item)})"
+    return _describe_test(cond)
+
+
+def _describe_test(cond: Condition) -> str:
+    """The human form of one test (a condition that holds no other)."""
     match cond:
         case PropertyTest(property=name, op="exists", value=value):
             return f"{name} {'is set' if value else 'is not set'}"
@@ -676,12 +739,6 @@ def describe_condition(cond: Condition) -> str:  # noqa: C901
             lo, hi = count.bounds()
             wanted = f"at least {lo}" if hi is None else f"{lo}..{hi}"
             return f"{wanted} {describe_filter(flt)}"
-        case All(items=items):
-            return " and ".join(describe_condition(i) for i in items)
-        case AnyOf(items=items):
-            return "(" + " or ".join(describe_condition(i) for i in items) + ")"
-        case Not(item=item):
-            return f"not ({describe_condition(item)})"
     return repr(cond)  # pragma: no cover - exhaustive match
 
 
@@ -703,9 +760,18 @@ def interval_is_empty(gt: float | None, gte: float | None, lt: float | None, lte
     return lo == hi and (lo_open or hi_open)
 
 
-def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:  # noqa: C901
+def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:
     """Why the AND of these tests on one property can never hold, or None if it can."""
     by_op: dict[str, TestValue] = {t.op: t.value for t in tests}
+    for conflict in (_range_conflict, _exists_conflict, _empty_list, _equals_conflict):
+        why = conflict(by_op)
+        if why is not None:
+            return why
+    return None
+
+
+def _range_conflict(by_op: Mapping[str, TestValue]) -> str | None:
+    """Numeric, date or age bounds that exclude every value."""
 
     def num(op: str) -> float | None:
         v = by_op.get(op)
@@ -718,23 +784,37 @@ def unsatisfiable(tests: Sequence[PropertyTest]) -> str | None:  # noqa: C901
     within, older = by_op.get("within_days"), by_op.get("older_than_days")
     if within is not None and older is not None and int(older) >= int(within):  # type: ignore[arg-type]
         return "within_days and older_than_days exclude every age"
-    if by_op.get("exists") is False and len(by_op) > 1:
-        positive = set(by_op) - {"exists", "not_equals", "not_in", "not_contains"}
-        if positive:
-            return "exists: false cannot hold together with " + ", ".join(sorted(positive))
+    return None
+
+
+def _exists_conflict(by_op: Mapping[str, TestValue]) -> str | None:
+    """`exists: false` beside a test only a set value passes."""
+    if by_op.get("exists") is not False or len(by_op) <= 1:
+        return None
+    positive = set(by_op) - {"exists", "not_equals", "not_in", "not_contains"}
+    return "exists: false cannot hold together with " + ", ".join(sorted(positive)) if positive else None
+
+
+def _empty_list(by_op: Mapping[str, TestValue]) -> str | None:
     for op in ("in", "contains", "starts_with", "ends_with"):
         if by_op.get(op) == ():
             return f"{op} has an empty list"
-    if "equals" in by_op:
-        eq = by_op["equals"]
-        if "not_equals" in by_op and _same_value(by_op["not_equals"], eq):
-            return "equals and not_equals name the same value"
-        in_values = by_op.get("in")
-        if isinstance(in_values, tuple) and not any(_same_value(eq, v) for v in in_values):
-            return "the equals value is not in the in list"
-        not_in = by_op.get("not_in")
-        if isinstance(not_in, tuple) and any(_same_value(eq, v) for v in not_in):
-            return "the equals value is in the not_in list"
+    return None
+
+
+def _equals_conflict(by_op: Mapping[str, TestValue]) -> str | None:
+    """An `equals` value that another test on the property rules out."""
+    if "equals" not in by_op:
+        return None
+    eq = by_op["equals"]
+    if "not_equals" in by_op and _same_value(by_op["not_equals"], eq):
+        return "equals and not_equals name the same value"
+    in_values = by_op.get("in")
+    if isinstance(in_values, tuple) and not any(_same_value(eq, v) for v in in_values):
+        return "the equals value is not in the in list"
+    not_in = by_op.get("not_in")
+    if isinstance(not_in, tuple) and any(_same_value(eq, v) for v in not_in):
+        return "the equals value is in the not_in list"
     return None
 
 

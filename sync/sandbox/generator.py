@@ -341,11 +341,31 @@ BOUNCE_CATEGORIES = Weighted(
 SUBSCRIPTION_TYPES = (1, 2, 3)  # newsletter, product updates, events
 
 
-def _email_events(  # noqa: C901, PLR0912, PLR0915
+def _email_events(
     rng: random.Random, people: list[_Person], portal_id: int, now_ms: int, sends_per_contact: float
 ) -> list[EmailEventRecord]:
+    # The draws happen in one fixed order (campaigns, then person by person, send by send): a seed names a
+    # portal, and the tests and benchmark figures depend on that order. The helpers below keep it.
     campaigns = sorted((now_ms - rng.randrange(DAY_MS, 365 * DAY_MS), 5001 + i) for i in range(24))
     events: list[EmailEventRecord] = []
+    add = _recorder(rng, portal_id, now_ms, events)
+    for person in people:
+        eligible = [c for c in campaigns if c[0] > person.created]
+        if not eligible:
+            continue
+        sends = int(sends_per_contact) + (1 if rng.random() < sends_per_contact % 1 else 0)
+        _person_emails(rng, add, person, sorted(rng.sample(eligible, min(sends, len(eligible)))))
+    return events
+
+
+_AddEvent = Callable[..., str]
+
+
+def _recorder(rng: random.Random, portal_id: int, now_ms: int, events: list[EmailEventRecord]) -> _AddEvent:
+    """`add(at, kind, person, campaign, filtered=False, extra=None, event_id=None) -> id`, appending to `events`.
+
+    An event later than `now` is not kept, but its id is still drawn.
+    """
 
     def add(
         at: int,
@@ -361,73 +381,86 @@ def _email_events(  # noqa: C901, PLR0912, PLR0915
             events.append(EmailEventRecord(eid, at, kind, person.email, campaign, portal_id, filtered, extra))
         return eid
 
-    for person in people:
-        eligible = [c for c in campaigns if c[0] > person.created]
-        if not eligible:
-            continue
-        sends = int(sends_per_contact) + (1 if rng.random() < sends_per_contact % 1 else 0)
-        unsubscribed = False
-        last = (0, 0)
-        for sent_at, campaign in sorted(rng.sample(eligible, min(sends, len(eligible)))):
-            if unsubscribed:
-                break
-            at = sent_at + rng.randrange(0, 3_600_000)
-            last = (at, campaign)
-            add(at, "SENT", person, campaign)
-            if rng.random() < 0.3:
-                add(at + 500, "PROCESSED", person, campaign)
-            roll = rng.random()
-            if roll < 0.008:
-                add(at + 1_000, "DROPPED", person, campaign, extra=_dropped(rng))
-                continue
-            if roll < 0.03:
-                _bounce(rng, add, at, person, campaign)
-                continue
-            if roll < 0.045:
-                add(at + 60_000, "DEFERRED", person, campaign, extra={"attempt": 1})
-            delivered = at + rng.randrange(2_000, 120_000)
-            add(delivered, "DELIVERED", person, campaign)
-            if rng.random() < 0.015:
-                # Security scanners open and click within seconds of delivery: HubSpot flags them.
-                add(delivered + rng.randrange(500, 5_000), "OPEN", person, campaign, True)
-                if rng.random() < 0.6:
-                    add(delivered + rng.randrange(5_000, 9_000), "CLICK", person, campaign, True, {"url": _url(rng)})
-            if rng.random() < 0.15 + 0.35 * person.fit:
-                opened = delivered + rng.randrange(60_000, 5 * DAY_MS)
-                open_id = add(opened, "OPEN", person, campaign)
-                if rng.random() < 0.05:
-                    # HubSpot's event ids are unique only with their created time: the same id, later.
-                    add(opened + rng.randrange(1_000, DAY_MS), "OPEN", person, campaign, event_id=open_id)
-                if rng.random() < 0.3:
-                    add(opened + rng.randrange(5_000, 600_000), "CLICK", person, campaign, extra={"url": _url(rng)})
-                if rng.random() < 0.01:
-                    add(opened + 30_000, "FORWARD", person, campaign)
-                if rng.random() < 0.005:
-                    add(opened + 40_000, "PRINT", person, campaign)
-            if rng.random() < 0.002:
-                add(delivered + DAY_MS, "SPAMREPORT", person, campaign)
-                # HubSpot unsubscribes a recipient who reports spam: the spam report is what scores.
-                add(delivered + DAY_MS + 1_000, "STATUSCHANGE", person, campaign, extra=_status_change(
-                    rng, "SOURCE_SPAM_REPORT", everything=True))  # fmt: skip
-                unsubscribed = True
-                continue
-            if person.optout or rng.random() < 0.006:
-                unsubscribed = True
-                source = rng.choice(("SOURCE_RECIPIENT", "SOURCE_RECIPIENT", "SOURCE_LIST_UNSUBSCRIBE"))
-                # From everything (opted out) or from one subscription type; a few come back later.
-                change = _status_change(rng, source, everything=person.optout or rng.random() < 0.4)
-                add(delivered + 2 * DAY_MS, "STATUSCHANGE", person, campaign, extra=change)
-                if not person.optout and rng.random() < 0.25:
-                    add(delivered + 30 * DAY_MS, "STATUSCHANGE", person, campaign, extra=_resubscribe())
-        if person.optout and not unsubscribed and last[0]:
-            # Opted out without a delivered email (bounced, dropped): the unsubscribe came another way.
-            change = _status_change(rng, "SOURCE_HUBSPOT_CUSTOMER", everything=True)
-            add(last[0] + 2 * DAY_MS, "STATUSCHANGE", person, last[1], extra=change)
-        elif not person.optout and last[0] and rng.random() < 0.004:
-            # An operator's import or migration unsubscribes in bulk: not the contact's act.
-            source = rng.choice(("SOURCE_IMPORT", "SOURCE_MIGRATION"))
-            add(last[0] + 3 * DAY_MS, "STATUSCHANGE", person, last[1], extra=_status_change(rng, source, True))
-    return events
+    return add
+
+
+def _person_emails(rng: random.Random, add: _AddEvent, person: _Person, sends: list[tuple[int, int]]) -> None:
+    """One contact's sends, in time order, until they unsubscribe; then how their subscription ended."""
+    unsubscribed = False
+    last = (0, 0)
+    for sent_at, campaign in sends:
+        if unsubscribed:
+            break
+        at = sent_at + rng.randrange(0, 3_600_000)
+        last = (at, campaign)
+        unsubscribed = _one_send(rng, add, person, campaign, at)
+    if person.optout and not unsubscribed and last[0]:
+        # Opted out without a delivered email (bounced, dropped): the unsubscribe came another way.
+        change = _status_change(rng, "SOURCE_HUBSPOT_CUSTOMER", everything=True)
+        add(last[0] + 2 * DAY_MS, "STATUSCHANGE", person, last[1], extra=change)
+    elif not person.optout and last[0] and rng.random() < 0.004:
+        # An operator's import or migration unsubscribes in bulk: not the contact's act.
+        source = rng.choice(("SOURCE_IMPORT", "SOURCE_MIGRATION"))
+        add(last[0] + 3 * DAY_MS, "STATUSCHANGE", person, last[1], extra=_status_change(rng, source, True))
+
+
+def _one_send(rng: random.Random, add: _AddEvent, person: _Person, campaign: int, at: int) -> bool:
+    """One email sent at `at` and what became of it; True when the recipient unsubscribed."""
+    add(at, "SENT", person, campaign)
+    if rng.random() < 0.3:
+        add(at + 500, "PROCESSED", person, campaign)
+    roll = rng.random()
+    if roll < 0.008:
+        add(at + 1_000, "DROPPED", person, campaign, extra=_dropped(rng))
+        return False
+    if roll < 0.03:
+        _bounce(rng, add, at, person, campaign)
+        return False
+    if roll < 0.045:
+        add(at + 60_000, "DEFERRED", person, campaign, extra={"attempt": 1})
+    delivered = at + rng.randrange(2_000, 120_000)
+    add(delivered, "DELIVERED", person, campaign)
+    if rng.random() < 0.015:
+        # Security scanners open and click within seconds of delivery: HubSpot flags them.
+        add(delivered + rng.randrange(500, 5_000), "OPEN", person, campaign, True)
+        if rng.random() < 0.6:
+            add(delivered + rng.randrange(5_000, 9_000), "CLICK", person, campaign, True, {"url": _url(rng)})
+    if rng.random() < 0.15 + 0.35 * person.fit:
+        _opened(rng, add, person, campaign, delivered + rng.randrange(60_000, 5 * DAY_MS))
+    return _unsubscribed(rng, add, person, campaign, delivered)
+
+
+def _opened(rng: random.Random, add: _AddEvent, person: _Person, campaign: int, opened: int) -> None:
+    """A human open at `opened`, and what the reader did next."""
+    open_id = add(opened, "OPEN", person, campaign)
+    if rng.random() < 0.05:
+        # HubSpot's event ids are unique only with their created time: the same id, later.
+        add(opened + rng.randrange(1_000, DAY_MS), "OPEN", person, campaign, event_id=open_id)
+    if rng.random() < 0.3:
+        add(opened + rng.randrange(5_000, 600_000), "CLICK", person, campaign, extra={"url": _url(rng)})
+    if rng.random() < 0.01:
+        add(opened + 30_000, "FORWARD", person, campaign)
+    if rng.random() < 0.005:
+        add(opened + 40_000, "PRINT", person, campaign)
+
+
+def _unsubscribed(rng: random.Random, add: _AddEvent, person: _Person, campaign: int, delivered: int) -> bool:
+    """Whether a delivered email ends the recipient's subscription (a spam report, an unsubscribe), recorded."""
+    if rng.random() < 0.002:
+        add(delivered + DAY_MS, "SPAMREPORT", person, campaign)
+        # HubSpot unsubscribes a recipient who reports spam: the spam report is what scores.
+        change = _status_change(rng, "SOURCE_SPAM_REPORT", everything=True)
+        add(delivered + DAY_MS + 1_000, "STATUSCHANGE", person, campaign, extra=change)
+        return True
+    if person.optout or rng.random() < 0.006:
+        source = rng.choice(("SOURCE_RECIPIENT", "SOURCE_RECIPIENT", "SOURCE_LIST_UNSUBSCRIBE"))
+        # From everything (opted out) or from one subscription type; a few come back later.
+        change = _status_change(rng, source, everything=person.optout or rng.random() < 0.4)
+        add(delivered + 2 * DAY_MS, "STATUSCHANGE", person, campaign, extra=change)
+        if not person.optout and rng.random() < 0.25:
+            add(delivered + 30 * DAY_MS, "STATUSCHANGE", person, campaign, extra=_resubscribe())
+        return True
+    return False
 
 
 def _bounce(rng: random.Random, add: Callable[..., str], at: int, person: _Person, campaign: int) -> None:

@@ -13,7 +13,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from email.utils import formatdate
@@ -21,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sync.ports import Clock, EpochSeconds, SystemClock
 from sync.sandbox.faults import FaultInjector, FaultSpec
 from sync.sandbox.limits import MESSAGES, PROFESSIONAL, SECONDLY, TEN_SECONDLY, RateLimiter, RateLimitSpec
 from sync.sandbox.portal import COMPANIES, CONTACTS, FailureChooser, Portal
@@ -80,6 +80,11 @@ class Stats:
             }
 
 
+def _epoch_seconds(clock: Clock) -> EpochSeconds:
+    """A Clock read as the epoch seconds the sandbox counts in (its rate limits, its record times)."""
+    return lambda: clock.now().timestamp()
+
+
 class Sandbox:
     """A HubSpot-compatible API for one portal on loopback.
 
@@ -99,17 +104,17 @@ class Sandbox:
         fault_seed: int = 0,
         fault_timeout_seconds: float = 30.0,
         offset_ttl_seconds: float | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: EpochSeconds | None = None,
         verbose: bool = False,
     ) -> None:
         self.portal = portal
         if offset_ttl_seconds is not None:
             portal.offset_ttl_seconds = offset_ttl_seconds  # how long an email events offset stays valid
         self.token = token
-        self.clock = clock
+        self.clock: EpochSeconds = clock if clock is not None else _epoch_seconds(SystemClock())
         self.verbose = verbose
         spec = RateLimitSpec.parse(rate_limit) if isinstance(rate_limit, str) else rate_limit
-        self.limiter = RateLimiter(spec, clock)
+        self.limiter = RateLimiter(spec, self.clock)
         fault_spec = faults if isinstance(faults, FaultSpec) else FaultSpec.parse(faults)
         self.faults = FaultInjector(fault_spec, fault_seed, fault_timeout_seconds)
         self.stats = Stats()

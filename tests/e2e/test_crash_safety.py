@@ -204,74 +204,74 @@ def event_ms(event: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(event["timestamp"]).timestamp() * 1000)
 
 
-def test_a_backfill_killed_again_and_again_ends_exactly_where_a_clean_one_does(  # noqa: PLR0915
-    tmp_path: Path, sandboxes: tuple[SandboxProcess, SandboxProcess]
-) -> None:
-    began = time.monotonic()
-    clean_sb, crashed_sb = sandboxes
-    env = {TOKEN_ENV: TOKEN}
-    portal_id = yaml.safe_load(EXAMPLE.read_text())["portal"]["id"]
-    clean_db, crashed_db = tmp_path / "clean.db", tmp_path / "crashed.db"
-    clean_cmd = sync_command(portal_file(tmp_path, "clean", clean_sb.url), clean_db)
-    crashed_cmd = sync_command(portal_file(tmp_path, "crashed", crashed_sb.url), crashed_db)
-    rng = random.Random(SEED)
+@dataclass
+class CrashedRuns:
+    """The crashed sandbox's runs in order: each killed one, then the one that ended ok."""
+
+    runs: list[WorkerRun]
+    kills: list[Kill]
+
+
+def crash_until_done(
+    command: list[str], workdir: Path, sandbox: SandboxProcess, db: Path, portal_id: int, rng: random.Random
+) -> CrashedRuns:
+    """SIGKILL the backfill at each planned point (and some restarts while they resend the outbox), restarting
+    it with --full each time, until a run ends on its own."""
     plan = kill_plan(rng)
-    runs: list[WorkerRun] = []
-    kills: list[Kill] = []
+    crashed = CrashedRuns([], [])
+    runs, kills = crashed.runs, crashed.kills
     resumes_left = RESUME_KILLS
-    outbox = OutboxWatch(crashed_db)
-    with ThreadPoolExecutor(1) as pool:
-        # The clean run, one uninterrupted backfill, alongside the crashed runs (each has its own sandbox).
-        clean_future = pool.submit(
-            run_worker, 0, clean_cmd, env=env, workdir=tmp_path, kill=None, timeout_s=CLEAN_RUN_S
-        )
+    outbox = OutboxWatch(db)
+    try:
+        for index in range(1, len(plan) + RESUME_KILLS + 2):  # every kill, then the run that ends it
+            resume = bool(kills and kills[-1].pending and not kills[-1].resumed and resumes_left)
+            rule: KillRule | None = None
+            if resume:
+                rule, resumes_left = resume_kill(rng), resumes_left - 1
+            elif plan:
+                rule = plan.pop(0).rule(len(changed_events(runs)), outbox)
+            run = run_worker(
+                index, command, env={TOKEN_ENV: TOKEN}, workdir=workdir, kill=rule, timeout_s=CRASHED_RUN_S
+            )
+            runs.append(run)
+            if run.killed:
+                pending = store_state(db, portal_id)[0]
+                kills.append(Kill(run, sandbox.writes_applied(), pending, resume))
+                continue
+            assert rule is None, (
+                f"crashed-sandbox run {index} ended on its own (exit {run.exit_code}) before its planned kill "
+                f"({rule.reason}): {run.finished}\n{run.stderr}"
+            )
+            break
+    finally:
+        outbox.close()
+    return crashed
 
-        # The crashed runs: SIGKILL at each planned point, restart with --full, until a run ends ok.
-        try:
-            for index in range(1, len(plan) + RESUME_KILLS + 2):  # every kill, then the run that ends it
-                resume = bool(kills and kills[-1].pending and not kills[-1].resumed and resumes_left)
-                rule: KillRule | None = None
-                if resume:
-                    rule, resumes_left = resume_kill(rng), resumes_left - 1
-                elif plan:
-                    rule = plan.pop(0).rule(len(changed_events(runs)), outbox)
-                run = run_worker(index, crashed_cmd, env=env, workdir=tmp_path, kill=rule, timeout_s=CRASHED_RUN_S)
-                runs.append(run)
-                if run.killed:
-                    pending = store_state(crashed_db, portal_id)[0]
-                    kills.append(Kill(run, crashed_sb.writes_applied(), pending, resume))
-                    continue
-                assert rule is None, (
-                    f"crashed-sandbox run {index} ended on its own (exit {run.exit_code}) before its planned kill "
-                    f"({rule.reason}): {run.finished}\n{run.stderr}"
-                )
-                break
-        finally:
-            outbox.close()
-        crashed_s = time.monotonic() - began
-        clean = clean_future.result()
-    final = runs[-1]
 
-    report = [
-        f"clean run {clean.seconds:.1f} s; crashed runs {crashed_s:.1f} s; both {time.monotonic() - began:.1f} s",
+def kill_report(clean: WorkerRun, crashed: CrashedRuns, crashed_s: float, total_s: float) -> list[str]:
+    final = crashed.runs[-1]
+    return [
+        f"clean run {clean.seconds:.1f} s; crashed runs {crashed_s:.1f} s; both {total_s:.1f} s",
         *(
             f"  run {k.run.index:2d}: killed {k.run.killed_after_s:5.2f} s in ({k.run.kill_reason}); sandbox writes "
             f"{k.writes_applied:5d}; outbox left {k.pending:3d}; {len(k.run.named('score_changed')):4d} score_changed"
-            for k in kills
+            for k in crashed.kills
         ),
         f"  run {final.index:2d}: exit {final.exit_code}, {final.finished}",
     ]
-    print("\n".join(report))
-    assert clean.exit_code == 0 and clean.finished and clean.finished["status"] == "ok", clean.stderr
-    assert clean.finished["pulled"] == CONTACTS
-    clean_written = clean.finished["written"]
 
-    # The last crashed run ended ok with nothing pending: the outbox is empty and the backfill is done.
+
+def check_the_crashed_backfill_finished(final: WorkerRun, db: Path, portal_id: int) -> None:
+    """The last crashed run ended ok with nothing pending: the outbox is empty and the backfill is done."""
     assert not final.killed and final.exit_code == 0 and final.finished and final.finished["status"] == "ok"
-    pending, backfill_cursor, contacts_cursor = store_state(crashed_db, portal_id)
+    pending, backfill_cursor, contacts_cursor = store_state(db, portal_id)
     assert (pending, backfill_cursor) == (0, "done") and contacts_cursor, (pending, backfill_cursor, contacts_cursor)
 
-    # The backfill was really killed, at least 10 times: before any write, and all through the writes.
+
+def check_the_kills(crashed: CrashedRuns, clean_written: int, report: list[str]) -> None:
+    """The backfill was really killed, at least 10 times: before any write, and all through the writes. Some kills
+    left a batch in the outbox, and the next run sent it again first."""
+    kills = crashed.kills
     assert len(kills) >= 10, report
     assert kills[0].writes_applied == 0, "the first kill lands before any write"
     counts = [k.writes_applied for k in kills]
@@ -279,35 +279,44 @@ def test_a_backfill_killed_again_and_again_ends_exactly_where_a_clean_one_does( 
     assert grew >= PROGRESS_KILLS - 1, f"the sandbox's write count grew between kills: {counts}"
     assert min(c for c in counts if c) < clean_written // 4 and max(counts) > clean_written * 3 // 4, counts
 
-    # Some kills left a batch in the outbox, and the next run sent it again first.
-    left = [(k, runs[k.run.index]) for k in kills if k.pending]  # runs[i] is run i + 1: the one after the kill
+    left = [(k, crashed.runs[k.run.index]) for k in kills if k.pending]  # runs[i] is run i + 1: the one after
     assert left, "some kill landed while a batch sat in the outbox"
     for kill, after in left:
         resumed = after.named("resuming_pending_writes")
         assert resumed and resumed[0]["count"] == kill.pending, (kill.run.index, kill.pending, resumed)
 
-    # The crashed portal ends exactly as the clean one: every contact, every owned property and the stage.
+
+def check_the_portals_end_alike(
+    clean_sb: SandboxProcess, crashed_sb: SandboxProcess, clean_written: int
+) -> tuple[set[str], set[str]]:
+    """The crashed portal ends exactly as the clean one, and no write is lost; the contacts each run scored."""
     clean_values = values(clean_sb.get("snapshot"))
     crashed_values = values(crashed_sb.get("snapshot"))
     assert clean_values.keys() == crashed_values.keys()
     differ = {cid: (v, crashed_values[cid]) for cid, v in clean_values.items() if v != crashed_values[cid]}
     assert not differ, f"{len(differ)} contacts differ from the clean run, e.g. {list(differ.items())[:3]}"
 
-    # No write is lost: every contact the clean run scored holds its score in the crashed portal too.
+    # Every contact the clean run scored holds its score in the crashed portal too.
     clean_scored = {cid for cid, v in clean_values.items() if v["ls_score"]}
     crashed_scored = {cid for cid, v in crashed_values.items() if v["ls_score"]}
     assert len(clean_scored) == clean_written
     assert clean_scored <= crashed_scored and len(crashed_scored) == len(clean_scored)
+    return clean_scored, crashed_scored
 
-    # Nothing is recorded twice: one history row per written contact, the same contacts as the clean run's.
+
+def check_nothing_recorded_twice(clean_db: Path, crashed_db: Path, portal_id: int, clean_scored: set[str]) -> None:
+    """One history row per written contact, the same contacts as the clean run's."""
     clean_history = history_counts(clean_db, portal_id)
     crashed_history = history_counts(crashed_db, portal_id)
     assert crashed_history.keys() == clean_history.keys() == clean_scored
     twice = {cid: n for cid, n in crashed_history.items() if n != 1}
     assert not twice, f"contacts with more than one history row: {list(twice.items())[:5]}"
 
-    # Every score_changed event matches a write the crashed sandbox had received, setting that score.
-    writes = crashed_sb.get("write_log")["writes"]
+
+def check_every_score_change_was_written(
+    writes: list[dict[str, Any]], runs: list[WorkerRun], crashed_scored: set[str]
+) -> None:
+    """Every score_changed event matches a write the crashed sandbox had received, setting that score."""
     scores: dict[str, list[tuple[float | None, int]]] = {}
     for write in writes:
         if "ls_score" in write["properties"]:
@@ -323,8 +332,40 @@ def test_a_backfill_killed_again_and_again_ends_exactly_where_a_clean_one_does( 
     silent = crashed_scored - {e["contact_id"] for e in events}
     assert not silent, f"{len(silent)} written contacts never got a score_changed event: {sorted(silent)[:5]}"
 
+
+def test_a_backfill_killed_again_and_again_ends_exactly_where_a_clean_one_does(
+    tmp_path: Path, sandboxes: tuple[SandboxProcess, SandboxProcess]
+) -> None:
+    began = time.monotonic()
+    clean_sb, crashed_sb = sandboxes
+    portal_id = yaml.safe_load(EXAMPLE.read_text())["portal"]["id"]
+    clean_db, crashed_db = tmp_path / "clean.db", tmp_path / "crashed.db"
+    clean_cmd = sync_command(portal_file(tmp_path, "clean", clean_sb.url), clean_db)
+    crashed_cmd = sync_command(portal_file(tmp_path, "crashed", crashed_sb.url), crashed_db)
+    with ThreadPoolExecutor(1) as pool:
+        # The clean run, one uninterrupted backfill, alongside the crashed runs (each has its own sandbox).
+        clean_future = pool.submit(
+            run_worker, 0, clean_cmd, env={TOKEN_ENV: TOKEN}, workdir=tmp_path, kill=None, timeout_s=CLEAN_RUN_S
+        )
+        crashed = crash_until_done(crashed_cmd, tmp_path, crashed_sb, crashed_db, portal_id, random.Random(SEED))
+        crashed_s = time.monotonic() - began
+        clean = clean_future.result()
+
+    report = kill_report(clean, crashed, crashed_s, time.monotonic() - began)
+    print("\n".join(report))
+    assert clean.exit_code == 0 and clean.finished and clean.finished["status"] == "ok", clean.stderr
+    assert clean.finished["pulled"] == CONTACTS
+    clean_written = clean.finished["written"]
+
+    check_the_crashed_backfill_finished(crashed.runs[-1], crashed_db, portal_id)
+    check_the_kills(crashed, clean_written, report)
+    clean_scored, crashed_scored = check_the_portals_end_alike(clean_sb, crashed_sb, clean_written)
+    check_nothing_recorded_twice(clean_db, crashed_db, portal_id, clean_scored)
+    writes = crashed_sb.get("write_log")["writes"]
+    check_every_score_change_was_written(writes, crashed.runs, crashed_scored)
+
     # Repeated work is bounded: beyond the clean run's writes, at most the batch in flight per kill.
     clean_per_contact = Counter(w["contactId"] for w in clean_sb.get("write_log")["writes"])
     crashed_per_contact = Counter(w["contactId"] for w in writes)
     again = [cid for cid, n in crashed_per_contact.items() if n > clean_per_contact.get(cid, 0)]
-    assert len(again) <= BATCH * len(kills), (len(again), len(kills))
+    assert len(again) <= BATCH * len(crashed.kills), (len(again), len(crashed.kills))

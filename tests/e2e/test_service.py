@@ -231,99 +231,124 @@ def free_port() -> int:
         return port
 
 
-def test_broken_portal_files_are_reported_and_the_others_run_at_start_and_on_sighup(tmp_path: Path) -> None:  # noqa: PLR0915
-    with sandboxes(2, contacts=60) as (a, b):
-        folder = tmp_path / "portals"
-        folder.mkdir()
-        alpha = portal_file(folder, "alpha", 7000, a)
-        hostile = ["points-nan.yaml", "alias-bomb.yaml", "deep-nesting.yaml", "points-1e308.yaml"]
-        for name in hostile:
-            shutil.copy(BROKEN / name, folder / name)
-        beta = portal_file(folder, "beta", 7001, b)
-        good_beta = beta.read_text()
-        beta.write_text(good_beta.replace("per_10s: 100000", "per_10s: .nan"))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = tmp_path / "service.log"
-        proc = run_service(folder, f"sqlite:///{tmp_path / 'state.db'}", a.token, log, listen=f"127.0.0.1:{port}")
+HOSTILE = ["points-nan.yaml", "alias-bomb.yaml", "deep-nesting.yaml", "points-1e308.yaml"]
 
-        def health() -> tuple[int, dict[str, Any]] | None:
-            assert proc.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
-            try:
-                reply = requests.get(f"{url}/healthz", timeout=5)
-            except requests.ConnectionError:
-                return None
-            return reply.status_code, reply.json()
 
-        def synced(name: str) -> Any:
-            found = health()
-            last = found and found[1]["portals"].get(name, {}).get("last_run")
-            return found if last and last["status"] == "ok" else None
+class ServiceProbe:
+    """The /healthz and /metrics of a service running in another process, failing fast if it exits."""
 
-        def gauge(exposition: str, file: Path) -> float:
-            line = next(
-                x for x in exposition.splitlines() if x.startswith(f'leadsync_portal_config_errors{{file="{file}"}}')
-            )
-            return float(line.split()[-1])
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
 
+    def health(self) -> tuple[int, dict[str, Any]] | None:
+        assert self.proc.poll() is None, f"the service exited:\n{self.log.read_text()[-3000:]}"
         try:
-            # At start: alpha syncs; five files do not load, each reported; the service is degraded, not down.
-            code, state = wait_for(lambda: synced("alpha"), 60)
-            assert code == 200 and state["status"] == "degraded"
-            assert set(state["portals"]) == {"alpha"}
-            broken = {Path(e["file"]).name: e for e in state["broken"]}
-            assert set(broken) == {*hostile, "beta.yaml"}
-            assert broken["points-nan.yaml"]["portal"] == "test-portal"  # the name, when the file gives it
-            assert broken["beta.yaml"]["portal"] == "beta"
-            assert broken["alias-bomb.yaml"]["portal"] is None  # refused before any name could be read
-            assert "a portal file never needs more than 50,000" in broken["alias-bomb.yaml"]["error"]
-            assert "nested more than 64 levels deep" in broken["deep-nesting.yaml"]["error"]
-            assert "1e308 is too large" in broken["points-1e308.yaml"]["error"]
-            assert (
-                f"{folder / 'points-nan.yaml'}:26: model.engagement.rules[0].points:"
-                in broken["points-nan.yaml"]["error"]
-            )
-            exposition = requests.get(f"{url}/metrics", timeout=5).text
-            assert gauge(exposition, alpha) == 0
-            assert all(gauge(exposition, folder / name) == 1 for name in [*hostile, "beta.yaml"])
+            reply = requests.get(f"{self.url}/healthz", timeout=5)
+        except requests.ConnectionError:
+            return None
+        return reply.status_code, reply.json()
 
-            # SIGHUP after breaking alpha and fixing beta: alpha stops and is reported, beta runs.
-            alpha.write_text(alpha.read_text().replace("per_10s: 100000", "per_10s: true"))
-            beta.write_text(good_beta)
-            os.kill(proc.pid, signal.SIGHUP)
-            code, state = wait_for(lambda: synced("beta"), 60)
-            assert code == 200 and state["status"] == "degraded"
-            assert set(state["portals"]) == {"beta"}
-            broken = {Path(e["file"]).name: e for e in state["broken"]}
-            assert set(broken) == {*hostile, "alpha.yaml"}
-            assert broken["alpha.yaml"]["portal"] == "alpha"
-            assert "portal.rate_limit.per_10s: must be a number, not true" in broken["alpha.yaml"]["error"]
-            exposition = requests.get(f"{url}/metrics", timeout=5).text
-            assert (gauge(exposition, alpha), gauge(exposition, beta)) == (1, 0)
+    def synced(self, name: str) -> Any:
+        found = self.health()
+        last = found and found[1]["portals"].get(name, {}).get("last_run")
+        return found if last and last["status"] == "ok" else None
 
-            # Every file fixed or gone: ok again.
-            for name in hostile:
-                (folder / name).unlink()
-            alpha.write_text(alpha.read_text().replace("per_10s: true", "per_10s: 100000"))
-            os.kill(proc.pid, signal.SIGHUP)
-            code, state = wait_for(lambda: (h := health()) and h[1]["status"] == "ok" and h, 60)
-            assert code == 200 and state["broken"] == [] and set(state["portals"]) == {"alpha", "beta"}
-            exposition = requests.get(f"{url}/metrics", timeout=5).text
-            assert "points-nan.yaml" not in exposition
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(60)
-    assert proc.returncode == 0
+    def metrics(self) -> str:
+        return requests.get(f"{self.url}/metrics", timeout=5).text
+
+
+def config_errors_gauge(exposition: str, file: Path) -> float:
+    line = next(x for x in exposition.splitlines() if x.startswith(f'leadsync_portal_config_errors{{file="{file}"}}'))
+    return float(line.split()[-1])
+
+
+def broken_by_name(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {Path(e["file"]).name: e for e in state["broken"]}
+
+
+def check_the_start(probe: ServiceProbe, folder: Path, alpha: Path) -> None:
+    """At start: alpha syncs; five files do not load, each reported; the service is degraded, not down."""
+    code, state = wait_for(lambda: probe.synced("alpha"), 60)
+    assert code == 200 and state["status"] == "degraded"
+    assert set(state["portals"]) == {"alpha"}
+    broken = broken_by_name(state)
+    assert set(broken) == {*HOSTILE, "beta.yaml"}
+    assert broken["points-nan.yaml"]["portal"] == "test-portal"  # the name, when the file gives it
+    assert broken["beta.yaml"]["portal"] == "beta"
+    assert broken["alias-bomb.yaml"]["portal"] is None  # refused before any name could be read
+    assert "a portal file never needs more than 50,000" in broken["alias-bomb.yaml"]["error"]
+    assert "nested more than 64 levels deep" in broken["deep-nesting.yaml"]["error"]
+    assert "1e308 is too large" in broken["points-1e308.yaml"]["error"]
+    assert f"{folder / 'points-nan.yaml'}:26: model.engagement.rules[0].points:" in broken["points-nan.yaml"]["error"]
+    exposition = probe.metrics()
+    assert config_errors_gauge(exposition, alpha) == 0
+    assert all(config_errors_gauge(exposition, folder / name) == 1 for name in [*HOSTILE, "beta.yaml"])
+
+
+def check_a_reload_that_breaks_alpha_and_fixes_beta(probe: ServiceProbe, alpha: Path, beta: Path, good: str) -> None:
+    """SIGHUP after breaking alpha and fixing beta: alpha stops and is reported, beta runs."""
+    alpha.write_text(alpha.read_text().replace("per_10s: 100000", "per_10s: true"))
+    beta.write_text(good)
+    os.kill(probe.proc.pid, signal.SIGHUP)
+    code, state = wait_for(lambda: probe.synced("beta"), 60)
+    assert code == 200 and state["status"] == "degraded"
+    assert set(state["portals"]) == {"beta"}
+    broken = broken_by_name(state)
+    assert set(broken) == {*HOSTILE, "alpha.yaml"}
+    assert broken["alpha.yaml"]["portal"] == "alpha"
+    assert "portal.rate_limit.per_10s: must be a number, not true" in broken["alpha.yaml"]["error"]
+    exposition = probe.metrics()
+    assert (config_errors_gauge(exposition, alpha), config_errors_gauge(exposition, beta)) == (1, 0)
+
+
+def check_a_reload_with_every_file_fixed(probe: ServiceProbe, folder: Path, alpha: Path) -> None:
+    """Every file fixed or gone: ok again."""
+    for name in HOSTILE:
+        (folder / name).unlink()
+    alpha.write_text(alpha.read_text().replace("per_10s: true", "per_10s: 100000"))
+    os.kill(probe.proc.pid, signal.SIGHUP)
+    code, state = wait_for(lambda: (h := probe.health()) and h[1]["status"] == "ok" and h, 60)
+    assert code == 200 and state["broken"] == [] and set(state["portals"]) == {"alpha", "beta"}
+    assert "points-nan.yaml" not in probe.metrics()
+
+
+def check_the_service_log(log: Path) -> None:
+    """Every broken file logged with its portal, no traceback; alpha's lease let go when its file broke."""
     found = events(log)
     assert not [line for line in log.read_text().splitlines() if "Traceback" in line]
     errors = [e for e in found if e.get("event") == "config_error"]
-    assert {Path(e["file"]).name for e in errors} == {*hostile, "alpha.yaml", "beta.yaml"}
+    assert {Path(e["file"]).name for e in errors} == {*HOSTILE, "alpha.yaml", "beta.yaml"}
     assert {e["portal"] for e in errors if Path(e["file"]).name == "alpha.yaml"} == {"alpha"}
     # alpha's lease was let go when its file broke, before the service stopped.
     releases = [i for i, e in enumerate(found) if e.get("event") == "lease_released" and e.get("portal") == "alpha"]
     stopping = next(i for i, e in enumerate(found) if e.get("event") == "service_stopping")
     assert releases and releases[0] < stopping
+
+
+def test_broken_portal_files_are_reported_and_the_others_run_at_start_and_on_sighup(tmp_path: Path) -> None:
+    with sandboxes(2, contacts=60) as (a, b):
+        folder = tmp_path / "portals"
+        folder.mkdir()
+        alpha = portal_file(folder, "alpha", 7000, a)
+        for name in HOSTILE:
+            shutil.copy(BROKEN / name, folder / name)
+        beta = portal_file(folder, "beta", 7001, b)
+        good_beta = beta.read_text()
+        beta.write_text(good_beta.replace("per_10s: 100000", "per_10s: .nan"))
+        port = free_port()
+        log = tmp_path / "service.log"
+        proc = run_service(folder, f"sqlite:///{tmp_path / 'state.db'}", a.token, log, listen=f"127.0.0.1:{port}")
+        probe = ServiceProbe(proc, f"http://127.0.0.1:{port}", log)
+        try:
+            check_the_start(probe, folder, alpha)
+            check_a_reload_that_breaks_alpha_and_fixes_beta(probe, alpha, beta, good_beta)
+            check_a_reload_with_every_file_fixed(probe, folder, alpha)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+    assert proc.returncode == 0
+    check_the_service_log(log)
 
 
 @pytest.mark.parametrize(
