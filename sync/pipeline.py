@@ -353,40 +353,53 @@ class Cycle:
 
     # -- contacts, a page at a time: store, score, write, checkpoint --
 
-    def _contacts(self, now_ms: int) -> tuple[set[str], bool]:  # noqa: C901, PLR0912
+    def _contacts(self, now_ms: int) -> tuple[set[str], bool]:
         """Process changed contacts page by page (all of them on a full or first run, every stored one on a
         rescore). Returns the ids scored (kept on incremental runs only) and whether this was a backfill."""
-        portal, store, pid = self.portal, self.portal.store, self.portal.id
-        scored: set[str] = set()
-        done = 0
+        store, pid = self.portal.store, self.portal.id
         if self.kind == "rescore":
-            for ids in store.iter_contact_ids(pid, BATCH):
-                self._batch(ids, now_ms)
-                done += len(ids)
-                if self._tick(done):
-                    break
-            return scored, False
+            self._rescore_stored(now_ms)
+            return set(), False
         if self.kind == "full" or store.get_cursor(pid, CONTACTS_CURSOR) is None:
-            after = store.get_cursor(pid, BACKFILL_CURSOR) or None
-            if after == BACKFILL_DONE:
-                if store.get_cursor(pid, CONTACTS_CURSOR) is None:
-                    return self._backfill_done(pid, now_ms), True  # stopped right after its last page
-                after = None  # a new full backfill
-            if after is None:
-                store.set_cursor(pid, BACKFILL_STARTED, str(now_ms))
-            total = self.backfill_total() if self.backfill_total is not None else None
-            for page in portal.source.contact_pages(after):
-                self._keep(page.contacts, page.problems)
-                self._batch(
-                    [c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or BACKFILL_DONE)
-                )
-                done += len(page.contacts)
-                if self._tick(done, total):
-                    return scored, True  # the backfill cursor resumes it
-            return self._backfill_done(pid, now_ms), True
+            return self._backfill(now_ms), True
+        return self._changed_since(now_ms), False
+
+    def _rescore_stored(self, now_ms: int) -> None:
+        done = 0
+        for ids in self.portal.store.iter_contact_ids(self.portal.id, BATCH):
+            self._batch(ids, now_ms)
+            done += len(ids)
+            if self._tick(done):
+                return
+
+    def _backfill(self, now_ms: int) -> set[str]:
+        """Every contact, resuming from the backfill cursor of an interrupted backfill."""
+        store, pid = self.portal.store, self.portal.id
+        after = store.get_cursor(pid, BACKFILL_CURSOR) or None
+        if after == BACKFILL_DONE:
+            if store.get_cursor(pid, CONTACTS_CURSOR) is None:
+                return self._backfill_done(pid, now_ms)  # stopped right after its last page
+            after = None  # a new full backfill
+        if after is None:
+            store.set_cursor(pid, BACKFILL_STARTED, str(now_ms))
+        total = self.backfill_total() if self.backfill_total is not None else None
+        done = 0
+        for page in self.portal.source.contact_pages(after):
+            self._keep(page.contacts, page.problems)
+            self._batch([c.id for c in page.contacts], now_ms, cursor=(BACKFILL_CURSOR, page.after or BACKFILL_DONE))
+            done += len(page.contacts)
+            if self._tick(done, total):
+                return set()  # the backfill cursor resumes it
+        return self._backfill_done(pid, now_ms)
+
+    def _changed_since(self, now_ms: int) -> set[str]:
+        """Contacts modified since the cursor (less the lookback: search lags writes); returns the ids scored."""
+        store, pid = self.portal.store, self.portal.id
         since = int(store.get_cursor(pid, CONTACTS_CURSOR) or 0)
         newest = since
-        for page in portal.source.contacts_changed_since(max(0, since - LOOKBACK_MS), now_ms):
+        scored: set[str] = set()
+        done = 0
+        for page in self.portal.source.contacts_changed_since(max(0, since - LOOKBACK_MS), now_ms):
             self._keep(page.contacts, page.problems)
             ids = [c.id for c in page.contacts]
             for start in range(0, len(ids), BATCH):
@@ -398,11 +411,11 @@ class Cycle:
             scored.update(c.id for c in page.contacts)
             done += len(page.contacts)
             if self._tick(done):
-                return scored, False
+                return scored
         # Everything modified before the lookback of this run's start was indexed by now and read: the next run
         # need not re-read it (else a burst of our own writes would be pulled again every cycle).
         store.set_cursor(pid, CONTACTS_CURSOR, str(max(newest, now_ms - LOOKBACK_MS)))
-        return scored, False
+        return scored
 
     def _backfill_done(self, pid: int, now_ms: int) -> set[str]:
         """From here on, increments from when the backfill began (an overlap is re-read, idempotently)."""
