@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sync.core.conditions import (
+    Aged,
     Condition,
     CountSpec,
     Ctx,
@@ -470,7 +471,17 @@ def _compile_condition_rule(rule: ConditionRule, group: str, free_mail: frozense
     return lambda ctx: yes if pred(ctx) else no
 
 
-def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:  # noqa: C901
+def _event_cents(found: Aged, points: int, half_life: float | None, per_occurrence: bool) -> int:
+    """An event rule's points in cents for the matching events (ages in days): each occurrence or once, decayed
+    by the half-life when there is one."""
+    if not half_life:
+        return points * len(found) if per_occurrence else points
+    if per_occurrence:
+        return round_half_away(points * sum([0.5 ** (age / half_life) for age, _ in found]))
+    return round_half_away(points * 0.5 ** (min([age for age, _ in found]) / half_life))
+
+
+def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:
     rid, points, cap, half_life = rule.id, rule.points, rule.max, rule.half_life_days
     per_occurrence = rule.per_occurrence
     lo, hi = rule.count.bounds()
@@ -488,14 +499,7 @@ def _compile_event_rule(rule: EventRule, group: str) -> Evaluator:  # noqa: C901
             return RuleHit(rid, group, "event", False, 0, f"{n} x {what}, count not met", rid)
         if n == 0:  # at_most / exactly 0: the contact matched by having none
             return zero_hit
-        if half_life:
-            if per_occurrence:
-                raw = points * sum([0.5 ** (age / half_life) for age, _ in found])
-            else:
-                raw = points * 0.5 ** (min([age for age, _ in found]) / half_life)
-            cents = round_half_away(raw)
-        else:
-            cents = points * n if per_occurrence else points
+        cents = _event_cents(found, points, half_life, per_occurrence)
         hit = memo.get((n, cents))
         if hit is None:
             hit = _event_hit(n, cents)
