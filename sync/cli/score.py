@@ -113,8 +113,8 @@ class _Scoring:
 
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
-        for contact, events in inputs:
-            contact = with_company(contact, self.companies.primary(contact.id))
+        for bare, events in inputs:
+            contact = with_company(bare, self.companies.primary(bare.id))
             result = score_at(contact, events, self.rules, self.now_ms)
             if self.accounts is not None:
                 self.accounts.add(contact, result, events, self.now_ms)
