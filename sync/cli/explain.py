@@ -128,11 +128,14 @@ def _load_contact(
     return contact, events, f"portal {loaded.config.portal.name}"
 
 
-def _reader(loaded: LoadedPortal, rules: RuleSet, company_properties: Sequence[str]) -> HubSpotPortal:
+def _reader(
+    loaded: LoadedPortal, rules: RuleSet, company_properties: Sequence[str], contact_properties: Sequence[str] = ()
+) -> HubSpotPortal:
     from sync.app import open_reader
     from sync.pipeline import read_properties
 
-    return open_reader(loaded.config, read_properties(rules), company_properties)
+    contacts = sorted({*read_properties(rules), *contact_properties})
+    return open_reader(loaded.config, contacts, company_properties)
 
 
 def _with_live_company(hub: HubSpotPortal, contact: Contact, problems: list[str]) -> Contact:
@@ -172,7 +175,7 @@ def _explain_company(args: argparse.Namespace, loaded: LoadedPortal, rules: Rule
         outputs = loaded.accounts.properties
         wanted = {*rules.company_properties_read, *accounts.company_properties_read, "name"}
         wanted |= {outputs.score, outputs.fit, outputs.engagement, outputs.grade, outputs.reasons}
-        hub = _reader(loaded, rules, sorted(wanted))
+        hub = _reader(loaded, rules, sorted(wanted), sorted(accounts.contact_properties_read))
         with Console(stderr=True).status(f"reading company {args.company}, its contacts and their events ..."):
             data = read_account(hub, hub, args.company, rules.list_ids, now_ms)
         where = f"portal {loaded.config.portal.name}"

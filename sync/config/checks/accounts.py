@@ -34,10 +34,10 @@ from sync.yamlsource import Path_, path_text
 ROOT: Path_ = ("accounts",)
 _CONTACT_ONLY = {
     c.EventCondition: "events",
-    c.EmailDomainIn: "an email domain",
-    c.FreeMail: "an email address",
-    c.EmailIn: "an email address",
-    c.ContactIdIn: "a contact id",
+    c.EmailDomainIn: "email address",
+    c.FreeMail: "email address",
+    c.EmailIn: "email address",
+    c.ContactIdIn: "contact id",
     c.InList: "list memberships",
 }
 # What a `contacts:` rule may carry besides `contacts`: its id, points and a `when` on the company.
