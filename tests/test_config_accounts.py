@@ -166,8 +166,13 @@ def test_a_contacts_rule_may_test_events_and_gate_on_the_company() -> None:
             "a company has no list memberships",
         ),
         (
-            engagement_rule(id="c", property="jobtitle", contains=["ceo"], contacts={"where": {"exists": True,
-                            "property": "jobtitle"}}, points=1),  # fmt: skip
+            engagement_rule(
+                id="c",
+                property="jobtitle",
+                contains=["ceo"],
+                contacts={"where": {"exists": True, "property": "jobtitle"}},
+                points=1,
+            ),
             "accounts.engagement.rules[2].property",
             "a contacts rule takes no property; the test of each contact goes under contacts.where",
         ),
@@ -177,8 +182,11 @@ def test_a_contacts_rule_may_test_events_and_gate_on_the_company() -> None:
             "a contacts rule needs points",
         ),
         (
-            engagement_rule(id="c", contacts={"where": {"property": "jobtitle", "exists": True},
-                            "count": {"between": [5, 2]}}, points=1),  # fmt: skip
+            engagement_rule(
+                id="c",
+                contacts={"where": {"property": "jobtitle", "exists": True}, "count": {"between": [5, 2]}},
+                points=1,
+            ),
             "accounts.engagement.rules[2].contacts.count",
             "can never match",
         ),
