@@ -300,3 +300,23 @@ def test_live_explain_company_reads_hubspot_and_agrees_with_the_snapshot(
         assert main(argv) == 0
         rules = {r["rule"]: r for r in json.loads(capsys.readouterr().out)["rules"]}
         assert rules["company-size"]["reads"] == "company.numberofemployees = 'about 2k'"
+
+
+def test_validate_live_does_not_take_company_properties_for_missing_contact_properties(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync.sandbox import Sandbox
+    from sync.sandbox.portal import Portal
+
+    raw = json.loads(Path(SNAPSHOT).read_text())
+    portal, _ = Portal.from_snapshot(raw, 1_790_000_000_000)
+    with Sandbox(portal, rate_limit="off") as sb:
+        config = yaml.safe_load(Path(CONFIG).read_text())
+        config["portal"].update(base_url=sb.url, token_env="LEADSYNC_ACCOUNTS_TOKEN")
+        file = tmp_path / "live.yaml"
+        file.write_text(yaml.safe_dump(config))
+        monkeypatch.setenv("LEADSYNC_ACCOUNTS_TOKEN", sb.token)
+        assert main(["validate", str(file), "--live"]) == 0
+    out, err = capsys.readouterr()
+    assert "company." not in out + err
+    assert "ok (portal accounts-cases, checked live" in out
