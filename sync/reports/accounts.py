@@ -9,7 +9,7 @@ and the rest scored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +83,6 @@ class Companies:
     def ids_of(self, contact_id: str) -> list[str]:
         """The ids of every company the contact is associated with, once each."""
         return list(dict.fromkeys(a.company_id for a in self.of_contact.get(contact_id, ())))
-
-    def contacts_of(self, company_id: str) -> set[str]:
-        return {cid for cid, found in self.of_contact.items() if any(a.company_id == company_id for a in found)}
 
 
 def numeric_company_reads(rules: RuleSet, accounts: AccountSpec | None) -> frozenset[str]:
@@ -179,15 +176,4 @@ def account_json(result: AccountResult) -> dict[str, Any]:
             {"rule": h.rule, "group": h.group, "matched": h.matched, "points": h.cents / 100, "detail": h.detail}
             for h in result.breakdown
         ],
-    }
-
-
-def output_values(result: AccountResult) -> Mapping[str, str]:
-    """The values an account result gives its output kinds (scored_at aside: it is the time of the write)."""
-    return {
-        "score": str(result.score),
-        "fit": str(result.fit),
-        "engagement": str(result.engagement),
-        "grade": result.grade or "",
-        "reasons": breakdown_reasons(result.breakdown),
     }
