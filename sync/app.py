@@ -87,6 +87,8 @@ def check_live(portal: ConfiguredPortal) -> list[Finding]:
     return live_check(portal.config, portal.rules, portal.source, int(portal.clock.now().timestamp() * 1000))
 
 
-def open_reader(config: PortalConfig, properties: Sequence[str]) -> HubSpotPortal:
+def open_reader(
+    config: PortalConfig, properties: Sequence[str], company_properties: Sequence[str] = ()
+) -> HubSpotPortal:
     """The portal's HubSpot adapter for the read-only operator tools (explain, plan, report)."""
-    return HubSpotPortal.from_config(config, properties)
+    return HubSpotPortal.from_config(config, properties, company_properties=company_properties)

@@ -121,7 +121,7 @@ def test_score_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "reasons" in out
     assert "lead -> salesqualifiedlead" in out
     assert "excluded: competitor" in out
-    assert f"12 contacts scored with rule-set version {example_rules().version} as of 2026-11-01T12:00:00+00:00" in out
+    assert f"12 contacts scored with rule-set version {example_rules().version} as of 2026-11-01T12:00:00Z" in out
 
 
 @pytest.mark.parametrize("wanted", [["101"], ["102", "110"]])

@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sync.cli.common import EXIT_OK, _add_config_option, _add_now_option, _now, _track
+from sync.reports.text import iso
+
+if TYPE_CHECKING:
+    from sync.config import LoadedPortal
+    from sync.core.model import AccountResult, Contact, Event, ScoreResult
+    from sync.core.rules import RuleSet
+    from sync.snapshot import Snapshot
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "score",
         help="score a portal snapshot offline",
         description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes) offline "
-        "and print one result per contact. Bad records are reported on stderr and skipped.",
+        "and print one result per contact; with an accounts: section, then one per company. Bad records are "
+        "reported on stderr and skipped.",
     )
     _add_config_option(score)
     score.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
@@ -22,19 +33,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
     score_out = score.add_mutually_exclusive_group()
     score_out.add_argument(
-        "--json", action="store_true", help="one JSON document: portal, rule-set version, time and every result"
+        "--json",
+        action="store_true",
+        help="one JSON document: portal, rule-set version, time, every result (and companies with accounts:)",
     )
-    score_out.add_argument("--jsonl", action="store_true", help="one JSON object per contact per line, as scored")
+    score_out.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="one JSON object per contact per line, as scored (then one per company with accounts:)",
+    )
     score.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
-    from sync.core.scoring import score
-    from sync.reports.scores import print_table, result_json
     from sync.snapshot import read_snapshot
 
     now = _now(args.now)
@@ -47,34 +60,109 @@ def run(args: argparse.Namespace) -> int:
             f"of portal {portal.config.portal.id}",
             file=sys.stderr,
         )
-    for problem in snapshot.problems:
+    scoring = _Scoring(portal, rules, snapshot, now)
+    for problem in [*snapshot.problems, *scoring.problems]:
         print(f"{args.snapshot}: {problem}", file=sys.stderr)
     inputs = list(snapshot.scoring_inputs())
+    shown: set[str] | None = None
     if args.contact:
-        wanted = set(args.contact)
-        inputs = [(c, e) for c, e in inputs if c.id in wanted]
-        for missing in wanted - {c.id for c, _ in inputs}:
+        shown = set(args.contact)
+        for missing in shown - {c.id for c, _ in inputs}:
             print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
+        if scoring.accounts is None:  # no roll-up needs the others
+            inputs = [(c, e) for c, e in inputs if c.id in shown]
     quiet = args.json or args.jsonl or not sys.stderr.isatty()
-    results = (score(contact, events, rules, now) for contact, events in _track(inputs, "scoring", quiet))
+    results = scoring.results(_track(inputs, "scoring", quiet), shown)
     if args.json:
-        document = {
-            "portal": {"name": portal.config.portal.name, "id": portal.config.portal.id},
-            "version": rules.version,
-            "now": now.isoformat(),
-            "results": [result_json(result) for result in results],
-        }
-        print(json.dumps(document, ensure_ascii=False))
+        _print_json(portal, rules.version, now, results, scoring)
     elif args.jsonl:
-        for result in results:
-            print(json.dumps(result_json(result), ensure_ascii=False))
+        _print_jsonl(results, scoring)
     else:
-        console = Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
-        count = print_table(results, console)
-        console.print(f"{count} contacts scored with rule-set version {rules.version} as of {now.isoformat()}")
+        _print_tables(rules.version, now, results, scoring)
     if snapshot.problems or snapshot.unattached_events:
         print(
             f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+class _Scoring:
+    """Each contact given its primary company's properties and scored, and (with `accounts:`) counted in the
+    roll-up of each of its companies, in the same pass."""
+
+    def __init__(self, portal: LoadedPortal, rules: RuleSet, snapshot: Snapshot, now: datetime) -> None:
+        from sync.reports.accounts import AccountPass, Companies, number_problems, numeric_company_reads
+
+        self.rules, self.now = rules, now
+        self.now_ms = int(now.timestamp() * 1000)
+        self.companies = Companies.of(snapshot.companies, snapshot.associations)
+        self.problems = [
+            *self.companies.problems,
+            *number_problems(snapshot.companies, numeric_company_reads(rules, portal.accounts)),
+        ]
+        self.accounts = (
+            AccountPass.build(portal.accounts, rules, self.companies) if portal.accounts is not None else None
+        )
+        self.shown_companies: set[str] | None = None
+
+    def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
+        """Every contact's result, in order; with `shown`, only those contacts' (the roll-up still counts all)."""
+        from sync.core.scoring import score_at
+        from sync.reports.accounts import with_company
+
+        if shown is not None:
+            self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
+        for bare, events in inputs:
+            contact = with_company(bare, self.companies.primary(bare.id))
+            result = score_at(contact, events, self.rules, self.now_ms)
+            if self.accounts is not None:
+                self.accounts.add(contact, result, events, self.now_ms)
+            if shown is None or contact.id in shown:
+                yield result
+
+    def company_results(self) -> list[AccountResult]:
+        """Every company's result, once every contact was scored."""
+        if self.accounts is None:
+            return []
+        return list(self.accounts.results(self.now_ms, self.shown_companies))
+
+
+def _print_json(
+    portal: LoadedPortal, version: str, now: datetime, results: Iterable[ScoreResult], scoring: _Scoring
+) -> None:
+    from sync.reports.accounts import account_json
+    from sync.reports.scores import result_json
+
+    document: dict[str, object] = {
+        "portal": {"name": portal.config.portal.name, "id": portal.config.portal.id},
+        "version": version,
+        "now": now.isoformat(),
+        "results": [result_json(result) for result in results],
+    }
+    if scoring.accounts is not None:
+        document["companies"] = [account_json(r) for r in scoring.company_results()]
+    print(json.dumps(document, ensure_ascii=False))
+
+
+def _print_jsonl(results: Iterable[ScoreResult], scoring: _Scoring) -> None:
+    from sync.reports.accounts import account_json
+    from sync.reports.scores import result_json
+
+    for result in results:
+        print(json.dumps(result_json(result), ensure_ascii=False))
+    for company in scoring.company_results():
+        print(json.dumps(account_json(company), ensure_ascii=False))
+
+
+def _print_tables(version: str, now: datetime, results: Iterable[ScoreResult], scoring: _Scoring) -> None:
+    from rich.console import Console
+
+    from sync.reports.scores import print_company_table, print_table
+
+    console = Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
+    count = print_table(results, console)
+    console.print(f"{count} contacts scored with rule-set version {version} as of {iso(now)}")
+    if scoring.accounts is not None:
+        companies = print_company_table(scoring.company_results(), console)
+        console.print(f"{companies} companies scored")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from sync.config.checks import Locator, Problems, build_ruleset
 from sync.config.schema import PortalConfig, keys_at
+from sync.core.accounts import AccountSpec
 from sync.core.rules import RuleSetSpec
 from sync.errors import ConfigError, ConfigProblem
 from sync.yamlsource import Lines, Path_, YamlError, load_with_extends, load_yaml
@@ -29,6 +30,7 @@ class LoadedPortal:
     path: Path
     config: PortalConfig
     rules: RuleSetSpec
+    accounts: AccountSpec | None = None  # the `accounts:` section, None without one
     lines: Lines = field(default_factory=dict, compare=False, repr=False)  # where each key is, for later problems
 
 
@@ -97,10 +99,11 @@ def build_portal(data: Any, path: Path, lines: Lines | None = None) -> LoadedPor
     except ValidationError as exc:
         raise ConfigError(_pydantic_problems(exc, data, locate)) from exc
     problems = Problems(locate)
-    spec = build_ruleset(problems, config)
-    if problems.items or spec is None:
+    built = build_ruleset(problems, config)
+    if problems.items or built is None:
         raise ConfigError(problems.items)
-    return LoadedPortal(path=path, config=config, rules=spec, lines=lines or {})
+    spec, account_spec = built
+    return LoadedPortal(path=path, config=config, rules=spec, accounts=account_spec, lines=lines or {})
 
 
 def _pydantic_problems(exc: ValidationError, data: Any, locate: Locator) -> list[ConfigProblem]:

@@ -404,6 +404,83 @@ class ScoringModel(_Model):
     lifecycle: LifecycleModel | None = Field(None, description="the lifecycle stages this model sets; none if absent")
 
 
+class AccountPropertiesModel(_Model):
+    """The company properties leadsync owns for account scores (never a HubSpot default company property)."""
+
+    group: str = Field(
+        "lead_scoring_sync", pattern=PROPERTY_NAME, description="the HubSpot company property group they are in"
+    )
+    score: str = Field("ls_account_score", pattern=PROPERTY_NAME, description="the company property for the score")
+    fit: str = Field("ls_account_fit", pattern=PROPERTY_NAME, description="the company property for the fit points")
+    engagement: str = Field(
+        "ls_account_engagement",
+        pattern=PROPERTY_NAME,
+        description="the company property for the engagement points (roll-up and contacts rules)",
+    )
+    grade: str = Field("ls_account_grade", pattern=PROPERTY_NAME, description="the company property for the grade")
+    reasons: str = Field(
+        "ls_account_reasons", pattern=PROPERTY_NAME, description="the company property for the short reasons"
+    )
+    scored_at: str = Field(
+        "ls_account_scored_at",
+        pattern=PROPERTY_NAME,
+        description="the company property for when the company was last scored",
+    )
+
+
+class ContactsModel(_Model):
+    """How many of the company's counted contacts match `where` (without count: at least one)."""
+
+    where: ConditionModel = Field(
+        description="the condition each contact is tested with; the contact model's own outputs (ls_score, "
+        "ls_fit, ls_engagement, ls_grade) read this run's values"
+    )
+    count: CountModel | None = Field(None, description="how many contacts must match (default: at least one)")
+
+
+class AccountRuleModel(RuleModel):
+    """An account rule: a rule on the company's properties, or (in engagement) a `contacts:` rule."""
+
+    contacts: ContactsModel | None = Field(
+        None, description="engagement only: points when enough of the company's contacts match where"
+    )
+
+
+class AccountFitModel(_Model):
+    """Who the company is: rules on its own properties."""
+
+    max: Points | None = Field(None, description="the group's points are capped at this")
+    min: Points | None = Field(None, description="the group's points never go below this")
+    rules: list[AccountRuleModel] = Field([], description="rules on the company's properties")
+
+
+class AccountEngagementModel(AccountFitModel):
+    """What the company's contacts do: their interest rolled up, and contacts rules."""
+
+    rollup: Literal["sum", "max", "top_3"] = Field(
+        "sum",
+        description="how the contacts' current interest (engagement + decay, floored at 0) combines: sum, max, "
+        "or top_3 (the sum of the three highest)",
+    )
+    rules: list[AccountRuleModel] = Field(
+        [], description="contacts rules (how many contacts match a condition) and rules on the company"
+    )
+
+
+class AccountsModel(_Model):
+    """Account scores: every company scored from its properties and its contacts (docs/SCORING.md section 6)."""
+
+    properties: AccountPropertiesModel = Field(
+        AccountPropertiesModel(), description="the company properties leadsync writes"
+    )
+    fit: AccountFitModel = Field(AccountFitModel(), description="rules on the company's own properties")
+    engagement: AccountEngagementModel = Field(
+        AccountEngagementModel(), description="the contacts' interest rolled up, and contacts rules"
+    )
+    total: TotalModel | None = Field(None, description="bounds of the score (fit + engagement)")
+    grades: GradesModel | None = Field(None, description="letter grades for fit and engagement")
+
+
 class RateLimitModel(_Model):
     """The portal's HubSpot API limits, when its tier's defaults do not hold."""
 
@@ -525,6 +602,9 @@ class PortalConfig(_Model):
         None,
         description="several scoring models, tried in order: the first whose segment matches scores the contact; "
         "a contact no model takes is not scored (no_model)",
+    )
+    accounts: AccountsModel | None = Field(
+        None, description="account scores for every company (fit, contacts' interest rolled up); none if absent"
     )
 
     def effective_rate_limit(self) -> RateLimitModel:

@@ -29,11 +29,30 @@ HUBSPOT_CONTACT_PROPERTIES = frozenset(
         "graduation_date", "work_email",
     }
 )  # fmt: skip
+# HubSpot's default company properties leadsync must never write; every hs_ name is HubSpot's too.
+HUBSPOT_COMPANY_PROPERTIES = frozenset(
+    {
+        "name", "domain", "website", "industry", "numberofemployees", "annualrevenue", "lifecyclestage",
+        "type", "description", "phone", "address", "address2", "city", "state", "zip", "country", "timezone",
+        "founded_year", "is_public", "total_money_raised", "web_technologies", "hubspot_owner_id",
+        "hubspot_owner_assigneddate", "hubspot_team_id", "createdate", "closedate", "first_contact_createdate",
+        "first_deal_created_date", "num_associated_contacts", "num_associated_deals", "num_contacted_notes",
+        "num_notes", "notes_last_contacted", "notes_last_updated", "notes_next_activity_date",
+        "engagements_last_meeting_booked", "recent_deal_amount", "recent_deal_close_date", "total_revenue",
+        "days_to_close", "linkedin_company_page", "linkedinbio", "facebook_company_page", "facebookfans",
+        "twitterhandle", "twitterbio", "twitterfollowers", "googleplus_page", "about_us",
+        "associatedcompanyid", "lastmodifieddate",
+    }
+)  # fmt: skip
 OUTPUT_KINDS = ("score", "fit", "engagement", "grade", "reasons", "scored_at")
 
 
 def is_hubspot_property(name: str) -> bool:
     return name in HUBSPOT_CONTACT_PROPERTIES or name.startswith("hs_")
+
+
+def is_hubspot_company_property(name: str) -> bool:
+    return name in HUBSPOT_COMPANY_PROPERTIES or name.startswith("hs_")
 
 
 def model_entries(cfg: PortalConfig) -> list[tuple[Path_, ScoringModel]]:

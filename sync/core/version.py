@@ -7,6 +7,7 @@ import hashlib
 import json
 from typing import Any
 
+from sync.core.accounts import AccountSpec
 from sync.core.rules import RuleSetSpec
 
 # Bump when the engine gives a config a different meaning, so old audit lines name the old one.
@@ -28,9 +29,14 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def ruleset_version(spec: RuleSetSpec) -> str:
-    """A hash of the normalised rule set: what decides a score, not how the YAML spelled it or where it connects."""
+def ruleset_version(spec: RuleSetSpec, accounts: AccountSpec | None = None) -> str:
+    """A hash of the normalised rule set: what decides a score, not how the YAML spelled it or where it connects.
+
+    The account spec, when there is one, is hashed in too; a file without one keeps the hash it always had.
+    """
     canonical = _canonical(spec)
+    if accounts is not None:
+        canonical["accounts"] = _canonical(accounts)
     canonical["engine"] = ENGINE_VERSION
     canonical["free_mail_list"] = hashlib.sha256("\n".join(sorted(spec.free_mail_domains)).encode()).hexdigest()
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)

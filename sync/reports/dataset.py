@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sync.core.model import Contact, Event, FormSubmission
+from sync.core.model import Company, CompanyAssociation, Contact, Event, FormSubmission
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.pipeline import with_lists
-from sync.ports import CrmSource
+from sync.ports import CompanySource, CrmSource
 from sync.snapshot import read_snapshot
 
 Progress = Callable[[str, int], None]  # (what is being read, records so far)
@@ -31,6 +31,8 @@ class Dataset:
     events_by_email: dict[str, list[Event]]
     problems: list[str] = field(default_factory=list)
     api_calls: int = 0  # HubSpot calls made to read it (live only)
+    companies: list[Company] = field(default_factory=list)
+    associations: list[CompanyAssociation] = field(default_factory=list)
 
     def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
         for contact in self.contacts:
@@ -55,7 +57,15 @@ class Dataset:
 def from_snapshot(file: str | Path, form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Dataset:
     snapshot = read_snapshot(file, form_types)
     problems = [f"{file}: {p}" for p in snapshot.problems]
-    return Dataset(f"snapshot {file}", snapshot.portal_id, snapshot.contacts, snapshot.events_by_email, problems)
+    return Dataset(
+        f"snapshot {file}",
+        snapshot.portal_id,
+        snapshot.contacts,
+        snapshot.events_by_email,
+        problems,
+        companies=snapshot.companies,
+        associations=snapshot.associations,
+    )
 
 
 def from_portal(
@@ -104,6 +114,42 @@ def read_contact(
     # Neither endpoint filters by contact: read them all and keep this contact's.
     events = [e for batch in all_events(source, until_ms, problems) for e in batch if e.email == contact.email]
     return contact, events, problems
+
+
+def read_account(
+    source: CrmSource, crm: CompanySource, company_id: str, list_ids: Collection[int], until_ms: int
+) -> Dataset | None:
+    """One company as HubSpot holds it now, its contacts, their events, and their other companies (which give
+    each contact its primary one); None when the company does not exist. Batched reads (100 ids a call), then
+    the portal's events, filtered to the contacts'."""
+    found = crm.read_companies([company_id])
+    if not found:
+        return None
+    members, problems = crm.company_contacts([company_id])
+    contact_ids = sorted({a.contact_id for a in members})
+    associations, more = crm.company_associations(contact_ids) if contact_ids else ([], [])
+    problems += more
+    pairs = {(a.contact_id, a.company_id) for a in associations}  # a contact whose own read failed keeps this one
+    others = sorted({a.company_id for a in associations} - {company_id})
+    companies = [found[0], *(crm.read_companies(others) if others else [])]
+    lists = {list_id: source.list_members(list_id) for list_id in sorted(list_ids)}
+    contacts = [with_lists(c, lists) for c in source.read_contacts(contact_ids)] if contact_ids else []
+    emails = {c.email for c in contacts if c.email}
+    events: dict[str, list[Event]] = {}
+    if emails:
+        for batch in all_events(source, until_ms, problems):
+            for event in batch:
+                if event.email in emails:
+                    events.setdefault(event.email, []).append(event)
+    return Dataset(
+        f"company {company_id} (live)",
+        None,
+        contacts,
+        events,
+        problems,
+        companies=companies,
+        associations=[*associations, *(a for a in members if (a.contact_id, a.company_id) not in pairs)],
+    )
 
 
 def all_events(source: CrmSource, until_ms: int, problems: list[str]) -> Iterator[Sequence[Event]]:

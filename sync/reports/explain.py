@@ -11,7 +11,7 @@ beside the real one.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,18 +19,30 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.core.conditions import Ctx, compile_event_filter, describe_condition, describe_filter
+from sync.core.accounts import (
+    AccountSpec,
+    CompiledAccounts,
+    ContactsRule,
+    current_interest,
+    score_tally,
+    with_run_outputs,
+)
+from sync.core.conditions import Ctx, company_property, compile_event_filter, describe_condition, describe_filter
 from sync.core.decision import Decision, decide
 from sync.core.model import (
     EMAIL_EVENT_TYPES,
     FORM_SUBMISSION,
+    AccountResult,
+    Company,
     Contact,
     EmailEvent,
     Event,
     FormSubmission,
+    ScoredContact,
     ScoreResult,
 )
 from sync.core.rules import BandRule, ConditionRule, EventRule, MapRule, ModelSpec, Rule, RuleSet
+from sync.core.scoring import breakdown_reasons, score_at
 from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
 from sync.reports.text import iso_ms
@@ -53,7 +65,9 @@ class WhatIf:
         props = {**contact.properties, **self.properties}
         stage = props.get(LIFECYCLE_STAGE, contact.lifecycle_stage)
         email = props.get(EMAIL, contact.email).strip().lower()
-        changed = Contact(contact.id, props, email, contact.created_at_ms, stage, contact.list_ids)
+        changed = Contact(
+            contact.id, props, email, contact.created_at_ms, stage, contact.list_ids, contact.company_properties
+        )
         # Real events reach a contact through its email address: without one, none would count.
         added = [_with_email(e, email) for e in self.events] if email else []
         at = max([now_ms, *(e.at_ms for e in added)])
@@ -261,8 +275,7 @@ def _lines(result: ScoreResult, model: ModelSpec | None, ctx: Ctx) -> list[RuleL
             line.reads = describe_filter(spec.filter)
             line.events = [_event_json(age, event) for age, event in sorted(found, key=lambda x: x[1].at_ms)]
         elif isinstance(spec, BandRule) or (isinstance(spec, MapRule) and not hit.matched):
-            value = ctx.props.get(spec.property)
-            line.reads = f"{spec.property} = {value!r}" if value not in (None, "") else f"{spec.property} is empty"
+            line.reads = _reads(ctx, spec.property)
         elif isinstance(spec, ConditionRule):
             line.reads = describe_condition(spec.condition)
         if spec is not None and spec.when is not None:
@@ -276,6 +289,18 @@ def _lines(result: ScoreResult, model: ModelSpec | None, ctx: Ctx) -> list[RuleL
             )
         lines.append(line)
     return lines
+
+
+def _reads(ctx: Ctx, name: str) -> str:
+    """The value a map or bands rule read; `company.<property>` from the contact's primary company."""
+    company_name = company_property(name)
+    if company_name is not None:
+        if ctx.company_props is None:
+            return f"{name} is empty (no company)"
+        value = ctx.company_view().props.get(company_name)
+    else:
+        value = ctx.props.get(name)
+    return f"{name} = {value!r}" if value not in (None, "") else f"{name} is empty"
 
 
 def _event_json(age: int, event: Event) -> dict[str, Any]:
@@ -436,3 +461,191 @@ def print_what_if(real: Explanation, hypo: Explanation, labels: Sequence[str], c
 
 def what_if_json(real: Explanation, hypo: Explanation, labels: Sequence[str]) -> dict[str, Any]:
     return {**real.json(), "what_if": {"hypotheticals": list(labels), **hypo.json()}}
+
+
+# -- a company ----------------------------------------------------------------------------------
+
+
+@dataclass
+class MemberLine:
+    """One of the company's contacts in its roll-up."""
+
+    contact_id: str
+    email: str
+    model: str | None
+    interest: int  # engagement + decay, floored at 0: what the contact adds
+    counted: bool
+    status: str  # "excluded: <reason>", "holdout" or ""
+    primary: str | None  # the contact's primary company (what its company.<property> reads)
+    matched: list[str] = field(default_factory=list)  # the contacts rules it matched
+
+
+@dataclass
+class CompanyExplanation:
+    company: Company
+    result: AccountResult
+    now_ms: int
+    rollup: str
+    lines: list[RuleLine]
+    members: list[MemberLine]
+    grades: list[str]
+    hubspot: list[tuple[str, str, str | None]]  # property, HubSpot now, this run's value (None: unchanged)
+
+    def json(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "company_id": self.company.id,
+            "name": self.company.properties.get("name"),
+            "as_of": iso_ms(self.now_ms),
+            "version": r.version,
+            "score": r.score,
+            "fit": r.fit,
+            "engagement": r.engagement,
+            "grade": r.grade,
+            "fit_grade": r.fit_grade,
+            "engagement_grade": r.engagement_grade,
+            "rollup": {"how": self.rollup, "value": r.rollup},
+            "contacts": {"counted": r.contacts, "excluded": r.excluded_contacts},
+            "reasons": breakdown_reasons(r.breakdown),
+            "rules": [line.__dict__ for line in self.lines],
+            "roll_up": [member.__dict__ for member in self.members],
+            "grades": self.grades,
+            "hubspot": [{"property": p, "now": now, "would_write": new} for p, now, new in self.hubspot],
+        }
+
+
+def explain_company(
+    company: Company,
+    members: Iterable[tuple[Contact, Sequence[Event], str | None]],
+    rules: RuleSet,
+    accounts: CompiledAccounts,
+    now_ms: int,
+) -> CompanyExplanation:
+    """The company's score as the account pass computes it, with its contacts one by one. Each of `members`
+    carries its own primary company's properties already (they may be another company's) and that company's id."""
+    tally = accounts.tally()
+    lines: list[MemberLine] = []
+    for contact, events, primary in members:
+        scored = score_at(contact, events, rules, now_ms)
+        member = ScoredContact(contact, scored, events if accounts.event_kinds else ())
+        tally.add(member, now_ms)
+        lines.append(_member_line(accounts, member, primary, now_ms))
+    result = score_tally(company, tally, now_ms)
+    spec = accounts.spec
+    return CompanyExplanation(
+        company=company,
+        result=result,
+        now_ms=now_ms,
+        rollup=spec.engagement.rollup,
+        lines=_account_lines(result, spec, company),
+        members=lines,
+        grades=_account_grades(result, spec),
+        hubspot=_account_hubspot(result, spec, company),
+    )
+
+
+def _member_line(accounts: CompiledAccounts, member: ScoredContact, primary: str | None, now_ms: int) -> MemberLine:
+    contact, result = member.contact, member.result
+    status = f"excluded: {result.exclusion_reason}" if result.excluded else "holdout" if result.holdout else ""
+    line = MemberLine(
+        contact.id, contact.email, result.model, current_interest(result), not result.excluded, status, primary
+    )
+    if result.excluded:
+        return line
+    reads = accounts.outputs.get(result.model or "")
+    seen = with_run_outputs(contact, result, reads) if reads else contact
+    ctx = Ctx.build(seen, member.events, now_ms, accounts.event_kinds)
+    contacts_rules = [r for r in accounts.spec.engagement.rules if isinstance(r, ContactsRule)]
+    line.matched = [r.id for r, where in zip(contacts_rules, accounts.where, strict=True) if where(ctx)]
+    return line
+
+
+def _account_lines(result: AccountResult, spec: AccountSpec, company: Company) -> list[RuleLine]:
+    rules: dict[str, Rule | ContactsRule] = {r.id: r for r in (*spec.fit.rules, *spec.engagement.rules)}
+    ctx = Ctx.for_company(company, 0)
+    lines = []
+    for hit in result.breakdown:
+        line = RuleLine(hit.rule, hit.group, hit.kind, hit.matched, hit.points, hit.detail)
+        rule = rules.get(hit.rule)
+        if isinstance(rule, ContactsRule):
+            line.reads = f"contacts where {describe_condition(rule.where)}"
+        elif isinstance(rule, BandRule | MapRule):
+            line.reads = _reads(ctx, company_property(rule.property) or rule.property)
+        elif isinstance(rule, ConditionRule):
+            line.reads = describe_condition(rule.condition)
+        if rule is not None and rule.when is not None:
+            line.reads += f" (only when {describe_condition(rule.when)})"
+        lines.append(line)
+    return lines
+
+
+def _account_grades(result: AccountResult, spec: AccountSpec) -> list[str]:
+    if spec.grades is None:
+        return ["no grades configured"]
+    return [
+        f"fit {result.fit} -> {_band_text(spec.grades.fit, result.fit_grade)}",
+        f"engagement {result.engagement} -> {_band_text(spec.grades.engagement, result.engagement_grade)}",
+        f"grade {result.grade} ({spec.grades.label})",
+    ]
+
+
+def _account_hubspot(result: AccountResult, spec: AccountSpec, company: Company) -> list[tuple[str, str, str | None]]:
+    """The account outputs HubSpot holds and this run's values where they differ (scored_at moves with them)."""
+    props = spec.properties
+    values = {
+        props.score: str(result.score),
+        props.fit: str(result.fit),
+        props.engagement: str(result.engagement),
+        props.grade: result.grade or "",
+        props.reasons: breakdown_reasons(result.breakdown),
+    }
+    out: list[tuple[str, str, str | None]] = []
+    for name, value in values.items():
+        now = company.properties.get(name, "")
+        out.append((name, now, None if now == value else value))
+    return out
+
+
+def print_company(ex: CompanyExplanation, console: Console) -> None:
+    r, c = ex.result, ex.company
+    name = c.properties.get("name")
+    console.print(
+        f"[bold]company {c.id}[/bold] {name or '(no name)'} as of {iso_ms(ex.now_ms)}, rule-set version {r.version}"
+    )
+    clamped = " (clamped)" if r.score != r.fit + r.engagement else ""
+    console.print(
+        f"score [bold]{r.score}[/bold] = fit {r.fit} + engagement {r.engagement}{clamped}; grade {r.grade or '-'}"
+    )
+    console.print(
+        f"  {r.contacts} contacts counted, {r.excluded_contacts} excluded; their interest rolled up by {ex.rollup}: "
+        f"{r.rollup}"
+    )
+    console.print(_members_table(ex.members))
+    console.print(_rules_table(ex.lines))
+    console.print("[bold]grades[/bold]")
+    for grade in ex.grades:
+        console.print(f"  {grade}")
+    held = Table(title="HubSpot now and this run's values", header_style="bold")
+    for column in ("property", "HubSpot now", "this run"):
+        held.add_column(column, overflow="fold")
+    for prop, now, new in ex.hubspot:
+        held.add_row(prop, now, "(unchanged)" if new is None else new)
+    console.print(held)
+
+
+def _members_table(members: Sequence[MemberLine]) -> Table:
+    table = Table(title="the roll-up, contact by contact", header_style="bold")
+    for name in ("contact", "email", "model", "interest", "counted", "status", "primary company", "contacts rules"):
+        table.add_column(name, overflow="fold")
+    for m in members:
+        table.add_row(
+            m.contact_id,
+            m.email or "",
+            m.model or "-",
+            str(m.interest),
+            "yes" if m.counted else "no",
+            m.status,
+            m.primary or "-",
+            ", ".join(m.matched),
+        )
+    return table

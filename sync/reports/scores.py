@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.core.model import ScoreResult
-from sync.core.scoring import reasons_text
+from sync.core.model import AccountResult, ScoreResult
+from sync.core.scoring import breakdown_reasons, reasons_text
 
 
 def result_json(result: ScoreResult) -> dict[str, Any]:
@@ -55,21 +55,28 @@ def _status(result: ScoreResult) -> str:
     return "holdout" if result.holdout else ""
 
 
-def print_table(results: Iterable[ScoreResult], console: Console) -> int:
+def _table(columns: Iterable[tuple[str, str]]) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    for name, justify in (
-        ("contact", "left"),
-        ("model", "left"),
-        ("fit", "right"),
-        ("eng", "right"),
-        ("decay", "right"),
-        ("score", "right"),
-        ("grade", "center"),
-        ("stage", "left"),
-        ("status", "left"),
-        ("reasons", "left"),
-    ):
+    for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    return table
+
+
+def print_table(results: Iterable[ScoreResult], console: Console) -> int:
+    table = _table(
+        (
+            ("contact", "left"),
+            ("model", "left"),
+            ("fit", "right"),
+            ("eng", "right"),
+            ("decay", "right"),
+            ("score", "right"),
+            ("grade", "center"),
+            ("stage", "left"),
+            ("status", "left"),
+            ("reasons", "left"),
+        )
+    )
     count = 0
     for r in results:
         table.add_row(
@@ -83,6 +90,37 @@ def print_table(results: Iterable[ScoreResult], console: Console) -> int:
             _stage(r),
             _status(r),
             reasons_text(r, limit=80),
+        )
+        count += 1
+    console.print(table)
+    return count
+
+
+def print_company_table(results: Iterable[AccountResult], console: Console) -> int:
+    """One row per company: its fit, engagement (roll-up and contacts rules), score, grade and contacts."""
+    table = _table(
+        (
+            ("company", "left"),
+            ("fit", "right"),
+            ("eng", "right"),
+            ("score", "right"),
+            ("grade", "center"),
+            ("contacts", "right"),
+            ("excluded", "right"),
+            ("reasons", "left"),
+        )
+    )
+    count = 0
+    for r in results:
+        table.add_row(
+            r.company_id,
+            str(r.fit),
+            str(r.engagement),
+            str(r.score),
+            r.grade or "-",
+            str(r.contacts),
+            str(r.excluded_contacts),
+            breakdown_reasons(r.breakdown, limit=80),
         )
         count += 1
     console.print(table)

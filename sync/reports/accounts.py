@@ -1,0 +1,179 @@
+"""Account scores offline: a portal's contacts in one pass, feeding one roll-up per company.
+
+Each contact is given its primary company's properties (what `company.<property>` reads), scored, and then
+counted by every company it is associated with (any label). Only the per-company tallies are kept, never a
+second copy of the contacts, so `score` and `explain` roll up a large portal in the memory of its companies.
+Bad input (an association to a company that is not there, a company number that does not parse) is reported
+and the rest scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.core.accounts import AccountSpec, AccountTally, CompiledAccounts, compile_accounts, score_tally
+from sync.core.conditions import PropertyTest, company_property, parse_number, walk
+from sync.core.model import (
+    AccountResult,
+    Company,
+    CompanyAssociation,
+    Contact,
+    Event,
+    ScoredContact,
+    ScoreResult,
+    primary_company,
+)
+from sync.core.rules import BandRule, ConditionRule, MapRule, Rule, RuleSet
+from sync.core.scoring import breakdown_reasons
+
+_NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
+
+
+def company_order(company_id: str) -> tuple[int, int, str]:
+    """Numeric ids by value, any other after them by text: the order companies are listed in."""
+    if company_id.isascii() and company_id.isdigit():
+        return (0, int(company_id), "")
+    return (1, 0, company_id)
+
+
+def with_company(contact: Contact, company: Company | None) -> Contact:
+    """The contact with its primary company's properties, read by `company.<property>` (None: no company)."""
+    props = company.properties if company is not None else None
+    return Contact(
+        contact.id,
+        contact.properties,
+        contact.email,
+        contact.created_at_ms,
+        contact.lifecycle_stage,
+        contact.list_ids,
+        props,
+    )
+
+
+@dataclass
+class Companies:
+    """A portal's companies and each contact's associations to them; an association to a company that is not
+    there is dropped with a problem (HubSpot can hand back one to a company deleted since)."""
+
+    by_id: dict[str, Company]
+    of_contact: dict[str, list[CompanyAssociation]]
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, companies: Iterable[Company], associations: Iterable[CompanyAssociation]) -> Companies:
+        by_id = {c.id: c for c in companies}
+        of_contact: dict[str, list[CompanyAssociation]] = {}
+        problems: list[str] = []
+        for association in associations:
+            if association.company_id not in by_id:
+                problems.append(
+                    f"contact {association.contact_id}: associated company {association.company_id} does not "
+                    "exist; association skipped"
+                )
+                continue
+            of_contact.setdefault(association.contact_id, []).append(association)
+        return cls(by_id, of_contact, problems)
+
+    def primary(self, contact_id: str) -> Company | None:
+        chosen = primary_company(self.of_contact.get(contact_id, ()))
+        return self.by_id.get(chosen) if chosen is not None else None
+
+    def ids_of(self, contact_id: str) -> list[str]:
+        """The ids of every company the contact is associated with, once each."""
+        return list(dict.fromkeys(a.company_id for a in self.of_contact.get(contact_id, ())))
+
+
+def numeric_company_reads(rules: RuleSet, accounts: AccountSpec | None) -> frozenset[str]:
+    """The company properties rules read as numbers (bands, gt/gte/lt/lte): a value there that does not parse
+    is read as missing, and reported."""
+    names: set[str] = set()
+    contact_rules: list[Rule] = [r for m in rules.spec.models for r in (*m.fit.rules, *m.engagement.rules)]
+    for rule in contact_rules:
+        names.update(n for n in _numeric_reads(rule) if company_property(n) is not None)
+    if accounts is not None:
+        for account_rule in (*accounts.fit.rules, *accounts.engagement.rules):
+            if isinstance(account_rule, MapRule | BandRule | ConditionRule):
+                names.update(_numeric_reads(account_rule))
+    return frozenset(company_property(n) or n for n in names)
+
+
+def _numeric_reads(rule: Rule) -> Iterator[str]:
+    if isinstance(rule, BandRule):
+        yield rule.property
+    conditions = [rule.when] if rule.when is not None else []
+    if isinstance(rule, ConditionRule):
+        conditions.append(rule.condition)
+    for cond in conditions:
+        for node in walk(cond):
+            if isinstance(node, PropertyTest) and node.op in _NUMERIC_OPS:
+                yield node.property
+
+
+def number_problems(companies: Iterable[Company], numeric: Iterable[str]) -> list[str]:
+    """One line per company number that does not parse."""
+    names = sorted(numeric)
+    problems = []
+    for company in companies:
+        for name in names:
+            value = company.properties.get(name)
+            if value and parse_number(value) is None:
+                problems.append(f"company {company.id}: {name} {value!r} is not a number; rules read it as missing")
+    return problems
+
+
+class AccountPass:
+    """The roll-up of one pass over the contacts: a tally per company, fed as each contact is scored."""
+
+    def __init__(self, accounts: CompiledAccounts, companies: Companies) -> None:
+        self.accounts = accounts
+        self.companies = companies
+        self.tallies: dict[str, AccountTally] = {}
+
+    @classmethod
+    def build(cls, spec: AccountSpec, rules: RuleSet, companies: Companies) -> AccountPass:
+        return cls(compile_accounts(spec, rules), companies)
+
+    def add(self, contact: Contact, result: ScoreResult, events: Sequence[Event], now_ms: int) -> None:
+        """Count one scored contact in each of its companies (events kept only when a `contacts:` rule reads
+        them)."""
+        company_ids = self.companies.ids_of(contact.id)
+        if not company_ids:
+            return
+        member = ScoredContact(contact, result, events if self.accounts.event_kinds else ())
+        for company_id in company_ids:
+            tally = self.tallies.get(company_id)
+            if tally is None:
+                tally = self.tallies[company_id] = self.accounts.tally()
+            tally.add(member, now_ms)
+
+    def results(self, now_ms: int, only: Iterable[str] | None = None) -> Iterator[AccountResult]:
+        """Every company's result (one without contacts too: its fit still counts), in id order."""
+        wanted = set(only) if only is not None else None
+        for company_id in sorted(self.companies.by_id, key=company_order):
+            if wanted is not None and company_id not in wanted:
+                continue
+            tally = self.tallies.get(company_id) or self.accounts.tally()
+            yield score_tally(self.companies.by_id[company_id], tally, now_ms)
+
+
+def account_json(result: AccountResult) -> dict[str, Any]:
+    """The `score --json` object of one company."""
+    return {
+        "company_id": result.company_id,
+        "fit": result.fit,
+        "engagement": result.engagement,
+        "score": result.score,
+        "grade": result.grade,
+        "fit_grade": result.fit_grade,
+        "engagement_grade": result.engagement_grade,
+        "rollup": result.rollup,
+        "contacts": {"counted": result.contacts, "excluded": result.excluded_contacts},
+        "version": result.version,
+        "reasons": breakdown_reasons(result.breakdown),
+        "breakdown": [
+            {"rule": h.rule, "group": h.group, "matched": h.matched, "points": h.cents / 100, "detail": h.detail}
+            for h in result.breakdown
+        ],
+    }
