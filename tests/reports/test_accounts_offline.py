@@ -189,9 +189,9 @@ def test_the_pass_keeps_a_tally_per_company_not_the_contacts() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    (result,) = account_pass.results(0)
-    assert (result.rollup, result.contacts) == (expected, n)
-    assert result.engagement == 100  # capped
+    (account,) = account_pass.results(0)
+    assert (account.rollup, account.contacts) == (expected, n)
+    assert account.engagement == 100  # capped
     assert peak < 1024 * 1024  # the 20,000 scored contacts are not held: only the tally is
 
 
