@@ -43,6 +43,7 @@ from sync.live import Finding
 from sync.observability import Metrics
 from sync.pipeline import Cycle, Kind
 from sync.ports import Clock, StateStore, SystemClock
+from sync.reports.text import iso
 
 log = structlog.get_logger("leadsync.service")
 
@@ -304,7 +305,7 @@ class Service:
                 "paused": last.error if last is not None and last.status == "paused" else None,
                 "last_run": None
                 if last is None
-                else {"status": last.status, "started_at": last.started_at.isoformat()},
+                else {"status": last.status, "started_at": iso(last.started_at)},
             }
         # Degraded, not down: the other portals run, so a probe must not restart the service for one bad file.
         status = "stopping" if self.stop.is_set() else "degraded" if broken else "ok"

@@ -59,7 +59,7 @@ def test_score_json_is_one_document_naming_the_portal_version_and_time(capsys: p
     assert document.keys() == {"portal", "version", "now", "results"}
     assert document["portal"] == {"name": "acme-eu", "id": 12345678}
     assert document["version"] == example_rules().version
-    assert document["now"] == "2026-11-01T12:00:00+00:00"
+    assert document["now"] == "2026-11-01T12:00:00Z"
 
 
 def test_score_jsonl_streams_one_object_per_line_as_json_did(capsys: pytest.CaptureFixture[str]) -> None:

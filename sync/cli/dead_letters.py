@@ -110,7 +110,7 @@ def _print_dead_letters(
     portal: str, letters: Sequence[DeadLetterRecord], as_json: bool, run: str | None = None
 ) -> None:
     def when(moment: datetime | None) -> str | None:
-        return moment.isoformat(timespec="seconds") if moment is not None else None
+        return iso(moment) if moment is not None else None
 
     if as_json:
         rows = [

@@ -137,7 +137,7 @@ def _print_json(
     document: dict[str, object] = {
         "portal": {"name": portal.config.portal.name, "id": portal.config.portal.id},
         "version": version,
-        "now": now.isoformat(),
+        "now": iso(now),
         "results": [result_json(result) for result in results],
     }
     if scoring.accounts is not None:

@@ -103,7 +103,7 @@ def test_a_refused_option_says_what_to_fix_and_is_retried_with_backoff_until_the
     assert "(options: subscriber, lead, salesqualifiedlead" in first["reason"]
     assert "add the option in HubSpot or change lifecycle stages in the config" in first["reason"]
     assert {(d["state"], d["attempts"]) for d in letters.values()} == {("open", 0)}
-    assert {d["next_attempt_at"] for d in letters.values()} == {"2026-11-01T13:15:00+00:00"}  # T0 + 15 min
+    assert {d["next_attempt_at"] for d in letters.values()} == {"2026-11-01T13:15:00Z"}  # T0 + 15 min
 
     world.minutes(5)  # an incremental sync before the letters are due does not touch them
     code, summary = world.cli(capsys, "sync")
@@ -116,7 +116,7 @@ def test_a_refused_option_says_what_to_fix_and_is_retried_with_backoff_until_the
     again = world.letters(capsys)
     assert set(again) == set(letters)  # the same letters, counted, not new ones
     assert {(d["state"], d["attempts"], d["next_attempt_at"]) for d in again.values()} == {
-        ("open", 1, "2026-11-01T13:46:00+00:00")
+        ("open", 1, "2026-11-01T13:46:00Z")
     }
 
     waits = [30, 60, 120, 240, 480, 960, 1440]  # minutes: twice as long each time, a day at most
