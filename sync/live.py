@@ -125,7 +125,9 @@ def _company_lookup(company_defs: Mapping[str, PropertyInfo]) -> Lookup:
     return lambda name: company_defs.get(c.company_property(name) or name)
 
 
-def _missing(reads: list[tuple[Path_, str]], find: Lookup, skip: frozenset[str] = frozenset()) -> list[Finding]:
+def _missing(
+    reads: list[tuple[Path_, str]], find: Lookup, skip: frozenset[str] = frozenset(), *, on_company: bool = False
+) -> list[Finding]:
     """An error for each property read that the portal does not have (once per place and name)."""
     found: list[Finding] = []
     seen: set[tuple[Path_, str]] = set()
@@ -133,7 +135,7 @@ def _missing(reads: list[tuple[Path_, str]], find: Lookup, skip: frozenset[str] 
         if name in skip or find(name) is not None or (where, name) in seen:
             continue
         seen.add((where, name))
-        company = c.company_property(name)
+        company = c.company_property(name) or (name if on_company else None)
         what = f"company property {company}" if company is not None else f"property {name}"
         found.append(Finding("error", path_text(where), f"{what} does not exist in the portal"))
     return found
@@ -232,7 +234,7 @@ def _account_findings(
         for m in rules.spec.models
         for name in (m.properties.score, m.properties.fit, m.properties.engagement, m.properties.grade)
     )
-    found = _missing(list(_reads(company_sites)), on_company)
+    found = _missing(list(_reads(company_sites)), on_company, on_company=True)
     found += _missing(list(_reads(contact_sites)), on_contact, outputs)
     for site in company_sites:
         found += _type_findings(site, on_company)
