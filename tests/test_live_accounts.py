@@ -100,7 +100,7 @@ CASES: list[tuple[str, Callable[[Config], None], int, str]] = [
         "a contact rule: a value that is not an option of the company's enumeration",
         lambda c: company_fit_rule(c, {"property": "company.industry", "in": ["ENERGY", "MINING"], "points": 1}),
         0,
-        "warning: model.fit.rules[12]: 'mining' is not an option of industry; its options are: ENERGY, OIL_GAS",  # as HubSpot compares: folded
+        "warning: model.fit.rules[12]: 'mining' is not an option of industry; its options are: ENERGY, OIL_GAS",  # `in` values are compared folded
     ),
     (
         "an account fit rule on a company property the portal lacks",
