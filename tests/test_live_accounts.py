@@ -125,8 +125,11 @@ CASES: list[tuple[str, Callable[[Config], None], int, str]] = [
         lambda c: account_rule(
             c,
             "engagement",
-            {"when": {"property": "is_partner", "exists": True}, "contacts": {"where": {"property": "jobtitle",
-             "exists": True}}, "points": 5},
+            {
+                "when": {"property": "is_partner", "exists": True},
+                "contacts": {"where": {"property": "jobtitle", "exists": True}},
+                "points": 5,
+            },
         ),  # fmt: skip
         2,
         "error: accounts.engagement.rules[2].when: company property is_partner does not exist in the portal",
