@@ -96,11 +96,11 @@ CASES: list[tuple[str, Callable[[Config], None], int, str]] = [
         0,
         "warning: model.fit.rules[12]: bands can never match: name is a string property in the portal",
     ),
-    (
+    (  # `in` values are compared folded, and named so
         "a contact rule: a value that is not an option of the company's enumeration",
         lambda c: company_fit_rule(c, {"property": "company.industry", "in": ["ENERGY", "MINING"], "points": 1}),
         0,
-        "warning: model.fit.rules[12]: 'mining' is not an option of industry; its options are: ENERGY, OIL_GAS",  # `in` values are compared folded
+        "warning: model.fit.rules[12]: 'mining' is not an option of industry; its options are: ENERGY, OIL_GAS",
     ),
     (
         "an account fit rule on a company property the portal lacks",
@@ -130,7 +130,7 @@ CASES: list[tuple[str, Callable[[Config], None], int, str]] = [
                 "contacts": {"where": {"property": "jobtitle", "exists": True}},
                 "points": 5,
             },
-        ),  # fmt: skip
+        ),
         2,
         "error: accounts.engagement.rules[2].when: company property is_partner does not exist in the portal",
     ),
