@@ -1,20 +1,23 @@
 """`validate --live`: a portal file checked against the portal it names, read-only.
 
 Findings are errors (the file cannot work with this portal: the token's portal differs, a property a
-rule reads or a list an exclusion names does not exist, a stage is not an option of lifecyclestage)
-or warnings (a test that cannot match the property's type, a value that is not one of an
-enumeration's options, a form name no form has, a segment no contact falls in).
+rule reads or a list an exclusion names does not exist, a stage is not an option of lifecyclestage,
+an account output property exists outside leadsync's group) or warnings (a test that cannot match the
+property's type, a value that is not one of an enumeration's options, a form name no form has, a
+segment no contact falls in). Company properties (`company.<property>`, the accounts section's rules)
+are checked against the portal's company properties the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from sync.config import PortalConfig, Site, model_entries, property_reads, sites
 from sync.core import conditions as c
-from sync.core.rules import BandRule, EventRule, MapRule, RuleSet
+from sync.core.accounts import AccountSpec, ContactsRule
+from sync.core.rules import BandRule, ConditionRule, EventRule, MapRule, RuleSet
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import WrongPortalError
 from sync.pipeline import with_lists
@@ -58,6 +61,13 @@ class LivePortal(Protocol):
 
     def list_members(self, list_id: int) -> set[str]: ...
 
+    def company_property_definitions(self) -> dict[str, PropertyInfo]: ...
+
+
+# A property's definition by the name a rule reads it with (`company.x` names a company property).
+Lookup = Callable[[str], PropertyInfo | None]
+ACCOUNT_OUTPUTS = ("score", "fit", "engagement", "grade", "reasons", "scored_at")
+
 
 def identity_finding(config: PortalConfig, portal: LivePortal) -> Finding | None:
     actual = portal.account_portal_id()
@@ -67,25 +77,29 @@ def identity_finding(config: PortalConfig, portal: LivePortal) -> Finding | None
 
 
 def live_check(
-    config: PortalConfig, rules: RuleSet, portal: LivePortal, now_ms: int, scan_limit: int = SCAN_LIMIT
+    config: PortalConfig,
+    rules: RuleSet,
+    portal: LivePortal,
+    now_ms: int,
+    scan_limit: int = SCAN_LIMIT,
+    accounts: AccountSpec | None = None,
 ) -> list[Finding]:
-    """Every finding for one file; stops after the identity check when the token is another portal's."""
+    """Every finding for one file; stops after the identity check when the token is another portal's.
+    `accounts`: the file's accounts section, whose rules and output properties are checked too."""
     wrong = identity_finding(config, portal)
     if wrong is not None:
         return [wrong]
     spec = rules.spec
     defs = portal.property_definitions()
-    found: list[Finding] = []
-    missing: set[tuple[Path_, str]] = set()
-    for where, name in property_reads(config, spec):
-        if c.company_property(name) is not None:
-            continue  # a company property: not among the contact properties (checking companies' is to come)
-        if name not in defs and (where, name) not in missing:
-            missing.add((where, name))
-            found.append(Finding("error", path_text(where), f"property {name} does not exist in the portal"))
+    # Read only when something reads a company: a portal file without companies costs no extra call.
+    company_defs = portal.company_property_definitions() if rules.company_properties_read or accounts else {}
+    on_contact = _contact_lookup(defs, company_defs)
     all_sites = list(sites(config, spec))
+    found = _missing(list(property_reads(config, spec)), on_contact)
     for site in all_sites:
-        found += _type_findings(site, defs)
+        found += _type_findings(site, on_contact)
+    if accounts is not None:
+        found += _account_findings(config, rules, accounts, defs, company_defs)
     found += _stage_findings(config, rules, defs)
     found += _list_findings(all_sites, portal)
     found += _form_findings(all_sites, portal)
@@ -93,7 +107,38 @@ def live_check(
     return found
 
 
-# -- properties: types and options --
+# -- properties: existence, types and options --
+
+
+def _contact_lookup(defs: Mapping[str, PropertyInfo], company_defs: Mapping[str, PropertyInfo]) -> Lookup:
+    """On a contact, `company.x` is its primary company's `x` and any other name its own property."""
+
+    def find(name: str) -> PropertyInfo | None:
+        company = c.company_property(name)
+        return company_defs.get(company) if company is not None else defs.get(name)
+
+    return find
+
+
+def _company_lookup(company_defs: Mapping[str, PropertyInfo]) -> Lookup:
+    """On a company, `x` and `company.x` both name the company's own property."""
+    return lambda name: company_defs.get(c.company_property(name) or name)
+
+
+def _missing(
+    reads: list[tuple[Path_, str]], find: Lookup, skip: frozenset[str] = frozenset(), *, on_company: bool = False
+) -> list[Finding]:
+    """An error for each property read that the portal does not have (once per place and name)."""
+    found: list[Finding] = []
+    seen: set[tuple[Path_, str]] = set()
+    for where, name in reads:
+        if name in skip or find(name) is not None or (where, name) in seen:
+            continue
+        seen.add((where, name))
+        company = c.company_property(name) or (name if on_company else None)
+        what = f"company property {company}" if company is not None else f"property {name}"
+        found.append(Finding("error", path_text(where), f"{what} does not exist in the portal"))
+    return found
 
 
 def _tests(site: Site) -> Iterator[c.PropertyTest]:
@@ -103,30 +148,30 @@ def _tests(site: Site) -> Iterator[c.PropertyTest]:
                 yield node
 
 
-def _type_findings(site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+def _type_findings(site: Site, find: Lookup) -> list[Finding]:
     where = path_text(site.path)
-    found = _rule_type_findings(where, site, defs)
+    found = _rule_type_findings(where, site, find)
     for test in _tests(site):
-        if test.property in defs:
-            finding = _test_finding(where, test, defs[test.property])
+        info = find(test.property)
+        if info is not None:
+            finding = _test_finding(where, test, info)
             if finding is not None:
                 found.append(finding)
     return found
 
 
-def _rule_type_findings(where: str, site: Site, defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+def _rule_type_findings(where: str, site: Site, find: Lookup) -> list[Finding]:
     """A bands rule on a property that holds no numbers; a map rule whose values are not the property's options."""
     rule = site.rule
-    if isinstance(rule, BandRule) and rule.property in defs:
-        info = defs[rule.property]
-        if info.type not in NUMBER_TYPES:
-            return [_cannot_match(where, "bands", info)]
-    if isinstance(rule, MapRule) and rule.property in defs:
-        info = defs[rule.property]
-        if info.type in OPTION_TYPES:
-            unknown = [label for key, label in sorted(rule.labels.items()) if key not in _folded(info)]
-            if unknown:
-                return [_not_options(f"{where}.map", unknown, info)]
+    info = find(rule.property) if isinstance(rule, BandRule | MapRule) else None
+    if info is None:
+        return []
+    if isinstance(rule, BandRule) and info.type not in NUMBER_TYPES:
+        return [_cannot_match(where, "bands", info)]
+    if isinstance(rule, MapRule) and info.type in OPTION_TYPES:
+        unknown = [label for key, label in sorted(rule.labels.items()) if key not in _folded(info)]
+        if unknown:
+            return [_not_options(f"{where}.map", unknown, info)]
     return []
 
 
@@ -168,6 +213,80 @@ def _not_options(where: str, values: list[str], info: PropertyInfo) -> Finding:
         f"{', '.join(repr(v) for v in values)} {'is not an option' if len(values) == 1 else 'are not options'} "
         f"of {info.name}; its options are: {shown or '(none)'}",
     )
+
+
+# -- accounts --
+
+
+def _account_findings(
+    config: PortalConfig,
+    rules: RuleSet,
+    accounts: AccountSpec,
+    defs: Mapping[str, PropertyInfo],
+    company_defs: Mapping[str, PropertyInfo],
+) -> list[Finding]:
+    """The accounts section: its rules on company properties, its `contacts:` conditions on the contacts (the
+    contact models' outputs exist once leadsync ran), and its output properties."""
+    on_company, on_contact = _company_lookup(company_defs), _contact_lookup(defs, company_defs)
+    company_sites, contact_sites = _account_sites(accounts)
+    outputs = frozenset(
+        name
+        for m in rules.spec.models
+        for name in (m.properties.score, m.properties.fit, m.properties.engagement, m.properties.grade)
+    )
+    found = _missing(list(_reads(company_sites)), on_company, on_company=True)
+    found += _missing(list(_reads(contact_sites)), on_contact, outputs)
+    for site in company_sites:
+        found += _type_findings(site, on_company)
+    for site in contact_sites:
+        found += _type_findings(site, on_contact)
+    return found + _output_findings(accounts, company_defs)
+
+
+def _account_sites(accounts: AccountSpec) -> tuple[list[Site], list[Site]]:
+    """The accounts section's conditions and rules with their paths: those read on the company, and the
+    `contacts:` rules' `where`, read on each contact."""
+    on_company: list[Site] = []
+    on_contact: list[Site] = []
+    for part, rules in (("fit", accounts.fit.rules), ("engagement", accounts.engagement.rules)):
+        for i, rule in enumerate(rules):
+            here: Path_ = ("accounts", part, "rules", i)
+            if rule.when is not None:
+                on_company.append(Site((*here, "when"), condition=rule.when))
+            if isinstance(rule, ContactsRule):
+                on_contact.append(Site((*here, "contacts", "where"), condition=rule.where))
+            else:
+                condition = rule.condition if isinstance(rule, ConditionRule) else None
+                on_company.append(Site(here, condition=condition, rule=rule))
+    return on_company, on_contact
+
+
+def _reads(all_sites: list[Site]) -> Iterator[tuple[Path_, str]]:
+    for site in all_sites:
+        if isinstance(site.rule, MapRule | BandRule):
+            yield site.path, site.rule.property
+        for test in _tests(site):
+            yield site.path, test.property
+
+
+def _output_findings(accounts: AccountSpec, company_defs: Mapping[str, PropertyInfo]) -> list[Finding]:
+    """An account output property that exists outside leadsync's group: leadsync would write a property it
+    does not own, and refuses to (the accounts section has no `adopt`)."""
+    props = accounts.properties
+    found = []
+    for kind in ACCOUNT_OUTPUTS:
+        name = getattr(props, kind)
+        info = company_defs.get(name)
+        if info is not None and info.group != props.group:
+            found.append(
+                Finding(
+                    "error",
+                    path_text(("accounts", "properties", kind)),
+                    f"company property {name} exists in the portal in group {info.group!r}, outside leadsync's "
+                    f"group {props.group!r}: leadsync does not write it; name another property",
+                )
+            )
+    return found
 
 
 # -- stages --

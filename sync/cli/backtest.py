@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Dataset, Backtest]:
     """Load the config and the contacts, and back-test them: the shared first half of backtest and report."""
+    from sync.cli.plan import account_contact_reads, load_companies
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
     from sync.reports.backtest import DEFAULT_OUTCOME, parse_outcome, run_backtest
@@ -81,7 +82,8 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Datase
     outcome = parse_outcome(args.outcome or DEFAULT_OUTCOME)  # a typo fails before any contact is read
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
-    data = _load_dataset(args, loaded, [rules], now, [outcome.property])
+    data = _load_dataset(args, loaded, [rules], now, [outcome.property, *account_contact_reads(loaded, rules)])
+    companies = load_companies(args, loaded, rules, data)
     _report_problems(data.problems)
     with _progress(what, args.json) as bar:
         task = bar.add_task("contacts", total=len(data.contacts))
@@ -93,6 +95,7 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Datase
             band_width=args.band_width,
             min_support=args.min_support,
             progress=lambda n: bar.update(task, completed=n),
+            companies=companies,
         )
     _report_problems(result.problems)
     return loaded, data, result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from sync.cli.common import (
     EXIT_OK,
@@ -20,6 +21,13 @@ from sync.cli.common import (
     _written_stages,
 )
 from sync.errors import WrongPortalError
+
+if TYPE_CHECKING:
+    from sync.config import LoadedPortal
+    from sync.core.accounts import AccountSpec
+    from sync.core.rules import RuleSet
+    from sync.reports.accounts import CompanyInputs
+    from sync.reports.dataset import Dataset
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,13 +82,16 @@ def run(args: argparse.Namespace) -> int:
             raise WrongPortalError(actual, loaded.config.portal.id)
         accepts = acceptance(rules, hub.property_definitions())
         checks = sum(hub.client.calls.values())
-    base = base_label = None
+    base = base_label = base_accounts = None
     if args.base_config or args.against_version:
         old = load_portal(args.base_config) if args.base_config else load_at_revision(args.config, args.against_version)
-        base = compile_ruleset(old.rules)
+        base, base_accounts = compile_ruleset(old.rules), old.accounts
         where = args.base_config or f"{args.config} at {args.against_version}"
         base_label = f"{where} (version {base.version})"
-    data = _load_dataset(args, loaded, [rules] if base is None else [rules, base], now)
+    data = _load_dataset(
+        args, loaded, [rules] if base is None else [rules, base], now, account_contact_reads(loaded, rules)
+    )
+    companies = load_companies(args, loaded, rules, data, base_accounts)
     _report_problems(data.problems)
     owners = _written_stages(args, loaded.config.portal.id, [c.id for c in data.contacts])
     with _progress("planning", args.json) as bar:
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda n: bar.update(task, completed=n),
             written_stages=owners,
             accepts=accepts,
+            companies=companies,
         )
     _report_problems(report.problems)
     report.calls = {
@@ -109,3 +121,36 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=not args.snapshot)
     return EXIT_OK
+
+
+def account_contact_reads(loaded: LoadedPortal, rules: RuleSet) -> list[str]:
+    """The contact properties the accounts section's `contacts:` rules read (besides the contact rules')."""
+    from sync.core.accounts import compile_accounts
+
+    if loaded.accounts is None:
+        return []
+    return sorted(compile_accounts(loaded.accounts, rules).contact_properties_read)
+
+
+def load_companies(
+    args: argparse.Namespace, loaded: LoadedPortal, rules: RuleSet, data: Dataset, base: AccountSpec | None = None
+) -> CompanyInputs | None:
+    """The companies a plan, backtest or report needs (None when no rule reads a company and there is no
+    accounts: section): a snapshot's own, or the live portal's, read in batches (their calls counted with the
+    reads). Problems (an association to a missing company, a number that does not parse) go to `data`."""
+    from sync.reports.accounts import Companies, CompanyInputs, company_reads, number_problems, numeric_company_reads
+
+    wanted = company_reads(rules, loaded.accounts)
+    if not wanted:
+        return None
+    if not args.snapshot:
+        from sync.app import open_reader
+        from sync.reports.dataset import add_companies
+
+        hub = open_reader(loaded.config, [], wanted)
+        add_companies(data, hub)
+        data.api_calls += sum(hub.client.calls.values())
+    companies = Companies.of(data.companies, data.associations)
+    data.problems += companies.problems
+    data.problems += number_problems(data.companies, numeric_company_reads(rules, loaded.accounts))
+    return CompanyInputs(companies, loaded.accounts, base)

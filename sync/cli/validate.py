@@ -32,8 +32,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--live",
         action="store_true",
         help="also check each file against its portal, read-only: the token's portal, the properties, "
-        "options, stages, lists and forms the rules name, and that each segment matches some contact "
-        "(exit 2 on an error; warnings alone exit 0)",
+        "options, stages, lists and forms the rules name (company properties too, and the accounts section's "
+        "output properties), and that each segment matches some contact (exit 2 on an error; warnings alone "
+        "exit 0)",
     )
     validate.set_defaults(func=run)
 
@@ -122,7 +123,7 @@ def _live_findings(loaded: LoadedPortal, clock: Clock | None = None) -> list[Fin
     try:
         hub = open_reader(loaded.config, read_properties(rules))
         now_ms = int((clock or SystemClock()).now().timestamp() * 1000)
-        return live_check(loaded.config, rules, hub, now_ms)
+        return live_check(loaded.config, rules, hub, now_ms, accounts=loaded.accounts)
     except ConfigError as exc:
         return [Finding("error", p.path, p.message) for p in exc.problems]
     except SyncError as exc:

@@ -9,11 +9,18 @@ and the rest scored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.core.accounts import AccountSpec, AccountTally, CompiledAccounts, compile_accounts, score_tally
+from sync.core.accounts import (
+    AccountProperties,
+    AccountSpec,
+    AccountTally,
+    CompiledAccounts,
+    compile_accounts,
+    score_tally,
+)
 from sync.core.conditions import PropertyTest, company_property, parse_number, walk
 from sync.core.model import (
     AccountResult,
@@ -83,6 +90,17 @@ class Companies:
     def ids_of(self, contact_id: str) -> list[str]:
         """The ids of every company the contact is associated with, once each."""
         return list(dict.fromkeys(a.company_id for a in self.of_contact.get(contact_id, ())))
+
+
+@dataclass(frozen=True)
+class CompanyInputs:
+    """What the operator tools need of a portal's companies: the companies and associations (what
+    `company.<property>` reads) and, with an `accounts:` section, how they are scored. `base`: the base
+    config's section, when a plan compares two configs."""
+
+    companies: Companies
+    accounts: AccountSpec | None = None
+    base: AccountSpec | None = None
 
 
 def numeric_company_reads(rules: RuleSet, accounts: AccountSpec | None) -> frozenset[str]:
@@ -156,6 +174,44 @@ class AccountPass:
                 continue
             tally = self.tallies.get(company_id) or self.accounts.tally()
             yield score_tally(self.companies.by_id[company_id], tally, now_ms)
+
+
+def output_names(props: AccountProperties) -> tuple[str, ...]:
+    """The company properties leadsync writes for account scores, scored_at last."""
+    return (props.score, props.fit, props.engagement, props.grade, props.reasons, props.scored_at)
+
+
+def company_reads(rules: RuleSet, accounts: AccountSpec | None) -> list[str]:
+    """The company properties a tool reads live: what the contact and account rules read, the account outputs
+    (to diff against) and the name (to show)."""
+    names = {*rules.company_properties_read}
+    if accounts is not None:
+        names |= {*compile_accounts(accounts, rules).company_properties_read, *output_names(accounts.properties)}
+    return sorted(names | {"name"}) if names else []
+
+
+def account_values(result: AccountResult, props: AccountProperties) -> dict[str, str]:
+    """The values leadsync's company properties should hold for this result (scored_at aside)."""
+    return {
+        props.score: str(result.score),
+        props.fit: str(result.fit),
+        props.engagement: str(result.engagement),
+        props.grade: result.grade or "",
+        props.reasons: breakdown_reasons(result.breakdown),
+    }
+
+
+def account_writes(result: AccountResult, props: AccountProperties, holding: Mapping[str, str]) -> dict[str, str]:
+    """Diff-only, as for contacts: the values that differ from what the company holds (scored_at left out)."""
+    return {k: v for k, v in account_values(result, props).items() if not _same(holding.get(k), v)}
+
+
+def _same(current: str | None, wanted: str) -> bool:
+    have = current or ""
+    if have == wanted:
+        return True
+    a, b = parse_number(have), parse_number(wanted)
+    return a is not None and a == b  # HubSpot may hand back "70.0" for 70
 
 
 def account_json(result: AccountResult) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sync.core.rules import CompiledModel, RuleSet, StageThreshold
 from sync.core.scoring import score_at
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
+from sync.reports.accounts import AccountPass, Companies, CompanyInputs, with_company
 from sync.reports.text import iso_ms, num, pct
 
 DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"
@@ -365,6 +366,94 @@ class BacktestWarning:
         return {"kind": self.kind, "model": self.model, "stage": self.stage, "message": self.message}
 
 
+ACCOUNT = "account"  # the accounts section's rows among the grades (it scores like a model of its own)
+
+
+@dataclass
+class AccountBacktest:
+    """Conversion by account band and grade. A company converted when any of its counted contacts (not
+    excluded, created by `now`) reached the outcome; a company without one could not convert and is left out."""
+
+    companies: int = 0
+    without_contacts: int = 0
+    scored: list[Scored] = field(default_factory=list, repr=False)  # one per company, model ACCOUNT
+    overall: Rate = field(default_factory=Rate)
+    bands: list[BandRate] = field(default_factory=list)
+    grades: list[GradeRate] = field(default_factory=list)
+    model: ModelInfo | None = None  # the section's grades, best first
+
+    @property
+    def base_rate(self) -> float | None:
+        return self.overall.rate
+
+    def json(self) -> dict[str, Any]:
+        base = self.base_rate
+        return {
+            "companies": {
+                "total": self.companies,
+                "scored": self.overall.contacts,
+                "without_counted_contacts": self.without_contacts,
+            },
+            "base_rate": _of_companies(self.overall.json()),
+            "score_bands": [_of_companies(b.json(base)) for b in self.bands],
+            "grades": [_of_companies({k: v for k, v in g.json(base).items() if k != "model"}) for g in self.grades],
+        }
+
+
+def _of_companies(row: dict[str, Any]) -> dict[str, Any]:
+    """A Rate's JSON with its count named for what it counts here."""
+    return {("companies" if k == "contacts" else k): v for k, v in row.items()}
+
+
+class _AccountCount:
+    """The account side of a backtest: each contact given its primary company, counted in its companies'
+    roll-up, and its conversion marked on them."""
+
+    def __init__(self, inputs: CompanyInputs, accounts: AccountPass | None) -> None:
+        self.companies: Companies = inputs.companies
+        self.accounts = accounts
+        self.converted: set[str] = set()
+
+    @classmethod
+    def of(cls, inputs: CompanyInputs | None, rules: RuleSet) -> _AccountCount | None:
+        if inputs is None:
+            return None
+        spec = inputs.accounts
+        return cls(inputs, AccountPass.build(spec, rules, inputs.companies) if spec is not None else None)
+
+    def attach(self, contact: Contact) -> Contact:
+        return with_company(contact, self.companies.primary(contact.id))
+
+    def add(self, contact: Contact, result: ScoreResult, events: list[Event], now_ms: int, outcome: Outcome) -> None:
+        if self.accounts is None:
+            return
+        self.accounts.add(contact, result, events, now_ms)
+        if not result.excluded and result.model is not None and outcome.converted(contact):
+            self.converted.update(self.companies.ids_of(contact.id))
+
+    def backtest(self, now_ms: int, band_width: int) -> AccountBacktest | None:
+        if self.accounts is None:
+            return None
+        model = self.accounts.accounts.model
+        out = AccountBacktest(model=ModelInfo.of(model))
+        for r in self.accounts.results(now_ms):
+            out.companies += 1
+            if not r.contacts:
+                out.without_contacts += 1
+                continue
+            converted = r.company_id in self.converted
+            out.scored.append(
+                Scored(
+                    r.company_id, ACCOUNT, r.score, r.fit, r.engagement, r.fit_grade, r.engagement_grade, r.grade,
+                    holdout=False, converted=converted,
+                )
+            )  # fmt: skip
+            out.overall.add(converted)
+        out.bands = _bands(out.scored, band_width)
+        out.grades = _grades(out.scored, {ACCOUNT: model})
+        return out
+
+
 @dataclass
 class Backtest:
     version: str
@@ -388,6 +477,7 @@ class Backtest:
     warnings: list[BacktestWarning] = field(default_factory=list)
     models: list[ModelInfo] = field(default_factory=list)  # every model of the rule set, in its order
     stage_rules: list[StageRuleResult] = field(default_factory=list)  # per model and stage its rules give
+    accounts: AccountBacktest | None = None  # with an `accounts:` section
 
     @property
     def base_rate(self) -> float | None:
@@ -434,6 +524,7 @@ class Backtest:
                 ],
             },
             "stage_rules": [r.json() for r in self.stage_rules],
+            **({"accounts": self.accounts.json()} if self.accounts is not None else {}),
             "warnings": [w.json() for w in self.warnings],
             "problems": self.problems,
         }
@@ -451,30 +542,32 @@ def run_backtest(
     band_width: int = DEFAULT_BAND_WIDTH,
     min_support: int = DEFAULT_MIN_SUPPORT,
     progress: Callable[[int], None] | None = None,
+    companies: CompanyInputs | None = None,
 ) -> Backtest:
+    """`companies`: each contact reads its primary company's properties, and with an `accounts:` section the
+    companies are back-tested too (`Backtest.accounts`)."""
     if band_width < 1:
         raise ValueError(f"band_width must be at least 1, not {band_width}")
     bt = Backtest(rules.version, now_ms, outcome, band_width, max(1, min_support))
     models = {m.spec.name: m for m in rules.models}
     rule_rates: dict[str, RuleRate] = {}
     contributions: dict[str, Contribution] = {}
-    for contact, events in inputs:
+    account = _AccountCount.of(companies, rules)
+    for bare, events in inputs:
         bt.contacts += 1
         if progress is not None:
             progress(bt.contacts)
-        if contact.created_at_ms is not None and contact.created_at_ms > now_ms:
+        if bare.created_at_ms is not None and bare.created_at_ms > now_ms:
             bt.not_yet_created += 1  # it did not exist at `now`: scoring it would use its future
             continue
+        contact = account.attach(bare) if account is not None else bare
         try:
-            result = score_at(contact, events, rules, now_ms)
-            model = models.get(result.model or "")
-            rule_stages: frozenset[str] = frozenset()
-            if model is not None and model.stage_rules:  # a second context only where stage rules need one
-                ctx = rules.context(contact, events, now_ms)
-                rule_stages = frozenset(s for s, pred in model.stage_rules if pred(ctx))
+            result, rule_stages = _score(contact, events, rules, models, now_ms)
         except Exception as exc:  # a broken contact is reported, never stops the backtest
             bt.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
             continue
+        if account is not None:
+            account.add(contact, result, events, now_ms, outcome)
         if result.excluded or result.model is None:
             bt.excluded[result.exclusion_reason or "no_model"] += 1
             continue
@@ -512,7 +605,20 @@ def run_backtest(
     )
     bt.contributions = sorted(contributions.values(), key=lambda c: (-abs(c.net), c.rule))
     bt.warnings = _outcome_warnings(bt, rules) + _warnings(bt, models)
+    bt.accounts = account.backtest(now_ms, band_width) if account is not None else None
     return bt
+
+
+def _score(
+    contact: Contact, events: list[Event], rules: RuleSet, models: dict[str, CompiledModel], now_ms: int
+) -> tuple[ScoreResult, frozenset[str]]:
+    """The contact's result, and the stages its model's stage rules give it."""
+    result = score_at(contact, events, rules, now_ms)
+    model = models.get(result.model or "")
+    if model is None or not model.stage_rules:  # a second context only where stage rules need one
+        return result, frozenset()
+    ctx = rules.context(contact, events, now_ms)
+    return result, frozenset(s for s, pred in model.stage_rules if pred(ctx))
 
 
 def _count_rules(

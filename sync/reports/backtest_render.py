@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from sync.reports.backtest import Backtest
+from sync.reports.backtest import AccountBacktest, Backtest
 from sync.reports.text import iso_ms, lift, pct
 
 
@@ -18,8 +18,30 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:
             f"[dim]The holdout has {bt.holdout.contacts} contacts, fewer than {bt.min_support}: "
             "too few to compare.[/dim]"
         )
+    if bt.accounts is not None:
+        _print_accounts(bt.accounts, console)
     for warning in bt.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
+
+
+def _print_accounts(accounts: AccountBacktest, console: Console) -> None:
+    o = accounts.overall
+    console.print(
+        f"[bold]Accounts[/bold]: a company converted when any of its counted contacts did: [bold]{o.converted}"
+        f"[/bold] of {o.contacts} companies with counted contacts (base rate [bold]{pct(accounts.base_rate)}"
+        f"[/bold]); {accounts.without_contacts} of {accounts.companies} companies have none and are left out"
+    )
+    base = accounts.base_rate
+    bands = _table("Conversion by account band", ("account score", "companies", "converted", "rate", "lift"), ())
+    for band in accounts.bands:
+        c = band.counts
+        bands.add_row(band.label, str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base)))
+    grades = _table("Conversion by account grade", ("grade", "companies", "converted", "rate", "lift"), ("grade",))
+    for grade in accounts.grades:
+        c = grade.counts
+        grades.add_row(grade.grade or "-", str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base)))
+    console.print(bands)
+    console.print(grades)
 
 
 def _print_summary(bt: Backtest, console: Console, source: str) -> None:

@@ -95,6 +95,21 @@ def from_portal(
     return Dataset(f"portal {name} (live)", portal_id, contacts, events, problems)
 
 
+def add_companies(data: Dataset, crm: CompanySource, progress: Progress | None = None) -> None:
+    """Every company of the portal and the company associations of the dataset's contacts (read in batches of
+    100 contacts a call), added to `data`: what `company.<property>` and the account scores read."""
+    tick = progress or (lambda what, n: None)
+    for page in crm.company_pages(None):
+        data.problems.extend(page.problems)
+        data.companies.extend(page.companies)
+        tick("companies", len(data.companies))
+    if data.contacts:
+        associations, problems = crm.company_associations([c.id for c in data.contacts])
+        data.associations.extend(associations)
+        data.problems.extend(problems)
+        tick("associations", len(data.associations))
+
+
 def read_contact(
     source: CrmSource, contact_id: str, list_ids: Collection[int], until_ms: int
 ) -> tuple[Contact | None, list[Event], list[str]]:

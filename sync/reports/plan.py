@@ -22,13 +22,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sync.core.accounts import AccountSpec
+from sync.core.conditions import parse_number
 from sync.core.decision import Decision, Holding, decide
-from sync.core.model import Contact, Event, ScoreResult
+from sync.core.model import AccountResult, Company, Contact, Event, ScoreResult
 from sync.core.rules import RuleSet
+from sync.core.scoring import breakdown_reasons
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.observability import email_for_log
 from sync.pipeline import BATCH, owned_properties
 from sync.ports import PropertyInfo
+from sync.reports.accounts import AccountPass, CompanyInputs, account_writes, with_company
 from sync.reports.text import iso_ms, num, show
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
@@ -109,6 +113,58 @@ class Crossing:
 
 
 @dataclass
+class CompanyDiff:
+    """One company whose account outputs a run writes, or whose score or grade moves."""
+
+    company_id: str
+    name: str
+    before: Holding  # what HubSpot holds now (or after a run of the base config); stage unused
+    after: Holding
+    writes: dict[str, str]  # property values the run writes (its scored_at timestamp left out)
+    reasons: str
+
+    @property
+    def delta(self) -> float:
+        return (self.after.score or 0) - (self.before.score or 0)
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "company_id": self.company_id,
+            "name": self.name,
+            "before": {"score": num(self.before.score), "grade": self.before.grade},
+            "after": {"score": num(self.after.score), "grade": self.after.grade},
+            "writes": self.writes,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass
+class CompanyPlan:
+    """The account scores' part of a plan: every company's new outputs against what HubSpot holds."""
+
+    companies: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    diffs: list[CompanyDiff] = field(default_factory=list)
+
+    @property
+    def update_batches(self) -> int:
+        return -(-self.counts["written"] // BATCH)  # companies are written 100 a call, changed ones only
+
+    def top(self, n: int) -> list[CompanyDiff]:
+        moved = [d for d in self.diffs if d.before != d.after]
+        return sorted(moved, key=lambda d: (-abs(d.delta), d.company_id))[:n]
+
+    def json(self, top: int) -> dict[str, Any]:
+        return {
+            "companies": self.companies,
+            "counts": dict(sorted(self.counts.items())),
+            "update_batches": self.update_batches,
+            "top_changes": [d.json() for d in self.top(top)],
+            "companies_written": [d.json() for d in self.diffs if d.writes],
+        }
+
+
+@dataclass
 class PlanReport:
     source: str
     version: str
@@ -123,6 +179,7 @@ class PlanReport:
     problems: list[str] = field(default_factory=list)
     held_back: list[HeldBack] = field(default_factory=list)
     ownership: str = ""  # why demotions may be held back without the store; "" when the store was read
+    accounts: CompanyPlan | None = None  # with an `accounts:` section
 
     def top(self, n: int) -> list[ContactDiff]:
         moved = [d for d in self.diffs if d.before != d.after]
@@ -149,6 +206,7 @@ class PlanReport:
             "would_be_rejected": [d.json(emails) for d in self.diffs if d.rejected],
             "stage_ownership": self.ownership or "read from the state store",
             "stages_held_back": [h.json(emails) for h in self.held_back],
+            **({"accounts": self.accounts.json(top)} if self.accounts is not None else {}),
             "problems": self.problems,
         }
 
@@ -210,16 +268,21 @@ def build_plan(
     progress: Callable[[int], None] | None = None,
     written_stages: Mapping[str, str] | None = None,
     accepts: Acceptance | None = None,
+    companies: CompanyInputs | None = None,
 ) -> PlanReport:
-    """`written_stages`: the stage leadsync last wrote per contact, from the state store; None when unknown."""
+    """`written_stages`: the stage leadsync last wrote per contact, from the state store; None when unknown.
+    `companies`: each contact reads its primary company's properties, and with an `accounts:` section the
+    companies' account outputs are planned after the contacts."""
     report = _empty_report(rules, now_ms, source, base_label, ownership_known=written_stages is not None)
     stages = written_stages or {}
     batches = _Batches()
-    for contact, events in inputs:
+    rollup = _Rollup.of(companies, rules, base)
+    for bare, events in inputs:
         batches.next_contact()
         report.contacts += 1
+        contact = with_company(bare, companies.companies.primary(bare.id)) if companies is not None else bare
         try:
-            decision, before = _decide(contact, events, rules, base, now_ms, stages.get(contact.id))
+            decision, before, base_result = _decide(contact, events, rules, base, now_ms, stages.get(contact.id))
         except Exception as exc:  # a broken contact is reported, never stops the plan
             report.counts["skipped"] += 1
             report.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
@@ -228,8 +291,72 @@ def build_plan(
             progress(report.contacts)
         batches.note(decision)
         _count(report, decision, before, accepts, ownership_known=written_stages is not None)
+        if rollup is not None:
+            rollup.add(contact, decision.result, base_result, events, now_ms)
     report.calls = batches.calls()
+    if rollup is not None:
+        report.accounts = rollup.plan(now_ms)
+        report.calls["company_update_batches"] = report.accounts.update_batches
     return report
+
+
+class _Rollup:
+    """The account pass of a plan: the companies' roll-up under the config, and under the base config's
+    `accounts:` section when the plan compares two configs."""
+
+    def __init__(self, spec: AccountSpec, new: AccountPass, old: AccountPass | None) -> None:
+        self.spec, self.new, self.old = spec, new, old
+
+    @classmethod
+    def of(cls, inputs: CompanyInputs | None, rules: RuleSet, base: RuleSet | None) -> _Rollup | None:
+        if inputs is None or inputs.accounts is None:
+            return None
+        old = None
+        if base is not None and inputs.base is not None:
+            old = AccountPass.build(inputs.base, base, inputs.companies)
+        return cls(inputs.accounts, AccountPass.build(inputs.accounts, rules, inputs.companies), old)
+
+    def add(
+        self, contact: Contact, result: ScoreResult, base: ScoreResult | None, events: list[Event], now_ms: int
+    ) -> None:
+        self.new.add(contact, result, events, now_ms)
+        if self.old is not None and base is not None:
+            self.old.add(contact, base, events, now_ms)
+
+    def plan(self, now_ms: int) -> CompanyPlan:
+        out = CompanyPlan()
+        olds = {r.company_id: r for r in self.old.results(now_ms)} if self.old is not None else {}
+        for result in self.new.results(now_ms):
+            company = self.new.companies.by_id[result.company_id]
+            old = olds.get(result.company_id)
+            _count_company(out, self.spec, company, result, _held(company, self.spec) if old is None else _had(old))
+        return out
+
+
+def _held(company: Company, spec: AccountSpec) -> Holding:
+    """The account score and grade the company holds in HubSpot now."""
+    props = company.properties
+    return Holding(parse_number(props.get(spec.properties.score)), props.get(spec.properties.grade) or None, "")
+
+
+def _had(result: AccountResult) -> Holding:
+    return Holding(result.score, result.grade, "")
+
+
+def _count_company(
+    out: CompanyPlan, spec: AccountSpec, company: Company, result: AccountResult, before: Holding
+) -> None:
+    out.companies += 1
+    writes = account_writes(result, spec.properties, company.properties)
+    after = Holding(result.score, result.grade, "")
+    out.counts["written"] += bool(writes)
+    if not writes and before == after:
+        out.counts["unchanged"] += 1
+        return
+    out.counts["score_changed"] += before.score != after.score
+    out.counts["grade_changed"] += before.grade != after.grade
+    name = company.properties.get("name") or ""
+    out.diffs.append(CompanyDiff(company.id, name, before, after, writes, breakdown_reasons(result.breakdown)))
 
 
 def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, ownership_known: bool) -> PlanReport:
@@ -246,12 +373,14 @@ def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, 
 
 def _decide(
     contact: Contact, events: list[Event], rules: RuleSet, base: RuleSet | None, now_ms: int, written: str | None
-) -> tuple[Decision, Holding]:
-    """The decision under `rules`, and what HubSpot holds before it: now, or after a run of the base config."""
+) -> tuple[Decision, Holding, ScoreResult | None]:
+    """The decision under `rules`, what HubSpot holds before it (now, or after a run of the base config), and
+    the base config's result."""
     decision = decide(contact, events, rules, now_ms, contact.properties, written_stage=written)
     if base is None:
-        return decision, decision.before
-    return decision, decide(contact, events, base, now_ms, contact.properties, written_stage=written).after
+        return decision, decision.before, None
+    old = decide(contact, events, base, now_ms, contact.properties, written_stage=written)
+    return decision, old.after, old.result
 
 
 class _Batches:
@@ -356,6 +485,8 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     _print_crossings(report, console)
     _print_calls(report, console, live=live)
     _print_top(report, console, top)
+    if report.accounts is not None:
+        _print_accounts(report.accounts, console, top)
 
 
 def _print_summary(report: PlanReport, console: Console) -> None:
@@ -420,7 +551,9 @@ def _print_calls(report: PlanReport, console: Console, *, live: bool) -> None:
         f"API calls a first full sync (backfill) would make, about: {reads}, "
         f"{calls.get('property_checks', 0)} property checks, "
         f"{calls.get('update_batches', 0)} batch updates, {calls.get('stage_move_calls', 0)} calls for backward "
-        f"stage moves" + (f"; {calls['total']} in all" if live else "")
+        f"stage moves"
+        + (f", {calls['company_update_batches']} company batch updates" if "company_update_batches" in calls else "")
+        + (f"; {calls['total']} in all" if live else "")
     )
 
 
@@ -440,6 +573,31 @@ def _print_top(report: PlanReport, console: Console, top: int) -> None:
             f"{d.before.grade or '-'} -> {d.after.grade or '-'}",
             f"{d.before.stage or '-'} -> {d.after.stage or '-'}" if d.before.stage != d.after.stage else d.after.stage,
             _short(d.reasons if not d.note.startswith(("excluded", "holdout")) else d.note, 90),
+        )
+    console.print(table)
+
+
+def _print_accounts(plan: CompanyPlan, console: Console, top: int) -> None:
+    c = plan.counts
+    console.print(
+        f"{plan.companies} companies (account scores): {c['score_changed']} change score, {c['grade_changed']} "
+        f"change grade; {c['written']} would be written in {plan.update_batches} batch updates of {BATCH}, "
+        f"{c['unchanged']} would not."
+    )
+    changed = plan.top(top)
+    if not changed:
+        console.print("No company's account score or grade changes.")
+        return
+    table = Table(title=f"Top {len(changed)} changed companies", header_style="bold")
+    for name in ("company", "name", "score", "grade", "why"):
+        table.add_column(name, overflow="fold")
+    for d in changed:
+        table.add_row(
+            d.company_id,
+            d.name,
+            f"{show(d.before.score)} -> {show(d.after.score)}",
+            f"{d.before.grade or '-'} -> {d.after.grade or '-'}",
+            _short(d.reasons, 90),
         )
     console.print(table)
 

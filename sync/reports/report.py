@@ -17,11 +17,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sync.ports import RunRecord, StageTransition, StateStore
-from sync.reports.backtest import Backtest, ModelInfo, ThresholdResult, band_of, stage_name
+from sync.reports.backtest import (
+    AccountBacktest,
+    Backtest,
+    BandRate,
+    ModelInfo,
+    ThresholdResult,
+    band_of,
+    stage_name,
+)
 from sync.reports.text import iso, iso_ms, lift, pct
 
 # Colours that read on screen and in print (and for the colour-blind: blue/orange, not red/green).
@@ -118,6 +127,9 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
         "</section>"
     )
 
+    if bt.accounts is not None:
+        sections.append(_accounts_section(bt.accounts, bt, chart))
+
     runs_html = _runs_section(inputs, chart)
     rules_chart = "<p>No rule gave any points.</p>"
     if bt.contributions:
@@ -187,6 +199,37 @@ def _headline(bt: Backtest, inputs: ReportInputs) -> str:
         for label, value, note in cards
     )
     return f'<section class="cards">{body}</section>'
+
+
+def _accounts_section(accounts: AccountBacktest, bt: Backtest, chart: _Chart) -> str:
+    """Conversion by account band and by account grade: the accounts section's scores, one row per company."""
+    note = (
+        f"<p class='muted'>A company converted when any of its counted contacts has {_e(bt.outcome)}: "
+        f"{accounts.overall.converted:,} of {accounts.overall.contacts:,} companies ({pct(accounts.base_rate)}). "
+        f"{accounts.without_contacts:,} of {accounts.companies:,} companies have no counted contact and are left "
+        "out.</p>"
+    )
+    if not accounts.bands:
+        return f"<section><h2>Accounts</h2>{note}<p>No company has a counted contact.</p></section>"
+    bands = chart(
+        "chart-account-conversion-by-band",
+        "Conversion by account band",
+        _account_band_chart(accounts, bt.min_support),
+        f"Share of each account band's companies that converted; the grey line is the average "
+        f"({pct(accounts.base_rate)}).",
+    )
+    grades = "<p>The accounts section has no grades.</p>"
+    if accounts.model is not None and accounts.model.fit_grades and accounts.model.engagement_grades:
+        grades = chart(
+            "chart-account-grade-matrix",
+            "Account fit x engagement grades",
+            _account_grade_matrix(accounts, accounts.model),
+            "Companies per account fit grade (rows) and engagement grade (columns), with each cell's conversion rate.",
+        )
+    return (
+        f'<section class="pair"><div><h2>Accounts: conversion by account band</h2>{note}{bands}</div>'
+        f"<div><h2>Accounts: conversion by account grade</h2>{grades}</div></section>"
+    )
 
 
 def _threshold_table(bt: Backtest) -> str:
@@ -347,7 +390,12 @@ def _graded_models(bt: Backtest) -> list[ModelInfo]:
 
 
 def _grade_matrix(
-    title: str, fits: list[str], engagements: list[str], counts: list[list[int]], rates: list[list[float | None]]
+    title: str,
+    fits: list[str],
+    engagements: list[str],
+    counts: list[list[int]],
+    rates: list[list[float | None]],
+    unit: str = "contacts",
 ) -> Figure:
     fig = _figure(5.2, 3.6)
     ax = fig.add_subplot()
@@ -361,34 +409,58 @@ def _grade_matrix(
     ax.set_xticks(range(len(engagements)), [f"engagement {e}" for e in engagements])
     ax.set_yticks(range(len(fits)), [f"fit {f}" for f in fits])
     if title:
-        ax.set_title(f"model {title}", fontsize=9)
-    fig.colorbar(image, ax=ax, label="contacts")
+        ax.set_title(title if unit != "contacts" else f"model {title}", fontsize=9)
+    fig.colorbar(image, ax=ax, label=unit)
     return fig
 
 
 def _conversion_chart(bt: Backtest) -> Figure:
     fig = _figure()
-    ax = fig.add_subplot()
-    labels = [b.label for b in bt.bands]
-    rates = [(b.counts.rate or 0) * 100 for b in bt.bands]
-    colours = [BLUE if b.counts.contacts >= bt.min_support else GREY for b in bt.bands]
-    bars = ax.bar(range(len(labels)), rates, color=colours)
-    for bar, band in zip(bars, bt.bands, strict=True):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"n={band.counts.contacts}", ha="center",
-                va="bottom", fontsize=7, color=DARK)  # fmt: skip
-    if bt.base_rate is not None:
-        ax.axhline(bt.base_rate * 100, color=DARK, linewidth=1, alpha=0.6)
+    ax = _band_bars(fig, bt.bands, bt.base_rate, bt.min_support, "score band")
     low = bt.bands[0].low
     for th in bt.thresholds:
         position = (band_of(th.min_score, bt.band_width) - low) / bt.band_width - 0.5
         ax.axvline(position, color=DARK, linestyle="--", linewidth=1)
         label = f" {_threshold_label(bt, th)}"
         ax.text(position, 1.0, label, transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+    return fig
+
+
+def _band_bars(fig: Figure, bands: Sequence[BandRate], base: float | None, min_support: int, xlabel: str) -> Axes:
+    """Each band's conversion rate as a bar (grey under `min_support`, `n=` on top), the average as a line."""
+    ax = fig.add_subplot()
+    labels = [b.label for b in bands]
+    rates = [(b.counts.rate or 0) * 100 for b in bands]
+    colours = [BLUE if b.counts.contacts >= min_support else GREY for b in bands]
+    bars = ax.bar(range(len(labels)), rates, color=colours)
+    for bar, band in zip(bars, bands, strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"n={band.counts.contacts}", ha="center",
+                va="bottom", fontsize=7, color=DARK)  # fmt: skip
+    if base is not None:
+        ax.axhline(base * 100, color=DARK, linewidth=1, alpha=0.6)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_xlabel("score band")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("converted (%)")
     _tidy(ax)
+    return ax
+
+
+def _account_band_chart(accounts: AccountBacktest, min_support: int) -> Figure:
+    fig = _figure()
+    _band_bars(fig, accounts.bands, accounts.base_rate, min_support, "account score band")
     return fig
+
+
+def _account_grade_matrix(accounts: AccountBacktest, model: ModelInfo) -> Figure:
+    fits, engagements = list(model.fit_grades), list(model.engagement_grades)
+    counts = [[0] * len(engagements) for _ in fits]
+    rates: list[list[float | None]] = [[None] * len(engagements) for _ in fits]
+    for g in accounts.grades:
+        if g.fit_grade in fits and g.engagement_grade in engagements:
+            i, j = fits.index(g.fit_grade), engagements.index(g.engagement_grade)
+            counts[i][j] = g.counts.contacts
+            rates[i][j] = g.counts.rate
+    return _grade_matrix("accounts", fits, engagements, counts, rates, unit="companies")
 
 
 def _transitions_chart(runs: Sequence[RunActivity]) -> Figure:
