@@ -303,9 +303,7 @@ class Service:
             portals[name] = {
                 "leased_here": held.leased,
                 "paused": last.error if last is not None and last.status == "paused" else None,
-                "last_run": None
-                if last is None
-                else {"status": last.status, "started_at": iso(last.started_at)},
+                "last_run": None if last is None else {"status": last.status, "started_at": iso(last.started_at)},
             }
         # Degraded, not down: the other portals run, so a probe must not restart the service for one bad file.
         status = "stopping" if self.stop.is_set() else "degraded" if broken else "ok"
