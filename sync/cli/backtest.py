@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Dataset, Backtest]:
     """Load the config and the contacts, and back-test them: the shared first half of backtest and report."""
-    from sync.cli.plan import account_contact_reads, load_companies
+    from sync.cli.common import account_contact_reads, load_companies
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
     from sync.reports.backtest import DEFAULT_OUTCOME, parse_outcome, run_backtest

@@ -19,15 +19,13 @@ from sync.cli.common import (
     _quiet_logging,
     _report_problems,
     _written_stages,
+    account_contact_reads,
+    load_companies,
 )
 from sync.errors import WrongPortalError
 
 if TYPE_CHECKING:
-    from sync.config import LoadedPortal
-    from sync.core.accounts import AccountSpec
-    from sync.core.rules import RuleSet
-    from sync.reports.accounts import CompanyInputs
-    from sync.reports.dataset import Dataset
+    pass
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,36 +119,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=not args.snapshot)
     return EXIT_OK
-
-
-def account_contact_reads(loaded: LoadedPortal, rules: RuleSet) -> list[str]:
-    """The contact properties the accounts section's `contacts:` rules read (besides the contact rules')."""
-    from sync.core.accounts import compile_accounts
-
-    if loaded.accounts is None:
-        return []
-    return sorted(compile_accounts(loaded.accounts, rules).contact_properties_read)
-
-
-def load_companies(
-    args: argparse.Namespace, loaded: LoadedPortal, rules: RuleSet, data: Dataset, base: AccountSpec | None = None
-) -> CompanyInputs | None:
-    """The companies a plan, backtest or report needs (None when no rule reads a company and there is no
-    accounts: section): a snapshot's own, or the live portal's, read in batches (their calls counted with the
-    reads). Problems (an association to a missing company, a number that does not parse) go to `data`."""
-    from sync.reports.accounts import Companies, CompanyInputs, company_reads, number_problems, numeric_company_reads
-
-    wanted = company_reads(rules, loaded.accounts)
-    if not wanted:
-        return None
-    if not args.snapshot:
-        from sync.app import open_reader
-        from sync.reports.dataset import add_companies
-
-        hub = open_reader(loaded.config, [], wanted)
-        add_companies(data, hub)
-        data.api_calls += sum(hub.client.calls.values())
-    companies = Companies.of(data.companies, data.associations)
-    data.problems += companies.problems
-    data.problems += number_problems(data.companies, numeric_company_reads(rules, loaded.accounts))
-    return CompanyInputs(companies, loaded.accounts, base)

@@ -15,7 +15,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "snapshot",
         help="save the live portal to a snapshot file (read-only)",
         description="Read every contact (the properties the rules read), form submission, email event and list "
-        "membership of the live portal, read-only, and save them as one snapshot file in HubSpot's shapes: what "
+        "membership of the live portal (and its companies and their associations when the file reads companies), "
+        "read-only, and save them as one snapshot file in HubSpot's shapes: what "
         "score, explain, plan, backtest and report take with --snapshot.",
     )
     _add_config_option(snapshot)
@@ -25,6 +26,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from sync.cli.common import account_contact_reads, load_companies
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
     from sync.reports.dataset import snapshot_json
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     now = _now(args.now)
     loaded = load_portal(args.config)
     args.snapshot = None  # this command reads the live portal
-    data = _load_dataset(args, loaded, [compile_ruleset(loaded.rules)], now)
+    rules = compile_ruleset(loaded.rules)
+    data = _load_dataset(args, loaded, [rules], now, account_contact_reads(loaded, rules))
+    load_companies(args, loaded, rules, data)  # when a rule reads a company, or the file scores accounts
     _report_problems(data.problems)
     raw = snapshot_json(data)
     out = Path(args.out)
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     tmp.replace(out)
     print(
         f"{out}: {len(raw['contacts'])} contacts, {len(raw['form_submissions'])} form submissions, "
-        f"{len(raw['email_events'])} email events of portal {loaded.config.portal.name} "
+        f"{len(raw['email_events'])} email events, {len(raw['companies'])} companies of portal "
+        f"{loaded.config.portal.name} "
         f"({data.api_calls} API calls)",
         file=sys.stderr,
     )

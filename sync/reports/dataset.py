@@ -202,4 +202,8 @@ def snapshot_json(data: Dataset) -> dict[str, Any]:
         "form_submissions": sorted(submissions, key=lambda s: (s["submittedAt"], s["conversionId"])),
         "email_events": sorted(email_events, key=lambda e: (e["created"], e["id"])),
         "lists": [{"listId": list_id, "contactIds": ids} for list_id, ids in sorted(lists.items())],
+        "companies": [{"id": c.id, "properties": dict(c.properties)} for c in data.companies],
+        "associations": [
+            {"contactId": a.contact_id, "companyId": a.company_id, "primary": a.primary} for a in data.associations
+        ],
     }

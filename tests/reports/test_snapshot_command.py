@@ -46,3 +46,33 @@ def test_the_saved_file_feeds_the_offline_commands(
     capsys.readouterr()
     assert main(["backtest", "--config", str(file), "--snapshot", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
+
+
+def test_a_portal_file_that_reads_companies_saves_the_companies_and_their_associations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from sync.sandbox import Sandbox
+    from sync.sandbox.generator import generate_portal
+    from tests.factories import sandbox_config
+    from tests.reports.test_plan_accounts import ACCOUNTS
+
+    with Sandbox(generate_portal(200, 5, companies=30), rate_limit="off") as sb:
+        monkeypatch.setenv("LEADSYNC_TEST_TOKEN", sb.token)
+        config = sandbox_config(sb.url, "LEADSYNC_TEST_TOKEN")
+        config["accounts"] = ACCOUNTS
+        file = tmp_path / "portal.yaml"
+        file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        out = tmp_path / "saved.json"
+        assert main(["snapshot", "--config", str(file), "--out", str(out)]) == 0
+        everything = parse_snapshot(sb.portal.snapshot())
+    assert "30 companies" in capsys.readouterr().err
+    saved = read_snapshot(out)
+    assert saved.problems == []
+    assert sorted(c.id for c in saved.companies) == sorted(c.id for c in everything.companies)
+    assert {(a.contact_id, a.company_id, a.primary) for a in saved.associations} == {
+        (a.contact_id, a.company_id, a.primary) for a in everything.associations
+    }
+    assert main(["score", "--config", str(file), "--snapshot", str(out), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["companies"]) == 30
