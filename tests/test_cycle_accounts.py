@@ -17,8 +17,9 @@ from sync.core.model import CompanyAssociation, PropertyUpdate
 from sync.core.rules import compile_ruleset
 from sync.errors import UnownedWriteError
 from sync.pipeline import BATCH, Cycle, Kind, Portal, RunSummary, check_company_writes, read_properties
+from sync.ports import PendingWrite
 from sync.sandbox import Portal as SandboxPortal
-from tests.fakes import ManualClock, MemoryStore, FakeCrm
+from tests.fakes import FakeCrm, ManualClock, MemoryStore
 
 DATA = Path(__file__).parent / "data" / "accounts"
 T0_MS = 1_790_000_000_000
@@ -188,8 +189,6 @@ def test_the_gate_refuses_before_the_portals_identity_was_checked(world: World) 
 
 
 def test_a_pending_company_write_of_a_property_no_longer_owned_is_not_sent(world: World) -> None:
-    from sync.ports import PendingWrite
-
     world.store.record_company_pending(world.portal.id, "old", [PendingWrite("101", {"ls_old_score": "5"}, None, None)])
     summary = world.run("full")
     assert all("ls_old_score" not in u.properties for batch in world.company_writes() for u in batch)
