@@ -21,6 +21,7 @@ CORE = [
     "sync/core/lifecycle.py",
     "sync/core/scoring.py",
     "sync/core/accounts.py",
+    "sync/core/account_planning.py",
     "sync/core/planning.py",
     "sync/core/decision.py",
     "sync/core/version.py",

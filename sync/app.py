@@ -15,12 +15,13 @@ import structlog
 
 from sync.alerts import Alerter, notifier_for
 from sync.config import PortalConfig, load_portal
+from sync.core.accounts import compile_accounts
 from sync.core.rules import compile_ruleset
 from sync.hubspot.portal import HubSpotPortal
 from sync.hubspot.retry import RetryPolicy
 from sync.live import Finding, live_check
 from sync.observability import EmailHasher
-from sync.pipeline import Portal, read_properties
+from sync.pipeline import Portal, read_company_properties, read_properties
 from sync.ports import Clock, StateStore, SystemClock
 
 log = structlog.get_logger("leadsync.app")
@@ -37,7 +38,10 @@ class ConfiguredPortal(Portal):
 def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy | None = None) -> ConfiguredPortal:
     loaded = load_portal(config_file)
     rules = compile_ruleset(loaded.rules)
-    hub = HubSpotPortal.from_config(loaded.config, read_properties(rules), policy)
+    accounts = compile_accounts(loaded.accounts, rules) if loaded.accounts is not None else None
+    hub = HubSpotPortal.from_config(
+        loaded.config, read_properties(rules), policy, company_properties=read_company_properties(rules, accounts)
+    )
     # Start from what this portal already used today (earlier runs, other replicas): the reserve holds. The day is
     # UTC's until the identity check reads the portal's time zone (on_time_zone below).
     clock = SystemClock()
@@ -68,6 +72,9 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         bind_stop=hub.watch_stop,
         log_email=EmailHasher.for_installation(store.log_key),
         on_time_zone=on_time_zone,
+        accounts=accounts,
+        companies=hub,
+        company_writer=hub,
     )
 
 
@@ -84,7 +91,9 @@ def check_live(portal: ConfiguredPortal) -> list[Finding]:
     """The live check of a portal the service opened (read-only, through its own client and limits)."""
     if not isinstance(portal.source, HubSpotPortal):
         return []
-    return live_check(portal.config, portal.rules, portal.source, int(portal.clock.now().timestamp() * 1000))
+    accounts = portal.accounts.spec if portal.accounts is not None else None
+    now_ms = int(portal.clock.now().timestamp() * 1000)
+    return live_check(portal.config, portal.rules, portal.source, now_ms, accounts=accounts)
 
 
 def open_reader(

@@ -21,9 +21,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import structlog
 
+from sync.core.account_planning import plan_account
+from sync.core.accounts import AccountSpec, CompiledAccounts, score_tally
+from sync.core.conditions import parse_number
 from sync.core.decision import Decision, decide
-from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange, with_current_form_names
-from sync.core.rules import ModelSpec, RuleSet
+from sync.core.model import (
+    AccountResult,
+    Company,
+    CompanyAssociation,
+    Contact,
+    Event,
+    PropertyUpdate,
+    ScoredContact,
+    ScoreResult,
+    StageChange,
+    primary_company,
+    with_current_form_names,
+)
+from sync.core.rules import Grades, ModelSpec, RuleSet
+from sync.core.scoring import breakdown_reasons, score_at
 
 # Re-exported for sync.reports.backtest, which imports it from here; the name itself lives in the core.
 from sync.core.wire import LIFECYCLE_STAGE
@@ -41,6 +57,8 @@ from sync.errors import (
 from sync.observability import EmailHasher
 from sync.ports import (
     Clock,
+    CompanySource,
+    CompanyWriter,
     CrmSource,
     CrmWriter,
     DeadLetter,
@@ -67,6 +85,9 @@ EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were resco
 EVENTS_CURSOR = "email_events_ms"
 FORM_CURSOR = "form_submissions_ms:"
 DEAD_LETTERS_PER_RUN = 1000  # due dead letters retried by one run at most; the rest wait for the next
+COMPANIES_CURSOR = "companies_modified_ms"
+COMPANIES_BACKFILL_CURSOR = "companies_backfill_after"
+COMPANIES_BACKFILL_STARTED = "companies_backfill_started_ms"
 
 Kind = Literal["incremental", "full", "rescore"]
 Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
@@ -102,10 +123,21 @@ class Portal:
     # midnight, so the budget's day is the portal's local date. `on_time_zone` tells the adapter once it is known.
     time_zone: str = "UTC"
     on_time_zone: Callable[[tzinfo], None] = lambda zone: None
+    # Companies: read when an `accounts:` section scores them or a rule reads `company.<property>`; written only
+    # with an `accounts:` section (its compiled rules here), and only once ensure_company_properties ran.
+    accounts: CompiledAccounts | None = None
+    companies: CompanySource | None = None
+    company_writer: CompanyWriter | None = None
+    company_properties_ready: bool = False
 
     @property
     def id(self) -> int:
         return self.config.portal.id
+
+    @property
+    def uses_companies(self) -> bool:
+        """Whether cycles pull companies and contacts' associations to them."""
+        return self.companies is not None and (self.accounts is not None or bool(self.rules.company_properties_read))
 
 
 @dataclass
@@ -173,6 +205,56 @@ def check_writes(portal: Portal, updates: Sequence[PropertyUpdate], stages: Sequ
         )
 
 
+def owned_company_properties(spec: AccountSpec) -> tuple[str, list[PropertySpec]]:
+    """The HubSpot company property group and properties the `accounts:` section writes."""
+    props = spec.properties
+    grades = _labels(spec.grades)
+    specs = [
+        PropertySpec(props.score, "Account score (leadsync)", "number"),
+        PropertySpec(props.fit, "Account fit (leadsync)", "number"),
+        PropertySpec(props.engagement, "Account engagement (leadsync)", "number"),
+        *([PropertySpec(props.grade, "Account grade (leadsync)", "enumeration", grades)] if grades else []),
+        PropertySpec(props.reasons, "Account score reasons (leadsync)", "string"),
+        PropertySpec(props.scored_at, "Account scored at (leadsync)", "datetime"),
+    ]
+    return props.group, specs
+
+
+def company_writable_properties(accounts: CompiledAccounts | None) -> frozenset[str]:
+    """The company properties leadsync may write: its account outputs, and never a company's lifecycle stage."""
+    if accounts is None:
+        return frozenset()
+    _, owned = owned_company_properties(accounts.spec)
+    return frozenset(s.name for s in owned) - {LIFECYCLE_STAGE}
+
+
+def check_company_writes(portal: Portal, updates: Sequence[PropertyUpdate]) -> None:
+    """check_writes for companies: the portal's identity was checked and every property is an account output
+    leadsync owns. Raises UnownedWriteError (nothing sent) otherwise."""
+    if not portal.identity_verified:
+        raise UnownedWriteError(
+            f"refused to write companies of portal {portal.id} before the token's own portal was checked: "
+            "nothing was sent"
+        )
+    allowed = company_writable_properties(portal.accounts)
+    foreign = sorted({name for u in updates for name in u.properties} - allowed)
+    if foreign:
+        raise UnownedWriteError(
+            f"refused to write company properties {', '.join(foreign)}: leadsync writes only the account "
+            f"properties it owns ({', '.join(sorted(allowed)) or 'none'}); nothing was sent"
+        )
+
+
+def read_company_properties(rules: RuleSet, accounts: CompiledAccounts | None) -> list[str]:
+    """Company properties to pull: what contact rules read as `company.<property>`, what account rules read,
+    and the account outputs (to write only what differs)."""
+    names = set(rules.company_properties_read)
+    if accounts is not None:
+        names |= accounts.company_properties_read
+        names |= {s.name for s in owned_company_properties(accounts.spec)[1]}
+    return sorted(names)
+
+
 def verify_identity(portal: Portal) -> None:
     """Refuse a token of another portal (WrongPortalError), once per Portal object; keep the portal's time zone."""
     if portal.identity_verified:
@@ -220,13 +302,13 @@ def check_live(portal: Portal) -> None:
 
 
 def _grade_labels(model: ModelSpec) -> tuple[str, ...]:
-    if model.grades is None:
+    return _labels(model.grades)
+
+
+def _labels(grades: Grades | None) -> tuple[str, ...]:
+    if grades is None:
         return ()
-    return tuple(
-        model.grades.label.format(fit=f.grade, engagement=e.grade)
-        for f in model.grades.fit
-        for e in model.grades.engagement
-    )
+    return tuple(grades.label.format(fit=f.grade, engagement=e.grade) for f in grades.fit for e in grades.engagement)
 
 
 def read_properties(rules: RuleSet) -> list[str]:
@@ -272,18 +354,11 @@ class Cycle:
             verify_identity(portal)  # before anything is written, the pending writes of a crashed run included
             check_live(portal)
             self._finish_pending()
+            self._finish_company_pending()
             self._ensure_properties()
             now_ms = int(started.timestamp() * 1000)
             self._load_lists()
-            event_emails = self._pull_events(now_ms)  # first, so the scores below count them
-            scored, backfilled = self._contacts(now_ms)
-            if not self.stop.is_set() and not backfilled:
-                # New events, and events stored by a run that did not get to score their contacts.
-                since = int(store.get_cursor(portal.id, EVENTS_SCORED) or 0)
-                event_emails |= set(store.emails_with_events_since(portal.id, max(0, since - EVENTS_LOOKBACK_MS)))
-                self._contacts_with_new_events(event_emails, scored, now_ms)
-            if not self.stop.is_set():
-                self._retry_dead_letters(now_ms)
+            self._work(now_ms)
             if self.stop.is_set():
                 self.summary.status = "interrupted"
             else:
@@ -306,6 +381,25 @@ class Cycle:
             if portal.after_run is not None:
                 portal.after_run(self.summary)
         return self.summary
+
+    def _work(self, now_ms: int) -> None:
+        """Events, companies, contacts, dead letters, then the account pass: each step skipped once stopped."""
+        store, pid = self.portal.store, self.portal.id
+        event_emails = self._pull_events(now_ms)  # first, so the scores below count them
+        changed_companies = self._pull_companies(now_ms)  # before the contacts, whose rules may read them
+        if self.stop.is_set():
+            return
+        scored, backfilled = self._contacts(now_ms)
+        if not self.stop.is_set() and not backfilled:
+            # New events, and events stored by a run that did not get to score their contacts.
+            since = int(store.get_cursor(pid, EVENTS_SCORED) or 0)
+            event_emails |= set(store.emails_with_events_since(pid, max(0, since - EVENTS_LOOKBACK_MS)))
+            self._contacts_with_new_events(event_emails, scored, now_ms)
+            self._contacts_of_companies(changed_companies, scored, now_ms)
+        if not self.stop.is_set():
+            self._retry_dead_letters(now_ms)
+        if not self.stop.is_set():
+            self._account_pass(now_ms)
 
     def _ended_by(self, exc: SyncError) -> None:
         """Records how an error ended the run: interrupted, paused (the operator must act) or failed."""
@@ -437,6 +531,296 @@ class Cycle:
                 if self.stop.is_set():
                     return
 
+    # -- companies: pulled like contacts, and each contact's associations to them --
+
+    def _pull_companies(self, now_ms: int) -> set[str]:
+        """Store the companies changed since the last run (all of them on a full or first run) and mark them for
+        the account pass; returns the ids changed (on incremental runs only: other runs score every contact)."""
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        if not portal.uses_companies:
+            return set()
+        if self.kind == "rescore":
+            for ids in store.iter_company_ids(pid, 10 * BATCH):
+                store.mark_companies_stale(pid, ids)
+            return set()
+        if self.kind == "full" or store.get_cursor(pid, COMPANIES_CURSOR) is None:
+            self._company_backfill(now_ms)
+            return set()
+        return self._companies_changed_since(now_ms)
+
+    def _company_backfill(self, now_ms: int) -> None:
+        """Every company by list, resuming from the cursor of an interrupted backfill. On a portal whose contacts
+        were synced before companies were, their associations are then read (and the contacts rescored)."""
+        store, pid, source = self.portal.store, self.portal.id, self.portal.companies
+        assert source is not None  # uses_companies
+        after = store.get_cursor(pid, COMPANIES_BACKFILL_CURSOR) or None
+        if after == BACKFILL_DONE and store.get_cursor(pid, COMPANIES_CURSOR) is not None:
+            after = None  # a new full backfill
+        if after is None:
+            store.set_cursor(pid, COMPANIES_BACKFILL_STARTED, str(now_ms))
+        if after != BACKFILL_DONE:
+            for page in source.company_pages(after):
+                self._keep_companies(page.companies, page.problems)
+                store.set_cursor(pid, COMPANIES_BACKFILL_CURSOR, page.after or BACKFILL_DONE)
+                if self.stop.is_set():
+                    self.log.info("run_interrupted", during="companies_backfill")
+                    return
+        contacts_backfill = self.kind == "full" or store.get_cursor(pid, CONTACTS_CURSOR) is None
+        first = store.get_cursor(pid, COMPANIES_CURSOR) is None
+        if first and not contacts_backfill and not self._associate_stored(now_ms):
+            return  # the backfill cursor says "done": the next run reads the associations again
+        began = int(store.get_cursor(pid, COMPANIES_BACKFILL_STARTED) or now_ms)
+        store.set_cursor(pid, COMPANIES_CURSOR, str(min(began, now_ms) - LOOKBACK_MS))
+        store.set_cursor(pid, COMPANIES_BACKFILL_CURSOR, BACKFILL_DONE)
+
+    def _associate_stored(self, now_ms: int) -> bool:
+        """Read the associations of every stored contact and rescore it; False when stopped midway."""
+        for ids in self.portal.store.iter_contact_ids(self.portal.id, BATCH):
+            self._associate(ids)
+            self._batch(ids, now_ms)
+            if self.stop.is_set():
+                return False
+        return True
+
+    def _companies_changed_since(self, now_ms: int) -> set[str]:
+        """Companies modified since the cursor, less the lookback (search lags writes, as for contacts)."""
+        store, pid, source = self.portal.store, self.portal.id, self.portal.companies
+        assert source is not None  # uses_companies
+        since = int(store.get_cursor(pid, COMPANIES_CURSOR) or 0)
+        newest = since
+        changed: set[str] = set()
+        for page in source.companies_changed_since(max(0, since - LOOKBACK_MS), now_ms):
+            self._keep_companies(page.companies, page.problems)
+            changed.update(c.id for c in page.companies)
+            if page.max_modified_ms is not None:
+                newest = min(max(newest, page.max_modified_ms), now_ms)
+            store.set_cursor(pid, COMPANIES_CURSOR, str(newest))  # the page is stored and marked: it is done
+            if self.stop.is_set():
+                return changed
+        store.set_cursor(pid, COMPANIES_CURSOR, str(max(newest, now_ms - LOOKBACK_MS)))
+        return changed
+
+    def _keep_companies(self, companies: Sequence[Company], problems: Sequence[str]) -> None:
+        for problem in problems:
+            self._company_problem("company_skipped", reason=problem)
+        store, pid = self.portal.store, self.portal.id
+        store.upsert_companies(pid, companies)
+        store.mark_companies_stale(pid, [c.id for c in companies])
+        self.summary.add("companies_pulled", len(companies))
+
+    def _associate(self, contact_ids: Sequence[str]) -> None:
+        """Read these contacts' company associations (100 contacts a call) and store them, less those to a company
+        HubSpot no longer has; a company a contact left is marked for the account pass."""
+        store, pid, source = self.portal.store, self.portal.id, self.portal.companies
+        assert source is not None  # uses_companies
+        found, problems = source.company_associations(contact_ids)
+        for problem in problems:
+            self._company_problem("associations_skipped", reason=problem)
+        company_ids = sorted({a.company_id for a in found})
+        known = {c.id for c in store.get_companies(pid, company_ids)}
+        missing = [i for i in company_ids if i not in known]
+        if missing:
+            # Created since the company pull (the next one reads it again), or deleted since the association was.
+            fresh = source.read_companies(missing)
+            self._keep_companies(fresh, [])
+            known.update(c.id for c in fresh)
+        kept: list[CompanyAssociation] = []
+        for link in found:
+            if link.company_id in known:
+                kept.append(link)
+            else:
+                self._company_problem(
+                    "association_skipped",
+                    contact_id=link.contact_id,
+                    company_id=link.company_id,
+                    reason="the associated company does not exist",
+                )
+        before = {a.company_id for a in store.company_associations(pid, contact_ids)}
+        store.set_company_associations(pid, contact_ids, kept)
+        if self.portal.accounts is not None:
+            store.mark_companies_stale(pid, sorted(before - {a.company_id for a in kept}))
+
+    def _with_companies(self, contacts: Sequence[Contact]) -> tuple[list[Contact], list[str]]:
+        """The contacts carrying their primary company's properties (what `company.<property>` reads), and the ids
+        of every company they are associated with."""
+        if not self.portal.uses_companies or not contacts:
+            return list(contacts), []
+        store, pid = self.portal.store, self.portal.id
+        links: dict[str, list[CompanyAssociation]] = {}
+        for link in store.company_associations(pid, [c.id for c in contacts]):
+            links.setdefault(link.contact_id, []).append(link)
+        primary = {cid: primary_company(found) for cid, found in links.items()}
+        companies = {c.id: c for c in store.get_companies(pid, sorted({p for p in primary.values() if p}))}
+        carrying = []
+        for contact in contacts:
+            company = companies.get(primary.get(contact.id) or "")
+            carrying.append(with_company(contact, company))
+        return carrying, sorted({a.company_id for found in links.values() for a in found})
+
+    def _contacts_of_companies(self, company_ids: set[str], scored: set[str], now_ms: int) -> None:
+        """Rescore the contacts of companies that changed, when contact rules read `company.<property>`."""
+        store, pid = self.portal.store, self.portal.id
+        if not company_ids or not self.portal.rules.company_properties_read or self.kind != "incremental":
+            return
+        for company_id in sorted(company_ids):
+            for ids in store.iter_company_contact_ids(pid, company_id, BATCH):
+                fresh = [i for i in ids if i not in scored]
+                if fresh:
+                    self._batch(fresh, now_ms)
+                    scored.update(fresh)
+                if self.stop.is_set():
+                    return
+
+    def _company_problem(self, event: str, **fields: object) -> None:
+        self.summary.add("company_problems")
+        self.log.warning(event, **fields)
+
+    # -- the account pass: every stale company scored from its contacts, its changes written --
+
+    def _account_pass(self, now_ms: int) -> None:
+        """Score the companies marked stale (changed, or one of their contacts scored), 100 at a time; a batch's
+        writes and the clearing of its marks are recorded together, so a crash resumes with what is left."""
+        if self.portal.accounts is None or self.portal.company_writer is None:
+            return
+        store, pid = self.portal.store, self.portal.id
+        self._ensure_company_properties()
+        while not self.stop.is_set():
+            ids = store.stale_companies(pid, BATCH)
+            if not ids:
+                return
+            self._score_companies(ids, now_ms)
+
+    def _score_companies(self, ids: Sequence[str], now_ms: int) -> None:
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        accounts = portal.accounts
+        assert accounts is not None  # _account_pass
+        written = store.written_company_values(pid, ids)
+        pending: list[PendingWrite] = []
+        for company in store.get_companies(pid, ids):  # a mark of a company since removed is simply cleared
+            try:
+                result = self._score_company(company, accounts, now_ms)
+            except Exception as exc:  # the record boundary: a broken company never fails the portal
+                self._company_problem("company_skipped", company_id=company.id, error=f"{type(exc).__name__}: {exc}")
+                continue
+            self.summary.add("companies_scored")
+            ours = written.get(company.id)
+            current = {**company.properties, **ours} if ours else company.properties
+            update = plan_account(result, accounts.spec.properties, current, now_ms)
+            if update is None:
+                self.summary.add("companies_unchanged")
+                continue
+            pending.append(self._company_pending(result, update, current.get(accounts.spec.properties.score)))
+        if pending:
+            store.record_company_pending(pid, self.run_id, pending)
+        self._send_companies(pending, ids)
+
+    def _score_company(self, company: Company, accounts: CompiledAccounts, now_ms: int) -> AccountResult:
+        """The company's contacts streamed from the store a batch at a time into one tally: memory stays flat
+        whatever the company's size."""
+        tally = accounts.tally()
+        for ids in self.portal.store.iter_company_contact_ids(self.portal.id, company.id, BATCH):
+            for member in self._members(ids, accounts, now_ms):
+                tally.add(member, now_ms)
+        return score_tally(company, tally, now_ms)
+
+    def _members(self, ids: Sequence[str], accounts: CompiledAccounts, now_ms: int) -> list[ScoredContact]:
+        """These contacts scored as the contact pass scores them (the roll-up reads this run's results)."""
+        store, pid = self.portal.store, self.portal.id
+        contacts, _ = self._with_companies(store.get_contacts(pid, ids))
+        events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
+        members = []
+        for stored in contacts:
+            contact = with_lists(stored, self.lists)
+            mine: list[Event] = with_current_form_names(events.get(contact.email, ()), self.form_names)
+            result = score_at(contact, mine, self.portal.rules, now_ms)
+            members.append(ScoredContact(contact, result, mine if accounts.event_kinds else ()))
+        return members
+
+    def _company_pending(self, result: AccountResult, update: PropertyUpdate, old_score: str | None) -> PendingWrite:
+        """The company outbox entry of a write, and the history row it completes with."""
+        props = update.properties
+        history = HistoryRow(
+            contact_id=result.company_id,
+            run_id=self.run_id,
+            version=result.version,
+            old_score=parse_score(old_score),
+            new_score=result.score,
+            grade=result.grade,
+            stage=None,
+            reasons=breakdown_reasons(result.breakdown),
+            breakdown=_account_breakdown(result),
+        )
+        return PendingWrite(result.company_id, dict(props), None, history)
+
+    def _send_companies(self, pending: Sequence[PendingWrite], rescored: Sequence[str]) -> None:
+        """Write a batch through the company gate and record it with the clearing of `rescored`'s marks."""
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        applied: list[PendingWrite] = []
+        dead: list[DeadLetter] = []
+        if pending:
+            writer = portal.company_writer
+            assert writer is not None  # _account_pass, _finish_company_pending
+            updates = [PropertyUpdate(p.contact_id, p.properties) for p in pending]
+            check_company_writes(portal, updates)
+            outcome = writer.update_companies(updates)
+            dead = list(outcome.dead)
+            refused = {d.contact_id for d in dead}
+            applied = [p for p in pending if p.contact_id not in refused]
+        for write in applied:
+            self.summary.add("companies_written")
+            if write.history is not None:
+                h = write.history
+                self.log.info(
+                    "account_score_changed",
+                    company_id=h.contact_id,
+                    old_score=h.old_score,
+                    new_score=h.new_score,
+                    grade=h.grade,
+                    reasons=h.reasons,
+                )
+        store.complete_company_writes(pid, self.run_id, applied, dead, rescored)
+        for letter in dead:
+            self._company_problem(
+                "company_dead_letter", company_id=letter.contact_id, reason=letter.reason, status=letter.status
+            )
+        gone = [d.contact_id for d in dead if d.status == 404]
+        if gone:
+            store.remove_companies(pid, gone)  # deleted in HubSpot: nothing left to score
+
+    def _finish_company_pending(self) -> None:
+        """Send the company writes a crashed run recorded but never completed, less any property the config no
+        longer owns (a write left with nothing to send becomes a dead letter saying why)."""
+        store, pid = self.portal.store, self.portal.id
+        pending = store.pending_company_writes(pid)
+        if not pending:
+            return
+        allowed = company_writable_properties(self.portal.accounts)
+        keep: list[PendingWrite] = []
+        dropped: list[DeadLetter] = []
+        for write in pending:
+            owned = {k: v for k, v in write.properties.items() if k in allowed}
+            if owned:
+                keep.append(write if len(owned) == len(write.properties) else replace(write, properties=owned))
+            else:
+                reason = "not sent: the config no longer owns these company properties (changed since planned)"
+                dropped.append(DeadLetter(write.contact_id, dict(write.properties), reason))
+        if dropped:
+            store.complete_company_writes(pid, self.run_id, [], dropped)
+            self.summary.add("company_problems", len(dropped))
+        if keep and self.portal.company_writer is not None:
+            self.log.info("resuming_pending_company_writes", count=len(keep))
+            self._ensure_company_properties()
+            for start in range(0, len(keep), BATCH):
+                self._send_companies(keep[start : start + BATCH], ())
+
+    def _ensure_company_properties(self) -> None:
+        portal = self.portal
+        if portal.company_properties_ready or portal.accounts is None or portal.company_writer is None:
+            return
+        group, specs = owned_company_properties(portal.accounts.spec)
+        portal.company_writer.ensure_company_properties(group, "Lead scoring (leadsync)", specs)
+        portal.company_properties_ready = True
+
     def _tick(self, done: int, total: int | None = None) -> bool:
         if self.progress is not None:
             self.progress(done, total)
@@ -451,6 +835,8 @@ class Cycle:
             self.log.warning("record_skipped", reason=problem)
         self.portal.store.upsert_contacts(self.portal.id, contacts)
         self.summary.add("pulled", len(contacts))
+        if self.portal.uses_companies and contacts:
+            self._associate([c.id for c in contacts])
 
     # -- events --
 
@@ -495,7 +881,7 @@ class Cycle:
 
     def _batch(self, ids: Sequence[str], now_ms: int, cursor: tuple[str, str] | None = None) -> None:
         portal, store, pid = self.portal, self.portal.store, self.portal.id
-        contacts = store.get_contacts(pid, ids)
+        contacts, company_ids = self._with_companies(store.get_contacts(pid, ids))
         events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
         written = store.written_values(pid, ids)
         staged = store.written_stages(pid, ids)
@@ -520,6 +906,9 @@ class Cycle:
                 self.summary.add("unchanged")
                 continue
             pending.append(self._pending(decision))
+        if portal.accounts is not None:
+            # Before the writes are sent: a crash after them still leaves these companies to the next account pass.
+            store.mark_companies_stale(pid, company_ids)
         if pending:
             store.record_pending(pid, self.run_id, pending)
             self._send(pending, cursor)
@@ -691,7 +1080,13 @@ def with_lists(contact: Contact, members: Mapping[int, set[str]]) -> Contact:
     if member_of == contact.list_ids:
         return contact
     return Contact(
-        contact.id, contact.properties, contact.email, contact.created_at_ms, contact.lifecycle_stage, member_of
+        contact.id,
+        contact.properties,
+        contact.email,
+        contact.created_at_ms,
+        contact.lifecycle_stage,
+        member_of,
+        contact.company_properties,
     )
 
 
@@ -702,5 +1097,36 @@ def _breakdown(result: ScoreResult) -> dict[str, Any]:
         "engagement": result.engagement,
         "decay": result.decay,
         "stage_from": result.current_stage,  # with the row's stage: the run's stage transitions (reports)
+        "lines": [[h.rule, h.cents / 100, h.detail] for h in result.breakdown if h.cents or h.matched],
+    }
+
+
+def with_company(contact: Contact, company: Company | None) -> Contact:
+    """The contact with its primary company's properties, read by `company.<property>` (None: no company)."""
+    return Contact(
+        contact.id,
+        contact.properties,
+        contact.email,
+        contact.created_at_ms,
+        contact.lifecycle_stage,
+        contact.list_ids,
+        company.properties if company is not None else None,
+    )
+
+
+def parse_score(value: str | None) -> int | None:
+    """A score HubSpot holds, as the history's old score (None: none, or not a number)."""
+    number = parse_number(value)
+    return int(number) if number is not None else None
+
+
+def _account_breakdown(result: AccountResult) -> dict[str, Any]:
+    return {
+        "score": result.score,
+        "fit": result.fit,
+        "engagement": result.engagement,
+        "rollup": result.rollup,
+        "contacts": result.contacts,
+        "excluded_contacts": result.excluded_contacts,
         "lines": [[h.rule, h.cents / 100, h.detail] for h in result.breakdown if h.cents or h.matched],
     }

@@ -400,9 +400,84 @@ class ApiBudget(Protocol):
     def log_key(self) -> bytes: ...
 
 
+class CompanyStore(Protocol):
+    """Companies as pulled, each contact's company associations, and the companies waiting for their account pass
+    ("stale": the company or one of its contacts changed since it was last scored)."""
+
+    def upsert_companies(self, portal_id: int, companies: Sequence[Company]) -> None:
+        """Store companies as read from HubSpot; what leadsync remembers writing to them is superseded."""
+        ...
+
+    def get_companies(self, portal_id: int, ids: Sequence[str]) -> list[Company]:
+        """The stored companies among `ids`, in the order asked; unknown ids are left out."""
+        ...
+
+    def remove_companies(self, portal_id: int, ids: Sequence[str]) -> None:
+        """Forget companies HubSpot no longer has, with their associations and stale marks."""
+        ...
+
+    def iter_company_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]: ...
+
+    def set_company_associations(
+        self, portal_id: int, contact_ids: Sequence[str], associations: Sequence[CompanyAssociation]
+    ) -> None:
+        """Replace the company associations of these contacts with `associations` (none: the contacts have none)."""
+        ...
+
+    def company_associations(self, portal_id: int, contact_ids: Sequence[str]) -> list[CompanyAssociation]: ...
+
+    def iter_company_contact_ids(self, portal_id: int, company_id: str, batch: int = 1000) -> Iterator[list[str]]:
+        """Every contact associated with the company (any label), in id order, `batch` at a time."""
+        ...
+
+    def mark_companies_stale(self, portal_id: int, company_ids: Sequence[str]) -> None: ...
+
+    def stale_companies(self, portal_id: int, limit: int) -> list[str]:
+        """Up to `limit` stale companies, in id (text) order."""
+        ...
+
+
+class CompanyOutbox(Protocol):
+    """The company twin of the Outbox and History: a PendingWrite's and a HistoryRow's `contact_id` is the
+    company's id (their `stage` is always None). Completing a batch records its history, the values written, its
+    dead letters, and clears the stale marks of the companies it rescored, in one transaction."""
+
+    def record_company_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None: ...
+
+    def pending_company_writes(self, portal_id: int) -> list[PendingWrite]: ...
+
+    def complete_company_writes(
+        self,
+        portal_id: int,
+        run_id: str,
+        applied: Sequence[PendingWrite],
+        dead: Sequence[DeadLetter],
+        rescored: Sequence[str] = (),
+    ) -> None: ...
+
+    def written_company_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
+
+    def company_history(self, portal_id: int, company_id: str) -> list[HistoryRow]: ...
+
+    def company_dead_letters(self, portal_id: int) -> list[DeadLetter]: ...
+
+
 class AlertState(Cursors, DeadLetters, Protocol):
     """What the alerts read and keep: the incidents open (as cursors) and the recent dead letters."""
 
 
-class StateStore(Cursors, Contacts, Events, Outbox, History, DeadLetters, Runs, Leases, ApiBudget, Protocol):
+class StateStore(
+    Cursors,
+    Contacts,
+    Events,
+    Outbox,
+    History,
+    DeadLetters,
+    Runs,
+    Leases,
+    ApiBudget,
+    CompanyStore,
+    CompanyOutbox,
+    Protocol,
+):
     """Every role: what the composition root builds once and the pipeline's Portal carries."""

@@ -219,6 +219,13 @@ class MemoryStore:
         self._leases: dict[int, tuple[str, datetime]] = {}
         self._api: dict[tuple[int, str], int] = {}
         self._log_key: bytes | None = None
+        self._companies: dict[int, dict[str, Company]] = {}
+        self._associations: dict[int, dict[tuple[str, str], bool]] = {}  # (contact, company) -> primary
+        self._stale: dict[int, set[str]] = {}
+        self._company_outbox: dict[int, dict[str, PendingWrite]] = {}
+        self._company_written: dict[int, dict[str, dict[str, str]]] = {}
+        self._company_history: dict[int, list[HistoryRow]] = {}
+        self._company_letters: dict[int, list[DeadLetter]] = {}
 
     def _now(self) -> datetime:
         return self._clock.now()
@@ -478,6 +485,117 @@ class MemoryStore:
                 self._letters[letter_id] = (portal_id, replace(record, **changes))
                 changed.append(letter_id)
         return changed
+
+    # -- companies --
+
+    def upsert_companies(self, portal_id: int, companies: Sequence[Company]) -> None:
+        with self._lock:
+            stored = self._companies.setdefault(portal_id, {})
+            written = self._company_written.setdefault(portal_id, {})
+            for c in companies:
+                stored[c.id] = Company(c.id, dict(c.properties))
+                written.pop(c.id, None)
+
+    def get_companies(self, portal_id: int, ids: Sequence[str]) -> list[Company]:
+        with self._lock:
+            stored = self._companies.get(portal_id, {})
+            return [stored[i] for i in dict.fromkeys(ids) if i in stored]
+
+    def remove_companies(self, portal_id: int, ids: Sequence[str]) -> None:
+        gone = set(ids)
+        with self._lock:
+            for company_id in gone:
+                self._companies.get(portal_id, {}).pop(company_id, None)
+                self._company_written.get(portal_id, {}).pop(company_id, None)
+            self._stale.setdefault(portal_id, set()).difference_update(gone)
+            links = self._associations.setdefault(portal_id, {})
+            for key in [k for k in links if k[1] in gone]:
+                del links[key]
+
+    def iter_company_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]:
+        if batch < 1:
+            raise ValueError(f"batch must be positive, not {batch}")
+        with self._lock:
+            ids = sorted(self._companies.get(portal_id, {}))
+        for start in range(0, len(ids), batch):
+            yield ids[start : start + batch]
+
+    def set_company_associations(
+        self, portal_id: int, contact_ids: Sequence[str], associations: Sequence[CompanyAssociation]
+    ) -> None:
+        with self._lock:
+            links = self._associations.setdefault(portal_id, {})
+            replaced = {*contact_ids, *(a.contact_id for a in associations)}
+            for key in [k for k in links if k[0] in replaced]:
+                del links[key]
+            for a in associations:
+                key = (a.contact_id, a.company_id)
+                links[key] = links.get(key, False) or a.primary
+
+    def company_associations(self, portal_id: int, contact_ids: Sequence[str]) -> list[CompanyAssociation]:
+        wanted = set(contact_ids)
+        with self._lock:
+            links = dict(self._associations.get(portal_id, {}))
+        return [CompanyAssociation(c, k, p) for (c, k), p in sorted(links.items()) if c in wanted]
+
+    def iter_company_contact_ids(self, portal_id: int, company_id: str, batch: int = 1000) -> Iterator[list[str]]:
+        if batch < 1:
+            raise ValueError(f"batch must be positive, not {batch}")
+        with self._lock:
+            ids = sorted(c for c, k in self._associations.get(portal_id, {}) if k == company_id)
+        for start in range(0, len(ids), batch):
+            yield ids[start : start + batch]
+
+    def mark_companies_stale(self, portal_id: int, company_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._stale.setdefault(portal_id, set()).update(company_ids)
+
+    def stale_companies(self, portal_id: int, limit: int) -> list[str]:
+        with self._lock:
+            return sorted(self._stale.get(portal_id, set()))[:limit]
+
+    def record_company_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+        with self._lock:
+            outbox = self._company_outbox.setdefault(portal_id, {})
+            for w in writes:
+                outbox[w.contact_id] = PendingWrite(w.contact_id, dict(w.properties), None, w.history)
+
+    def pending_company_writes(self, portal_id: int) -> list[PendingWrite]:
+        with self._lock:
+            outbox = self._company_outbox.get(portal_id, {})
+            return [outbox[cid] for cid in sorted(outbox)]
+
+    def complete_company_writes(
+        self,
+        portal_id: int,
+        run_id: str,
+        applied: Sequence[PendingWrite],
+        dead: Sequence[DeadLetter],
+        rescored: Sequence[str] = (),
+    ) -> None:
+        with self._lock:
+            outbox = self._company_outbox.setdefault(portal_id, {})
+            for cid in {w.contact_id for w in applied} | {d.contact_id for d in dead}:
+                outbox.pop(cid, None)
+            self._stale.setdefault(portal_id, set()).difference_update(rescored)
+            self._company_history.setdefault(portal_id, []).extend(w.history for w in applied if w.history)
+            written = self._company_written.setdefault(portal_id, {})
+            for w in applied:
+                written.setdefault(w.contact_id, {}).update(w.properties)
+            self._company_letters.setdefault(portal_id, []).extend(dead)
+
+    def written_company_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        with self._lock:
+            written = self._company_written.get(portal_id, {})
+            return {i: dict(written[i]) for i in ids if i in written}
+
+    def company_history(self, portal_id: int, company_id: str) -> list[HistoryRow]:
+        with self._lock:
+            return [h for h in self._company_history.get(portal_id, []) if h.contact_id == company_id]
+
+    def company_dead_letters(self, portal_id: int) -> list[DeadLetter]:
+        with self._lock:
+            return list(self._company_letters.get(portal_id, []))
 
     # -- runs --
 

@@ -58,7 +58,8 @@ def desired_values(
     }
 
 
-def _same(current: str | None, wanted: str) -> bool:
+def same(current: str | None, wanted: str) -> bool:
+    """HubSpot holds `wanted` already: the same text, or the same number written another way."""
     have = current or ""
     if have == wanted:
         return True
@@ -81,7 +82,7 @@ def plan_contact(
     desired = desired_values(result, props, action, reasons)
     if desired is None:
         return ContactPlan(None, None)
-    changed = {name: value for name, value in desired.items() if not _same(holding.get(name), value)}
+    changed = {name: value for name, value in desired.items() if not same(holding.get(name), value)}
     stage_change = None
     if not result.excluded and result.stage_target is not None:
         if result.stage_write == "set":

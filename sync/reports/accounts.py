@@ -9,7 +9,7 @@ and the rest scored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,30 +188,6 @@ def company_reads(rules: RuleSet, accounts: AccountSpec | None) -> list[str]:
     if accounts is not None:
         names |= {*compile_accounts(accounts, rules).company_properties_read, *output_names(accounts.properties)}
     return sorted(names | {"name"}) if names else []
-
-
-def account_values(result: AccountResult, props: AccountProperties) -> dict[str, str]:
-    """The values leadsync's company properties should hold for this result (scored_at aside)."""
-    return {
-        props.score: str(result.score),
-        props.fit: str(result.fit),
-        props.engagement: str(result.engagement),
-        props.grade: result.grade or "",
-        props.reasons: breakdown_reasons(result.breakdown),
-    }
-
-
-def account_writes(result: AccountResult, props: AccountProperties, holding: Mapping[str, str]) -> dict[str, str]:
-    """Diff-only, as for contacts: the values that differ from what the company holds (scored_at left out)."""
-    return {k: v for k, v in account_values(result, props).items() if not _same(holding.get(k), v)}
-
-
-def _same(current: str | None, wanted: str) -> bool:
-    have = current or ""
-    if have == wanted:
-        return True
-    a, b = parse_number(have), parse_number(wanted)
-    return a is not None and a == b  # HubSpot may hand back "70.0" for 70
 
 
 def account_json(result: AccountResult) -> dict[str, Any]:

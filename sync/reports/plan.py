@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sync.core.account_planning import account_writes
 from sync.core.accounts import AccountSpec
 from sync.core.conditions import parse_number
 from sync.core.decision import Decision, Holding, decide
@@ -32,7 +33,7 @@ from sync.core.wire import LIFECYCLE_STAGE
 from sync.observability import email_for_log
 from sync.pipeline import BATCH, owned_properties
 from sync.ports import PropertyInfo
-from sync.reports.accounts import AccountPass, CompanyInputs, account_writes, with_company
+from sync.reports.accounts import AccountPass, CompanyInputs, with_company
 from sync.reports.text import iso_ms, num, show
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.

@@ -227,6 +227,104 @@ api_usage = sa.Table(
     sa.Column("calls", sa.BigInteger, nullable=False),
 )
 
+# -- companies (v6): what account scores read, and their own outbox, written values and history --
+
+companies = sa.Table(
+    "companies",
+    metadata,
+    _portal_key(),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),  # when it was last read from HubSpot
+)
+
+# Each contact's companies (any label), replaced whole when the contact's associations are read again.
+company_associations = sa.Table(
+    "company_associations",
+    metadata,
+    _portal_key(),
+    sa.Column("contact_id", sa.Text, primary_key=True),
+    sa.Column("company_id", sa.Text, primary_key=True),
+    sa.Column("is_primary", sa.Boolean, nullable=False),
+    sa.Index("ix_company_associations_company", "portal_id", "company_id", "contact_id"),
+)
+
+# Companies waiting for their account pass: marked when the company or one of its contacts changed, cleared in
+# the transaction that records the company's writes (or that there were none), so a crash rescores them next run.
+stale_companies = sa.Table(
+    "stale_companies",
+    metadata,
+    _portal_key(),
+    sa.Column("company_id", sa.Text, primary_key=True),
+    sa.Column("marked_at", UtcDateTime, nullable=False),
+)
+
+# Company twins of the contact tables above: a company id never meets a contact id in one key, and the dead-letter
+# retry (which rereads contacts) never sees a company.
+company_written_values = sa.Table(
+    "company_written_values",
+    metadata,
+    _portal_key(),
+    sa.Column("company_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+company_outbox = sa.Table(
+    "company_outbox",
+    metadata,
+    _portal_key(),
+    sa.Column("company_id", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("history", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+company_history = sa.Table(
+    "company_history",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column("portal_id", sa.BigInteger, nullable=False),
+    sa.Column("company_id", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("old_score", sa.Integer, nullable=True),
+    sa.Column("new_score", sa.Integer, nullable=False),
+    sa.Column("grade", sa.Text, nullable=True),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("breakdown", sa.JSON, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Index("ix_company_history_company", "portal_id", "company_id", "id"),
+)
+
+# Company writes HubSpot refused, kept with the reason (retried when the company is next rescored).
+company_dead_letters = sa.Table(
+    "company_dead_letters",
+    metadata,
+    sa.Column("id", _Serial, primary_key=True, autoincrement=True),
+    sa.Column("portal_id", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("company_id", sa.Text, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Index("ix_company_dead_letters_portal", "portal_id", "id"),
+)
+
+COMPANY_TABLES = (
+    companies,
+    company_associations,
+    stale_companies,
+    company_written_values,
+    company_outbox,
+    company_history,
+    company_dead_letters,
+)
+
 # Installation-wide values (not per portal): replicas sharing the store share them.
 settings = sa.Table(
     "settings",
@@ -298,6 +396,12 @@ def _v5_event_identity(conn: Connection) -> None:
     conn.execute(sa.delete(cursors).where(cursors.c.stream == "email_events_ms"))  # pipeline.EVENTS_CURSOR
 
 
+def _v6_companies(conn: Connection) -> None:
+    """The company tables (account scores); a database created by v1 after they were declared has them already."""
+    for table in COMPANY_TABLES:
+        table.create(conn, checkfirst=True)
+
+
 # Applied in order; a migration's version is its position, from 1.
 migrations: list[Migration] = [
     _v1_initial,
@@ -305,6 +409,7 @@ migrations: list[Migration] = [
     _v3_dead_letter_retries,
     _v4_installation_secret,
     _v5_event_identity,
+    _v6_companies,
 ]
 
 

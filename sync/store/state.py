@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
-from sync.core.model import FORM_SUBMISSION, Contact, EmailEvent, Event, FormSubmission
+from sync.core.model import FORM_SUBMISSION, Company, CompanyAssociation, Contact, EmailEvent, Event, FormSubmission
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.ports import (
     Clock,
@@ -169,20 +169,7 @@ class SqlStateStore:
         last id seen, so memory stays flat and no transaction stays open while
         the caller works on a page.
         """
-        if batch < 1:
-            raise ValueError(f"batch must be positive, not {batch}")
-        after: str | None = None
-        while True:
-            query = sa.select(schema.contacts.c.id).where(schema.contacts.c.portal_id == portal_id)
-            if after is not None:
-                query = query.where(schema.contacts.c.id > after)
-            with self._engine.connect() as conn:
-                page = list(conn.scalars(query.order_by(schema.contacts.c.id).limit(batch)))
-            if page:
-                yield page
-            if len(page) < batch:
-                return
-            after = page[-1]
+        return self._keyset(schema.contacts.c.id, schema.contacts.c.portal_id == portal_id, batch)
 
     # -- events --
 
@@ -612,6 +599,285 @@ class SqlStateStore:
                 changed += found
         return sorted(changed)
 
+    # -- companies --
+
+    def upsert_companies(self, portal_id: int, companies: Sequence[Company]) -> None:
+        now = self._now()
+        rows = {
+            c.id: {"portal_id": portal_id, "id": c.id, "properties": dict(c.properties), "updated_at": now}
+            for c in companies
+        }
+        if not rows:
+            return
+        stmt = self._insert(schema.companies)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.companies.c.portal_id, schema.companies.c.id],
+            set_={name: stmt.excluded[name] for name in ("properties", "updated_at")},
+        )
+        written = schema.company_written_values
+        with self._writer.begin() as conn:
+            conn.execute(stmt, list(rows.values()))
+            # As for contacts: a company read again shows what HubSpot holds now, our last writes included.
+            for chunk in _chunks(list(rows)):
+                conn.execute(written.delete().where(written.c.portal_id == portal_id, written.c.company_id.in_(chunk)))
+
+    def get_companies(self, portal_id: int, ids: Sequence[str]) -> list[Company]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Company] = {}
+        table = schema.companies
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = sa.select(table.c.id, table.c.properties).where(
+                    table.c.portal_id == portal_id, table.c.id.in_(chunk)
+                )
+                found.update((row.id, Company(row.id, dict(row.properties))) for row in conn.execute(query))
+        return [found[i] for i in wanted if i in found]
+
+    def remove_companies(self, portal_id: int, ids: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(ids))
+        with self._writer.begin() as conn:
+            for chunk in _chunks(wanted):
+                for table, column in (
+                    (schema.companies, schema.companies.c.id),
+                    (schema.company_associations, schema.company_associations.c.company_id),
+                    (schema.stale_companies, schema.stale_companies.c.company_id),
+                    (schema.company_written_values, schema.company_written_values.c.company_id),
+                ):
+                    conn.execute(table.delete().where(table.c.portal_id == portal_id, column.in_(chunk)))
+
+    def iter_company_ids(self, portal_id: int, batch: int = 1000) -> Iterator[list[str]]:
+        """Every stored company id, in id (text) order, `batch` at a time (keyset paging, as iter_contact_ids)."""
+        table = schema.companies
+        return self._keyset(table.c.id, table.c.portal_id == portal_id, batch)
+
+    def _keyset(self, key: sa.Column[str], where: sa.ColumnElement[bool], batch: int) -> Iterator[list[str]]:
+        if batch < 1:
+            raise ValueError(f"batch must be positive, not {batch}")
+        after: str | None = None
+        while True:
+            query = sa.select(key).where(where)
+            if after is not None:
+                query = query.where(key > after)
+            with self._engine.connect() as conn:
+                page = list(conn.scalars(query.order_by(key).limit(batch)))
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            after = page[-1]
+
+    def set_company_associations(
+        self, portal_id: int, contact_ids: Sequence[str], associations: Sequence[CompanyAssociation]
+    ) -> None:
+        table = schema.company_associations
+        rows: dict[tuple[str, str], dict[str, object]] = {}
+        for a in associations:
+            key = (a.contact_id, a.company_id)
+            primary = a.primary or bool(rows.get(key, {}).get("is_primary"))
+            rows[key] = {
+                "portal_id": portal_id,
+                "contact_id": a.contact_id,
+                "company_id": a.company_id,
+                "is_primary": primary,
+            }
+        contacts = list(dict.fromkeys([*contact_ids, *(a.contact_id for a in associations)]))
+        with self._writer.begin() as conn:
+            for chunk in _chunks(contacts):
+                conn.execute(table.delete().where(table.c.portal_id == portal_id, table.c.contact_id.in_(chunk)))
+            if rows:
+                conn.execute(sa.insert(table), list(rows.values()))
+
+    def company_associations(self, portal_id: int, contact_ids: Sequence[str]) -> list[CompanyAssociation]:
+        """The stored associations of these contacts, ordered by contact then company id."""
+        table = schema.company_associations
+        found: list[CompanyAssociation] = []
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(contact_ids))):
+                query = sa.select(table.c.contact_id, table.c.company_id, table.c.is_primary).where(
+                    table.c.portal_id == portal_id, table.c.contact_id.in_(chunk)
+                )
+                found += [
+                    CompanyAssociation(r.contact_id, r.company_id, bool(r.is_primary)) for r in conn.execute(query)
+                ]
+        return sorted(found, key=lambda a: (a.contact_id, a.company_id))
+
+    def iter_company_contact_ids(self, portal_id: int, company_id: str, batch: int = 1000) -> Iterator[list[str]]:
+        table = schema.company_associations
+        where = sa.and_(table.c.portal_id == portal_id, table.c.company_id == company_id)
+        return self._keyset(table.c.contact_id, where, batch)
+
+    def mark_companies_stale(self, portal_id: int, company_ids: Sequence[str]) -> None:
+        wanted = list(dict.fromkeys(company_ids))
+        if not wanted:
+            return
+        now = self._now()
+        table = schema.stale_companies
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=[table.c.portal_id, table.c.company_id])
+        with self._writer.begin() as conn:
+            conn.execute(stmt, [{"portal_id": portal_id, "company_id": cid, "marked_at": now} for cid in wanted])
+
+    def stale_companies(self, portal_id: int, limit: int) -> list[str]:
+        table = schema.stale_companies
+        query = (
+            sa.select(table.c.company_id)
+            .where(table.c.portal_id == portal_id)
+            .order_by(table.c.company_id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    # -- the company outbox and history --
+
+    def record_company_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+        """Record planned company writes before they are sent; a newer plan for a company replaces its older one."""
+        now = self._now()
+        rows = {
+            w.contact_id: {
+                "portal_id": portal_id,
+                "company_id": w.contact_id,
+                "run_id": run_id,
+                "properties": dict(w.properties),
+                "history": None if w.history is None else _history_json(w.history),
+                "recorded_at": now,
+            }
+            for w in writes
+        }
+        if not rows:
+            return
+        table = schema.company_outbox
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.portal_id, table.c.company_id],
+            set_={name: stmt.excluded[name] for name in ("run_id", "properties", "history", "recorded_at")},
+        )
+        with self._writer.begin() as conn:
+            conn.execute(stmt, list(rows.values()))
+
+    def pending_company_writes(self, portal_id: int) -> list[PendingWrite]:
+        table = schema.company_outbox
+        query = sa.select(table).where(table.c.portal_id == portal_id).order_by(table.c.company_id)
+        with self._engine.connect() as conn:
+            return [
+                PendingWrite(
+                    contact_id=row.company_id,
+                    properties=dict(row.properties),
+                    stage=None,
+                    history=None if row.history is None else _history_from(row.history),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def complete_company_writes(
+        self,
+        portal_id: int,
+        run_id: str,
+        applied: Sequence[PendingWrite],
+        dead: Sequence[DeadLetter],
+        rescored: Sequence[str] = (),
+    ) -> None:
+        """Record a sent batch of company writes in one transaction: outbox rows removed, history rows added,
+        values merged into the written values, dead letters added, and the stale marks of `rescored` cleared."""
+        now = self._now()
+        with self._writer.begin() as conn:
+            done = sorted({w.contact_id for w in applied} | {d.contact_id for d in dead})
+            outbox, stale = schema.company_outbox, schema.stale_companies
+            for chunk in _chunks(done):
+                conn.execute(outbox.delete().where(outbox.c.portal_id == portal_id, outbox.c.company_id.in_(chunk)))
+            for chunk in _chunks(list(dict.fromkeys(rescored))):
+                conn.execute(stale.delete().where(stale.c.portal_id == portal_id, stale.c.company_id.in_(chunk)))
+            history = [_company_history_row(portal_id, w.history, now) for w in applied if w.history is not None]
+            if history:
+                conn.execute(sa.insert(schema.company_history), history)
+            self._merge_company_written(conn, portal_id, run_id, applied, now)
+            if dead:
+                conn.execute(
+                    sa.insert(schema.company_dead_letters),
+                    [
+                        {
+                            "portal_id": portal_id,
+                            "run_id": run_id,
+                            "company_id": d.contact_id,
+                            "properties": dict(d.properties),
+                            "status": d.status,
+                            "reason": d.reason,
+                            "recorded_at": now,
+                        }
+                        for d in dead
+                    ],
+                )
+
+    def _merge_company_written(
+        self, conn: Connection, portal_id: int, run_id: str, applied: Sequence[PendingWrite], now: datetime
+    ) -> None:
+        values = {(w.contact_id, name): value for w in applied for name, value in w.properties.items()}
+        if not values:
+            return
+        table = schema.company_written_values
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.portal_id, table.c.company_id, table.c.name],
+            set_={name: stmt.excluded[name] for name in ("value", "run_id", "updated_at")},
+        )
+        rows = [
+            {
+                "portal_id": portal_id,
+                "company_id": cid,
+                "name": name,
+                "value": value,
+                "run_id": run_id,
+                "updated_at": now,
+            }
+            for (cid, name), value in values.items()
+        ]
+        conn.execute(stmt, rows)
+
+    def written_company_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The values last written per company among `ids`; companies never written to are left out."""
+        table = schema.company_written_values
+        found: dict[str, dict[str, str]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = sa.select(table.c.company_id, table.c.name, table.c.value).where(
+                    table.c.portal_id == portal_id, table.c.company_id.in_(chunk)
+                )
+                for company_id, name, value in conn.execute(query):
+                    found.setdefault(company_id, {})[name] = value
+        return found
+
+    def company_history(self, portal_id: int, company_id: str) -> list[HistoryRow]:
+        """A company's account score history, oldest first."""
+        table = schema.company_history
+        query = (
+            sa.select(table)
+            .where(table.c.portal_id == portal_id, table.c.company_id == company_id)
+            .order_by(table.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                HistoryRow(
+                    contact_id=row.company_id,
+                    run_id=row.run_id,
+                    version=row.version,
+                    old_score=row.old_score,
+                    new_score=row.new_score,
+                    grade=row.grade,
+                    stage=None,
+                    reasons=row.reasons,
+                    breakdown=row.breakdown,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def company_dead_letters(self, portal_id: int) -> list[DeadLetter]:
+        """The company writes HubSpot refused, oldest first."""
+        table = schema.company_dead_letters
+        query = sa.select(table).where(table.c.portal_id == portal_id).order_by(table.c.id)
+        with self._engine.connect() as conn:
+            return [
+                DeadLetter(row.company_id, dict(row.properties), row.reason, row.status) for row in conn.execute(query)
+            ]
+
     # -- runs --
 
     def start_run(self, run: RunRecord) -> None:
@@ -818,3 +1084,13 @@ def _history_from(data: Mapping[str, Any]) -> HistoryRow:
 
 def _history_row(portal_id: int, history: HistoryRow, now: datetime) -> dict[str, object]:
     return {"portal_id": portal_id, **_history_json(history), "recorded_at": now}
+
+
+def _company_history_row(portal_id: int, history: HistoryRow, now: datetime) -> dict[str, object]:
+    data = _history_json(history)
+    return {
+        "portal_id": portal_id,
+        "company_id": data.pop("contact_id"),
+        **{k: v for k, v in data.items() if k != "stage"},
+        "recorded_at": now,
+    }
