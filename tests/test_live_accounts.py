@@ -197,3 +197,23 @@ def test_company_properties_are_read_only_when_the_file_reads_a_company(
     assert company_property_reads(sb) == 0
     assert run(sb, tmp_path, capsys, with_accounts) == (0, [])
     assert company_property_reads(sb) == 1
+
+
+def test_the_service_live_check_covers_the_accounts_section(sb: Sandbox, tmp_path: Path) -> None:
+    """The service runs the same check through `sync.app.check_live`: an account rule reading a company property
+    the portal lacks is an error there too."""
+    from sync.app import check_live, open_portal
+    from sync.store.state import SqlStateStore
+
+    config = sandbox_config(sb.url, TOKEN_ENV)
+    account_rule(config, "fit", {"property": "tech_stack", "contains": ["sap"], "points": 5})
+    file = tmp_path / "live.yaml"
+    file.write_text(yaml.safe_dump(config, sort_keys=False))
+    store = SqlStateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        findings = check_live(open_portal(file, store))
+    finally:
+        store.close()
+    assert [(f.level, f.field, f.message) for f in findings if f.level == "error"] == [
+        ("error", "accounts.fit.rules[2]", "company property tech_stack does not exist in the portal")
+    ]
