@@ -6,6 +6,7 @@ One module per command group, each with `add_parser(commands)` and `run(args)`; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -96,13 +97,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"leadsync {args.command}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except PausedError as exc:  # HubSpot refused the token: nothing more can be read
-        print(f"leadsync {args.command}: {exc}", file=sys.stderr)
+        print(f"leadsync {args.command}: {exc}; {_token_hint(args)}", file=sys.stderr)
         return EXIT_PAUSED
     except SyncError as exc:  # HubSpot or the store failed in a way the command cannot go around
         print(f"leadsync {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _token_hint(args: argparse.Namespace) -> str:
+    """What to do about a token HubSpot refused, naming the variable the portal file reads it from."""
+    where = "the variable the portal file's portal.token_env names"
+    config = getattr(args, "config", None)
+    if config:
+        from sync.config import load_portal
+
+        # The file loaded once already; should it fail now, the generic advice will do.
+        with contextlib.suppress(SyncError):
+            where = load_portal(config).config.portal.token_env
+    return f"HubSpot refused the token: put a valid private app token (or service key) in {where}"
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

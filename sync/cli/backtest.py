@@ -37,7 +37,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "properties: conversion by score band and grade; precision, recall and lift at each lifecycle threshold; "
         "each rule's close rate; the holdout against the written contacts; warnings about thresholds set too low "
         "or too high. Excluded contacts are counted apart and left out of the metrics. A --now in the past "
-        "ignores the events after it: the backtest as of that date.",
+        "ignores the events after it: the backtest as of that date. With an accounts: section, conversion by "
+        "account band and grade too (a company converted when any of its counted contacts did).",
     )
     _add_config_option(backtest)
     backtest.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
@@ -51,7 +52,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Write one HTML file (charts, styles and all: it opens offline) with headline numbers, the "
         "score distribution, the fit x engagement grade matrix, conversion by score band and the backtest's "
         "warnings, the stage transitions of the portal's last runs (from the state store) and the rules' "
-        "contributions. Reads the live portal (read-only) unless --snapshot is given.",
+        "contributions; with an accounts: section, conversion by account band and the account grade matrix. Reads "
+        "the live portal (read-only) unless --snapshot is given.",
     )
     _add_config_option(report)
     report.add_argument("--snapshot", metavar="S", help="report on a snapshot file instead of the live portal")
@@ -167,7 +169,9 @@ def _add_backtest_options(parser: argparse.ArgumentParser) -> None:
         "(default: lifecyclestage=opportunity|customer)",
     )
     _add_now_option(parser)
-    parser.add_argument("--band-width", type=_int_at_least(1), default=10, metavar="N", help="score band width (10)")
+    parser.add_argument(
+        "--band-width", type=_int_at_least(1), default=10, metavar="N", help="score band width (default: 10)"
+    )
     parser.add_argument(
         "--min-support",
         type=_int_at_least(1),

@@ -16,9 +16,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Start the local HubSpot sandbox with a synthetic portal, run a real full sync against it "
         "(SQLite state in a temporary folder) and show what leadsync wrote.",
     )
-    demo.add_argument("--config", default="config/portals/example.yaml", metavar="C", help="portal config to use")
+    demo.add_argument(
+        "--config",
+        default="config/portals/example.yaml",
+        metavar="C",
+        help="portal config to use (default: %(default)s)",
+    )
     demo.add_argument("--contacts", type=int, default=2000, metavar="N", help="portal size (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=1, help="synthetic portal seed")
+    demo.add_argument("--seed", type=int, default=1, help="synthetic portal seed (default: %(default)s)")
     _add_log_options(demo, "show the sync's log events too")
     demo.set_defaults(func=run)
 

@@ -36,7 +36,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "write: how many contacts change score, grade and stage, the stage transition matrix, threshold "
         "crossings, the API calls the run would make and the top changed contacts. Nothing is written. "
         "With --base-config or --against-version the comparison is between two configs on the same contacts: "
-        "what a rule change does before it is merged.",
+        "what a rule change does before it is merged. With an accounts: section, the companies' account scores "
+        "follow the contacts: how many change, the batch updates and the top changed companies.",
     )
     _add_config_option(plan)
     base = plan.add_mutually_exclusive_group()
@@ -49,7 +50,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     plan.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
     _add_now_option(plan)
     plan.add_argument(
-        "--top", type=_int_at_least(0), default=20, metavar="N", help="changed contacts to list (default: 20)"
+        "--top",
+        type=_int_at_least(0),
+        default=20,
+        metavar="N",
+        help="changed contacts (and companies) to list (default: 20)",
     )
     _add_owners_option(plan)
     plan.add_argument("--json", action="store_true", help="the whole plan as one JSON object (for CI)")

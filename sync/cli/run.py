@@ -24,9 +24,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _add_db_option(parser)
     parser.add_argument(
-        "--listen", default="127.0.0.1:9108", metavar="HOST:PORT", help="/healthz and /metrics (or off)"
+        "--listen",
+        default="127.0.0.1:9108",
+        metavar="HOST:PORT",
+        help="where to serve /healthz and /metrics, or off (default: %(default)s)",
     )
-    parser.add_argument("--lease-ttl", type=float, default=45.0, metavar="S", help="portal lease lifetime in seconds")
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=45.0,
+        metavar="S",
+        help="portal lease lifetime in seconds (default: %(default)g)",
+    )
     _add_log_options(parser, "default: console on a terminal, else json")
     parser.set_defaults(func=run)
 

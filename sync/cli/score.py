@@ -63,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
     scoring = _Scoring(portal, rules, snapshot, now)
     for problem in [*snapshot.problems, *scoring.problems]:
         print(f"{args.snapshot}: {problem}", file=sys.stderr)
+    if scoring.accounts is not None and not snapshot.companies:
+        # Otherwise the accounts part is an empty table and "0 companies scored", with nothing saying why.
+        print(
+            f"{args.snapshot}: no companies, so no account is scored: `leadsync snapshot` saves a portal's "
+            "companies and their associations when the portal file has an accounts: section "
+            "(`leadsync sandbox --companies N` serves a synthetic portal with companies)",
+            file=sys.stderr,
+        )
     inputs = list(snapshot.scoring_inputs())
     shown: set[str] | None = None
     if args.contact:

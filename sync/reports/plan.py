@@ -500,7 +500,10 @@ def _print_summary(report: PlanReport, console: Console) -> None:
         f"{report.contacts} contacts: {c['score_changed']} change score, {c['grade_changed']} change grade, "
         f"{c['stage_changed']} change stage; {c['written']} would be written, {c['unchanged']} would not"
         + (f", {c['skipped']} could not be scored" if c["skipped"] else "")
-        + f". Among them {c['excluded']} excluded and {c['holdout']} in the holdout."
+        # The holdout is drawn from every contact, excluded ones too: the two counts overlap, so they are not a
+        # breakdown of the contacts left unwritten.
+        + f". Of all {report.contacts}: {c['excluded']} excluded, {c['holdout']} in the holdout (a contact can be "
+        "both)."
     )
     console.print(
         f"Lifecycle stages: {c['promotions']} promotions, {c['demotions']} demotions, "

@@ -170,13 +170,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             "token": sandbox.token,
             "portal_id": portal.portal_id,
             "contacts": portal.contact_count(),
+            "companies": portal.company_count(),
             "rate_limit": args.rate_limit.describe(),
             "faults": args.faults.describe(),
         }
         if args.json:
             print(json.dumps(info), flush=True)
         else:
-            print(f"HubSpot sandbox for portal {info['portal_id']} ({info['contacts']} contacts) at {sandbox.url}")
+            records = f"{info['contacts']} contacts" + (f", {info['companies']} companies" if info["companies"] else "")
+            print(f"HubSpot sandbox for portal {info['portal_id']} ({records}) at {sandbox.url}")
             print(f"token: {sandbox.token}")
             print(f"rate limit: {info['rate_limit']}; faults: {info['faults']}")
             print("stop with Ctrl-C", flush=True)

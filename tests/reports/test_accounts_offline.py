@@ -167,6 +167,19 @@ def test_the_table_lists_companies_after_contacts_with_an_iso_time(capsys: pytes
     assert "A1" in out and "B1" in out and "C3" in out
 
 
+def test_a_snapshot_without_companies_says_why_no_account_is_scored(capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(ROOT / "config" / "examples" / "acme-eu.snapshot.json")
+    assert main(["score", "--config", CONFIG, "--snapshot", example, "--now", NOW]) == 0
+    out, err = capsys.readouterr()
+    assert "0 companies scored" in out
+    assert f"{example}: no companies, so no account is scored: `leadsync snapshot` saves" in err
+
+
+def test_a_snapshot_with_companies_gets_no_such_note(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--config", CONFIG, "--snapshot", SNAPSHOT, "--now", NOW]) == 0
+    assert "no account is scored" not in capsys.readouterr().err
+
+
 # --- the roll-up: one pass, constant memory per company --------------------------------------------
 
 

@@ -205,6 +205,9 @@ def test_a_refused_token_ends_explain_with_one_line_and_exit_3(
     err = capsys.readouterr().err
     assert code == 3
     assert err.splitlines()[-1].startswith("leadsync explain: contacts.batch_read: HTTP 401")
+    assert err.splitlines()[-1].endswith(
+        f"HubSpot refused the token: put a valid private app token (or service key) in {LIVE_TOKEN_ENV}"
+    )
     assert "Traceback" not in err
 
 

@@ -156,6 +156,24 @@ def test_threshold_crossings_count_scores_moving_past_a_threshold() -> None:
     assert (mql.up, mql.down) == (1, 1)
 
 
+def test_the_summary_counts_excluded_and_holdout_contacts_out_of_all_contacts_as_they_overlap() -> None:
+    from rich.console import Console
+
+    from sync.reports.plan import print_plan
+
+    data = example_data()
+    data["holdout"] = {"percent": 50, "salt": "x"}
+    rules = rules_from(data)
+    first, second = [cid for cid in map(str, range(1, 100)) if rules.in_holdout(cid)][:2]  # the excluded one too
+    rival = Contact(first, {"email": "a@rival.com"}, "a@rival.com", NOW_MS - 86_400_000, "lead")
+    report = build_plan([(rival, []), (_contact(second, need_level="core"), [])], rules, NOW_MS, source="test")
+    console = Console(record=True, width=400)
+    print_plan(report, console, 5, live=False)
+    out = console.export_text()
+    # 1 excluded and 2 in the holdout are more than the 2 contacts left unwritten: not a breakdown of them.
+    assert "0 would be written, 2 would not. Of all 2: 1 excluded, 2 in the holdout (a contact can be both)." in out
+
+
 def test_a_contact_that_cannot_be_scored_is_reported_and_the_plan_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     rules = rules_from(example_data())
     from sync.core.decision import decide as real

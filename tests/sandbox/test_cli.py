@@ -54,7 +54,7 @@ def test_it_prints_url_and_token_serves_and_exits_0_on_a_signal(
     assert process.stdout is not None
     info = json.loads(process.stdout.readline())
     assert info["token"] == "t-123"
-    assert info["contacts"] == 50
+    assert info["contacts"] == 50 and info["companies"] == 0
     assert info["url"].startswith("http://127.0.0.1:") and not info["url"].endswith(":0")
     response = requests.get(
         f"{info['url']}/crm/v3/objects/contacts", headers={"Authorization": "Bearer t-123"}, timeout=5
@@ -78,6 +78,15 @@ def test_it_serves_a_snapshot_and_reports_skipped_records(processes: list[subpro
     assert process.wait(timeout=10) == 0
     assert process.stderr is not None
     assert "contacts[12]: contact: has no id; skipped" in process.stderr.read()  # as `leadsync score` says it
+
+
+def test_it_says_how_many_companies_it_serves(processes: list[subprocess.Popen[str]]) -> None:
+    process = launch("--contacts", "40", "--companies", "5", "--port", "0", "--portal-id", "777")
+    processes.append(process)
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("HubSpot sandbox for portal 777 (40 contacts, 5 companies) at ")
+    process.terminate()
+    assert process.wait(timeout=10) == 0
 
 
 @pytest.mark.parametrize(
