@@ -21,7 +21,7 @@ from sync.core.rules import BandRule, ConditionRule, EventRule, MapRule, RuleSet
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import WrongPortalError
 from sync.pipeline import with_lists
-from sync.ports import ContactPage, PropertyInfo
+from sync.ports import CompanyPage, ContactPage, PropertyInfo
 from sync.yamlsource import Path_, path_text
 
 Level = Literal["error", "warning"]
@@ -63,6 +63,8 @@ class LivePortal(Protocol):
 
     def company_property_definitions(self) -> dict[str, PropertyInfo]: ...
 
+    def company_pages(self, after: str | None = None) -> Iterator[CompanyPage]: ...
+
 
 # A property's definition by the name a rule reads it with (`company.x` names a company property).
 Lookup = Callable[[str], PropertyInfo | None]
@@ -100,6 +102,7 @@ def live_check(
         found += _type_findings(site, on_contact)
     if accounts is not None:
         found += _account_findings(config, rules, accounts, defs, company_defs)
+        found += _no_companies(portal)
     found += _stage_findings(config, rules, defs)
     found += _list_findings(all_sites, portal)
     found += _form_findings(all_sites, portal)
@@ -241,6 +244,20 @@ def _account_findings(
     for site in contact_sites:
         found += _type_findings(site, on_contact)
     return found + _output_findings(accounts, company_defs)
+
+
+def _no_companies(portal: LivePortal) -> list[Finding]:
+    """An accounts section on a portal without a company scores nothing: say so (one call, the first page)."""
+    first = next(iter(portal.company_pages()), None)
+    if first is not None and first.companies:
+        return []
+    return [
+        Finding(
+            "warning",
+            "accounts",
+            "the portal has no companies: the accounts section scores nothing until HubSpot holds company records",
+        )
+    ]
 
 
 def _account_sites(accounts: AccountSpec) -> tuple[list[Site], list[Site]]:

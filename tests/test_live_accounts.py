@@ -217,3 +217,17 @@ def test_the_service_live_check_covers_the_accounts_section(sb: Sandbox, tmp_pat
     assert [(f.level, f.field, f.message) for f in findings if f.level == "error"] == [
         ("error", "accounts.fit.rules[2]", "company property tech_stack does not exist in the portal")
     ]
+
+
+def test_an_accounts_section_on_a_portal_without_companies_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Sandbox(generate_portal(40, 9), rate_limit="off") as bare:
+        monkeypatch.setenv(TOKEN_ENV, bare.token)
+        assert run(bare, tmp_path, capsys, with_accounts) == (
+            0,
+            [
+                "warning: accounts: the portal has no companies: the accounts section scores nothing until HubSpot "
+                "holds company records"
+            ],
+        )
