@@ -1,4 +1,4 @@
-"""The one gate every write passes (Cycle._send): identity checked, only properties leadsync owns."""
+"""The one gate every write passes (Outbox.send): identity checked, only properties leadsync owns."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def portal(store: MemoryStore, hub: FakeCrm, *, verified: bool = True, lifecycle
 def send(p: Portal, *writes: PendingWrite) -> None:
     cycle = Cycle(p, "incremental")
     p.store.record_pending(p.id, cycle.run_id, list(writes))
-    cycle._send(list(writes), None)
+    cycle.outbox.send(list(writes), None)
 
 
 def test_a_write_of_owned_properties_is_sent(store: MemoryStore) -> None:

@@ -109,7 +109,8 @@ def _load_contact(
     from rich.console import Console
 
     if args.snapshot:
-        from sync.reports.accounts import Companies, with_company
+        from sync.core.model import with_company
+        from sync.reports.accounts import Companies
 
         data = _load_dataset(args, loaded, [rules], now)
         contact = data.contact(args.contact)
@@ -140,7 +141,8 @@ def _reader(
 
 def _with_live_company(hub: HubSpotPortal, contact: Contact, problems: list[str]) -> Contact:
     """The contact with its primary company's properties as HubSpot holds them now (two reads)."""
-    from sync.reports.accounts import Companies, with_company
+    from sync.core.model import with_company
+    from sync.reports.accounts import Companies
 
     associations, bad = hub.company_associations([contact.id])
     problems.extend(bad)
@@ -155,7 +157,8 @@ def _explain_company(args: argparse.Namespace, loaded: LoadedPortal, rules: Rule
     from rich.console import Console
 
     from sync.core.accounts import compile_accounts
-    from sync.reports.accounts import Companies, company_order, number_problems, numeric_company_reads, with_company
+    from sync.core.model import with_company
+    from sync.reports.accounts import Companies, company_order, number_problems, numeric_company_reads
     from sync.reports.explain import explain_company, print_company
 
     if loaded.accounts is None:

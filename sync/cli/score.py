@@ -116,8 +116,8 @@ class _Scoring:
 
     def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
         """Every contact's result, in order; with `shown`, only those contacts' (the roll-up still counts all)."""
+        from sync.core.model import with_company
         from sync.core.scoring import score_at
-        from sync.reports.accounts import with_company
 
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}

@@ -352,6 +352,19 @@ def primary_company(associations: Iterable[CompanyAssociation]) -> str | None:
     return best
 
 
+def with_company(contact: Contact, company: Company | None) -> Contact:
+    """The contact with its primary company's properties, read by `company.<property>` (None: no company)."""
+    return Contact(
+        contact.id,
+        contact.properties,
+        contact.email,
+        contact.created_at_ms,
+        contact.lifecycle_stage,
+        contact.list_ids,
+        company.properties if company is not None else None,
+    )
+
+
 class ScoredContact(_Value):
     """One of a company's contacts as its account score reads it: the contact, its result from this run, and
     (only when a `contacts:` rule tests events) its events."""

@@ -45,20 +45,6 @@ def company_order(company_id: str) -> tuple[int, int, str]:
     return (1, 0, company_id)
 
 
-def with_company(contact: Contact, company: Company | None) -> Contact:
-    """The contact with its primary company's properties, read by `company.<property>` (None: no company)."""
-    props = company.properties if company is not None else None
-    return Contact(
-        contact.id,
-        contact.properties,
-        contact.email,
-        contact.created_at_ms,
-        contact.lifecycle_stage,
-        contact.list_ids,
-        props,
-    )
-
-
 @dataclass
 class Companies:
     """A portal's companies and each contact's associations to them; an association to a company that is not

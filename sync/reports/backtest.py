@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.core.model import Contact, Event, RuleHit, ScoreResult
+from sync.core.model import Contact, Event, RuleHit, ScoreResult, with_company
 from sync.core.rules import CompiledModel, RuleSet, StageThreshold
 from sync.core.scoring import score_at
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
-from sync.reports.accounts import AccountPass, Companies, CompanyInputs, with_company
+from sync.reports.accounts import AccountPass, Companies, CompanyInputs
 from sync.reports.text import iso_ms, num, pct
 
 DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"

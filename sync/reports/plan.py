@@ -26,14 +26,14 @@ from sync.core.account_planning import account_writes
 from sync.core.accounts import AccountSpec
 from sync.core.conditions import parse_number
 from sync.core.decision import Decision, Holding, decide
-from sync.core.model import AccountResult, Company, Contact, Event, ScoreResult
+from sync.core.model import AccountResult, Company, Contact, Event, ScoreResult, with_company
 from sync.core.rules import RuleSet
 from sync.core.scoring import breakdown_reasons
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.observability import email_for_log
 from sync.pipeline import BATCH, owned_properties
 from sync.ports import PropertyInfo
-from sync.reports.accounts import AccountPass, CompanyInputs, with_company
+from sync.reports.accounts import AccountPass, CompanyInputs
 from sync.reports.text import iso_ms, num, show
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.

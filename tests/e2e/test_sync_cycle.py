@@ -11,7 +11,6 @@ import requests
 import yaml
 from structlog.testing import capture_logs
 
-from sync import pipeline
 from sync.app import open_portal
 from sync.core.decision import decide
 from sync.core.model import Contact
@@ -20,6 +19,7 @@ from sync.core.rules import compile_ruleset
 from sync.core.scoring import score
 from sync.hubspot.retry import RetryPolicy
 from sync.pipeline import Cycle, Portal
+from sync.pipeline import cycle as cycle_module
 from sync.ports import ContactPage
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
@@ -129,7 +129,7 @@ def test_a_broken_contact_is_skipped_and_the_cycle_goes_on(world: Any, monkeypat
         return decide(contact, *args, **kwargs)
 
     portal.source.contact_pages = with_a_bad_record
-    monkeypatch.setattr(pipeline, "decide", scoring_that_breaks_on_1001)
+    monkeypatch.setattr(cycle_module, "decide", scoring_that_breaks_on_1001)
     with capture_logs() as logs:
         summary = Cycle(portal, "full").run()
     assert summary.status == "ok"

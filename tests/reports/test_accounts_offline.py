@@ -18,10 +18,10 @@ import yaml
 
 from sync.cli import main
 from sync.config import load_portal
-from sync.core.model import Company, CompanyAssociation, Contact
+from sync.core.model import Company, CompanyAssociation, Contact, with_company
 from sync.core.rules import compile_ruleset
 from sync.core.scoring import score_at
-from sync.reports.accounts import AccountPass, Companies, with_company
+from sync.reports.accounts import AccountPass, Companies
 from tests.factories import ROOT
 
 CASES = ROOT / "tests" / "data" / "accounts"

@@ -1,0 +1,20 @@
+"""Where a cycle resumes from: the cursors it keeps in the store, the overlaps it re-reads, the batch it writes."""
+
+from __future__ import annotations
+
+BATCH = 100  # HubSpot's batch size: one write call per batch
+LOOKBACK_MS = 120_000  # search indexing lags a little; a small overlap is re-read and processed idempotently
+# Engagement is reported late (opens and clicks processed minutes after they happened); events are
+# deduplicated by id, so re-reading the last hour costs a few calls and loses nothing.
+EVENTS_LOOKBACK_MS = 3_600_000
+CONTACTS_CURSOR = "contacts_modified_ms"
+BACKFILL_CURSOR = "contacts_backfill_after"
+BACKFILL_STARTED = "contacts_backfill_started_ms"  # the first run of a (resumed) backfill
+BACKFILL_DONE = "done"
+EVENTS_SCORED = "events_scored_ms"  # contacts with events up to here were rescored by a completed run
+EVENTS_CURSOR = "email_events_ms"
+FORM_CURSOR = "form_submissions_ms:"
+DEAD_LETTERS_PER_RUN = 1000  # due dead letters retried by one run at most; the rest wait for the next
+COMPANIES_CURSOR = "companies_modified_ms"
+COMPANIES_BACKFILL_CURSOR = "companies_backfill_after"
+COMPANIES_BACKFILL_STARTED = "companies_backfill_started_ms"
