@@ -142,3 +142,28 @@ def test_write_json_writes_what_json_dumps_would(indent: int | None, index: int)
     out = io.StringIO()
     write_json(documents()[index], out, indent=indent)
     assert out.getvalue() == json.dumps(materialize(documents()[index]), ensure_ascii=False, indent=indent)
+
+
+def test_written_stages_are_read_a_page_at_a_time_as_contacts_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from sync.cli import common
+    from sync.core.model import Contact, Event
+
+    asked: list[list[str]] = []
+
+    def written(args: argparse.Namespace, portal_id: int, ids: list[str]) -> dict[str, str]:
+        asked.append(ids)
+        return {cid: f"stage-{cid}" for cid in ids if cid != "4"}
+
+    monkeypatch.setattr(common, "_written_stages", written)
+    monkeypatch.setattr(common, "STAGE_PAGE", 2)
+    contacts: list[tuple[Contact, list[Event]]] = [(Contact(str(n), {}), []) for n in range(1, 6)]
+    stages: dict[str, str] = {}
+    seen = [
+        (c.id, stages.get(c.id))
+        for c, _ in common.inputs_with_written_stages(argparse.Namespace(), 1, contacts, stages)
+    ]
+    assert seen == [("1", "stage-1"), ("2", "stage-2"), ("3", "stage-3"), ("4", None), ("5", "stage-5")]
+    assert asked == [["1", "2"], ["3", "4"], ["5"]]
+    assert len(stages) == 1  # only the last page is held
