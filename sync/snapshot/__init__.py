@@ -131,7 +131,7 @@ class SnapshotRecords:
 
 
 def read_records(raw: Mapping[str, Any]) -> SnapshotRecords:
-    records = SnapshotRecords(portal_id=_portal_id(raw.get("portal_id")))
+    records = SnapshotRecords(portal_id=portal_id(raw.get("portal_id")))
     _read_contacts(raw, records)
     skipped_forms = _read_forms(raw, records)
     _read_submissions(raw, records, skipped_forms)
@@ -147,7 +147,7 @@ def numeric(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _portal_id(value: Any) -> int | None:
+def portal_id(value: Any) -> int | None:
     return int(value) if isinstance(value, int | str) and not isinstance(value, bool) and numeric(str(value)) else None
 
 

@@ -36,6 +36,7 @@ from sync.snapshot import (
     email_event_entry,
     form_entry,
     list_entry,
+    portal_id,
     submission_entry,
 )
 
@@ -168,8 +169,7 @@ class SnapshotStream:
         self.form_types = form_types
         self._lines = _lines(self.path)
         _, head = next(self._lines)
-        portal = head.get("portal_id")
-        self.portal_id = int(portal) if isinstance(portal, int) and not isinstance(portal, bool) else None
+        self.portal_id = portal_id(head.get("portal_id"))
         self.records = SnapshotRecords(self.portal_id)
         self.unattached_events = self.ignored_events = 0
         self._index = dict.fromkeys(SECTIONS, 0)
