@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python bench/score_bench.py
 	$(BIN)/python bench/api_bench.py
 	$(BIN)/python bench/report_bench.py
+	$(BIN)/python bench/stream_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .pure build *.so sync/core/*.so

@@ -15,7 +15,7 @@ from sync.cli.common import (
     _add_db_option,
     _add_now_option,
     _int_at_least,
-    _load_dataset,
+    _load_source,
     _now,
     _progress,
     _quiet_logging,
@@ -25,7 +25,7 @@ from sync.cli.common import (
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.reports.backtest import Backtest
-    from sync.reports.dataset import Dataset
+    from sync.reports.dataset import ContactStream, Dataset
     from sync.reports.report import RunActivity
 
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     return cmd_backtest(args)
 
 
-def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Dataset, Backtest]:
+def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Dataset | ContactStream, Backtest]:
     """Load the config and the contacts, and back-test them: the shared first half of backtest and report."""
     from sync.cli.common import account_contact_reads, load_companies
     from sync.config import load_portal
@@ -84,11 +84,12 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Datase
     outcome = parse_outcome(args.outcome or DEFAULT_OUTCOME)  # a typo fails before any contact is read
     loaded = load_portal(args.config)
     rules = compile_ruleset(loaded.rules)
-    data = _load_dataset(args, loaded, [rules], now, [outcome.property, *account_contact_reads(loaded, rules)])
+    data = _load_source(args, loaded, [rules], now, [outcome.property, *account_contact_reads(loaded, rules)])
     companies = load_companies(args, loaded, rules, data)
     _report_problems(data.problems)
+    shown = len(data.problems)
     with _progress(what, args.json) as bar:
-        task = bar.add_task("contacts", total=len(data.contacts))
+        task = bar.add_task("contacts", total=data.count)
         result = run_backtest(
             data.inputs(),
             rules,
@@ -99,6 +100,7 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Datase
             progress=lambda n: bar.update(task, completed=n),
             companies=companies,
         )
+    _report_problems(data.problems[shown:])  # a streamed file's, found as it was read
     _report_problems(result.problems)
     return loaded, data, result
 

@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,11 +17,12 @@ from sync.errors import SyncError
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.accounts import AccountSpec
+    from sync.core.model import Contact, Event
     from sync.core.rules import RuleSet
     from sync.pipeline import RunSummary
     from sync.ports import Clock, CrmSource
     from sync.reports.accounts import CompanyInputs
-    from sync.reports.dataset import Dataset
+    from sync.reports.dataset import ContactStream, Dataset
 
 T = TypeVar("T")
 
@@ -73,10 +74,11 @@ def _progress(description: str, quiet: bool) -> Any:
     )
 
 
-def _track(items: Sequence[T], description: str, quiet: bool) -> Iterator[T]:
-    """`items`, with a progress bar of them (see `_progress`) while they are gone through."""
+def _track(items: Iterable[T], total: int | None, description: str, quiet: bool) -> Iterator[T]:
+    """`items`, with a progress bar of them (see `_progress`) while they are gone through (a pulse when their
+    `total` is not known)."""
     with _progress(description, quiet) as bar:
-        yield from bar.track(items, total=len(items), description="contacts")
+        yield from bar.track(items, total=total, description="contacts")
 
 
 def _count_contacts(source: CrmSource) -> int | None:
@@ -105,12 +107,7 @@ def _load_dataset(
     portal = loaded.config.portal
     if args.snapshot:
         data = from_snapshot(args.snapshot, loaded.config.forms.types)
-        if data.portal_id is not None and data.portal_id != portal.id:
-            print(
-                f"{args.snapshot}: warning: a snapshot of portal {data.portal_id}, used with the config of portal "
-                f"{portal.id}",
-                file=sys.stderr,
-            )
+        _check_portal(args.snapshot, data.portal_id, portal.id)
         return data
     wanted = {p for rules in rule_sets for p in read_properties(rules)} | set(extra_properties)
     hub = open_reader(loaded.config, sorted(wanted))
@@ -129,6 +126,61 @@ def _load_dataset(
         data = from_portal(hub, portal.name, portal.id, list_ids, int(now.timestamp() * 1000), tick)
     data.api_calls = sum(hub.client.calls.values())
     return data
+
+
+def _check_portal(file: str, snapshot_portal: int | None, portal_id: int) -> None:
+    if snapshot_portal is not None and snapshot_portal != portal_id:
+        print(
+            f"{file}: warning: a snapshot of portal {snapshot_portal}, used with the config of portal {portal_id}",
+            file=sys.stderr,
+        )
+
+
+def _load_source(
+    args: argparse.Namespace,
+    loaded: LoadedPortal,
+    rule_sets: Sequence[RuleSet],
+    now: datetime,
+    extra_properties: Sequence[str] = (),
+) -> Dataset | ContactStream:
+    """As `_load_dataset`, but a JSON Lines snapshot is read as it is gone through (in bounded memory)."""
+    if args.snapshot:
+        from sync.reports.dataset import source_of
+
+        data = source_of(args.snapshot, loaded.config.forms.types)
+        _check_portal(args.snapshot, data.portal_id, loaded.config.portal.id)
+        return data
+    return _load_dataset(args, loaded, rule_sets, now, extra_properties)
+
+
+STAGE_PAGE = 1000  # contacts whose written stages are read from the store in one query
+
+
+def inputs_with_written_stages(
+    args: argparse.Namespace,
+    portal_id: int,
+    inputs: Iterable[tuple[Contact, list[Event]]],
+    stages: dict[str, str],
+) -> Iterator[tuple[Contact, list[Event]]]:
+    """`inputs`, with `stages` holding the stages leadsync wrote of each page of them before the page is
+    yielded: the store read a page at a time, as the contacts stream by."""
+    page: list[tuple[Contact, list[Event]]] = []
+    for item in inputs:
+        page.append(item)
+        if len(page) == STAGE_PAGE:
+            yield from _stage_page(args, portal_id, page, stages)
+            page = []
+    yield from _stage_page(args, portal_id, page, stages)
+
+
+def _stage_page(
+    args: argparse.Namespace, portal_id: int, page: list[tuple[Contact, list[Event]]], stages: dict[str, str]
+) -> Iterator[tuple[Contact, list[Event]]]:
+    if not page:
+        return
+    stages.clear()
+    stages.update(_written_stages(args, portal_id, [c.id for c, _ in page]) or {})
+    yield from page
 
 
 def _report_problems(problems: Sequence[str], limit: int = 20) -> None:
@@ -255,7 +307,11 @@ def account_contact_reads(loaded: LoadedPortal, rules: RuleSet) -> list[str]:
 
 
 def load_companies(
-    args: argparse.Namespace, loaded: LoadedPortal, rules: RuleSet, data: Dataset, base: AccountSpec | None = None
+    args: argparse.Namespace,
+    loaded: LoadedPortal,
+    rules: RuleSet,
+    data: Dataset | ContactStream,
+    base: AccountSpec | None = None,
 ) -> CompanyInputs | None:
     """The companies a plan, backtest or report needs (None when no rule reads a company and there is no
     accounts: section): a snapshot's own, or the live portal's, read in batches (their calls counted with the
@@ -267,8 +323,9 @@ def load_companies(
         return None
     if not args.snapshot:
         from sync.app import open_reader
-        from sync.reports.dataset import add_companies
+        from sync.reports.dataset import Dataset, add_companies
 
+        assert isinstance(data, Dataset)  # a live portal is read whole
         hub = open_reader(loaded.config, [], wanted)
         add_companies(data, hub)
         data.api_calls += sum(hub.client.calls.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -13,13 +12,14 @@ from sync.cli.common import (
     _add_now_option,
     _add_owners_option,
     _int_at_least,
-    _load_dataset,
+    _load_source,
     _now,
     _progress,
     _quiet_logging,
     _report_problems,
     _written_stages,
     account_contact_reads,
+    inputs_with_written_stages,
     load_companies,
 )
 from sync.errors import WrongPortalError
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
+    from sync.reports.dataset import Dataset
     from sync.reports.plan import Acceptance, acceptance, build_plan, print_plan, properties_setup_calls
     from sync.reports.revision import load_at_revision
 
@@ -91,16 +92,22 @@ def run(args: argparse.Namespace) -> int:
         base, base_accounts = compile_ruleset(old.rules), old.accounts
         where = args.base_config or f"{args.config} at {args.against_version}"
         base_label = f"{where} (version {base.version})"
-    data = _load_dataset(
+    data = _load_source(
         args, loaded, [rules] if base is None else [rules, base], now, account_contact_reads(loaded, rules)
     )
     companies = load_companies(args, loaded, rules, data, base_accounts)
     _report_problems(data.problems)
-    owners = _written_stages(args, loaded.config.portal.id, [c.id for c in data.contacts])
+    shown = len(data.problems)
+    inputs, owners = data.inputs(), None
+    if isinstance(data, Dataset):
+        owners = _written_stages(args, loaded.config.portal.id, [c.id for c in data.contacts])
+    elif args.db:
+        owners = {}  # filled a page of contacts at a time, as they are read
+        inputs = inputs_with_written_stages(args, loaded.config.portal.id, inputs, owners)
     with _progress("planning", args.json) as bar:
-        task = bar.add_task("contacts", total=len(data.contacts))
+        task = bar.add_task("contacts", total=data.count)
         report = build_plan(
-            data.inputs(),
+            inputs,
             rules,
             int(now.timestamp() * 1000),
             source=data.source,
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             accepts=accepts,
             companies=companies,
         )
+    _report_problems(data.problems[shown:])
     _report_problems(report.problems)
     report.calls = {
         "reads": data.api_calls + checks,
@@ -120,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     report.calls["total"] = sum(report.calls.values())
     if args.json:
         # Often kept as a CI artifact: emails only where the portal allows them in logs.
-        print(json.dumps(report.json(args.top, loaded.config.log_emails), ensure_ascii=False, indent=2))
+        report.write_json(sys.stdout, args.top, loaded.config.log_emails)
+        print()
     else:
         print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=not args.snapshot)
     return EXIT_OK

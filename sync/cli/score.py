@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,9 +14,10 @@ from sync.reports.text import iso
 
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
-    from sync.core.model import AccountResult, Contact, Event, ScoreResult
+    from sync.core.model import AccountResult, Company, CompanyAssociation, Contact, Event, ScoreResult
     from sync.core.rules import RuleSet
     from sync.snapshot import Snapshot
+    from sync.snapshot.lines import SnapshotStream
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,19 +49,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
-    from sync.snapshot import read_snapshot
 
     now = _now(args.now)
     portal = load_portal(args.config)
     rules = compile_ruleset(portal.rules)
-    snapshot = read_snapshot(args.snapshot, portal.config.forms.types)
+    snapshot = _open(args.snapshot, portal.config.forms.types)
     if snapshot.portal_id is not None and snapshot.portal_id != portal.config.portal.id:
         print(
             f"{args.snapshot}: warning: a snapshot of portal {snapshot.portal_id}, scored with the config "
             f"of portal {portal.config.portal.id}",
             file=sys.stderr,
         )
-    scoring = _Scoring(portal, rules, snapshot, now)
+    scoring = _Scoring(portal, rules, snapshot.companies, snapshot.associations, now)
     for problem in [*snapshot.problems, *scoring.problems]:
         print(f"{args.snapshot}: {problem}", file=sys.stderr)
     if scoring.accounts is not None and not snapshot.companies:
@@ -71,22 +71,21 @@ def run(args: argparse.Namespace) -> int:
             "(`leadsync sandbox --companies N` serves a synthetic portal with companies)",
             file=sys.stderr,
         )
-    inputs = list(snapshot.scoring_inputs())
-    shown: set[str] | None = None
-    if args.contact:
-        shown = set(args.contact)
-        for missing in shown - {c.id for c, _ in inputs}:
-            print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
-        if scoring.accounts is None:  # no roll-up needs the others
-            inputs = [(c, e) for c, e in inputs if c.id in shown]
+    reported = len(snapshot.problems)
+    shown = set(args.contact) if args.contact else None
+    inputs = _Seen(snapshot.inputs(), shown or set(), only=shown is not None and scoring.accounts is None)
     quiet = args.json or args.jsonl or not sys.stderr.isatty()
-    results = scoring.results(_track(inputs, "scoring", quiet), shown)
+    results = scoring.results(_track(inputs, snapshot.count, "scoring", quiet), shown)
     if args.json:
         _print_json(portal, rules.version, now, results, scoring)
     elif args.jsonl:
         _print_jsonl(results, scoring)
     else:
         _print_tables(rules.version, now, results, scoring)
+    for problem in snapshot.problems[reported:]:  # a streamed file's, found as it was read
+        print(f"{args.snapshot}: {problem}", file=sys.stderr)
+    for missing in sorted((shown or set()) - inputs.ids):
+        print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
     if snapshot.problems or snapshot.unattached_events:
         print(
             f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact",
@@ -95,19 +94,51 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open(file: str, form_types: Collection[str]) -> Snapshot | SnapshotStream:
+    """The snapshot: streamed when it is JSON Lines, else read whole."""
+    from sync.snapshot import read_snapshot
+    from sync.snapshot.lines import SnapshotStream, is_lines
+
+    return SnapshotStream(file, form_types) if is_lines(file) else read_snapshot(file, form_types)
+
+
+class _Seen:
+    """The contacts, noting which of the `wanted` ones (`--contact`) went by; with `only`, just those (when no
+    roll-up needs the others)."""
+
+    def __init__(self, inputs: Iterable[tuple[Contact, list[Event]]], wanted: set[str], only: bool) -> None:
+        self.inputs, self.wanted, self.only = inputs, wanted, only
+        self.ids: set[str] = set()
+
+    def __iter__(self) -> Iterator[tuple[Contact, list[Event]]]:
+        for contact, events in self.inputs:
+            if contact.id in self.wanted:
+                self.ids.add(contact.id)
+            elif self.only:
+                continue
+            yield contact, events
+
+
 class _Scoring:
     """Each contact given its primary company's properties and scored, and (with `accounts:`) counted in the
     roll-up of each of its companies, in the same pass."""
 
-    def __init__(self, portal: LoadedPortal, rules: RuleSet, snapshot: Snapshot, now: datetime) -> None:
+    def __init__(
+        self,
+        portal: LoadedPortal,
+        rules: RuleSet,
+        companies: Sequence[Company],
+        associations: Sequence[CompanyAssociation],
+        now: datetime,
+    ) -> None:
         from sync.reports.accounts import AccountPass, Companies, number_problems, numeric_company_reads
 
         self.rules, self.now = rules, now
         self.now_ms = int(now.timestamp() * 1000)
-        self.companies = Companies.of(snapshot.companies, snapshot.associations)
+        self.companies = Companies.of(companies, associations)
         self.problems = [
             *self.companies.problems,
-            *number_problems(snapshot.companies, numeric_company_reads(rules, portal.accounts)),
+            *number_problems(companies, numeric_company_reads(rules, portal.accounts)),
         ]
         self.accounts = (
             AccountPass.build(portal.accounts, rules, self.companies) if portal.accounts is not None else None
@@ -141,16 +172,23 @@ def _print_json(
 ) -> None:
     from sync.reports.accounts import account_json
     from sync.reports.scores import result_json
+    from sync.reports.spill import Lazy, write_json
 
     document: dict[str, object] = {
         "portal": {"name": portal.config.portal.name, "id": portal.config.portal.id},
         "version": version,
         "now": iso(now),
-        "results": [result_json(result) for result in results],
+        "results": Lazy(result_json(result) for result in results),  # written as they are scored
     }
     if scoring.accounts is not None:
-        document["companies"] = [account_json(r) for r in scoring.company_results()]
-    print(json.dumps(document, ensure_ascii=False))
+        # Lazy too: the roll-up is complete only once every contact above was scored.
+        document["companies"] = Lazy(account_json(r) for r in _after(scoring.company_results))
+    write_json(document, sys.stdout)
+    print()
+
+
+def _after(results: Callable[[], list[AccountResult]]) -> Iterator[AccountResult]:
+    yield from results()
 
 
 def _print_jsonl(results: Iterable[ScoreResult], scoring: _Scoring) -> None:

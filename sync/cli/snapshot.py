@@ -20,7 +20,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "score, explain, plan, backtest and report take with --snapshot.",
     )
     _add_config_option(snapshot)
-    snapshot.add_argument("--out", required=True, metavar="FILE", help="snapshot JSON file to write")
+    snapshot.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="snapshot file to write: JSON Lines when it ends in .jsonl (read in bounded memory), else one JSON "
+        "document",
+    )
     snapshot.add_argument("--now", metavar="T", help="read email events up to this ISO 8601 time (default: now)")
     snapshot.set_defaults(func=run)
 
@@ -30,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
     from sync.reports.dataset import snapshot_json
+    from sync.snapshot.lines import write_document
 
     _quiet_logging()
     now = _now(args.now)
@@ -42,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
     raw = snapshot_json(data)
     out = Path(args.out)
     tmp = out.with_name(out.name + ".part")  # a reader never sees half a file
-    tmp.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as stream:
+        if out.suffix == ".jsonl":
+            write_document(raw, stream)  # each contact with its events: read back in the memory of one
+        else:
+            json.dump(raw, stream, ensure_ascii=False)
     tmp.replace(out)
     print(
         f"{out}: {len(raw['contacts'])} contacts, {len(raw['form_submissions'])} form submissions, "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,9 +104,9 @@ class Rate:
     contacts: int = 0
     converted: int = 0
 
-    def add(self, converted: bool) -> None:
-        self.contacts += 1
-        self.converted += converted
+    def add(self, converted: bool, n: int = 1) -> None:
+        self.contacts += n
+        self.converted += converted * n
 
     @property
     def rate(self) -> float | None:
@@ -125,13 +125,11 @@ class Rate:
 
 @dataclass(frozen=True)
 class Scored:
-    """One contact as the metrics see it."""
+    """A contact as the metrics see it. Contacts alike in all of this are counted together (`Scores`): the
+    scores are bounded numbers, so their count does not grow with the portal."""
 
-    contact_id: str
     model: str
     score: int
-    fit: int
-    engagement: int
     fit_grade: str | None
     engagement_grade: str | None
     grade: str | None
@@ -366,6 +364,8 @@ class BacktestWarning:
         return {"kind": self.kind, "model": self.model, "stage": self.stage, "message": self.message}
 
 
+Scores = Counter[Scored]  # how many contacts (or companies) each kind of `Scored` stands for
+
 ACCOUNT = "account"  # the accounts section's rows among the grades (it scores like a model of its own)
 
 
@@ -376,7 +376,7 @@ class AccountBacktest:
 
     companies: int = 0
     without_contacts: int = 0
-    scored: list[Scored] = field(default_factory=list, repr=False)  # one per company, model ACCOUNT
+    scored: Scores = field(default_factory=Counter, repr=False)  # the companies, model ACCOUNT
     overall: Rate = field(default_factory=Rate)
     bands: list[BandRate] = field(default_factory=list)
     grades: list[GradeRate] = field(default_factory=list)
@@ -442,12 +442,9 @@ class _AccountCount:
                 out.without_contacts += 1
                 continue
             converted = r.company_id in self.converted
-            out.scored.append(
-                Scored(
-                    r.company_id, ACCOUNT, r.score, r.fit, r.engagement, r.fit_grade, r.engagement_grade, r.grade,
-                    holdout=False, converted=converted,
-                )
-            )  # fmt: skip
+            out.scored[
+                Scored(ACCOUNT, r.score, r.fit_grade, r.engagement_grade, r.grade, holdout=False, converted=converted)
+            ] += 1
             out.overall.add(converted)
         out.bands = _bands(out.scored, band_width)
         out.grades = _grades(out.scored, {ACCOUNT: model})
@@ -463,7 +460,7 @@ class Backtest:
     min_support: int
     contacts: int = 0
     not_yet_created: int = 0  # created after `now`: left out of an as-of backtest
-    scored: list[Scored] = field(default_factory=list, repr=False)
+    scored: Scores = field(default_factory=Counter, repr=False)
     excluded: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     overall: Rate = field(default_factory=Rate)
@@ -572,13 +569,10 @@ def run_backtest(
             bt.excluded[result.exclusion_reason or "no_model"] += 1
             continue
         converted = outcome.converted(contact)
-        bt.scored.append(
+        bt.scored[
             Scored(
-                contact.id,
                 result.model,
                 result.score,
-                result.fit,
-                result.engagement + result.decay,
                 result.fit_grade,
                 result.engagement_grade,
                 result.grade,
@@ -586,7 +580,7 @@ def run_backtest(
                 converted,
                 rule_stages,
             )
-        )
+        ] += 1
         bt.overall.add(converted)
         (bt.holdout if result.holdout else bt.written).add(converted)
         _count_rules(result, converted, rule_rates, contributions)
@@ -664,26 +658,26 @@ def band_of(score: float, width: int) -> int:
     return math.floor(score / width) * width
 
 
-def _bands(scored: Sequence[Scored], width: int) -> list[BandRate]:
+def _bands(scored: Scores, width: int) -> list[BandRate]:
     if not scored:
         return []
     low = band_of(min(s.score for s in scored), width)
     high = band_of(max(s.score for s in scored), width)
     bands = {start: BandRate(start, start + width) for start in range(low, high + 1, width)}
-    for s in scored:
-        bands[band_of(s.score, width)].counts.add(s.converted)
+    for s, n in scored.items():
+        bands[band_of(s.score, width)].counts.add(s.converted, n)
     # The top band ends at the highest score seen: a clamped 100 reads "100", not "100-109".
     bands[high].high = max(s.score for s in scored) + 1
     return list(bands.values())
 
 
-def _grades(scored: Sequence[Scored], models: dict[str, CompiledModel]) -> list[GradeRate]:
+def _grades(scored: Scores, models: dict[str, CompiledModel]) -> list[GradeRate]:
     rows: dict[tuple[str, str | None], GradeRate] = {}
-    for s in scored:
+    for s, n in scored.items():
         row = rows.get((s.model, s.grade))
         if row is None:
             row = rows[(s.model, s.grade)] = GradeRate(s.model, s.grade, s.fit_grade, s.engagement_grade)
-        row.counts.add(s.converted)
+        row.counts.add(s.converted, n)
     model_order = list(models)
 
     for row in rows.values():
@@ -708,7 +702,7 @@ def grade_at_least(model: CompiledModel, grade: str | None, minimum: str | None)
     return model.fit_grade_rank[grade] <= model.fit_grade_rank[minimum]
 
 
-def _threshold(scored: Sequence[Scored], model: CompiledModel, th: StageThreshold, width: int) -> ThresholdResult:
+def _threshold(scored: Scores, model: CompiledModel, th: StageThreshold, width: int) -> ThresholdResult:
     rules_to = [r.stage for r in model.spec.lifecycle.rules]
     index = model.spec.lifecycle.index
     out = ThresholdResult(
@@ -719,17 +713,17 @@ def _threshold(scored: Sequence[Scored], model: CompiledModel, th: StageThreshol
         below_from=th.min_score - width,
         by_rules=any(index.get(stage, -1) >= index[th.stage] for stage in rules_to),
     )
-    for s in scored:
+    for s, n in scored.items():
         if s.model != out.model:
             continue
-        out.population.add(s.converted)
+        out.population.add(s.converted, n)
         grade_ok = grade_at_least(model, s.fit_grade, th.min_fit_grade)
         by_rule = any(index.get(stage, -1) >= index[th.stage] for stage in s.rule_stages)
         if (grade_ok and s.score >= th.min_score) or by_rule:
-            out.qualified.add(s.converted)
-            (out.holdout if s.holdout else out.written).add(s.converted)
+            out.qualified.add(s.converted, n)
+            (out.holdout if s.holdout else out.written).add(s.converted, n)
         elif grade_ok and out.below_from <= s.score < th.min_score:
-            out.below.add(s.converted)
+            out.below.add(s.converted, n)
     return out
 
 
@@ -739,16 +733,16 @@ def _rule_stages(model: CompiledModel) -> list[str]:
     return sorted(dict.fromkeys(r.stage for r in model.spec.lifecycle.rules), key=lambda s: index.get(s, -1))
 
 
-def _stage_rule(scored: Sequence[Scored], model: CompiledModel, stage: str) -> StageRuleResult:
+def _stage_rule(scored: Scores, model: CompiledModel, stage: str) -> StageRuleResult:
     index = model.spec.lifecycle.index
     out = StageRuleResult(model.spec.name, stage)
-    for s in scored:
+    for s, n in scored.items():
         if s.model != out.model:
             continue
-        out.population.add(s.converted)
+        out.population.add(s.converted, n)
         if any(index.get(given, -1) >= index.get(stage, -1) for given in s.rule_stages):
-            out.qualified.add(s.converted)
-            (out.holdout if s.holdout else out.written).add(s.converted)
+            out.qualified.add(s.converted, n)
+            (out.holdout if s.holdout else out.written).add(s.converted, n)
     return out
 
 
@@ -857,14 +851,18 @@ def _warnings(bt: Backtest, models: dict[str, CompiledModel]) -> list[BacktestWa
 def _better_threshold(bt: Backtest, model: CompiledModel, th: ThresholdResult) -> tuple[int, float] | None:
     """The lowest band start above the threshold whose contacts (and those above) reach TOO_LOW_LIFT."""
     base = th.population.rate
-    mine = [s for s in bt.scored if s.model == th.model and grade_at_least(model, s.fit_grade, th.min_fit_grade)]
+    mine = [
+        (s, n)
+        for s, n in bt.scored.items()
+        if s.model == th.model and grade_at_least(model, s.fit_grade, th.min_fit_grade)
+    ]
     start = band_of(th.min_score, bt.band_width) + bt.band_width
-    top = max((s.score for s in mine), default=start - 1)
+    top = max((s.score for s, _ in mine), default=start - 1)
     for candidate in range(start, top + 1, bt.band_width):
         above = Rate()
-        for s in mine:
+        for s, n in mine:
             if s.score >= candidate:
-                above.add(s.converted)
+                above.add(s.converted, n)
         lift = above.lift(base)
         if above.contacts < bt.min_support:
             return None

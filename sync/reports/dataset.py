@@ -17,6 +17,7 @@ from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event
 from sync.pipeline import with_lists
 from sync.ports import CompanySource, CrmSource
 from sync.snapshot import read_snapshot
+from sync.snapshot.lines import SnapshotStream, is_lines
 
 Progress = Callable[[str, int], None]  # (what is being read, records so far)
 
@@ -46,6 +47,11 @@ class Dataset:
                 return contact
         return None
 
+    @property
+    def count(self) -> int | None:
+        """How many contacts `inputs()` yields (a progress bar's total)."""
+        return len(self.contacts)
+
     def events_of(self, contact: Contact) -> list[Event]:
         return self.events_by_email.get(contact.email, []) if contact.email else []
 
@@ -66,6 +72,46 @@ def from_snapshot(file: str | Path, form_types: Collection[str] = DEFAULT_FORM_T
         companies=snapshot.companies,
         associations=snapshot.associations,
     )
+
+
+class ContactStream:
+    """A JSON Lines snapshot's contacts and events, read once as they are gone through: what plan, backtest,
+    report and score take in place of a `Dataset` when the file allows it, in the memory of one contact.
+
+    The companies and associations are there from the start; `problems` grows as the file is read and is
+    complete once `inputs()` is done."""
+
+    api_calls = 0
+    count: int | None = None  # not known before the end
+
+    def __init__(self, file: str | Path, form_types: Collection[str] = DEFAULT_FORM_TYPES) -> None:
+        self.file = file
+        self.source = f"snapshot {file}"
+        self._stream = SnapshotStream(file, form_types)
+        self.portal_id = self._stream.portal_id
+        self.companies: list[Company] = self._stream.companies
+        self.associations: list[CompanyAssociation] = self._stream.associations
+        self.problems: list[str] = []
+        self._reported = 0
+        self._take_problems()
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        yield from self._stream.inputs()
+        self._take_problems()
+
+    @property
+    def unattached_events(self) -> int:
+        return self._stream.unattached_events
+
+    def _take_problems(self) -> None:
+        fresh = self._stream.problems[self._reported :]
+        self._reported += len(fresh)
+        self.problems.extend(f"{self.file}: {p}" for p in fresh)
+
+
+def source_of(file: str | Path, form_types: Collection[str] = DEFAULT_FORM_TYPES) -> Dataset | ContactStream:
+    """The snapshot file's contacts: streamed when it is JSON Lines, else loaded whole."""
+    return ContactStream(file, form_types) if is_lines(file) else from_snapshot(file, form_types)
 
 
 def from_portal(

@@ -14,10 +14,11 @@ ownership is unknown and every demotion it depends on is counted as held back.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -34,6 +35,7 @@ from sync.observability import email_for_log
 from sync.pipeline import BATCH, owned_properties
 from sync.ports import PropertyInfo
 from sync.reports.accounts import AccountPass, CompanyInputs
+from sync.reports.spill import Lazy, Spill, materialize, write_json
 from sync.reports.text import iso_ms, num, show
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
@@ -74,6 +76,19 @@ class ContactDiff:
         }
 
 
+def _diff_state(d: ContactDiff) -> list[Any]:
+    hold = [[h.score, h.grade, h.stage] for h in (d.before, d.after)]
+    return [d.contact_id, d.email, *hold, d.writes, d.stage_move, d.reasons, d.note, d.rejected]
+
+
+def _diff_of(v: list[Any]) -> ContactDiff:
+    return ContactDiff(v[0], v[1], Holding(*v[2]), Holding(*v[3]), v[4], v[5], v[6], v[7], v[8])
+
+
+def contact_diffs() -> Spill[ContactDiff]:
+    return Spill(_diff_state, _diff_of)
+
+
 @dataclass(frozen=True)
 class HeldBack:
     """A demotion the score called for but that was not leadsync's to make."""
@@ -92,6 +107,10 @@ class HeldBack:
             "score": self.score,
             "reason": self.reason,
         }
+
+
+def held_backs() -> Spill[HeldBack]:
+    return Spill(lambda h: [h.contact_id, h.email, h.stage, h.score, h.reason], lambda v: HeldBack(*v))
 
 
 OWNERSHIP_UNKNOWN = (
@@ -172,21 +191,31 @@ class PlanReport:
     base: str  # "HubSpot now" or "config FILE (version V)"
     now_ms: int
     contacts: int = 0
-    diffs: list[ContactDiff] = field(default_factory=list)  # every contact the run writes or whose outcome moves
+    # Every contact the run writes or whose outcome moves: as many as the portal has, kept on disk past a few.
+    diffs: Spill[ContactDiff] = field(default_factory=contact_diffs)
     counts: Counter[str] = field(default_factory=Counter)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     crossings: list[Crossing] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    held_back: list[HeldBack] = field(default_factory=list)
+    held_back: Spill[HeldBack] = field(default_factory=held_backs)
     ownership: str = ""  # why demotions may be held back without the store; "" when the store was read
     accounts: CompanyPlan | None = None  # with an `accounts:` section
 
     def top(self, n: int) -> list[ContactDiff]:
-        moved = [d for d in self.diffs if d.before != d.after]
-        return sorted(moved, key=lambda d: (-abs(d.delta), d.before.stage == d.after.stage, d.contact_id))[:n]
+        """The `n` largest moves: as sorting them all would give them, in a heap of `n`."""
+        moved = (d for d in self.diffs if d.before != d.after)
+        return heapq.nsmallest(n, moved, key=lambda d: (-abs(d.delta), d.before.stage == d.after.stage, d.contact_id))
 
     def json(self, top: int, emails: bool = True) -> dict[str, Any]:
+        return materialize(self.document(top, emails))  # type: ignore[no-any-return]
+
+    def write_json(self, out: IO[str], top: int, emails: bool = True) -> None:
+        """`json.dumps(self.json(top, emails), ensure_ascii=False, indent=2)`, written a contact at a time."""
+        write_json(self.document(top, emails), out, indent=2)
+
+    def document(self, top: int, emails: bool = True) -> dict[str, Any]:
+        """The plan's JSON, its per-contact lists `Lazy` (read from `diffs` and `held_back` when written)."""
         return {
             "source": self.source,
             "version": self.version,
@@ -203,10 +232,12 @@ class PlanReport:
             ],
             "api_calls": self.calls,
             "top_changes": [d.json(emails) for d in self.top(top)],
-            "contacts_written": [d.json(emails) for d in self.diffs if (d.writes or d.stage_move) and not d.rejected],
-            "would_be_rejected": [d.json(emails) for d in self.diffs if d.rejected],
+            "contacts_written": Lazy(
+                d.json(emails) for d in self.diffs if (d.writes or d.stage_move) and not d.rejected
+            ),
+            "would_be_rejected": Lazy(d.json(emails) for d in self.diffs if d.rejected),
             "stage_ownership": self.ownership or "read from the state store",
-            "stages_held_back": [h.json(emails) for h in self.held_back],
+            "stages_held_back": Lazy(h.json(emails) for h in self.held_back),
             **({"accounts": self.accounts.json(top)} if self.accounts is not None else {}),
             "problems": self.problems,
         }
@@ -609,7 +640,7 @@ def _print_accounts(plan: CompanyPlan, console: Console, top: int) -> None:
 def _print_held_back(report: PlanReport, console: Console, top: int) -> None:
     if not report.held_back or not top:
         return
-    shown = report.held_back[:top]
+    shown = report.held_back.first(top)
     table = Table(title=f"Demotions held back ({len(shown)} of {len(report.held_back)})", header_style="bold")
     for name in ("contact", "email", "stage", "score", "why"):
         table.add_column(name, overflow="fold")

@@ -1,4 +1,4 @@
-"""A portal snapshot: one JSON file in HubSpot's own shapes (ARCHITECTURE.md).
+"""A portal snapshot: one JSON file in HubSpot's own shapes (ARCHITECTURE.md), or JSON Lines (`lines`).
 
 `read_records` is the one reader of a snapshot's raw records: what it accepts, skips and says about each
 skipped record is what both `score` (through `parse_snapshot`) and the sandbox (`Portal.from_snapshot`) go
@@ -10,7 +10,7 @@ reads (counted, not reported).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,13 @@ class Snapshot:
     def scoring_inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
         for contact in self.contacts:
             yield contact, self.events_by_email.get(contact.email, []) if contact.email else []
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        return self.scoring_inputs()
+
+    @property
+    def count(self) -> int | None:
+        return len(self.contacts)
 
 
 # --- the raw records: one reader for score and the sandbox -----------------------------------------
@@ -124,7 +131,7 @@ class SnapshotRecords:
 
 
 def read_records(raw: Mapping[str, Any]) -> SnapshotRecords:
-    records = SnapshotRecords(portal_id=_portal_id(raw.get("portal_id")))
+    records = SnapshotRecords(portal_id=portal_id(raw.get("portal_id")))
     _read_contacts(raw, records)
     skipped_forms = _read_forms(raw, records)
     _read_submissions(raw, records, skipped_forms)
@@ -140,7 +147,7 @@ def numeric(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _portal_id(value: Any) -> int | None:
+def portal_id(value: Any) -> int | None:
     return int(value) if isinstance(value, int | str) and not isinstance(value, bool) and numeric(str(value)) else None
 
 
@@ -154,27 +161,44 @@ def section(raw: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]:
 
 
 def _read_contacts(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
-    seen: set[str] = set()
-    emails: set[str] = set()
+    check = ContactCheck()
     for i, item in enumerate(section(raw, "contacts", records.problems)):
+        entry = check.accept(i, item, records.problems)
+        if entry is not None:
+            records.contacts.append(entry)
+
+
+class ContactCheck:
+    """Accepts a snapshot's contacts one at a time: a contact id or email seen before is skipped.
+
+    `key` turns an id or an email into what is remembered of it; a streaming reader passes a compact one."""
+
+    def __init__(self, key: Callable[[str], Hashable] = str) -> None:
+        self.key = key
+        self.seen: set[Hashable] = set()
+        self.emails: set[Hashable] = set()
+
+    def accept(self, i: int, item: Any, problems: list[str]) -> ContactEntry | None:
         try:
             entry = _contact_entry(item)
         except SkippableRecordError as exc:
-            records.problems.append(f"contacts[{i}]: {exc}; skipped")
-            continue
+            problems.append(f"contacts[{i}]: {exc}; skipped")
+            return None
         contact = entry.contact
-        if contact.id in seen:
-            records.problems.append(f"contacts[{i}]: contact {contact.id} appears twice; the later one skipped")
-        elif contact.email and contact.email in emails:
+        cid, email = self.key(contact.id), self.key(contact.email) if contact.email else None
+        if cid in self.seen:
+            problems.append(f"contacts[{i}]: contact {contact.id} appears twice; the later one skipped")
+        elif email is not None and email in self.emails:
             # HubSpot keeps one contact per email address; the sync ties events to contacts by it.
-            records.problems.append(
+            problems.append(
                 f"contacts[{i}]: contact {contact.id}: email {contact.email} is on an earlier contact; skipped"
             )
         else:
-            seen.add(contact.id)
-            if contact.email:
-                emails.add(contact.email)
-            records.contacts.append(entry)
+            self.seen.add(cid)
+            if email is not None:
+                self.emails.add(email)
+            return entry
+        return None
 
 
 def _contact_entry(item: Any) -> ContactEntry:
@@ -196,65 +220,87 @@ def _read_forms(raw: Mapping[str, Any], records: SnapshotRecords) -> set[str]:
     """Reads the forms; returns the ids of those skipped (their submissions are skipped with them)."""
     skipped: set[str] = set()
     for i, item in enumerate(section(raw, "forms", records.problems)):
-        if not isinstance(item, Mapping) or item.get("id") in (None, ""):
-            records.problems.append(f"forms[{i}]: needs an id; skipped")
-            continue
-        form_id = str(item["id"])
-        form_type = str(item.get("formType") or "hubspot")
-        archived = item.get("archived", False)
-        if form_type not in FORM_TYPES:
-            records.problems.append(
-                f"forms[{i}]: formType {form_type!r} is not one of {', '.join(FORM_TYPES)}; skipped"
-            )
-        elif not isinstance(archived, bool):
-            records.problems.append(f"forms[{i}]: archived must be true or false; skipped")
-        else:
-            records.forms.append(FormEntry(form_id, str(item.get("name") or ""), form_type, archived))
-            continue
-        skipped.add(form_id)
+        form_entry(i, item, records, skipped)
     return skipped
+
+
+def form_entry(i: int, item: Any, records: SnapshotRecords, skipped: set[str]) -> None:
+    """One form, added to `records.forms`, or its id to `skipped` (with a problem)."""
+    if not isinstance(item, Mapping) or item.get("id") in (None, ""):
+        records.problems.append(f"forms[{i}]: needs an id; skipped")
+        return
+    form_id = str(item["id"])
+    form_type = str(item.get("formType") or "hubspot")
+    archived = item.get("archived", False)
+    if form_type not in FORM_TYPES:
+        records.problems.append(f"forms[{i}]: formType {form_type!r} is not one of {', '.join(FORM_TYPES)}; skipped")
+    elif not isinstance(archived, bool):
+        records.problems.append(f"forms[{i}]: archived must be true or false; skipped")
+    else:
+        records.forms.append(FormEntry(form_id, str(item.get("name") or ""), form_type, archived))
+        return
+    skipped.add(form_id)
 
 
 def _read_submissions(raw: Mapping[str, Any], records: SnapshotRecords, skipped_forms: set[str]) -> None:
     conversions: set[str] = set()
     for i, item in enumerate(section(raw, "form_submissions", records.problems)):
-        where = f"form_submissions[{i}]"
-        form_id = str(item.get("formId") or "") if isinstance(item, Mapping) else ""
-        try:
-            if not isinstance(item, Mapping):
-                raise SkippableRecordError("submission", "is not an object")
-            if not form_id:
-                raise SkippableRecordError("submission", "has no formId")
-            submission = submission_from_wire(item, form_id)
-        except SkippableRecordError as exc:
-            records.problems.append(f"{where}: {exc}; skipped")
-            continue
-        conversion = str(item.get("conversionId") or "")
-        if form_id in skipped_forms:
-            records.problems.append(f"{where}: its form {form_id} was skipped (see forms); skipped")
-        elif conversion and conversion in conversions:
-            records.repeats += 1
-        else:
-            if conversion:
-                conversions.add(conversion)
-            records.submissions.append(SubmissionEntry(item, form_id, submission, where))
+        entry = submission_entry(i, item, records, skipped_forms, conversions)
+        if entry is not None:
+            records.submissions.append(entry)
+
+
+def submission_entry(
+    i: int, item: Any, records: SnapshotRecords, skipped_forms: Container[str], conversions: set[str]
+) -> SubmissionEntry | None:
+    """One accepted submission; None for one skipped (with a problem) or repeated (counted in `repeats`)."""
+    where = f"form_submissions[{i}]"
+    form_id = str(item.get("formId") or "") if isinstance(item, Mapping) else ""
+    try:
+        if not isinstance(item, Mapping):
+            raise SkippableRecordError("submission", "is not an object")
+        if not form_id:
+            raise SkippableRecordError("submission", "has no formId")
+        submission = submission_from_wire(item, form_id)
+    except SkippableRecordError as exc:
+        records.problems.append(f"{where}: {exc}; skipped")
+        return None
+    conversion = str(item.get("conversionId") or "")
+    if form_id in skipped_forms:
+        records.problems.append(f"{where}: its form {form_id} was skipped (see forms); skipped")
+    elif conversion and conversion in conversions:
+        records.repeats += 1
+    else:
+        if conversion:
+            conversions.add(conversion)
+        return SubmissionEntry(item, form_id, submission, where)
+    return None
 
 
 def _read_email_events(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
     seen: set[tuple[str, int]] = set()
     for i, item in enumerate(section(raw, "email_events", records.problems)):
-        try:
-            event = email_event_from_wire(item)
-            created = _event_created(item)
-        except SkippableRecordError as exc:
-            records.problems.append(f"email_events[{i}]: {exc}; skipped")
-            continue
-        key = (str(item["id"]).strip(), created)
-        if key in seen:
-            records.repeats += 1
-            continue
-        seen.add(key)
-        records.email_events.append(EmailEventEntry(item, created, event))
+        entry = email_event_entry(i, item, records, seen)
+        if entry is not None:
+            records.email_events.append(entry)
+
+
+def email_event_entry(
+    i: int, item: Any, records: SnapshotRecords, seen: set[tuple[str, int]]
+) -> EmailEventEntry | None:
+    """One accepted email event; None for one skipped (with a problem) or repeated (counted in `repeats`)."""
+    try:
+        event = email_event_from_wire(item)
+        created = _event_created(item)
+    except SkippableRecordError as exc:
+        records.problems.append(f"email_events[{i}]: {exc}; skipped")
+        return None
+    key = (str(item["id"]).strip(), created)
+    if key in seen:
+        records.repeats += 1
+        return None
+    seen.add(key)
+    return EmailEventEntry(item, created, event)
 
 
 def _event_created(item: Mapping[str, Any]) -> int:
@@ -276,39 +322,49 @@ def _event_created(item: Mapping[str, Any]) -> int:
 
 def _read_lists(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
     for i, item in enumerate(section(raw, "lists", records.problems)):
-        ids = item.get("contactIds") if isinstance(item, Mapping) else None
-        ids = [] if isinstance(item, Mapping) and ids is None else ids
-        if not (
-            isinstance(item, Mapping)
-            and numeric(str(item.get("listId", "")))
-            and isinstance(ids, list)
-            and all(numeric(str(c)) for c in ids)
-        ):
-            records.problems.append(f"lists[{i}]: needs a numeric listId and contactIds; skipped")
-            continue
-        stamps = item.get("membershipTimestamps") or {}
-        if not isinstance(stamps, Mapping):
-            records.problems.append(f"lists[{i}]: membershipTimestamps must map contact ids to epoch ms; skipped")
-            continue
-        list_id = int(str(item["listId"]))
-        members = tuple(dict.fromkeys(int(str(c)) for c in ids))
-        records.lists.append(ListEntry(list_id, str(item.get("name") or f"List {list_id}"), members, stamps))
+        list_entry(i, item, records)
+
+
+def list_entry(i: int, item: Any, records: SnapshotRecords) -> None:
+    """One list, added to `records.lists`, or a problem."""
+    ids = item.get("contactIds") if isinstance(item, Mapping) else None
+    ids = [] if isinstance(item, Mapping) and ids is None else ids
+    if not (
+        isinstance(item, Mapping)
+        and numeric(str(item.get("listId", "")))
+        and isinstance(ids, list)
+        and all(numeric(str(c)) for c in ids)
+    ):
+        records.problems.append(f"lists[{i}]: needs a numeric listId and contactIds; skipped")
+        return
+    stamps = item.get("membershipTimestamps") or {}
+    if not isinstance(stamps, Mapping):
+        records.problems.append(f"lists[{i}]: membershipTimestamps must map contact ids to epoch ms; skipped")
+        return
+    list_id = int(str(item["listId"]))
+    members = tuple(dict.fromkeys(int(str(c)) for c in ids))
+    records.lists.append(ListEntry(list_id, str(item.get("name") or f"List {list_id}"), members, stamps))
 
 
 def _read_companies(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
     """`companies: [{"id", "properties"}]`, in HubSpot's shape; older snapshots have none."""
     seen: set[str] = set()
     for i, item in enumerate(section(raw, "companies", records.problems)):
-        try:
-            company = company_from_wire(item)
-        except SkippableRecordError as exc:
-            records.problems.append(f"companies[{i}]: {exc}; skipped")
-            continue
-        if company.id in seen:
-            records.problems.append(f"companies[{i}]: company {company.id} appears twice; the later one skipped")
-            continue
-        seen.add(company.id)
-        records.companies.append(CompanyEntry(item, company))
+        company_entry(i, item, records, seen)
+
+
+def company_entry(i: int, item: Any, records: SnapshotRecords, seen: set[str]) -> None:
+    """One company, added to `records.companies`, or a problem."""
+    try:
+        company = company_from_wire(item)
+    except SkippableRecordError as exc:
+        records.problems.append(f"companies[{i}]: {exc}; skipped")
+        return
+    if company.id in seen:
+        records.problems.append(f"companies[{i}]: company {company.id} appears twice; the later one skipped")
+        return
+    seen.add(company.id)
+    records.companies.append(CompanyEntry(item, company))
 
 
 def _read_associations(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
@@ -319,24 +375,46 @@ def _read_associations(raw: Mapping[str, Any], records: SnapshotRecords) -> None
     companies = {e.company.id for e in records.companies}
     pairs: dict[tuple[str, str], bool] = {}
     for i, item in enumerate(section(raw, "associations", records.problems)):
-        where = f"associations[{i}]"
-        if not isinstance(item, Mapping):
-            records.problems.append(f"{where}: is not an object; skipped")
+        pair = association_pair(i, item, records.problems)
+        if pair is None:
             continue
-        contact, company = str(item.get("contactId", "")).strip(), str(item.get("companyId", "")).strip()
-        primary = item.get("primary", False)
-        if not (numeric(contact) and numeric(company)):
-            records.problems.append(f"{where}: needs a numeric contactId and companyId; skipped")
-        elif not isinstance(primary, bool):
-            records.problems.append(f"{where}: primary must be true or false; skipped")
-        elif str(int(contact)) not in contacts:
-            records.problems.append(f"{where}: contact {int(contact)} is not in the snapshot; skipped")
-        elif str(int(company)) not in companies:
-            records.problems.append(f"{where}: company {int(company)} is not in the snapshot; skipped")
+        contact, company, primary = pair
+        problem = association_problem(i, contact, company, contacts, companies)
+        if problem:
+            records.problems.append(problem)
         else:
-            key = (str(int(contact)), str(int(company)))
-            pairs[key] = pairs.get(key, False) or primary
+            pairs[(contact, company)] = pairs.get((contact, company), False) or primary
     records.associations = [CompanyAssociation(c, k, p) for (c, k), p in pairs.items()]
+
+
+def association_pair(i: int, item: Any, problems: list[str]) -> tuple[str, str, bool] | None:
+    """One association's (contact id, company id, primary), whether they exist not yet looked at; None (with a
+    problem) for a malformed one."""
+    where = f"associations[{i}]"
+    if not isinstance(item, Mapping):
+        problems.append(f"{where}: is not an object; skipped")
+        return None
+    contact, company = str(item.get("contactId", "")).strip(), str(item.get("companyId", "")).strip()
+    primary = item.get("primary", False)
+    if not (numeric(contact) and numeric(company)):
+        problems.append(f"{where}: needs a numeric contactId and companyId; skipped")
+    elif not isinstance(primary, bool):
+        problems.append(f"{where}: primary must be true or false; skipped")
+    else:
+        return str(int(contact)), str(int(company)), primary
+    return None
+
+
+def association_problem(
+    i: int, contact: str, company: str, contacts: Container[str], companies: Container[str]
+) -> str | None:
+    """Why an association is skipped: its contact or its company is not in the snapshot (the contact named
+    first); None when both are."""
+    if contact not in contacts:
+        return f"associations[{i}]: contact {contact} is not in the snapshot; skipped"
+    if company not in companies:
+        return f"associations[{i}]: company {company} is not in the snapshot; skipped"
+    return None
 
 
 # --- score's reading: core values ---------------------------------------------------------------
@@ -348,7 +426,11 @@ def read_snapshot(file: str | Path, form_types: Collection[str] = DEFAULT_FORM_T
 
 def load_snapshot_json(file: str | Path) -> dict[str, Any]:
     """The snapshot file's JSON object; ConfigError naming the file (and line) when it is not one."""
+    from sync.snapshot.lines import is_lines, read_document  # noqa: PLC0415 - lines builds on this module
+
     path = Path(file)
+    if is_lines(path):
+        return read_document(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

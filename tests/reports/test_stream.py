@@ -1,0 +1,169 @@
+"""Operator tools on a JSON Lines snapshot: the same output as on the single document, in bounded memory."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.cli import main
+from sync.config import load_portal
+from sync.core.rules import compile_ruleset
+from sync.reports.backtest import DEFAULT_OUTCOME, parse_outcome, run_backtest
+from sync.reports.dataset import ContactStream, from_snapshot
+from sync.reports.spill import Lazy, Spill, materialize, write_json
+from sync.snapshot.lines import write_document
+from tests.reports.conftest import CONFIG, NOW, NOW_MS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+ACCOUNTS = ROOT / "tests" / "data" / "accounts"
+
+
+def lines_of(document: Path, tmp_path: Path, name: str = "portal.jsonl") -> Path:
+    path = tmp_path / name
+    with path.open("w", encoding="utf-8") as out:
+        write_document(json.loads(document.read_text(encoding="utf-8")), out)
+    return path
+
+
+def both_forms(document: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The document and its JSON Lines form under names of one length (the tables wrap the name alike): the
+    form is told by content."""
+    copy = tmp_path / "doc.json"
+    copy.write_text(document.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy, lines_of(document, tmp_path, "lns.json")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def without_source(out: str, *files: Path) -> str:
+    for file in files:
+        out = out.replace(str(file), "SNAPSHOT")
+    return out
+
+
+COMMANDS = [
+    ("score", "--json"),
+    ("score", "--jsonl"),
+    ("plan", "--json"),
+    ("plan",),
+    ("plan", "--json", "--base-config", str(ROOT / "tests" / "data" / "valid" / "minimal.yaml")),
+    ("backtest", "--json"),
+    ("backtest",),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_both_forms_of_a_portal_give_the_same_output(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, snapshot_file: Path, command: tuple[str, ...]
+) -> None:
+    forms = both_forms(snapshot_file, tmp_path)
+    outputs = [
+        without_source(run(capsys, *command, "--config", CONFIG, "--snapshot", str(s), "--now", NOW), s) for s in forms
+    ]
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) > 5000  # the whole output, not an error line
+
+
+@pytest.mark.parametrize("command", [("score", "--json"), ("plan", "--json"), ("backtest", "--json")], ids=" ".join)
+def test_both_forms_give_the_same_account_scores(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = str(ACCOUNTS / "accounts.yaml")
+    outputs = [
+        without_source(run(capsys, *command, "--config", config, "--snapshot", str(s), "--now", NOW), s)
+        for s in both_forms(ACCOUNTS / "snapshot.json", tmp_path)
+    ]
+    assert outputs[0] == outputs[1] and "companies" in outputs[0]
+
+
+def test_the_report_reads_a_lines_snapshot(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, snapshot_file: Path
+) -> None:
+    lines = lines_of(snapshot_file, tmp_path)
+    reports = []
+    for s in (snapshot_file, lines):
+        out = tmp_path / f"{s.suffix[1:]}.html"
+        argv = ["report", "--config", CONFIG, "--snapshot", str(s), "--now", NOW, "--out", str(out), "--json"]
+        document = json.loads(run(capsys, *argv, "--db", f"sqlite:///{tmp_path}/none.db"))
+        reports.append({k: v for k, v in document.items() if k not in ("out", "bytes", "source")})
+    assert reports[0] == reports[1] and reports[0]["contacts"]["total"] == 1500
+
+
+def test_a_lines_snapshot_is_streamed_not_loaded(tmp_path: Path, snapshot_file: Path) -> None:
+    stream = ContactStream(lines_of(snapshot_file, tmp_path))
+    assert stream.count is None  # no contact read yet
+    inputs = stream.inputs()
+    first, _ = next(inputs)
+    assert first.id == from_snapshot(snapshot_file).contacts[0].id
+    assert sum(1 for _ in inputs) == 1499
+
+
+def test_the_backtest_counts_alike_contacts_together(snapshot_file: Path) -> None:
+    rules = compile_ruleset(load_portal(CONFIG).rules)
+    data = from_snapshot(snapshot_file)
+    bt = run_backtest(data.inputs(), rules, NOW_MS, parse_outcome(DEFAULT_OUTCOME))
+    assert sum(bt.scored.values()) == bt.overall.contacts == 1447
+    assert len(bt.scored) < bt.overall.contacts / 3  # a count per kind of contact, not a row per contact
+
+
+def test_a_spill_reads_back_what_went_to_disk() -> None:
+    spill: Spill[tuple[str, int]] = Spill(list, lambda v: (v[0], v[1]), keep=3)
+    items = [(f"c{n}", n) for n in range(10)]
+    for item in items[:7]:
+        spill.append(item)
+    assert list(spill) == items[:7] and spill.first(2) == items[:2]
+    for item in items[7:]:  # appends go on after a read
+        spill.append(item)
+    assert list(spill) == list(spill) == items
+    assert len(spill) == 10 and spill._file is not None  # past `keep`: on disk
+    spill.close()
+
+
+def documents() -> list[Any]:
+    """Documents with `Lazy` lists (read once: a fresh copy for each writer)."""
+    return [
+        {"a": 1, "list": Lazy(iter([{"x": [1, 2]}, {"y": "é"}])), "empty": Lazy(iter([])), "z": {"w": []}},
+        [Lazy(n for n in range(3)), {}, [], "s"],
+        {"only": Lazy(iter([]))},
+        {"plain": [1, {"b": None}]},
+    ]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("index", range(len(documents())))
+def test_write_json_writes_what_json_dumps_would(indent: int | None, index: int) -> None:
+    out = io.StringIO()
+    write_json(documents()[index], out, indent=indent)
+    assert out.getvalue() == json.dumps(materialize(documents()[index]), ensure_ascii=False, indent=indent)
+
+
+def test_written_stages_are_read_a_page_at_a_time_as_contacts_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from sync.cli import common
+    from sync.core.model import Contact, Event
+
+    asked: list[list[str]] = []
+
+    def written(args: argparse.Namespace, portal_id: int, ids: list[str]) -> dict[str, str]:
+        asked.append(ids)
+        return {cid: f"stage-{cid}" for cid in ids if cid != "4"}
+
+    monkeypatch.setattr(common, "_written_stages", written)
+    monkeypatch.setattr(common, "STAGE_PAGE", 2)
+    contacts: list[tuple[Contact, list[Event]]] = [(Contact(str(n), {}), []) for n in range(1, 6)]
+    stages: dict[str, str] = {}
+    seen = [
+        (c.id, stages.get(c.id))
+        for c, _ in common.inputs_with_written_stages(argparse.Namespace(), 1, contacts, stages)
+    ]
+    assert seen == [("1", "stage-1"), ("2", "stage-2"), ("3", "stage-3"), ("4", None), ("5", "stage-5")]
+    assert asked == [["1", "2"], ["3", "4"], ["5"]]
+    assert len(stages) == 1  # only the last page is held
