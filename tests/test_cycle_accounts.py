@@ -144,7 +144,7 @@ def test_an_association_to_a_company_that_no_longer_exists_is_logged_and_skipped
         summary = world.run("full")
     skipped = [e for e in logs if e["event"] == "association_skipped"]
     assert [(e["contact_id"], e["company_id"]) for e in skipped] == [("1", "999")]
-    assert summary.counts["company_problems"] == 1
+    assert summary.counts["company_problems"] == 2  # and company 104's size, which does not parse
     assert world.contact("1")["ls_fit"] == "20"  # its primary is still 101: the deleted one was never stored
     assert world.company("101")[SCORE] == "100"
 
@@ -194,7 +194,7 @@ def test_a_pending_company_write_of_a_property_no_longer_owned_is_not_sent(world
     assert all("ls_old_score" not in u.properties for batch in world.company_writes() for u in batch)
     assert world.store.pending_company_writes(world.portal.id) == []
     assert [d.contact_id for d in world.store.company_dead_letters(world.portal.id)] == ["101"]
-    assert summary.counts["company_problems"] == 1
+    assert summary.counts["company_problems"] == 2  # and company 104's size, which does not parse
 
 
 def test_associations_are_read_a_hundred_contacts_a_call(world: World) -> None:
@@ -214,3 +214,13 @@ def test_a_company_with_more_contacts_than_a_batch_is_rolled_up_whole(world: Wor
     # Every contact counted, streamed 100 at a time: 250 x 5 = 1,250 rolled up (capped at 100, clamped to 100).
     assert (history[-1].breakdown["contacts"], history[-1].breakdown["rollup"]) == (250, 1250)
     assert world.company("900")[SCORE] == "100"
+
+
+def test_a_company_number_that_does_not_parse_is_logged_and_read_as_missing(world: World) -> None:
+    with capture_logs() as logs:
+        summary = world.run("full")
+    unreadable = [e["problem"] for e in logs if e["event"] == "company_value_unreadable"]
+    assert unreadable == ["company 104: numberofemployees 'about 2k' is not a number; rules read it as missing"]
+    assert summary.counts["company_problems"] == 1
+    assert world.company("104")[SCORE] == "20"  # ENERGY's 20, no size band; the rest of the portal goes on
+    assert summary.counts["companies_written"] == 5

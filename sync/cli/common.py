@@ -316,7 +316,8 @@ def load_companies(
     """The companies a plan, backtest or report needs (None when no rule reads a company and there is no
     accounts: section): a snapshot's own, or the live portal's, read in batches (their calls counted with the
     reads). Problems (an association to a missing company, a number that does not parse) go to `data`."""
-    from sync.reports.accounts import Companies, CompanyInputs, company_reads, number_problems, numeric_company_reads
+    from sync.core.accounts import number_problems, numeric_company_reads
+    from sync.reports.accounts import Companies, CompanyInputs, company_reads
 
     wanted = company_reads(rules, loaded.accounts)
     if not wanted:

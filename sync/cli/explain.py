@@ -156,9 +156,9 @@ def _explain_company(args: argparse.Namespace, loaded: LoadedPortal, rules: Rule
     """`explain --company`: the company's account score, its contacts one by one."""
     from rich.console import Console
 
-    from sync.core.accounts import compile_accounts
+    from sync.core.accounts import compile_accounts, number_problems, numeric_company_reads
     from sync.core.model import with_company
-    from sync.reports.accounts import Companies, company_order, number_problems, numeric_company_reads
+    from sync.reports.accounts import Companies, company_order
     from sync.reports.explain import explain_company, print_company
 
     if loaded.accounts is None:

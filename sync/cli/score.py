@@ -131,7 +131,8 @@ class _Scoring:
         associations: Sequence[CompanyAssociation],
         now: datetime,
     ) -> None:
-        from sync.reports.accounts import AccountPass, Companies, number_problems, numeric_company_reads
+        from sync.core.accounts import number_problems, numeric_company_reads
+        from sync.reports.accounts import AccountPass, Companies
 
         self.rules, self.now = rules, now
         self.now_ms = int(now.timestamp() * 1000)

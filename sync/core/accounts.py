@@ -10,7 +10,7 @@ streaming contacts can keep one tally per company.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,6 +24,7 @@ from sync.core.conditions import (
     compile_condition,
     describe_condition,
     event_kinds,
+    parse_number,
     walk,
 )
 from sync.core.model import (
@@ -378,3 +379,44 @@ def score_tally(company: Company, tally: AccountTally, now_ms: int) -> AccountRe
         version=spec.version,
         breakdown=tuple(lines),
     )
+
+
+_NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
+
+
+def numeric_company_reads(rules: RuleSet, accounts: AccountSpec | None) -> frozenset[str]:
+    """The company properties rules read as numbers (bands, gt/gte/lt/lte): a value there that does not parse
+    is read as missing, and reported."""
+    names: set[str] = set()
+    contact_rules: list[Rule] = [r for m in rules.spec.models for r in (*m.fit.rules, *m.engagement.rules)]
+    for rule in contact_rules:
+        names.update(n for n in _numeric_reads(rule) if company_property(n) is not None)
+    if accounts is not None:
+        for account_rule in (*accounts.fit.rules, *accounts.engagement.rules):
+            if isinstance(account_rule, MapRule | BandRule | ConditionRule):
+                names.update(_numeric_reads(account_rule))
+    return frozenset(company_property(n) or n for n in names)
+
+
+def _numeric_reads(rule: Rule) -> Iterator[str]:
+    if isinstance(rule, BandRule):
+        yield rule.property
+    conditions = [rule.when] if rule.when is not None else []
+    if isinstance(rule, ConditionRule):
+        conditions.append(rule.condition)
+    for cond in conditions:
+        for node in walk(cond):
+            if isinstance(node, PropertyTest) and node.op in _NUMERIC_OPS:
+                yield node.property
+
+
+def number_problems(companies: Iterable[Company], numeric: Iterable[str]) -> list[str]:
+    """One line per company number that does not parse."""
+    names = sorted(numeric)
+    problems = []
+    for company in companies:
+        for name in names:
+            value = company.properties.get(name)
+            if value and parse_number(value) is None:
+                problems.append(f"company {company.id}: {name} {value!r} is not a number; rules read it as missing")
+    return problems

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sync.core.account_planning import plan_account
-from sync.core.accounts import CompiledAccounts, score_tally
+from sync.core.accounts import CompiledAccounts, number_problems, numeric_company_reads, score_tally
 from sync.core.conditions import parse_number
 from sync.core.model import (
     AccountResult,
@@ -48,6 +48,10 @@ class CompanyPass:
         self.scope = scope
         self.rescore = rescore
         self.outbox = CompanyOutbox(scope)
+        accounts = scope.portal.accounts
+        # The company properties rules read as numbers: a value there that does not parse is read as missing
+        # (the core's rule), and said once per company pulled.
+        self.numeric = numeric_company_reads(scope.portal.rules, accounts.spec if accounts is not None else None)
 
     # -- the pull: companies changed, and each contact's associations to them --
 
@@ -121,6 +125,8 @@ class CompanyPass:
     def _keep_companies(self, companies: Sequence[Company], problems: Sequence[str]) -> None:
         for problem in problems:
             self.scope.company_problem("company_skipped", reason=problem)
+        for problem in number_problems(companies, self.numeric):
+            self.scope.company_problem("company_value_unreadable", problem=problem)
         store, pid = self.scope.portal.store, self.scope.portal.id
         store.upsert_companies(pid, companies)
         store.mark_companies_stale(pid, [c.id for c in companies])

@@ -21,7 +21,6 @@ from sync.core.accounts import (
     compile_accounts,
     score_tally,
 )
-from sync.core.conditions import PropertyTest, company_property, parse_number, walk
 from sync.core.model import (
     AccountResult,
     Company,
@@ -32,10 +31,8 @@ from sync.core.model import (
     ScoreResult,
     primary_company,
 )
-from sync.core.rules import BandRule, ConditionRule, MapRule, Rule, RuleSet
+from sync.core.rules import RuleSet
 from sync.core.scoring import breakdown_reasons
-
-_NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
 
 
 def company_order(company_id: str) -> tuple[int, int, str]:
@@ -87,44 +84,6 @@ class CompanyInputs:
     companies: Companies
     accounts: AccountSpec | None = None
     base: AccountSpec | None = None
-
-
-def numeric_company_reads(rules: RuleSet, accounts: AccountSpec | None) -> frozenset[str]:
-    """The company properties rules read as numbers (bands, gt/gte/lt/lte): a value there that does not parse
-    is read as missing, and reported."""
-    names: set[str] = set()
-    contact_rules: list[Rule] = [r for m in rules.spec.models for r in (*m.fit.rules, *m.engagement.rules)]
-    for rule in contact_rules:
-        names.update(n for n in _numeric_reads(rule) if company_property(n) is not None)
-    if accounts is not None:
-        for account_rule in (*accounts.fit.rules, *accounts.engagement.rules):
-            if isinstance(account_rule, MapRule | BandRule | ConditionRule):
-                names.update(_numeric_reads(account_rule))
-    return frozenset(company_property(n) or n for n in names)
-
-
-def _numeric_reads(rule: Rule) -> Iterator[str]:
-    if isinstance(rule, BandRule):
-        yield rule.property
-    conditions = [rule.when] if rule.when is not None else []
-    if isinstance(rule, ConditionRule):
-        conditions.append(rule.condition)
-    for cond in conditions:
-        for node in walk(cond):
-            if isinstance(node, PropertyTest) and node.op in _NUMERIC_OPS:
-                yield node.property
-
-
-def number_problems(companies: Iterable[Company], numeric: Iterable[str]) -> list[str]:
-    """One line per company number that does not parse."""
-    names = sorted(numeric)
-    problems = []
-    for company in companies:
-        for name in names:
-            value = company.properties.get(name)
-            if value and parse_number(value) is None:
-                problems.append(f"company {company.id}: {name} {value!r} is not a number; rules read it as missing")
-    return problems
 
 
 class AccountPass:
