@@ -61,14 +61,30 @@ def _progress(description: str, quiet: bool) -> Any:
     """A progress bar on stderr: done of total and the time left (a pulse while the total is unknown). Only on a
     terminal and not with --json: in logs and pipes it stays quiet (its `disable` says which)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class TimeLeft(ProgressColumn):
+        """`left 0:01:23` once the total is known; nothing while it is not (no time can be told)."""
+
+        remaining = TimeRemainingColumn()
+
+        def render(self, task: Task) -> Text:
+            return Text("") if task.total is None else Text.assemble("left ", self.remaining.render(task))
 
     return Progress(
         TextColumn(f"[bold]{description}" + " {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
+        TimeLeft(),
         console=Console(stderr=True),
         disable=quiet or not sys.stderr.isatty(),
     )
