@@ -177,6 +177,7 @@ class Explanation:
     stage_move: str | None
     written_stage: str | None = None  # the stage leadsync last wrote (state store), None when none or unknown
     ownership_known: bool = False  # whether the state store was read (--db)
+    scored_at: str = ""  # the model's scored_at property: epoch ms, shown with its ISO time
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -240,6 +241,7 @@ def explain(
         stage_move=decision.stage_move,
         written_stage=written_stage,
         ownership_known=ownership_known,
+        scored_at=model.properties.scored_at if model is not None else "",
     )
 
 
@@ -438,12 +440,19 @@ def _hubspot_table(ex: Explanation) -> Table:
     held = Table(title="HubSpot now and what a run would write", header_style="bold")
     for name in ("property", "HubSpot now", "would write"):
         held.add_column(name, overflow="fold")
-    for prop, now, new in ex.hubspot:
-        shown = "(unchanged)" if new is None else (repr(new) if new == "" else new)
+    for prop, held_now, new in ex.hubspot:
+        timed = prop == ex.scored_at
+        wanted = _with_time(new) if timed and new is not None else new
+        shown = "(unchanged)" if wanted is None else (repr(wanted) if wanted == "" else wanted)
         if prop == LIFECYCLE_STAGE and ex.stage_move:
             shown += " (clear, then set: HubSpot only moves stages forward)"
-        held.add_row(prop, now or "", shown)
+        held.add_row(prop, (_with_time(held_now) if timed else held_now) or "", shown)
     return held
+
+
+def _with_time(ms: str) -> str:
+    """Epoch milliseconds as HubSpot holds them, with the time they stand for."""
+    return f"{ms} ({iso_ms(int(ms))})" if ms.isascii() and ms.isdigit() else ms
 
 
 def print_what_if(real: Explanation, hypo: Explanation, labels: Sequence[str], console: Console) -> None:

@@ -16,7 +16,7 @@ from sync.errors import ConfigError
 from sync.reports.explain import parse_what_if
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS
-from tests.factories import EXAMPLE, NOW_MS, example_data, rules_from
+from tests.factories import EXAMPLE, NOW_MS, ROOT, example_data, rules_from
 from tests.reports.conftest import LIVE_TOKEN_ENV, StartPortal
 
 SNAPSHOT = EXAMPLE.parent.parent / "examples" / "acme-eu.snapshot.json"
@@ -216,3 +216,13 @@ def test_a_what_if_on_a_property_no_rule_reads_is_pointed_out(capsys: pytest.Cap
     assert main([*argv, "--what-if", "favourite_colour=blue", "--what-if", "jobtitle=CEO", "--json"]) == 0
     err = capsys.readouterr().err
     assert "no rule reads favourite_colour" in err and "jobtitle" not in err
+
+
+def test_the_scored_at_time_a_run_would_write_is_shown_as_a_time_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from sync.cli import main
+
+    config = str(ROOT / "config" / "portals" / "example.yaml")
+    snapshot = str(ROOT / "config" / "examples" / "acme-eu.snapshot.json")  # contact 102 gets new values
+    assert main(["explain", "--config", config, "--snapshot", snapshot, "--contact", "102", "--now", NOW]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "ls_scored_at" in line)
+    assert f"{NOW_MS} (2026-11-01T12:00:00Z)" in row
