@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sync.cli.common import EXIT_OK, _add_config_option, _add_now_option, _now, _track
+from sync.reports.text import count as plural
 from sync.reports.text import iso
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ def _print_tables(version: str, now: datetime, results: Iterable[ScoreResult], s
 
     console = Console(width=max(Console().width, 160) if not sys.stdout.isatty() else None)
     count = print_table(results, console)
-    console.print(f"{count} contacts scored with rule-set version {version} as of {iso(now)}")
+    console.print(f"{plural(count, 'contact')} scored with rule-set version {version} as of {iso(now)}")
     if scoring.accounts is not None:
         companies = print_company_table(scoring.company_results(), console)
-        console.print(f"{companies} companies scored")
+        console.print(f"{plural(companies, 'company', 'companies')} scored")

@@ -36,7 +36,7 @@ from sync.pipeline import BATCH, owned_properties
 from sync.ports import PropertyInfo
 from sync.reports.accounts import AccountPass, CompanyInputs
 from sync.reports.spill import Lazy, Spill, materialize, write_json
-from sync.reports.text import iso_ms, num, show
+from sync.reports.text import count, iso_ms, num, show
 
 # Calls one batch of backward stage moves costs: read the old stages, clear, set, read back.
 STAGE_MOVE_CALLS = 4
@@ -585,9 +585,13 @@ def _print_calls(report: PlanReport, console: Console, *, live: bool) -> None:
     console.print(
         f"API calls a first full sync (backfill) would make, about: {reads}, "
         f"{calls.get('property_checks', 0)} property checks, "
-        f"{calls.get('update_batches', 0)} batch updates, {calls.get('stage_move_calls', 0)} calls for backward "
-        f"stage moves"
-        + (f", {calls['company_update_batches']} company batch updates" if "company_update_batches" in calls else "")
+        f"{count(calls.get('update_batches', 0), 'batch update')}, "
+        f"{count(calls.get('stage_move_calls', 0), 'call')} for backward stage moves"
+        + (
+            f", {count(calls['company_update_batches'], 'company batch update')}"
+            if "company_update_batches" in calls
+            else ""
+        )
         + (f"; {calls['total']} in all" if live else "")
     )
 
@@ -615,8 +619,9 @@ def _print_top(report: PlanReport, console: Console, top: int) -> None:
 def _print_accounts(plan: CompanyPlan, console: Console, top: int) -> None:
     c = plan.counts
     console.print(
-        f"{plan.companies} companies (account scores): {c['score_changed']} change score, {c['grade_changed']} "
-        f"change grade; {c['written']} would be written in {plan.update_batches} batch updates of {BATCH}, "
+        f"{count(plan.companies, 'company', 'companies')} (account scores): {c['score_changed']} change score, "
+        f"{c['grade_changed']} change grade; {c['written']} would be written in "
+        f"{count(plan.update_batches, 'batch update')} of {BATCH}, "
         f"{c['unchanged']} would not."
     )
     changed = plan.top(top)

@@ -40,3 +40,8 @@ def num(value: float | None) -> int | float | None:
     if value is None or math.isnan(value):
         return None
     return int(value) if value == int(value) else value
+
+
+def count(n: int, one: str, many: str | None = None) -> str:
+    """`1 contact`, `2 contacts`: a count with its noun agreeing (`many` where the plural is not one + "s")."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
