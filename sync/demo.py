@@ -63,8 +63,8 @@ def show(contacts: list[dict[str, Any]], props: dict[str, str], console: Console
     console.print("stages: " + ", ".join(f"{s} {n}" for s, n in stages.most_common()))
     table = Table(title="Top contacts by score, as written to HubSpot", header_style="bold")
     for name in ("contact", EMAIL, props["score"], props["grade"], LIFECYCLE_STAGE):
-        table.add_column(name, no_wrap=True)
-    table.add_column(props["reasons"], no_wrap=True, overflow="ellipsis")
+        table.add_column(name, no_wrap=True, min_width=len(name))  # a header is never cut; the reasons give way
+    table.add_column(props["reasons"], no_wrap=True, overflow="ellipsis", ratio=1)
     top = sorted(written, key=lambda c: -float(c["properties"][props["score"]]))[:15]
     for c in top:
         p = c["properties"]
