@@ -17,7 +17,7 @@ import yaml
 from sync.cli import main
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
-from tests.factories import example_rules, sandbox_config
+from tests.factories import EXAMPLE, example_rules, sandbox_config
 from tests.fakes import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,3 +265,12 @@ def test_the_dead_letters_list_prints_times_as_iso_8601_utc(tmp_path: Path, caps
     store.close()
     assert main(["dead-letters", "list", "--config", CONFIG, "--db", db]) == 0
     assert "next attempt 2026-11-29T02:49:00Z" in capsys.readouterr().out  # 15 minutes after the refusal
+
+
+def test_a_missing_token_says_which_variable_and_which_portal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HUBSPOT_TOKEN_ACME", raising=False)
+    assert main(["plan", "--config", str(EXAMPLE)]) == 2
+    err = capsys.readouterr().err
+    assert "HUBSPOT_TOKEN_ACME: is not set: export the token of portal acme-eu in it" in err

@@ -57,7 +57,15 @@ class HubSpotPortal:
         token = os.environ.get(config.portal.token_env, "")
         if not token:
             raise ConfigError(
-                [ConfigProblem("environment", None, config.portal.token_env, "is not set: export the portal's token")]
+                [
+                    ConfigProblem(
+                        "environment",
+                        None,
+                        config.portal.token_env,
+                        f"is not set: export the token of portal {config.portal.name} in it (its file's "
+                        "portal.token_env names the variable)",
+                    )
+                ]
             )
         limits = config.effective_rate_limit()
         limiter = RateLimiter(Budget(limits.per_10s, limits.daily, limits.daily_reserve_pct, limits.search_per_second))
