@@ -103,8 +103,13 @@ class Band:
         parts = []
         for op, bound in ((">", self.gt), (">=", self.gte), ("<", self.lt), ("<=", self.lte)):
             if bound is not None:
-                parts.append(f"{op}{bound:g}")
+                parts.append(f"{op}{_plain(bound)}")
         return " ".join(parts) or "any value"
+
+
+def _plain(number: float) -> str:
+    """A band's bound as people write it: 50000000, not 5e+07 (`:g` turns to exponents past six digits)."""
+    return f"{number:f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)

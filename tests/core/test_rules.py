@@ -21,7 +21,7 @@ from sync.core.model import (
     RuleHit,
     ScoreResult,
 )
-from sync.core.rules import RuleSet
+from sync.core.rules import Band, RuleSet
 from sync.core.scoring import reasons_text, score
 from tests.factories import NOW, contact, contact_with, email_event, example_data, form, rules_from, unclamped
 
@@ -536,3 +536,17 @@ def test_reasons_that_fit_the_limit_exactly_are_kept() -> None:
     full = reasons_text(result)
     assert full == "+70 demo-request; +5 industry=OIL_GAS"
     assert reasons_text(result, limit=len(full)) == full
+
+
+@pytest.mark.parametrize(
+    ("band", "shown"),
+    [
+        (Band(10, gte=50_000_000), ">=50000000"),
+        (Band(10, gte=1000, lt=5000), ">=1000 <5000"),
+        (Band(10, gt=0.5), ">0.5"),
+        (Band(10, lte=2.25), "<=2.25"),
+        (Band(10), "any value"),
+    ],
+)
+def test_a_band_reads_as_people_write_numbers(band: Band, shown: str) -> None:
+    assert band.describe() == shown
