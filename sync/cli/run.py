@@ -41,16 +41,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from sync.app import check_live, open_portal
-    from sync.observability import Metrics, serve_http
-    from sync.scheduler import Service
-    from sync.store.state import SqlStateStore
+    from sync.store.replica import single_replica
 
     _logging(args)
     config_dir = Path(args.config_dir)
     if not config_dir.is_dir():
         print(f"leadsync run: no such folder: {config_dir}", file=sys.stderr)
         return EXIT_CONFIG
+    with single_replica(args.db):
+        return _serve(args, config_dir)
+
+
+def _serve(args: argparse.Namespace, config_dir: Path) -> int:
+    from sync.app import check_live, open_portal
+    from sync.observability import Metrics, serve_http
+    from sync.scheduler import Service
+    from sync.store.state import SqlStateStore
+
     store = SqlStateStore(args.db)
     metrics = Metrics()
     service = Service(
