@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sync.hubspot.shapes import FORM_TYPES
@@ -88,39 +89,40 @@ def _limit(query: dict[str, list[str]], default: int, maximum: int, *, strict: b
     return min(max(limit, 1), maximum)
 
 
-def list_contacts(portal: Portal, req: ApiRequest) -> Reply:
+# --- CRM objects (contacts, companies): one set of handlers, bound to an object type in `_object_routes` ---------
+
+
+def list_objects(kind: str, portal: Portal, req: ApiRequest) -> Reply:
     limit = _limit(req.query, 10, LIST_LIMIT_MAX, strict=True)
-    return Reply(200, portal.list_contacts(limit, query_str(req.query, "after"), _properties_param(req.query)))
+    return Reply(200, portal.list_contacts(limit, query_str(req.query, "after"), _properties_param(req.query), kind))
 
 
-def get_contact(portal: Portal, req: ApiRequest) -> Reply:
-    contact = portal.get_contact(
-        req.params["contactId"], _properties_param(req.query), query_str(req.query, "idProperty")
-    )
-    return Reply(200, contact)
+def get_object(kind: str, id_param: str, portal: Portal, req: ApiRequest) -> Reply:
+    key, requested = req.params[id_param], _properties_param(req.query)
+    return Reply(200, portal.get_contact(key, requested, query_str(req.query, "idProperty"), kind))
 
 
-def search_contacts(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.search(req.body))
+def search_objects(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.search(req.body, kind))
 
 
-def _batch_reply(req: ApiRequest, results: list[JsonObject], errors: list[JsonObject]) -> Reply:
+def _batch_reply(req: ApiRequest, results: list[JsonObject], errors: list[JsonObject], count: int) -> Reply:
     at = iso_ms(req.now_ms)
     body: JsonObject = {"status": "COMPLETE", "results": results, "startedAt": at, "completedAt": at}
     if not errors:
         return Reply(200, body)
     # HubSpot answers 207 Multi-Status when some inputs failed; the SDK parses it as ...WithErrors.
-    body["numErrors"] = sum(len(e["context"]["ids"]) for e in errors)
+    body["numErrors"] = count
     body["errors"] = errors
     return Reply(207, body)
 
 
-def batch_read(portal: Portal, req: ApiRequest) -> Reply:
-    return _read_batch(portal, req, CONTACTS, NOT_FOUND_MESSAGE)
+def _failed_ids(errors: list[JsonObject]) -> int:
+    return sum(len(e["context"]["ids"]) for e in errors)
 
 
-def _read_batch(portal: Portal, req: ApiRequest, object_type: str, not_found: str) -> Reply:
-    results, missing = portal.batch_read(req.body, object_type)
+def batch_read(kind: str, not_found: str, portal: Portal, req: ApiRequest) -> Reply:
+    results, missing = portal.batch_read(req.body, kind)
     errors: list[JsonObject] = []
     if missing:
         errors.append(
@@ -133,114 +135,66 @@ def _read_batch(portal: Portal, req: ApiRequest, object_type: str, not_found: st
                 "links": {},
             }
         )
-    return _batch_reply(req, results, errors)
+    return _batch_reply(req, results, errors, _failed_ids(errors))
 
 
-def batch_update(portal: Portal, req: ApiRequest) -> Reply:
-    results, errors = portal.batch_update(req.body, req.now_ms, req.choose_failures)
-    return _batch_reply(req, results, errors)
+def batch_update(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    results, errors = portal.batch_update(req.body, req.now_ms, req.choose_failures, kind)
+    return _batch_reply(req, results, errors, _failed_ids(errors))
 
 
-# --- companies: the contact endpoints' semantics on another object type ---------------------------
+def list_properties(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, {"results": portal.properties(kind)})
 
 
-def list_companies(portal: Portal, req: ApiRequest) -> Reply:
-    limit = _limit(req.query, 10, LIST_LIMIT_MAX, strict=True)
-    body = portal.list_contacts(limit, query_str(req.query, "after"), _properties_param(req.query), COMPANIES)
-    return Reply(200, body)
+def get_property(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.property(req.params["propertyName"], kind))
 
 
-def get_company(portal: Portal, req: ApiRequest) -> Reply:
-    key, requested = req.params["companyId"], _properties_param(req.query)
-    return Reply(200, portal.get_contact(key, requested, query_str(req.query, "idProperty"), COMPANIES))
+def create_property(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(201, portal.create_property(req.body, req.now_ms, kind))
 
 
-def search_companies(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.search(req.body, COMPANIES))
+def update_property(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.update_property(req.params["propertyName"], req.body, req.now_ms, kind))
 
 
-def batch_read_companies(portal: Portal, req: ApiRequest) -> Reply:
-    return _read_batch(portal, req, COMPANIES, COMPANY_NOT_FOUND_MESSAGE)
+def list_groups(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, {"results": portal.groups(kind)})
 
 
-def batch_update_companies(portal: Portal, req: ApiRequest) -> Reply:
-    results, errors = portal.batch_update(req.body, req.now_ms, req.choose_failures, COMPANIES)
-    return _batch_reply(req, results, errors)
+def get_group(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(200, portal.group(req.params["groupName"], kind))
 
 
-def list_company_properties(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, {"results": portal.properties(COMPANIES)})
+def create_group(kind: str, portal: Portal, req: ApiRequest) -> Reply:
+    return Reply(201, portal.create_group(req.body, kind))
 
 
-def get_company_property(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.property(req.params["propertyName"], COMPANIES))
-
-
-def create_company_property(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(201, portal.create_property(req.body, req.now_ms, COMPANIES))
-
-
-def update_company_property(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.update_property(req.params["propertyName"], req.body, req.now_ms, COMPANIES))
-
-
-def list_company_groups(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, {"results": portal.groups(COMPANIES)})
-
-
-def get_company_group(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.group(req.params["groupName"], COMPANIES))
-
-
-def create_company_group(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(201, portal.create_group(req.body, COMPANIES))
-
-
-def _associations_reply(req: ApiRequest, results: list[JsonObject], errors: list[JsonObject]) -> Reply:
-    at = iso_ms(req.now_ms)
-    body: JsonObject = {"status": "COMPLETE", "results": results, "startedAt": at, "completedAt": at}
-    if not errors:
-        return Reply(200, body)
+def read_associations(kind: str, portal: Portal, req: ApiRequest) -> Reply:
     # Ids without an association come back as errors of a 207, one each.
-    body["numErrors"] = len(errors)
-    body["errors"] = errors
-    return Reply(207, body)
+    results, errors = portal.read_associations(kind, req.body)
+    return _batch_reply(req, results, errors, len(errors))
 
 
-def contact_companies(portal: Portal, req: ApiRequest) -> Reply:
-    return _associations_reply(req, *portal.read_associations(CONTACTS, req.body))
-
-
-def company_contacts(portal: Portal, req: ApiRequest) -> Reply:
-    return _associations_reply(req, *portal.read_associations(COMPANIES, req.body))
-
-
-def list_properties(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, {"results": portal.properties()})
-
-
-def get_property(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.property(req.params["propertyName"]))
-
-
-def create_property(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(201, portal.create_property(req.body, req.now_ms))
-
-
-def update_property(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.update_property(req.params["propertyName"], req.body, req.now_ms))
-
-
-def list_groups(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, {"results": portal.groups()})
-
-
-def get_group(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(200, portal.group(req.params["groupName"]))
-
-
-def create_group(portal: Portal, req: ApiRequest) -> Reply:
-    return Reply(201, portal.create_group(req.body))
+def _object_routes(kind: str, id_param: str, not_found: str) -> tuple[Route, ...]:
+    """A CRM object type's endpoints. Order matters where templates overlap: /groups before /{propertyName},
+    /search and /batch before the object's id."""
+    objects, props = f"/crm/v3/objects/{kind}", f"/crm/v3/properties/{kind}"
+    return (
+        Route("GET", objects, partial(list_objects, kind)),
+        Route("POST", f"{objects}/search", partial(search_objects, kind), search=True),
+        Route("POST", f"{objects}/batch/read", partial(batch_read, kind, not_found)),
+        Route("POST", f"{objects}/batch/update", partial(batch_update, kind), write=True, batch_update=True),
+        Route("GET", f"{objects}/{{{id_param}}}", partial(get_object, kind, id_param)),
+        Route("GET", f"{props}/groups", partial(list_groups, kind)),
+        Route("POST", f"{props}/groups", partial(create_group, kind), write=True),
+        Route("GET", f"{props}/groups/{{groupName}}", partial(get_group, kind)),
+        Route("GET", props, partial(list_properties, kind)),
+        Route("POST", props, partial(create_property, kind), write=True),
+        Route("GET", f"{props}/{{propertyName}}", partial(get_property, kind)),
+        Route("PATCH", f"{props}/{{propertyName}}", partial(update_property, kind), write=True),
+    )
 
 
 def _form_types(query: dict[str, list[str]]) -> set[str]:
@@ -306,34 +260,11 @@ def get_list(portal: Portal, req: ApiRequest) -> Reply:
     return Reply(200, portal.list_info(req.params["listId"]))
 
 
-# Order matters where templates overlap: /groups before /{propertyName}, /search and /batch before /{contactId}.
 API_ROUTES = (
-    Route("GET", "/crm/v3/objects/contacts", list_contacts),
-    Route("POST", "/crm/v3/objects/contacts/search", search_contacts, search=True),
-    Route("POST", "/crm/v3/objects/contacts/batch/read", batch_read),
-    Route("POST", "/crm/v3/objects/contacts/batch/update", batch_update, write=True, batch_update=True),
-    Route("GET", "/crm/v3/objects/contacts/{contactId}", get_contact),
-    Route("GET", "/crm/v3/properties/contacts/groups", list_groups),
-    Route("POST", "/crm/v3/properties/contacts/groups", create_group, write=True),
-    Route("GET", "/crm/v3/properties/contacts/groups/{groupName}", get_group),
-    Route("GET", "/crm/v3/properties/contacts", list_properties),
-    Route("POST", "/crm/v3/properties/contacts", create_property, write=True),
-    Route("GET", "/crm/v3/properties/contacts/{propertyName}", get_property),
-    Route("PATCH", "/crm/v3/properties/contacts/{propertyName}", update_property, write=True),
-    Route("GET", "/crm/v3/objects/companies", list_companies),
-    Route("POST", "/crm/v3/objects/companies/search", search_companies, search=True),
-    Route("POST", "/crm/v3/objects/companies/batch/read", batch_read_companies),
-    Route("POST", "/crm/v3/objects/companies/batch/update", batch_update_companies, write=True, batch_update=True),
-    Route("GET", "/crm/v3/objects/companies/{companyId}", get_company),
-    Route("GET", "/crm/v3/properties/companies/groups", list_company_groups),
-    Route("POST", "/crm/v3/properties/companies/groups", create_company_group, write=True),
-    Route("GET", "/crm/v3/properties/companies/groups/{groupName}", get_company_group),
-    Route("GET", "/crm/v3/properties/companies", list_company_properties),
-    Route("POST", "/crm/v3/properties/companies", create_company_property, write=True),
-    Route("GET", "/crm/v3/properties/companies/{propertyName}", get_company_property),
-    Route("PATCH", "/crm/v3/properties/companies/{propertyName}", update_company_property, write=True),
-    Route("POST", "/crm/v4/associations/contacts/companies/batch/read", contact_companies),
-    Route("POST", "/crm/v4/associations/companies/contacts/batch/read", company_contacts),
+    *_object_routes(CONTACTS, "contactId", NOT_FOUND_MESSAGE),
+    *_object_routes(COMPANIES, "companyId", COMPANY_NOT_FOUND_MESSAGE),
+    Route("POST", "/crm/v4/associations/contacts/companies/batch/read", partial(read_associations, CONTACTS)),
+    Route("POST", "/crm/v4/associations/companies/contacts/batch/read", partial(read_associations, COMPANIES)),
     Route("GET", "/marketing/v3/forms", list_forms),
     Route("GET", "/marketing/v3/forms/{formId}", get_form),
     Route("GET", "/form-integrations/v1/submissions/forms/{formId}", form_submissions),
