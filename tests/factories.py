@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -116,3 +116,24 @@ def sandbox_config(base_url: str, token_env: str) -> dict[str, Any]:
     config["portal"].update(base_url=base_url, token_env=token_env)
     config["portal"]["rate_limit"] = {"per_10s": 100_000, "daily": 100_000_000, "search_per_second": 10_000}
     return config
+
+
+def validate_live(
+    url: str, token_env: str, folder: Path, change: Callable[[dict[str, Any]], None]
+) -> tuple[int, list[str]]:
+    """`leadsync validate --live` on the sandbox config at `url`, changed by `change`: the exit status and the
+    findings (`level: field: message`, the file's name taken off)."""
+    import contextlib
+    import io
+
+    from sync.cli import main
+
+    config = sandbox_config(url, token_env)
+    change(config)
+    file = folder / "live.yaml"
+    file.write_text(yaml.safe_dump(config, sort_keys=False))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["validate", "--live", str(file)])
+    lines = err.getvalue().splitlines()
+    return code, [line.removeprefix(f"{file}: ") for line in lines if line.startswith(f"{file}: ")]

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from sync.cli import main
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
-from tests.factories import sandbox_config
+from tests.factories import validate_live
 
 TOKEN_ENV = "LEADSYNC_LIVE_TOKEN"
 Config = dict[str, Any]
@@ -36,13 +34,7 @@ def lifecycle(config: Config, **changes: Any) -> None:
 def run(
     sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Config], None]
 ) -> tuple[int, list[str]]:
-    config = sandbox_config(sb.url, TOKEN_ENV)
-    change(config)
-    file = tmp_path / "live.yaml"
-    file.write_text(yaml.safe_dump(config, sort_keys=False))
-    code = main(["validate", "--live", str(file)])
-    err = capsys.readouterr().err
-    return code, [line.removeprefix(f"{file}: ") for line in err.splitlines() if line.startswith(f"{file}: ")]
+    return validate_live(sb.url, TOKEN_ENV, tmp_path, change)
 
 
 def test_the_reference_config_against_its_portal_has_no_finding(

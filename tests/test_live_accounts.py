@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from sync.cli import main
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.sandbox.loading import COMPANIES
 from sync.sandbox.properties import PropertyDef, PropertyGroup
-from tests.factories import sandbox_config
+from tests.factories import sandbox_config, validate_live
 
 TOKEN_ENV = "LEADSYNC_LIVE_ACCOUNTS_TOKEN"
 Config = dict[str, Any]
@@ -64,13 +63,7 @@ def account_rule(config: Config, part: str, rule: dict[str, Any]) -> None:
 def run(
     sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Config], None]
 ) -> tuple[int, list[str]]:
-    config = sandbox_config(sb.url, TOKEN_ENV)
-    change(config)
-    file = tmp_path / "live.yaml"
-    file.write_text(yaml.safe_dump(config, sort_keys=False))
-    code = main(["validate", "--live", str(file)])
-    err = capsys.readouterr().err
-    return code, [line.removeprefix(f"{file}: ") for line in err.splitlines() if line.startswith(f"{file}: ")]
+    return validate_live(sb.url, TOKEN_ENV, tmp_path, change)
 
 
 def test_an_accounts_section_and_company_reads_the_portal_has_give_no_finding(
