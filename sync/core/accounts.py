@@ -52,7 +52,7 @@ from sync.core.rules import (
     compile_model,
     compile_rule,
 )
-from sync.core.scoring import capped_points, clamp_total, grade_for, group_points
+from sync.core.scoring import capped_points, clamp_total, grades_for, group_points
 
 Rollup = Literal["sum", "max", "top_3"]
 ENGAGEMENT = "engagement"
@@ -360,11 +360,7 @@ def score_tally(company: Company, tally: AccountTally, now_ms: int) -> AccountRe
         raw += hit.cents
     engagement = capped_points(model, ENGAGEMENT, raw, spec.engagement.max, spec.engagement.min, lines)
     total = clamp_total(fit + engagement, spec.clamp, lines)
-    fit_grade = engagement_grade = label = None
-    if spec.grades is not None:
-        fit_grade = grade_for(spec.grades.fit, fit)
-        engagement_grade = grade_for(spec.grades.engagement, engagement)
-        label = spec.grades.label.format(fit=fit_grade, engagement=engagement_grade)
+    fit_grade, engagement_grade, label = grades_for(spec.grades, fit, engagement)
     return AccountResult(
         company_id=company.id,
         fit=fit,

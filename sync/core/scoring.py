@@ -19,6 +19,7 @@ from sync.core.rules import (
     CompiledModel,
     Decay,
     GradeBand,
+    Grades,
     RuleSet,
     cents_to_points,
     show_points,
@@ -75,11 +76,7 @@ def score_at(
     decay = _decay_points(model, spec.decay, ctx, lines) if spec.decay is not None else 0
     total = clamp_total(fit + engagement + decay, spec.clamp, lines)
 
-    fit_grade = engagement_grade = label = None
-    if spec.grades is not None:
-        fit_grade = grade_for(spec.grades.fit, fit)
-        engagement_grade = grade_for(spec.grades.engagement, engagement + decay)
-        label = spec.grades.label.format(fit=fit_grade, engagement=engagement_grade)
+    fit_grade, engagement_grade, label = grades_for(spec.grades, fit, engagement + decay)
 
     decision = decide_stage(
         spec.lifecycle,
@@ -227,6 +224,14 @@ def _decay_points(model: CompiledModel, decay: Decay, ctx: Ctx, lines: list[Rule
         )
     )
     return _rounded(model, "decay", cents, lines)
+
+
+def grades_for(grades: Grades | None, fit: int, interest: int) -> tuple[str | None, str | None, str | None]:
+    """The fit grade, the engagement grade (of the interest: engagement, with decay for a contact) and the label."""
+    if grades is None:
+        return None, None, None
+    fit_grade, engagement_grade = grade_for(grades.fit, fit), grade_for(grades.engagement, interest)
+    return fit_grade, engagement_grade, grades.label.format(fit=fit_grade, engagement=engagement_grade)
 
 
 def grade_for(bands: Sequence[GradeBand], value: int) -> str | None:
