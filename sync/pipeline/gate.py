@@ -58,19 +58,19 @@ def check_writes(portal: Portal, updates: Sequence[PropertyUpdate], stages: Sequ
     """The one gate every write passes: the portal's identity was checked and every property is leadsync's own.
 
     Raises UnownedWriteError (nothing sent) otherwise."""
+    names = {name for u in updates for name in u.properties} | ({LIFECYCLE_STAGE} if stages else set())
+    _gate(portal, f"portal {portal.id}", "", names, writable_properties(portal.rules), "the properties")
+
+
+def _gate(portal: Portal, where: str, what: str, names: set[str], allowed: frozenset[str], owned: str) -> None:
+    """The gate itself, for contacts and companies: refuse before the identity check, and any name not owned."""
     if not portal.identity_verified:
-        raise UnownedWriteError(
-            f"refused to write to portal {portal.id} before the token's own portal was checked: nothing was sent"
-        )
-    allowed = writable_properties(portal.rules)
-    names = {name for u in updates for name in u.properties}
-    if stages:
-        names.add(LIFECYCLE_STAGE)
+        raise UnownedWriteError(f"refused to write {where} before the token's own portal was checked: nothing was sent")
     foreign = sorted(names - allowed)
     if foreign:
         raise UnownedWriteError(
-            f"refused to write {', '.join(foreign)}: leadsync writes only the properties it owns "
-            f"({', '.join(sorted(allowed))}); nothing was sent"
+            f"refused to write {what}{', '.join(foreign)}: leadsync writes only {owned} it owns "
+            f"({', '.join(sorted(allowed)) or 'none'}); nothing was sent"
         )
 
 
@@ -100,18 +100,9 @@ def company_writable_properties(accounts: CompiledAccounts | None) -> frozenset[
 def check_company_writes(portal: Portal, updates: Sequence[PropertyUpdate]) -> None:
     """check_writes for companies: the portal's identity was checked and every property is an account output
     leadsync owns. Raises UnownedWriteError (nothing sent) otherwise."""
-    if not portal.identity_verified:
-        raise UnownedWriteError(
-            f"refused to write companies of portal {portal.id} before the token's own portal was checked: "
-            "nothing was sent"
-        )
+    names = {name for u in updates for name in u.properties}
     allowed = company_writable_properties(portal.accounts)
-    foreign = sorted({name for u in updates for name in u.properties} - allowed)
-    if foreign:
-        raise UnownedWriteError(
-            f"refused to write company properties {', '.join(foreign)}: leadsync writes only the account "
-            f"properties it owns ({', '.join(sorted(allowed)) or 'none'}); nothing was sent"
-        )
+    _gate(portal, f"companies of portal {portal.id}", "company properties ", names, allowed, "the account properties")
 
 
 def read_company_properties(rules: RuleSet, accounts: CompiledAccounts | None) -> list[str]:
