@@ -50,7 +50,7 @@ def score_at(
     exclusion = rules.exclusion_for(ctx)
     holdout = rules.in_holdout(contact.id)
     model = rules.model_for(ctx)
-    interests = tuple(interest_score(i, ctx) for i in rules.interests)
+    interests = tuple([interest_score(i, ctx) for i in rules.interests]) if rules.interests else ()
     if model is None:
         return ScoreResult(
             contact_id=contact.id,
