@@ -481,6 +481,46 @@ class AccountsModel(_Model):
     grades: GradesModel | None = Field(None, description="letter grades for fit and engagement")
 
 
+INTEREST_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class InterestPropertiesModel(_Model):
+    """The contact properties one interest score is written to, in leadsync's property group."""
+
+    score: str | None = Field(
+        None,
+        pattern=PROPERTY_NAME,
+        description="the property that holds the interest score (default: ls_interest_<name>)",
+    )
+    reasons: Annotated[str, Field(pattern=PROPERTY_NAME)] | Literal[False] | None = Field(
+        None,
+        description="the property that holds the interest's short reasons (default: ls_interest_<name>_reasons); "
+        "false writes no reasons",
+    )
+
+
+class InterestModel(GroupModel):
+    """A product-interest score: a named extra score every contact (or a segment) gets beside the lead score,
+    from its own rules, written to its own properties; it never moves a lifecycle stage."""
+
+    name: str = Field(
+        pattern=INTEREST_NAME,
+        max_length=60,
+        description="the interest's name, unique in the file (lowercase letters, digits, _): shown in results "
+        "and part of its default property names",
+    )
+    segment: ConditionModel | None = Field(
+        None,
+        description="the contacts that get this score; without one, every contact. Outside it a contact's "
+        "interest properties are cleared",
+    )
+    properties: InterestPropertiesModel | None = Field(
+        None, description="the properties this interest is written to (default: ls_interest_<name>[_reasons])"
+    )
+    decay: DecayModel | None = Field(None, description="points for inactivity, added to the interest's rules")
+    total: TotalModel | None = Field(None, description="bounds of the interest score (rules + decay)")
+
+
 class RateLimitModel(_Model):
     """The portal's HubSpot API limits, when its tier's defaults do not hold."""
 
@@ -605,6 +645,11 @@ class PortalConfig(_Model):
     )
     accounts: AccountsModel | None = Field(
         None, description="account scores for every company (fit, contacts' interest rolled up); none if absent"
+    )
+    interests: list[InterestModel] = Field(
+        [],
+        description="product-interest scores: named extra scores beside the lead score, each with its own rules "
+        "and properties; they never move lifecycle stages",
     )
 
     def effective_rate_limit(self) -> RateLimitModel:

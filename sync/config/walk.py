@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sync.config.schema import PortalConfig, ScoringModel
+from sync.config.schema import InterestModel, PortalConfig, ScoringModel
 from sync.core import conditions as c
 from sync.core.rules import BandRule, ConditionRule, MapRule, Rule, RuleSetSpec
 from sync.yamlsource import Path_
@@ -71,6 +71,19 @@ def output_fields(cfg: PortalConfig, mpath: Path_, m: ScoringModel) -> Iterator[
             yield kind, getattr(cfg.properties, kind), ("properties", kind)
 
 
+def interest_outputs(i: int, m: InterestModel) -> Iterator[tuple[str, str, Path_]]:
+    """(kind, property name, where the name is set) of each output of the file's `i`th interest score; a default
+    name is placed at the interest's name."""
+    props = m.properties
+    score = props.score if props is not None else None
+    reasons = props.reasons if props is not None else None
+    named: Path_ = ("interests", i, "name")
+    yield "score", score or f"ls_interest_{m.name}", ("interests", i, "properties", "score") if score else named
+    if reasons is not False:
+        where = ("interests", i, "properties", "reasons") if reasons else named
+        yield "reasons", reasons or f"ls_interest_{m.name}_reasons", where
+
+
 @dataclass(frozen=True)
 class Site:
     """Where in the file a condition or a rule sits, and the built value (a condition rule's condition too)."""
@@ -98,6 +111,19 @@ def sites(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[Site]:
                 yield Site(here, condition=condition, rule=rule)
         for i, stage_rule in enumerate(model.lifecycle.rules):
             yield Site((*mpath, "lifecycle", "rules", i, "when"), condition=stage_rule.condition)
+    yield from _interest_sites(spec)
+
+
+def _interest_sites(spec: RuleSetSpec) -> Iterator[Site]:
+    for n, interest in enumerate(spec.interests):
+        ipath: Path_ = ("interests", n)
+        if interest.segment is not None:
+            yield Site((*ipath, "segment"), condition=interest.segment)
+        for i, rule in enumerate(interest.rules.rules):
+            here = (*ipath, "rules", i)
+            if rule.when is not None:
+                yield Site((*here, "when"), condition=rule.when)
+            yield Site(here, condition=rule.condition if isinstance(rule, ConditionRule) else None, rule=rule)
 
 
 def property_reads(cfg: PortalConfig, spec: RuleSetSpec) -> Iterator[tuple[Path_, str]]:

@@ -144,5 +144,14 @@ def decide(
     props = model.properties
     # Only a scored contact's values carry the reasons: computed once for the plan and the caller, and only then.
     reasons = None if result.holdout or result.excluded else reasons_text(result)
-    plan = plan_contact(result, contact, props, rules.spec.exclusion_action, now_ms, current, reasons=reasons)
+    plan = plan_contact(
+        result,
+        contact,
+        props,
+        rules.spec.exclusion_action,
+        now_ms,
+        current,
+        reasons=reasons,
+        interests=rules.spec.interests,
+    )
     return Decision(contact, result, model, plan, current, reasons, props)

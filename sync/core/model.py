@@ -208,6 +208,26 @@ class RuleHit(_Value):
         return self.cents / 100
 
 
+class InterestResult(_Value):
+    """One product-interest score of a contact (docs/SCORING.md section 7): a named extra score beside the lead
+    score, with its own breakdown (its lines add up to `score`). It never moves a lifecycle stage.
+
+    `score` is None when the contact is outside the interest's segment (nothing to hold: its property is cleared).
+    `points` are the rules' points after the group's cap and rounding; `decay` the inactivity points.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ("name", "score", "points", "decay", "breakdown")
+
+    def __init__(
+        self, name: str, score: int | None, points: int = 0, decay: int = 0, breakdown: tuple[RuleHit, ...] = ()
+    ) -> None:
+        self.name: Final = name
+        self.score: Final = score
+        self.points: Final = points
+        self.decay: Final = decay
+        self.breakdown: Final = breakdown
+
+
 class ScoreResult(_Value):
     """Everything the engine decided for one contact, and why."""
 
@@ -231,6 +251,7 @@ class ScoreResult(_Value):
         "version",
         "breakdown",
         "stage_held",
+        "interests",
     )
 
     def __init__(
@@ -254,6 +275,7 @@ class ScoreResult(_Value):
         version: str,
         breakdown: tuple[RuleHit, ...] = (),
         stage_held: str | None = None,
+        interests: tuple[InterestResult, ...] = (),
     ) -> None:
         self.contact_id: Final = contact_id
         self.model: Final = model
@@ -275,6 +297,8 @@ class ScoreResult(_Value):
         self.breakdown: Final = breakdown
         # Why a due demotion was held back (the stage was not leadsync's to move back); None when none was.
         self.stage_held: Final = stage_held
+        # The product-interest scores, in the rule set's order (none without an `interests:` section).
+        self.interests: Final = interests
 
 
 class PropertyUpdate(_Value):

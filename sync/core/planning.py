@@ -5,17 +5,21 @@ contacts just written: a write that changes nothing would make the worker feed
 on itself. `scored_at` is therefore written only together with a real change.
 Nothing is written for holdout contacts or, with `exclusion_action: skip`,
 excluded ones; `zero` writes zeros and leaves the stage alone.
+
+Product-interest scores have properties of their own and are compared one
+property at a time like the rest: a change to one interest writes that
+interest's properties only (with `scored_at`), never the others'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 from sync.core.conditions import parse_number
-from sync.core.model import Contact, PropertyUpdate, ScoreResult, StageChange
-from sync.core.rules import OutputProperties
-from sync.core.scoring import reasons_text
+from sync.core.model import Contact, InterestResult, PropertyUpdate, ScoreResult, StageChange
+from sync.core.rules import InterestSpec, OutputProperties
+from sync.core.scoring import breakdown_reasons, reasons_text
 from sync.core.wire import LIFECYCLE_STAGE
 
 
@@ -32,22 +36,29 @@ class ContactPlan:
 
 
 def desired_values(
-    result: ScoreResult, props: OutputProperties, action: Literal["skip", "zero"], reasons: str | None = None
+    result: ScoreResult,
+    props: OutputProperties,
+    action: Literal["skip", "zero"],
+    reasons: str | None = None,
+    interests: Sequence[InterestSpec] = (),
 ) -> dict[str, str] | None:
     """The values our properties should hold, or None when nothing may be written.
 
-    `reasons` is `reasons_text(result)` when the caller has it already."""
+    `reasons` is `reasons_text(result)` when the caller has it already; `interests` are the rule set's interest
+    scores, in the order of `result.interests`."""
     if result.holdout or result.model is None:
         return None
     if result.excluded:
         if action == "skip":
             return None
+        excluded = f"excluded: {result.exclusion_reason}"
         return {
             props.score: "0",
             props.fit: "0",
             props.engagement: "0",
             props.grade: "",
-            props.reasons: f"excluded: {result.exclusion_reason}",
+            props.reasons: excluded,
+            **interest_values(interests, result.interests, excluded),
         }
     return {
         props.score: str(result.score),
@@ -55,7 +66,30 @@ def desired_values(
         props.engagement: str(result.engagement),
         props.grade: result.grade or "",
         props.reasons: reasons_text(result) if reasons is None else reasons,
+        **interest_values(interests, result.interests),
     }
+
+
+def interest_values(
+    specs: Sequence[InterestSpec], results: Sequence[InterestResult], excluded: str | None = None
+) -> dict[str, str]:
+    """The values each interest's properties should hold: its score and reasons; empty (cleared) outside its
+    segment; 0 and `excluded` for an excluded contact written as zeros."""
+    values: dict[str, str] = {}
+    if not specs:
+        return values
+    for spec, result in zip(specs, results, strict=True):
+        out = spec.properties
+        if excluded is not None:
+            score, reasons = "0", excluded
+        elif result.score is None:
+            score, reasons = "", ""
+        else:
+            score, reasons = str(result.score), breakdown_reasons(result.breakdown)
+        values[out.score] = score
+        if out.reasons is not None:
+            values[out.reasons] = reasons
+    return values
 
 
 def same(current: str | None, wanted: str) -> bool:
@@ -76,10 +110,11 @@ def plan_contact(
     current: Mapping[str, str] | None = None,
     *,
     reasons: str | None = None,
+    interests: Sequence[InterestSpec] = (),
 ) -> ContactPlan:
     """The writes that bring HubSpot to `result`; `current` defaults to the contact's own properties."""
     holding = contact.properties if current is None else current
-    desired = desired_values(result, props, action, reasons)
+    desired = desired_values(result, props, action, reasons, interests)
     if desired is None:
         return ContactPlan(None, None)
     changed = {name: value for name, value in desired.items() if not same(holding.get(name), value)}

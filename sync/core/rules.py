@@ -239,6 +239,38 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class InterestProperties:
+    """The HubSpot properties (in leadsync's group) one interest score is written to; no reasons property if None."""
+
+    score: str
+    reasons: str | None = None
+
+
+@dataclass(frozen=True)
+class InterestSpec:
+    """A named product-interest score: its own rules (one group), decay, clamp and outputs, for every contact or
+    those its segment takes. It is computed beside the lead score and never moves a lifecycle stage."""
+
+    name: str
+    rules: RuleGroup
+    properties: InterestProperties
+    segment: Condition | None = None
+    decay: Decay | None = None
+    clamp: tuple[int, int] | None = None
+
+    def as_model(self) -> ModelSpec:
+        """The interest as a model with no fit rules and no lifecycle: it is scored by the lead score's own steps."""
+        return ModelSpec(
+            name=self.name,
+            fit=RuleGroup("fit"),
+            engagement=self.rules,
+            segment=self.segment,
+            decay=self.decay,
+            clamp=self.clamp,
+        )
+
+
+@dataclass(frozen=True)
 class Exclusion:
     reason: str
     condition: Condition
@@ -253,6 +285,7 @@ class RuleSetSpec:
     holdout_percent: float = 0.0
     holdout_salt: str = ""
     free_mail_domains: frozenset[str] = field(default_factory=frozenset)
+    interests: tuple[InterestSpec, ...] = ()  # product-interest scores, beside the lead score
 
 
 # --- compiled -------------------------------------------------------------------
@@ -282,6 +315,14 @@ class CompiledModel:
 
 
 @dataclass(frozen=True)
+class CompiledInterest:
+    """An interest score's evaluators: the compiled form of `InterestSpec.as_model()`."""
+
+    spec: InterestSpec
+    model: CompiledModel
+
+
+@dataclass(frozen=True)
 class RuleSet:
     spec: RuleSetSpec
     models: tuple[CompiledModel, ...]
@@ -292,6 +333,7 @@ class RuleSet:
     list_ids: frozenset[int] = frozenset()  # HubSpot lists that conditions test membership of
     holdout_key: bytes = b""
     holdout_below: int = 0  # hashes below this (out of 2**64) are in the holdout
+    interests: tuple[CompiledInterest, ...] = ()
 
     @property
     def version(self) -> str:
@@ -340,12 +382,18 @@ def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
         ),
         holdout_key=hashlib.blake2b(spec.holdout_salt.encode(), digest_size=32).digest(),
         holdout_below=int(spec.holdout_percent / 100 * 2**64),
+        interests=tuple(CompiledInterest(i, compile_model(i.as_model(), free_mail)) for i in spec.interests),
     )
+
+
+def _scored_models(spec: RuleSetSpec) -> list[ModelSpec]:
+    """The lead score's models and the interests (as models): everything whose rules read a contact."""
+    return [*spec.models, *(i.as_model() for i in spec.interests)]
 
 
 def _all_conditions(spec: RuleSetSpec) -> list[Condition]:
     found: list[Condition] = [e.condition for e in spec.exclusions]
-    for model in spec.models:
+    for model in _scored_models(spec):
         found += [r.condition for r in model.lifecycle.rules]
         if model.segment is not None:
             found.append(model.segment)
@@ -359,7 +407,7 @@ def _all_conditions(spec: RuleSetSpec) -> list[Condition]:
 
 def _properties_read(spec: RuleSetSpec) -> set[str]:
     names = {n.property for c in _all_conditions(spec) for n in walk(c) if isinstance(n, PropertyTest)}
-    for model in spec.models:
+    for model in _scored_models(spec):
         names.update(
             r.property for r in (*model.fit.rules, *model.engagement.rules) if isinstance(r, MapRule | BandRule)
         )
@@ -368,7 +416,7 @@ def _properties_read(spec: RuleSetSpec) -> set[str]:
 
 def _event_kinds(spec: RuleSetSpec) -> frozenset[str]:
     kinds = {k for c in _all_conditions(spec) for k in event_kinds(c)}
-    for model in spec.models:
+    for model in _scored_models(spec):
         kinds.update(r.filter.kind for r in (*model.fit.rules, *model.engagement.rules) if isinstance(r, EventRule))
         if model.decay is not None:
             kinds |= model.decay.events

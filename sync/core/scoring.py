@@ -13,9 +13,10 @@ from datetime import datetime
 
 from sync.core.conditions import Ctx, age_days
 from sync.core.lifecycle import decide_stage
-from sync.core.model import Contact, Event, RuleHit, ScoreResult
+from sync.core.model import Contact, Event, InterestResult, RuleHit, ScoreResult
 from sync.core.rules import (
     CompiledGroup,
+    CompiledInterest,
     CompiledModel,
     Decay,
     GradeBand,
@@ -49,6 +50,7 @@ def score_at(
     exclusion = rules.exclusion_for(ctx)
     holdout = rules.in_holdout(contact.id)
     model = rules.model_for(ctx)
+    interests = tuple([interest_score(i, ctx) for i in rules.interests]) if rules.interests else ()
     if model is None:
         return ScoreResult(
             contact_id=contact.id,
@@ -68,6 +70,7 @@ def score_at(
             exclusion_reason=exclusion or "no_model",
             holdout=holdout,
             version=rules.version,
+            interests=interests,
         )
     spec = model.spec
     lines: list[RuleHit] = []
@@ -115,7 +118,24 @@ def score_at(
         version=rules.version,
         breakdown=tuple(lines),
         stage_held=held,
+        interests=interests,
     )
+
+
+def interest_score(interest: CompiledInterest, ctx: Ctx) -> InterestResult:
+    """One product-interest score, by the lead score's own steps: rule points -> per-rule max -> the group's
+    max/min -> rounding -> decay -> clamp. Outside the interest's segment the contact has none (score None).
+    Nothing here reads or sets a lifecycle stage."""
+    model = interest.model
+    name = interest.spec.name
+    if model.segment is not None and not model.segment(ctx):
+        return InterestResult(name, None)
+    lines: list[RuleHit] = []
+    points = group_points(model, model.engagement, ctx, lines)
+    decay = model.spec.decay
+    decayed = _decay_points(model, decay, ctx, lines) if decay is not None else 0
+    total = clamp_total(points + decayed, model.spec.clamp, lines)
+    return InterestResult(name, total, points, decayed, tuple(lines))
 
 
 # The steps below are shared with account scoring (sync/core/accounts.py): a company's groups, caps, rounding,

@@ -33,8 +33,12 @@ def ruleset_version(spec: RuleSetSpec, accounts: AccountSpec | None = None) -> s
     """A hash of the normalised rule set: what decides a score, not how the YAML spelled it or where it connects.
 
     The account spec, when there is one, is hashed in too; a file without one keeps the hash it always had.
+    So do the interest scores: hashed when there are some (their rules, segment, decay and clamp; not their
+    output names), left out of the hash of a file without any.
     """
     canonical = _canonical(spec)
+    if not spec.interests:
+        del canonical["interests"]
     if accounts is not None:
         canonical["accounts"] = _canonical(accounts)
     canonical["engine"] = ENGINE_VERSION

@@ -352,4 +352,18 @@ def _breakdown(result: ScoreResult) -> dict[str, Any]:
         "decay": result.decay,
         "stage_from": result.current_stage,  # with the row's stage: the run's stage transitions (reports)
         "lines": [[h.rule, h.cents / 100, h.detail] for h in result.breakdown if h.cents or h.matched],
+        **({"interests": interests_breakdown(result)} if result.interests else {}),
+    }
+
+
+def interests_breakdown(result: ScoreResult) -> dict[str, Any]:
+    """The product-interest scores in a history row: by name, each with its lines (score None: not in segment)."""
+    return {
+        i.name: {
+            "score": i.score,
+            "points": i.points,
+            "decay": i.decay,
+            "lines": [[h.rule, h.cents / 100, h.detail] for h in i.breakdown if h.cents or h.matched],
+        }
+        for i in result.interests
     }

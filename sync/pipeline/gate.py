@@ -26,7 +26,7 @@ log = structlog.get_logger("leadsync.pipeline")
 
 
 def owned_properties(rules: RuleSet) -> tuple[str, list[PropertySpec]]:
-    """The HubSpot property group and properties every model of this rule set writes."""
+    """The HubSpot property group and properties every model and interest score of this rule set writes."""
     specs: dict[str, PropertySpec] = {}
     group = ""
     for model in rules.spec.models:
@@ -43,6 +43,11 @@ def owned_properties(rules: RuleSet) -> tuple[str, list[PropertySpec]]:
         ):
             if spec is not None and spec.name not in specs:
                 specs[spec.name] = replace(spec, adopted=spec.name in props.adopt)
+    for interest in rules.spec.interests:  # in the same group; never a stage
+        out = interest.properties
+        specs[out.score] = PropertySpec(out.score, f"Interest score: {interest.name} (leadsync)", "number")
+        if out.reasons is not None:
+            specs[out.reasons] = PropertySpec(out.reasons, f"Interest reasons: {interest.name} (leadsync)", "string")
     return group, list(specs.values())
 
 

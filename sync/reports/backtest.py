@@ -452,6 +452,24 @@ class _AccountCount:
 
 
 @dataclass
+class InterestBacktest:
+    """Conversion by band of one product-interest score, over the scored contacts that have it (in its
+    segment); lift against the base rate of every scored contact."""
+
+    name: str
+    scored: Scores = field(default_factory=Counter, repr=False)
+    overall: Rate = field(default_factory=Rate)
+    bands: list[BandRate] = field(default_factory=list)
+
+    def json(self, base: float | None) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "contacts": self.overall.json(base),
+            "score_bands": [b.json(base) for b in self.bands],
+        }
+
+
+@dataclass
 class Backtest:
     version: str
     now_ms: int
@@ -475,6 +493,7 @@ class Backtest:
     models: list[ModelInfo] = field(default_factory=list)  # every model of the rule set, in its order
     stage_rules: list[StageRuleResult] = field(default_factory=list)  # per model and stage its rules give
     accounts: AccountBacktest | None = None  # with an `accounts:` section
+    interests: list[InterestBacktest] = field(default_factory=list)  # with an `interests:` section
 
     @property
     def base_rate(self) -> float | None:
@@ -522,6 +541,7 @@ class Backtest:
             },
             "stage_rules": [r.json() for r in self.stage_rules],
             **({"accounts": self.accounts.json()} if self.accounts is not None else {}),
+            **({"interests": [i.json(base) for i in self.interests]} if self.interests else {}),
             "warnings": [w.json() for w in self.warnings],
             "problems": self.problems,
         }
@@ -550,6 +570,7 @@ def run_backtest(
     rule_rates: dict[str, RuleRate] = {}
     contributions: dict[str, Contribution] = {}
     account = _AccountCount.of(companies, rules)
+    bt.interests = [InterestBacktest(i.name) for i in rules.spec.interests]
     for bare, events in inputs:
         bt.contacts += 1
         if progress is not None:
@@ -584,7 +605,10 @@ def run_backtest(
         bt.overall.add(converted)
         (bt.holdout if result.holdout else bt.written).add(converted)
         _count_rules(result, converted, rule_rates, contributions)
+        _count_interests(bt.interests, result, converted)
     bt.bands = _bands(bt.scored, band_width)
+    for tally in bt.interests:
+        tally.bands = _bands(tally.scored, band_width)
     bt.grades = _grades(bt.scored, models)
     bt.thresholds = [
         _threshold(bt.scored, model, th, band_width) for model in rules.models for th in model.spec.lifecycle.thresholds
@@ -613,6 +637,14 @@ def _score(
         return result, frozenset()
     ctx = rules.context(contact, events, now_ms)
     return result, frozenset(s for s, pred in model.stage_rules if pred(ctx))
+
+
+def _count_interests(tallies: list[InterestBacktest], result: ScoreResult, converted: bool) -> None:
+    """Each interest score the contact has (outside an interest's segment it has none)."""
+    for tally, interest in zip(tallies, result.interests, strict=True):
+        if interest.score is not None:
+            tally.scored[Scored(interest.name, interest.score, None, None, None, result.holdout, converted)] += 1
+            tally.overall.add(converted)
 
 
 def _count_rules(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from sync.reports.backtest import AccountBacktest, Backtest
+from sync.reports.backtest import AccountBacktest, Backtest, InterestBacktest
 from sync.reports.text import iso_ms, lift, pct
 
 
@@ -20,6 +20,8 @@ def print_backtest(bt: Backtest, console: Console, source: str = "") -> None:
         )
     if bt.accounts is not None:
         _print_accounts(bt.accounts, console)
+    for interest in bt.interests:
+        console.print(_interest_bands(interest, bt.base_rate))
     for warning in bt.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
 
@@ -42,6 +44,16 @@ def _print_accounts(accounts: AccountBacktest, console: Console) -> None:
         grades.add_row(grade.grade or "-", str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base)))
     console.print(bands)
     console.print(grades)
+
+
+def _interest_bands(interest: InterestBacktest, base: float | None) -> Table:
+    o = interest.overall
+    title = f"Conversion by {interest.name} interest band ({o.contacts} contacts with the score, {pct(o.rate)})"
+    table = _table(title, (f"{interest.name}", "contacts", "converted", "rate", "lift"), ())
+    for band in interest.bands:
+        c = band.counts
+        table.add_row(band.label, str(c.contacts), str(c.converted), pct(c.rate), lift(c.lift(base)))
+    return table
 
 
 def _print_summary(bt: Backtest, console: Console, source: str) -> None:

@@ -38,10 +38,12 @@ from sync.core.model import (
     EmailEvent,
     Event,
     FormSubmission,
+    InterestResult,
+    RuleHit,
     ScoredContact,
     ScoreResult,
 )
-from sync.core.rules import BandRule, ConditionRule, EventRule, MapRule, ModelSpec, Rule, RuleSet
+from sync.core.rules import BandRule, ConditionRule, Decay, EventRule, InterestSpec, MapRule, ModelSpec, Rule, RuleSet
 from sync.core.scoring import breakdown_reasons, score_at
 from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
@@ -165,6 +167,30 @@ class RuleLine:
 
 
 @dataclass
+class InterestExplanation:
+    """One product-interest score of the contact, rule by rule (it never moves a stage)."""
+
+    name: str
+    score: int | None  # None: the contact is outside the interest's segment
+    points: int
+    decay: int
+    segment: str  # the segment's condition and whether the contact is in it; "" without a segment
+    reasons: str
+    lines: list[RuleLine]
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "score": self.score,
+            "points": self.points,
+            "decay": self.decay,
+            "segment": self.segment or None,
+            "reasons": self.reasons,
+            "rules": [line.__dict__ for line in self.lines],
+        }
+
+
+@dataclass
 class Explanation:
     contact: Contact
     result: ScoreResult
@@ -178,6 +204,7 @@ class Explanation:
     written_stage: str | None = None  # the stage leadsync last wrote (state store), None when none or unknown
     ownership_known: bool = False  # whether the state store was read (--db)
     scored_at: str = ""  # the model's scored_at property: epoch ms, shown with its ISO time
+    interests: list[InterestExplanation] = field(default_factory=list)  # the product-interest scores
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -210,6 +237,7 @@ class Explanation:
             },
             "hubspot": [{"property": p, "now": now, "would_write": new} for p, now, new in self.hubspot],
             "stage_move": self.stage_move,
+            **({"interests": [i.json() for i in self.interests]} if self.interests else {}),
         }
 
 
@@ -237,11 +265,31 @@ def explain(
         verdict=_verdict(rules, result, model, ctx),
         grades=_grades(result, model),
         stage=stage,
-        hubspot=_hubspot(decision),
+        hubspot=_hubspot(decision, rules.spec.interests),
         stage_move=decision.stage_move,
         written_stage=written_stage,
         ownership_known=ownership_known,
         scored_at=model.properties.scored_at if model is not None else "",
+        interests=[
+            _interest(spec, found, ctx) for spec, found in zip(rules.spec.interests, result.interests, strict=True)
+        ],
+    )
+
+
+def _interest(spec: InterestSpec, result: InterestResult, ctx: Ctx) -> InterestExplanation:
+    segment = ""
+    if spec.segment is not None:
+        verdict = "outside it: no score, its properties are cleared" if result.score is None else "in it"
+        segment = f"segment: {describe_condition(spec.segment)} -> {verdict}"
+    rules = {r.id: r for r in spec.rules.rules}
+    return InterestExplanation(
+        name=spec.name,
+        score=result.score,
+        points=result.points,
+        decay=result.decay,
+        segment=segment,
+        reasons=breakdown_reasons(result.breakdown),
+        lines=_lines_of(result.breakdown, rules, spec.decay, ctx),
     )
 
 
@@ -268,8 +316,13 @@ def _lines(result: ScoreResult, model: ModelSpec | None, ctx: Ctx) -> list[RuleL
     specs: dict[str, Rule] = {}
     if model is not None:
         specs = {r.id: r for r in (*model.fit.rules, *model.engagement.rules)}
+    return _lines_of(result.breakdown, specs, model.decay if model is not None else None, ctx)
+
+
+def _lines_of(breakdown: Sequence[RuleHit], specs: dict[str, Rule], decay: Decay | None, ctx: Ctx) -> list[RuleLine]:
+    """A breakdown's lines with what each rule read: the property value, the condition, the events it counted."""
     lines = []
-    for hit in result.breakdown:
+    for hit in breakdown:
         line = RuleLine(hit.rule, hit.group, hit.kind, hit.matched, hit.points, hit.detail)
         spec = specs.get(hit.rule)
         if isinstance(spec, EventRule):
@@ -282,10 +335,10 @@ def _lines(result: ScoreResult, model: ModelSpec | None, ctx: Ctx) -> list[RuleL
             line.reads = describe_condition(spec.condition)
         if spec is not None and spec.when is not None:
             line.reads += f" (only when {describe_condition(spec.when)})"
-        if hit.kind == "decay" and model is not None and model.decay is not None:
-            ages = [age for kind in sorted(model.decay.events) for age, _ in ctx.aged(kind)]
+        if hit.kind == "decay" and decay is not None:
+            ages = [age for kind in sorted(decay.events) for age, _ in ctx.aged(kind)]
             line.reads = (
-                f"last engagement ({', '.join(sorted(model.decay.events))}) {min(ages)} days ago"
+                f"last engagement ({', '.join(sorted(decay.events))}) {min(ages)} days ago"
                 if ages
                 else "no engagement events"
             )
@@ -381,7 +434,7 @@ def _stage_checks(rules: RuleSet, result: ScoreResult, model: ModelSpec | None, 
     return out
 
 
-def _hubspot(decision: Decision) -> list[tuple[str, str, str | None]]:
+def _hubspot(decision: Decision, interests: Sequence[InterestSpec] = ()) -> list[tuple[str, str, str | None]]:
     if decision.model is None:
         return []
     p = decision.model.properties
@@ -390,6 +443,7 @@ def _hubspot(decision: Decision) -> list[tuple[str, str, str | None]]:
     if decision.stage_move is not None:
         writes[LIFECYCLE_STAGE] = decision.stage_move
     names = [p.score, p.fit, p.engagement, p.grade, p.reasons, p.scored_at, LIFECYCLE_STAGE]
+    names += [name for i in interests for name in (i.properties.score, i.properties.reasons) if name is not None]
     return [(name, decision.contact.properties.get(name, ""), writes.get(name)) for name in names]
 
 
@@ -415,8 +469,23 @@ def print_explanation(ex: Explanation, console: Console, title: str = "") -> Non
     console.print("[bold]lifecycle stage[/bold]")
     for check in ex.stage:
         console.print(f"  {check}")
+    for interest in ex.interests:
+        _print_interest(interest, console)
     if ex.hubspot:
         console.print(_hubspot_table(ex))
+
+
+def _print_interest(interest: InterestExplanation, console: Console) -> None:
+    if interest.score is None:
+        head = "no score"
+    else:
+        head = f"[bold]{interest.score}[/bold] = rules {interest.points} + decay {interest.decay}"
+        head += " (clamped)" if interest.score != interest.points + interest.decay else ""
+    console.print(f"[bold]interest {interest.name}[/bold]: {head} (never moves a stage)")
+    if interest.segment:
+        console.print(f"  {interest.segment}")
+    if interest.lines:
+        console.print(_rules_table(interest.lines))
 
 
 def _rules_table(lines: Sequence[RuleLine]) -> Table:

@@ -201,6 +201,9 @@ class PlanReport:
     held_back: Spill[HeldBack] = field(default_factory=held_backs)
     ownership: str = ""  # why demotions may be held back without the store; "" when the store was read
     accounts: CompanyPlan | None = None  # with an `accounts:` section
+    # Product-interest outputs (property -> interest name), and how many contacts a run writes each of.
+    interest_properties: dict[str, str] = field(default_factory=dict)
+    interest_writes: Counter[str] = field(default_factory=Counter)
 
     def top(self, n: int) -> list[ContactDiff]:
         """The `n` largest moves: as sorting them all would give them, in a heap of `n`."""
@@ -239,8 +242,17 @@ class PlanReport:
             "stage_ownership": self.ownership or "read from the state store",
             "stages_held_back": Lazy(h.json(emails) for h in self.held_back),
             **({"accounts": self.accounts.json(top)} if self.accounts is not None else {}),
+            **({"interest_writes": self.interest_json()} if self.interest_properties else {}),
             "problems": self.problems,
         }
+
+    def interest_json(self) -> list[dict[str, Any]]:
+        """Per product-interest property: how many contacts a run writes it for (a change to one interest
+        writes that interest's properties only)."""
+        return [
+            {"interest": name, "property": prop, "contacts": self.interest_writes[prop]}
+            for prop, name in self.interest_properties.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -393,6 +405,10 @@ def _count_company(
 
 def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, ownership_known: bool) -> PlanReport:
     report = PlanReport(source, rules.version, base_label or "HubSpot now", now_ms)
+    for interest in rules.spec.interests:
+        for prop in (interest.properties.score, interest.properties.reasons):
+            if prop is not None:
+                report.interest_properties[prop] = interest.name
     if not ownership_known and any(m.lifecycle.demote and m.lifecycle.own_stages != "all" for m in rules.spec.models):
         report.ownership = OWNERSHIP_UNKNOWN
     for name in ("promotions", "demotions", "stages_held_back"):
@@ -464,6 +480,7 @@ def _count(
         report.counts["rejected"] += 1  # HubSpot would refuse the batch entry: not a success
     else:
         report.counts["written"] += bool(writes or move)
+        report.interest_writes.update(name for name in writes if name in report.interest_properties)
     report.counts["score_changed"] += before.score != after.score
     report.counts["grade_changed"] += before.grade != after.grade
     report.counts["stage_changed"] += before.stage != after.stage
@@ -516,6 +533,7 @@ def print_plan(report: PlanReport, console: Console, top: int, *, live: bool) ->
     _print_transitions(report, console)
     _print_crossings(report, console)
     _print_calls(report, console, live=live)
+    _print_interests(report, console)
     _print_top(report, console, top)
     if report.accounts is not None:
         _print_accounts(report.accounts, console, top)
@@ -640,6 +658,14 @@ def _print_accounts(plan: CompanyPlan, console: Console, top: int) -> None:
             _short(d.reasons, 90),
         )
     console.print(table)
+
+
+def _print_interests(report: PlanReport, console: Console) -> None:
+    if not report.interest_properties:
+        return
+    console.print("Product-interest scores (never a stage): contacts written per property")
+    for row in report.interest_json():
+        console.print(f"  {row['interest']}: {row['property']} {row['contacts']}")
 
 
 def _print_held_back(report: PlanReport, console: Console, top: int) -> None:

@@ -129,6 +129,8 @@ def render_report(bt: Backtest, inputs: ReportInputs) -> str:
 
     if bt.accounts is not None:
         sections.append(_accounts_section(bt.accounts, bt, chart))
+    if bt.interests:
+        sections.append(_interests_section(bt))
 
     runs_html = _runs_section(inputs, chart)
     rules_chart = "<p>No rule gave any points.</p>"
@@ -230,6 +232,32 @@ def _accounts_section(accounts: AccountBacktest, bt: Backtest, chart: _Chart) ->
         f'<section class="pair"><div><h2>Accounts: conversion by account band</h2>{note}{bands}</div>'
         f"<div><h2>Accounts: conversion by account grade</h2>{grades}</div></section>"
     )
+
+
+def _interests_section(bt: Backtest) -> str:
+    """Conversion by band of each product-interest score: one small table per interest."""
+    base = bt.base_rate
+    parts = [
+        "<p class='muted'>Product-interest scores never move a stage. Each table counts the scored contacts that "
+        f"have the score (those in its segment); lift is against the rate of every scored contact ({pct(base)}).</p>"
+    ]
+    for interest in bt.interests:
+        rows = "".join(
+            f"<tr><td>{_e(b.label)}</td><td>{b.counts.contacts:,}</td><td>{b.counts.converted:,}</td>"
+            f"<td>{pct(b.counts.rate)}</td><td>{lift(b.counts.lift(base))}</td></tr>"
+            for b in interest.bands
+        )
+        parts.append(
+            f"<h3>{_e(interest.name)}: {interest.overall.contacts:,} contacts, {pct(interest.overall.rate)} "
+            "converted</h3>"
+            + (
+                "<table><thead><tr><th>score</th><th>contacts</th><th>converted</th><th>rate</th><th>lift</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table>"
+                if rows
+                else "<p>No scored contact has this score.</p>"
+            )
+        )
+    return f'<section class="interests"><h2>Product-interest scores</h2>{"".join(parts)}</section>'
 
 
 def _threshold_table(bt: Backtest) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.core.model import AccountResult, ScoreResult
+from sync.core.model import AccountResult, InterestResult, ScoreResult
 from sync.core.scoring import breakdown_reasons, reasons_text
 
 
@@ -37,6 +37,22 @@ def result_json(result: ScoreResult) -> dict[str, Any]:
         "breakdown": [
             {"rule": h.rule, "group": h.group, "matched": h.matched, "points": h.cents / 100, "detail": h.detail}
             for h in result.breakdown
+        ],
+        **({"interests": [interest_json(i) for i in result.interests]} if result.interests else {}),
+    }
+
+
+def interest_json(interest: InterestResult) -> dict[str, Any]:
+    """One product-interest score of a contact (score None: the contact is outside its segment)."""
+    return {
+        "name": interest.name,
+        "score": interest.score,
+        "points": interest.points,
+        "decay": interest.decay,
+        "reasons": breakdown_reasons(interest.breakdown),
+        "breakdown": [
+            {"rule": h.rule, "group": h.group, "matched": h.matched, "points": h.cents / 100, "detail": h.detail}
+            for h in interest.breakdown
         ],
     }
 

@@ -15,6 +15,7 @@ from sync.config.checks.accounts import (
 )
 from sync.config.checks.alerts import check_alerts
 from sync.config.checks.conditions import condition
+from sync.config.checks.interests import check_interest_outputs, interests
 from sync.config.checks.models import models
 from sync.config.checks.outputs import check_outputs, check_outputs_not_read
 from sync.config.checks.portal import check_portal
@@ -44,6 +45,7 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
     free_mail = builtin_free_mail() | frozenset(d.lower() for d in cfg.free_mail_domains)
     exclusions = _exclusions(p, cfg)
     built = models(p, cfg)
+    built_interests = interests(p, cfg)
     check_outputs(p, cfg)
     account_spec = accounts(p, cfg.accounts) if cfg.accounts is not None else None
     if account_spec is not None:
@@ -58,9 +60,11 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
         holdout_percent=cfg.holdout.percent if cfg.holdout else 0.0,
         holdout_salt=cfg.holdout.salt if cfg.holdout else "",
         free_mail_domains=free_mail,
+        interests=tuple(i for i in built_interests if i is not None),
     )
     # Only a built spec knows what every rule reads.
     check_outputs_not_read(p, cfg, spec)
+    check_interest_outputs(p, cfg, spec, account_spec)
     if account_spec is not None:
         check_account_outputs_not_read_by_contacts(p, cfg, spec, account_spec)
     if len(p):
