@@ -11,6 +11,7 @@ import pytest
 
 from sync.config import build_portal
 from sync.core.rules import compile_ruleset
+from sync.errors import ConfigError
 from sync.pipeline import CONVERSIONS_CURSOR, CONVERSIONS_SWEPT, POLL_OVERLAP_MS, Cycle, Kind, Portal, read_properties
 from sync.pipeline.events import forms_named
 from sync.sandbox import Portal as SandboxPortal
@@ -163,3 +164,12 @@ def test_a_stopped_poll_keeps_its_cursor(world: World) -> None:
 def test_a_conversion_names_the_forms_whose_name_it_is_or_ends_with(conversion: str, found: set[str]) -> None:
     forms = {"demo": "Demo request", "webinar": "Webinar: grid analytics", "blank": ""}
     assert forms_named(conversion, forms) == found
+
+
+@pytest.mark.parametrize("overlap", ["0s", "soon", "2 minutes"])
+def test_a_poll_overlap_that_is_no_duration_is_a_config_error(overlap: str) -> None:
+    data = example_data()
+    data["forms"] = {"poll_overlap": overlap}
+    with pytest.raises(ConfigError) as info:
+        build_portal(data, Path("example.yaml"))
+    assert [p.path for p in info.value.problems] == ["forms.poll_overlap"]

@@ -166,3 +166,12 @@ def test_without_the_overlap_a_submission_search_shows_late_would_wait_for_a_swe
     assert second.counts.get("events_new", 0) == 0
     swept, _ = world.run("full")  # the sweep still finds it
     assert swept.counts["events_new"] == 1
+
+
+def test_the_portal_files_poll_overlap_is_the_polls(tmp_path: Path, world: World) -> None:
+    assert world.portal.poll_overlap_ms == 120_000  # the default, 2m
+    config = sandbox_config(world.sb.url, TOKEN_ENV)
+    config["forms"] = {"poll_overlap": "90s"}
+    file = tmp_path / "overlap.yaml"
+    file.write_text(yaml.safe_dump(config))
+    assert open_portal(file, world.portal.store).poll_overlap_ms == 90_000
