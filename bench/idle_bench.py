@@ -137,7 +137,7 @@ def measure(forms: int, contacts: int, folder: Path) -> dict[str, Any]:
             "formId": "f-000",
             "submittedAt": clock.ms,
             "values": [{"name": "email", "value": "buyer3@buyer-corp.com"}],
-        }  # noqa: E501
+        }
         requests.post(f"{sb.url}/__sandbox/form_submissions", json=[submission], timeout=30).raise_for_status()
         clock.advance(60)
         new_calls, new_routes = cycle(sb, portal)

@@ -12,7 +12,16 @@ import pytest
 from sync.config import build_portal
 from sync.core.rules import compile_ruleset
 from sync.errors import ConfigError
-from sync.pipeline import CONVERSIONS_CURSOR, CONVERSIONS_SWEPT, POLL_OVERLAP_MS, Cycle, Kind, Portal, read_properties
+from sync.pipeline import (
+    CONVERSIONS_CURSOR,
+    POLL_OVERLAP_MS,
+    UNREAD_CONVERSION,
+    UNREAD_SUBMISSIONS,
+    Cycle,
+    Kind,
+    Portal,
+    read_properties,
+)
 from sync.pipeline.events import forms_named
 from sync.sandbox import Portal as SandboxPortal
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
@@ -30,7 +39,7 @@ class World:
     store: MemoryStore
     clock: ManualClock
     portal: Portal
-    forms: dict[str, str]  # name -> id
+    forms: dict[str, str]  # name -> id, of every type (the fake reads hubspot forms only)
 
     def run(self, kind: Kind = "incremental") -> Cycle:
         self.crm.calls.clear()
@@ -63,11 +72,16 @@ def world() -> World:
     crm = FakeCrm(hubspot, clock, read_properties(rules))
     store = MemoryStore(clock)
     portal = Portal(config=loaded.config, rules=rules, source=crm, writer=crm, store=store, clock=clock)
-    forms = {str(f["name"]): str(f["id"]) for f in hubspot.forms(100, None)["results"]}
+    every_type = ("hubspot", "flow", "captured", "blog_comment")  # the fake reads hubspot forms only
+    forms = {str(f["name"]): str(f["id"]) for f in hubspot.forms(100, None, every_type)["results"]}
     world = World(hubspot, crm, store, clock, portal, forms)
     world.run("full")
     clock.advance(10 * MINUTE_S)
     return world
+
+
+def read_forms(world: World) -> list[str]:
+    return sorted(str(f["id"]) for f in world.hubspot.forms(100, None)["results"])
 
 
 def a_contact(world: World) -> str:
@@ -81,13 +95,13 @@ def a_contact(world: World) -> str:
 def test_the_first_run_and_full_runs_sweep_every_form_and_start_the_poll(world: World) -> None:
     assert world.polled() == T0_MS  # the full run of the fixture swept and started the poll
     world.run("full")
-    assert world.forms_read() == sorted(world.forms.values())
+    assert world.forms_read() == read_forms(world)
     assert world.polled() == world.clock.ms
 
 
 def test_the_rescore_sweeps_every_form(world: World) -> None:
     world.run("rescore")
-    assert world.forms_read() == sorted(world.forms.values())
+    assert world.forms_read() == read_forms(world)
 
 
 def test_an_idle_poll_lists_no_form_and_reads_none(world: World) -> None:
@@ -116,8 +130,7 @@ def test_two_forms_between_polls_show_only_the_latest_and_the_count_makes_the_po
     world.submit(cid, "Demo request", world.clock.ms - 1000)  # recent_conversion_event_name says only this one
     first = world.run()
     assert first.summary.counts["events_new"] == 2  # the ebook too: HubSpot counts one more than was read
-    assert first.summary.counts["form_sweeps"] == 1 and len(world.forms_read()) == len(world.forms)
-    assert world.store.get_cursor(world.portal.id, CONVERSIONS_SWEPT) == str(world.clock.ms - 1000)
+    assert first.summary.counts["form_sweeps"] == 1 and world.forms_read() == read_forms(world)
 
     world.clock.advance(MINUTE_S)  # the same conversion is seen again within the overlap: explained now
     second = world.run()
@@ -141,6 +154,38 @@ def test_a_conversion_no_form_is_named_for_sweeps_once(world: World) -> None:
     world.clock.advance(MINUTE_S)
     second = world.run()
     assert "form_sweeps" not in second.summary.counts and world.forms_read() == []
+
+
+def test_what_no_read_finds_is_remembered_and_sweeps_no_more(world: World) -> None:
+    """Blog comments are not read here: HubSpot counts them, the store never holds them."""
+    cid = a_contact(world)
+    world.submit(cid, "Blog comments", world.clock.ms - 1000)
+    first = world.run()
+    assert first.summary.counts["form_sweeps"] == 1
+    assert world.store.get_cursor(world.portal.id, UNREAD_SUBMISSIONS + cid) == "1"
+    assert world.store.get_cursor(world.portal.id, UNREAD_CONVERSION + "Blog comments") == "1"
+
+    world.clock.advance(10 * MINUTE_S)
+    world.submit(cid, "Blog comments", world.clock.ms - 1000)  # another comment: the one the store lacks
+    second = world.run()
+    assert "form_sweeps" not in second.summary.counts and world.forms_read() == []
+    assert world.store.get_cursor(world.portal.id, UNREAD_SUBMISSIONS + cid) == "2"
+
+    world.clock.advance(10 * MINUTE_S)
+    world.submit(cid, "Energy ebook", world.clock.ms - 1000)  # a form that is read: its count is explained
+    third = world.run()
+    assert "form_sweeps" not in third.summary.counts and third.summary.counts["events_new"] == 1
+
+
+def test_a_comment_after_a_read_form_between_polls_still_sweeps(world: World) -> None:
+    cid = a_contact(world)
+    world.submit(cid, "Blog comments", world.clock.ms - 5000)
+    world.run()  # learns that blog comments are not read
+    world.clock.advance(10 * MINUTE_S)
+    world.submit(cid, "Energy ebook", world.clock.ms - 2000)
+    world.submit(cid, "Blog comments", world.clock.ms - 1000)  # the latest: the ebook hides behind it
+    cycle = world.run()
+    assert cycle.summary.counts["form_sweeps"] == 1 and cycle.summary.counts["events_new"] == 1
 
 
 def test_a_stopped_poll_keeps_its_cursor(world: World) -> None:

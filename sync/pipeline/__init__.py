@@ -19,7 +19,6 @@ from sync.pipeline.cursors import (
     COMPANIES_CURSOR,
     CONTACTS_CURSOR,
     CONVERSIONS_CURSOR,
-    CONVERSIONS_SWEPT,
     DEAD_LETTERS_PER_RUN,
     EVENTS_CURSOR,
     EVENTS_LOOKBACK_MS,
@@ -27,6 +26,8 @@ from sync.pipeline.cursors import (
     FORM_CURSOR,
     LOOKBACK_MS,
     POLL_OVERLAP_MS,
+    UNREAD_CONVERSION,
+    UNREAD_SUBMISSIONS,
 )
 from sync.pipeline.cycle import Cycle
 from sync.pipeline.gate import (
@@ -55,7 +56,6 @@ __all__ = [
     "COMPANIES_CURSOR",
     "CONTACTS_CURSOR",
     "CONVERSIONS_CURSOR",
-    "CONVERSIONS_SWEPT",
     "DEAD_LETTERS_PER_RUN",
     "EVENTS_CURSOR",
     "EVENTS_LOOKBACK_MS",
@@ -63,6 +63,8 @@ __all__ = [
     "FORM_CURSOR",
     "LOOKBACK_MS",
     "POLL_OVERLAP_MS",
+    "UNREAD_CONVERSION",
+    "UNREAD_SUBMISSIONS",
     "Cycle",
     "Kind",
     "Portal",

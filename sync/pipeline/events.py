@@ -6,7 +6,7 @@ search for contacts whose latest conversion (recent_conversion_date) is since th
 (search lags writes), then reads only the forms those contacts submitted. An idle poll is that one search,
 whatever the number of forms. Where the poll cannot tell which forms a contact submitted (a conversion name
 no form listed has, or fewer submissions stored for it than HubSpot counts: two forms submitted between polls
-show only the latest), it sweeps the forms it did not read, once per such conversion.
+show only the latest), it sweeps the forms it did not read, and remembers what a sweep cannot find.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from sync.core.model import FormSubmission
 from sync.pipeline.cursors import (
     CONVERSIONS_CURSOR,
-    CONVERSIONS_SWEPT,
     EVENTS_CURSOR,
     EVENTS_LOOKBACK_MS,
     FORM_CURSOR,
+    UNREAD_CONVERSION,
+    UNREAD_SUBMISSIONS,
 )
 from sync.pipeline.portal import RunScope
 from sync.ports import Conversion
@@ -96,18 +97,16 @@ def _sweep_for_unexplained(
     scope: RunScope, conversions: Sequence[Conversion], read: set[str], since_ms: int
 ) -> set[str]:
     """The forms not read yet, when a conversion is not explained by what the store holds now: its name is no
-    listed form's, or its contact has fewer submissions stored than HubSpot counts. Each conversion sweeps once
-    (a later poll that sees it again within the overlap does not sweep for it again)."""
+    listed form's, or its contact has fewer submissions stored than HubSpot counts (two forms between polls).
+
+    What a sweep cannot find is remembered so that it does not sweep again for it: a contact's submissions no
+    read finds (of deleted forms, of form types the portal does not read: HubSpot counts them), and a conversion
+    name no read finds (a form type not read, such as blog comments): a later conversion under that name is
+    allowed to be the one submission the store lacks."""
     store, pid = scope.portal.store, scope.portal.id
-    swept = int(store.get_cursor(pid, CONVERSIONS_SWEPT) or 0)
-    stored = _stored_submissions(scope, [c.email for c in conversions if c.count is not None])
     forms = scope.form_names
-    unexplained = [
-        c
-        for c in conversions
-        if c.at_ms > swept
-        and (not forms_named(c.name, forms) or (c.count is not None and stored.get(c.email, 0) < c.count))
-    ]
+    stored = _stored_submissions(scope, [c.email for c in conversions])
+    unexplained = [c for c in conversions if c.email and not _explained(scope, c, forms, stored)]
     if not unexplained:
         return set()
     scope.summary.add("form_sweeps")
@@ -117,17 +116,48 @@ def _sweep_for_unexplained(
         if form_id not in read:
             emails |= _read_form(scope, form_id, name, since_ms)
             if scope.stop.is_set():
-                return emails  # not marked swept: the next poll sweeps again
-    store.set_cursor(pid, CONVERSIONS_SWEPT, str(max(swept, *(c.at_ms for c in unexplained))))
+                return emails  # nothing learned: the next poll sweeps again
+    stored = _stored_submissions(scope, [c.email for c in unexplained])
+    for c in unexplained:
+        count, times = stored.get(c.email, (0, frozenset()))
+        if c.count is not None and c.count > count:
+            store.set_cursor(pid, UNREAD_SUBMISSIONS + c.contact_id, str(c.count - count))
+        if c.name and not forms_named(c.name, forms) and c.at_ms not in times:
+            store.set_cursor(pid, UNREAD_CONVERSION + c.name, "1")
     return emails
 
 
-def _stored_submissions(scope: RunScope, emails: Iterable[str]) -> dict[str, int]:
+def _explained(
+    scope: RunScope, c: Conversion, forms: Mapping[str, str], stored: Mapping[str, tuple[int, frozenset[int]]]
+) -> bool:
+    """Whether the store holds what HubSpot says the contact submitted (less what no read finds)."""
+    store, pid = scope.portal.store, scope.portal.id
+    named = bool(forms_named(c.name, forms))
+    unreadable = not named and store.get_cursor(pid, UNREAD_CONVERSION + c.name) is not None
+    if not (named or unreadable):
+        return False
+    if c.count is None:
+        return True
+    have = stored.get(c.email, (0, frozenset()))[0]
+    unread = int(store.get_cursor(pid, UNREAD_SUBMISSIONS + c.contact_id) or 0)
+    if have + unread + (1 if unreadable else 0) < c.count:
+        return False
+    if c.count - have > unread:  # the latest conversion is one no read finds: it joins the rest
+        store.set_cursor(pid, UNREAD_SUBMISSIONS + c.contact_id, str(c.count - have))
+    return True
+
+
+def _stored_submissions(scope: RunScope, emails: Iterable[str]) -> dict[str, tuple[int, frozenset[int]]]:
+    """Per email: how many form submissions the store holds, and their times."""
     wanted = sorted({e for e in emails if e})
     if not wanted:
         return {}
     found = scope.portal.store.events_for_emails(scope.portal.id, wanted)
-    return {email: sum(isinstance(e, FormSubmission) for e in events) for email, events in found.items()}
+    out: dict[str, tuple[int, frozenset[int]]] = {}
+    for email, events in found.items():
+        times = [e.at_ms for e in events if isinstance(e, FormSubmission)]
+        out[email] = (len(times), frozenset(times))
+    return out
 
 
 def forms_named(conversion: str, forms: Mapping[str, str]) -> set[str]:
