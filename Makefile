@@ -45,6 +45,7 @@ test: lint typecheck imports unit unit-pure
 bench: venv
 	$(BIN)/python bench/score_bench.py
 	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/idle_bench.py
 	$(BIN)/python bench/accounts_bench.py
 	$(BIN)/python bench/report_bench.py
 	$(BIN)/python bench/stream_bench.py

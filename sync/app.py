@@ -15,13 +15,14 @@ import structlog
 
 from sync.alerts import Alerter, notifier_for
 from sync.config import PortalConfig, load_portal
+from sync.config.checks import parse_duration
 from sync.core.accounts import compile_accounts
 from sync.core.rules import compile_ruleset
 from sync.hubspot.portal import HubSpotPortal
 from sync.hubspot.retry import RetryPolicy
 from sync.live import Finding, live_check
 from sync.observability import EmailHasher
-from sync.pipeline import Portal, read_company_properties, read_properties
+from sync.pipeline import POLL_OVERLAP_MS, Portal, read_company_properties, read_properties
 from sync.ports import Clock, StateStore, SystemClock
 
 log = structlog.get_logger("leadsync.app")
@@ -75,6 +76,7 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
         accounts=accounts,
         companies=hub,
         company_writer=hub,
+        poll_overlap_ms=1000 * (parse_duration(loaded.config.forms.poll_overlap) or POLL_OVERLAP_MS // 1000),
     )
 
 

@@ -54,6 +54,25 @@ class EventPage:
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """A contact's most recent form submission as search shows it (HubSpot's conversion properties on the contact):
+    when, the conversion's name (the form's, often after the page's title), and how many form submissions the
+    contact has made in all (None when HubSpot gives no count)."""
+
+    contact_id: str
+    email: str  # lowercased; "" when the contact has none
+    at_ms: int
+    name: str
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversionPage:
+    conversions: list[Conversion]
+    problems: list[str] = field(default_factory=list)  # records skipped, with the reason
+
+
+@dataclass(frozen=True)
 class AccountInfo:
     """The portal a token belongs to (its id) and the portal's time zone (an IANA name, as HubSpot gives it)."""
 
@@ -160,6 +179,11 @@ class CrmSource(Protocol):
     def read_contacts_by_email(self, emails: Sequence[str]) -> list[Contact]: ...
 
     def forms(self) -> dict[str, str]: ...
+
+    def contacts_converted_since(self, since_ms: int) -> Iterator[ConversionPage]:
+        """Contacts whose most recent form submission (as search shows it) is at or after `since_ms`, oldest
+        first, each once: one search call when there are none."""
+        ...
 
     def form_submissions(
         self, form_id: str, form_name: str, since_ms: int

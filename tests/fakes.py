@@ -42,9 +42,12 @@ from sync.errors import SkippableRecordError, UnownedWriteError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, not_found_reason
 from sync.hubspot.shapes import (
     COMPANY_LAST_MODIFIED,
+    CONVERSION_PROPERTIES,
     LAST_MODIFIED,
+    RECENT_CONVERSION_DATE,
     company_from_wire,
     contact_from_wire,
+    conversion_from_wire,
     email_event_from_wire,
     submission_from_wire,
 )
@@ -52,6 +55,7 @@ from sync.ports import (
     AccountInfo,
     CompanyPage,
     ContactPage,
+    ConversionPage,
     DeadLetter,
     DeadLetterRecord,
     EventPage,
@@ -798,6 +802,40 @@ class FakeCrm:
             after = _next_after(body)
             if after is None:
                 return names
+
+    def contacts_converted_since(self, since_ms: int) -> Iterator[ConversionPage]:
+        """Read whole before the first page is given, as contacts_changed_since is; as search shows them now
+        (the sandbox portal's search lag at the clock's time)."""
+        self._call("contacts_converted_since", since_ms)
+        found: list[Any] = []
+        offset: str | None = "0"
+        while offset is not None:
+            body = self.portal.search(
+                {
+                    "filterGroups": [
+                        {
+                            "filters": [
+                                {"propertyName": RECENT_CONVERSION_DATE, "operator": "GTE", "value": str(since_ms)}
+                            ]
+                        }
+                    ],
+                    "sorts": [{"propertyName": RECENT_CONVERSION_DATE, "direction": "ASCENDING"}],
+                    "properties": list(CONVERSION_PROPERTIES),
+                    "limit": SEARCH_PAGE,
+                    "after": offset,
+                },
+                now_ms=self.clock.ms,
+            )
+            found += body.get("results") or []
+            offset = _next_after(body)
+        for start in range(0, len(found), SEARCH_PAGE):
+            conversions, problems = [], []
+            for raw in found[start : start + SEARCH_PAGE]:
+                try:
+                    conversions.append(conversion_from_wire(raw))
+                except SkippableRecordError as exc:
+                    problems.append(str(exc))
+            yield ConversionPage(conversions, problems)
 
     def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
         self._call("form_submissions", form_id, form_name, since_ms)

@@ -617,6 +617,12 @@ class FormsModel(_Model):
         description="the form types whose submissions are read: hubspot (HubSpot forms), captured (non-HubSpot "
         "forms on tracked pages), flow (pop-up forms), blog_comment (blog comments); archived forms never are",
     )
+    poll_overlap: str = Field(
+        "2m",
+        description="how far before its last poll an incremental sync looks again for contacts with a new form "
+        "submission (HubSpot's search shows a change seconds to a minute after it): a duration such as 2m or 90s, "
+        "longer than HubSpot's indexing delay",
+    )
 
 
 class PortalConfig(_Model):

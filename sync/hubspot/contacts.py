@@ -8,10 +8,18 @@ import hubspot.crm.contacts as contact_models
 
 from sync.core.model import Contact, PropertyUpdate, StageChange
 from sync.core.wire import EMAIL, LIFECYCLE_STAGE
+from sync.errors import SkippableRecordError
 from sync.hubspot.client import HubSpotClient
 from sync.hubspot.objects import BATCH, LIST_PAGE, SEARCH_PAGE, CrmObjects, ObjectType, RawPage
-from sync.hubspot.shapes import CREATE_DATE, LAST_MODIFIED, contact_from_wire
-from sync.ports import ContactPage, DeadLetter, WriteOutcome
+from sync.hubspot.shapes import (
+    CONVERSION_PROPERTIES,
+    CREATE_DATE,
+    LAST_MODIFIED,
+    RECENT_CONVERSION_DATE,
+    contact_from_wire,
+    conversion_from_wire,
+)
+from sync.ports import ContactPage, Conversion, ConversionPage, DeadLetter, WriteOutcome
 
 __all__ = ["BATCH", "CONTACTS", "LIST_PAGE", "SEARCH_PAGE", "Contacts"]
 
@@ -43,6 +51,20 @@ class Contacts(CrmObjects[Contact]):
         """Contacts whose lastmodifieddate is at or after `since_ms` (and at or before `until_ms`), in that
         order, each once (keyset paging past the 10k cap: CrmObjects.raw_changed_since)."""
         return (_contact_page(page) for page in self.raw_changed_since(since_ms, until_ms))
+
+    def converted_since(self, since_ms: int) -> Iterator[ConversionPage]:
+        """Contacts whose recent_conversion_date is at or after `since_ms`, oldest first, each once: the poll for
+        new form submissions (one search call when there are none, whatever the number of forms). Keyset paging
+        past the 10k cap, as changed_since."""
+        for results in self.raw_since(RECENT_CONVERSION_DATE, since_ms, properties=CONVERSION_PROPERTIES):
+            conversions: list[Conversion] = []
+            problems: list[str] = []
+            for raw in results:
+                try:
+                    conversions.append(conversion_from_wire(raw))
+                except SkippableRecordError as exc:
+                    problems.append(str(exc))
+            yield ConversionPage(conversions, problems)
 
     def read(self, ids: Sequence[str], by_email: bool = False) -> list[Contact]:
         """Contacts by id (or by email); unknown ones are simply absent."""

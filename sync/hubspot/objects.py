@@ -19,7 +19,7 @@ from sync.errors import RetriableError, SkippableRecordError
 from sync.hubspot.client import HubSpotClient, Response
 from sync.hubspot.errors import RejectedError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, explain_refusal, not_found_reason
-from sync.hubspot.shapes import OBJECT_ID
+from sync.hubspot.shapes import COMPANY_LAST_MODIFIED, LAST_MODIFIED, OBJECT_ID
 from sync.ports import DeadLetter, WriteOutcome
 
 LIST_PAGE = 100  # the list endpoint's maximum
@@ -107,12 +107,12 @@ class CrmObjects(Generic[R]):
             if after is None:
                 return
 
-    def _search(self, filters: list[Any], sort: str) -> dict[str, Any]:
+    def _search(self, filters: list[Any], sort: str, properties: Sequence[str] | None = None) -> dict[str, Any]:
         models = self.kind.models
         request = models.PublicObjectSearchRequest(
             filter_groups=[models.FilterGroup(filters=filters)],
             sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
-            properties=self.properties,
+            properties=list(properties) if properties is not None else self.properties,
             limit=self.search_page,
             after="0",
         )
@@ -132,7 +132,15 @@ class CrmObjects(Generic[R]):
 
     def raw_changed_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[RawPage[R]]:
         """Records whose modified date is at or after `since_ms` (and at or before `until_ms`), in that
-        order, each once.
+        order, each once (keyset paging: raw_since)."""
+        for results in self.raw_since(self.kind.modified, since_ms, until_ms):
+            yield self._raw_page(results, None)
+
+    def raw_since(
+        self, prop: str, since_ms: int, until_ms: int | None = None, properties: Sequence[str] | None = None
+    ) -> Iterator[list[Any]]:
+        """Raw records whose date property `prop` is at or after `since_ms` (and at or before `until_ms`), in
+        that order, each once, a page at a time (with `properties`, else the type's own).
 
         Keyset paging: every request starts again from the last timestamp given (skipping the records
         of that timestamp already given) instead of paging by offset. Writes made while reading move
@@ -140,43 +148,45 @@ class CrmObjects(Generic[R]):
         query ever reaches the 10,000-result cap. When a whole page shares one timestamp (bulk imports
         do that), that timestamp is paged by hs_object_id.
         """
-        modified, filter_of = self.kind.modified, self.kind.models.Filter
+        filter_of = self.kind.models.Filter
         cursor = since_ms
-        given: set[str] = set()  # ids already given whose modified date == cursor
+        given: set[str] = set()  # ids already given whose date == cursor
         while True:
-            filters = [filter_of(property_name=modified, operator="GTE", value=str(cursor))]
+            filters = [filter_of(property_name=prop, operator="GTE", value=str(cursor))]
             if until_ms is not None:
-                filters.append(filter_of(property_name=modified, operator="LTE", value=str(until_ms)))
-            results = self._search(filters, modified).get("results") or []
+                filters.append(filter_of(property_name=prop, operator="LTE", value=str(until_ms)))
+            results = self._search(filters, prop, properties).get("results") or []
             if not results:
                 return
-            stamped = [(_modified_ms(raw, modified), str(raw.get("id")), raw) for raw in results]
+            stamped = [(_modified_ms(raw, prop), str(raw.get("id")), raw) for raw in results]
             fresh = [raw for ts, cid, raw in stamped if not (ts == cursor and cid in given)]
             if not fresh:
                 # A full page on one timestamp, all given already: page that timestamp by id.
-                yield from self._same_timestamp(cursor, skip=given)
+                yield from self._same_timestamp(prop, cursor, given, properties)
                 cursor, given = cursor + 1, set()
                 continue
-            yield self._raw_page(fresh, None)
+            yield fresh
             last = stamped[-1][0]
             at_last = {cid for ts, cid, _ in stamped if ts == last}
             cursor, given = last, (given | at_last) if last == cursor else at_last
             if len(results) < self.search_page:
                 return
 
-    def _same_timestamp(self, ts: int, skip: set[str]) -> Iterator[RawPage[R]]:
-        """All records whose modified date == ts, keyset-paged by hs_object_id."""
+    def _same_timestamp(
+        self, prop: str, ts: int, skip: set[str], properties: Sequence[str] | None
+    ) -> Iterator[list[Any]]:
+        """All raw records whose date property == ts, keyset-paged by hs_object_id."""
         filter_of = self.kind.models.Filter
         floor = 0
         while True:
             filters = [
-                filter_of(property_name=self.kind.modified, operator="EQ", value=str(ts)),
+                filter_of(property_name=prop, operator="EQ", value=str(ts)),
                 filter_of(property_name=OBJECT_ID, operator="GT", value=str(floor)),
             ]
-            results = self._search(filters, OBJECT_ID).get("results") or []
+            results = self._search(filters, OBJECT_ID, properties).get("results") or []
             if not results:
                 return
-            yield self._raw_page([r for r in results if str(r.get("id")) not in skip], None)
+            yield [r for r in results if str(r.get("id")) not in skip]
             floor = max(int(r.get("id")) for r in results)
             if len(results) < self.search_page:
                 return
@@ -297,9 +307,10 @@ def next_after(body: Any) -> str | None:
     return str(after) if after not in (None, "") else None
 
 
-def _modified_ms(raw: Any, modified: str) -> int:
+def _modified_ms(raw: Any, prop: str) -> int:
+    """The record's value of the date property a keyset pages by (the modified date: updatedAt without one)."""
     props = raw.get("properties") or {}
-    value = parse_date_ms(str(props.get(modified) or "")) if isinstance(props, dict) else None
-    if value is None:
+    value = parse_date_ms(str(props.get(prop) or "")) if isinstance(props, dict) else None
+    if value is None and prop in (LAST_MODIFIED, COMPANY_LAST_MODIFIED):
         value = parse_date_ms(str(raw.get("updatedAt") or ""))
     return value or 0

@@ -23,6 +23,7 @@ from sync.ports import (
     AccountInfo,
     CompanyPage,
     ContactPage,
+    ConversionPage,
     EventPage,
     PropertyInfo,
     PropertySpec,
@@ -100,6 +101,9 @@ class HubSpotPortal:
 
     def forms(self) -> dict[str, str]:
         return self.engagement.forms()
+
+    def contacts_converted_since(self, since_ms: int) -> Iterator[ConversionPage]:
+        return self.contacts.converted_since(since_ms)
 
     def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
         return self.engagement.submissions(form_id, form_name, since_ms)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sync.core.conditions import parse_date_ms
+from sync.core.conditions import parse_date_ms, parse_number
 from sync.core.model import (
     EMAIL_BOUNCE,
     EMAIL_CLICK,
@@ -33,11 +33,17 @@ from sync.core.model import (
 )
 from sync.core.wire import EMAIL, LIFECYCLE_STAGE
 from sync.errors import SkippableRecordError
+from sync.ports import Conversion
 
 CREATE_DATE = "createdate"
 LAST_MODIFIED = "lastmodifieddate"
 COMPANY_LAST_MODIFIED = "hs_lastmodifieddate"  # companies name their modified date differently
 OBJECT_ID = "hs_object_id"
+# Set by HubSpot on a contact when it submits a form: its latest submission's time and name, and how many in all.
+RECENT_CONVERSION_DATE = "recent_conversion_date"
+RECENT_CONVERSION_NAME = "recent_conversion_event_name"
+NUM_CONVERSIONS = "num_conversion_events"
+CONVERSION_PROPERTIES = (EMAIL, RECENT_CONVERSION_DATE, RECENT_CONVERSION_NAME, NUM_CONVERSIONS)
 
 # The Forms v3 API's form types (`formType`, and `formTypes` when listing). Only `hubspot` forms are
 # listed unless `formTypes` asks for more; every type but blog comments is read by default (README "What counts").
@@ -172,6 +178,27 @@ def company_from_wire(item: Any) -> Company:
     if not isinstance(props, Mapping):
         raise SkippableRecordError(f"company {cid}", "properties is not an object")
     return Company(str(int(cid)), {str(k): str(v) for k, v in props.items() if v is not None})
+
+
+def conversion_from_wire(raw: Any) -> Conversion:
+    """A contact of the conversions search -> its most recent conversion (recent_conversion_date, whose time
+    is HubSpot's ISO text or epoch ms; a contact without one is skipped)."""
+    if not isinstance(raw, Mapping):
+        raise SkippableRecordError("contact", "is not an object")
+    cid = _text(raw.get("id")).strip()
+    record = f"contact {cid or '?'}"
+    props = raw.get("properties") or {}
+    if not cid or not isinstance(props, Mapping):
+        raise SkippableRecordError(record, "has no id or no properties")
+    at_ms = _ms(record, RECENT_CONVERSION_DATE, props.get(RECENT_CONVERSION_DATE))
+    count = parse_number(_text(props.get(NUM_CONVERSIONS)))
+    return Conversion(
+        contact_id=cid,
+        email=_text(props.get(EMAIL)).strip().lower(),
+        at_ms=at_ms,
+        name=_text(props.get(RECENT_CONVERSION_NAME)).strip(),
+        count=int(count) if count is not None and count >= 0 and count == int(count) else None,
+    )
 
 
 def submission_from_wire(raw: Any, form_id: str, form_name: str = "") -> FormSubmission:

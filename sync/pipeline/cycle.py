@@ -88,7 +88,6 @@ class Cycle:
             self.companies.outbox.finish_pending()
             ensure_properties(portal)
             now_ms = int(started.timestamp() * 1000)
-            self._load_lists()
             self._work(now_ms)
             if self.stop.is_set():
                 self.summary.status = "interrupted"
@@ -163,11 +162,6 @@ class Cycle:
         delta = {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
         self.summary.counts["api_calls"] = sum(delta.values())
         self.summary.counts["rate_limited"] = sum(n for (_, status), n in delta.items() if status == 429)
-
-    def _load_lists(self) -> None:
-        """Members of the HubSpot lists exclusions name (contacts carry their list ids into the rules)."""
-        for list_id in sorted(self.portal.rules.list_ids):
-            self.scope.lists[list_id] = self.portal.source.list_members(list_id)
 
     # -- contacts, a page at a time: store, score, write, checkpoint --
 

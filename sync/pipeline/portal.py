@@ -14,6 +14,7 @@ from sync.core.accounts import CompiledAccounts
 from sync.core.model import Contact
 from sync.core.rules import RuleSet
 from sync.observability import EmailHasher
+from sync.pipeline.cursors import POLL_OVERLAP_MS
 from sync.ports import Clock, CompanySource, CompanyWriter, CrmSource, CrmWriter, PortalSettings, StateStore
 
 Kind = Literal["incremental", "full", "rescore"]
@@ -56,6 +57,8 @@ class Portal:
     companies: CompanySource | None = None
     company_writer: CompanyWriter | None = None
     company_properties_ready: bool = False
+    # How far before its last poll the poll for new form submissions looks again (portal file: forms.poll_overlap).
+    poll_overlap_ms: int = POLL_OVERLAP_MS
 
     @property
     def id(self) -> int:
@@ -85,8 +88,9 @@ class RunSummary:
 
 @dataclass
 class RunScope:
-    """What the steps of one run share: its portal and id, its summary and log, its stop flag, and what it read
-    before scoring (the members of the lists exclusions name, the portal's forms now: id -> name)."""
+    """What the steps of one run share: its portal and id, its summary and log, its stop flag, and what it reads
+    once, when first needed (a run that scores no one and reads no form submission reads neither): the members
+    of the lists exclusions name, the portal's forms now (id -> name)."""
 
     portal: Portal
     kind: Kind
@@ -94,8 +98,21 @@ class RunScope:
     summary: RunSummary
     log: FilteringBoundLogger
     stop: threading.Event
-    lists: dict[int, set[str]] = field(default_factory=dict)
-    form_names: dict[str, str] = field(default_factory=dict)
+    _lists: dict[int, set[str]] | None = field(default=None, repr=False)
+    _form_names: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def lists(self) -> dict[int, set[str]]:
+        if self._lists is None:
+            source, ids = self.portal.source, sorted(self.portal.rules.list_ids)
+            self._lists = {list_id: source.list_members(list_id) for list_id in ids}
+        return self._lists
+
+    @property
+    def form_names(self) -> dict[str, str]:
+        if self._form_names is None:
+            self._form_names = self.portal.source.forms()
+        return self._form_names
 
     def skipped(self, problems: Iterable[str]) -> None:
         """Records the records a page left out as bad (the rest of its page is kept)."""

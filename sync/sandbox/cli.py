@@ -43,6 +43,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text}")
+    return value
+
+
 def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sandbox",
@@ -114,6 +124,14 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         metavar="SECONDS",
         help="how long an email events offset stays valid for its query (default 300)",
     )
+    parser.add_argument(
+        "--search-lag",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="search shows a change only this long after it was made, as HubSpot's indexing lags writes (a record "
+        "created within it is not found; reads by id and the list endpoint see every change at once; default 0)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
     parser.add_argument("--json", action="store_true", help="print the URL and token as one JSON line")
     parser.set_defaults(func=cmd_sandbox)
@@ -144,6 +162,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         portal = generate_portal(contacts, args.seed, shared_timestamp=args.shared_timestamp, companies=args.companies)
     if args.portal_id is not None:
         portal.portal_id = args.portal_id
+    portal.search_lag_seconds = args.search_lag
     try:
         sandbox = Sandbox(
             portal,
@@ -173,6 +192,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             "companies": portal.company_count(),
             "rate_limit": args.rate_limit.describe(),
             "faults": args.faults.describe(),
+            "search_lag_seconds": args.search_lag,
         }
         if args.json:
             print(json.dumps(info), flush=True)
@@ -180,7 +200,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             records = f"{info['contacts']} contacts" + (f", {info['companies']} companies" if info["companies"] else "")
             print(f"HubSpot sandbox for portal {info['portal_id']} ({records}) at {sandbox.url}")
             print(f"token: {sandbox.token}")
-            print(f"rate limit: {info['rate_limit']}; faults: {info['faults']}")
+            print(f"rate limit: {info['rate_limit']}; faults: {info['faults']}; search lag: {args.search_lag:g} s")
             print("stop with Ctrl-C", flush=True)
         sandbox.serve_forever()
     finally:

@@ -11,7 +11,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from sync.hubspot.shapes import FORM_TYPES
+from sync.hubspot.shapes import FORM_TYPES, submission_email
 from sync.sandbox.records import EmailEventRecord, FormRecord, Submission, pairs
 from sync.sandbox.wire import ApiError, JsonObject, bad_request, decode_cursor, encode_cursor, not_found, parse_ms
 from sync.snapshot import numeric
@@ -47,6 +47,7 @@ class EngagementLog:
         # Per form id, forms deleted since included: their submissions stay on the contacts and in snapshots.
         self.submissions: dict[str, list[Submission]] = {}
         self._conversion_ids: set[str] = set()
+        self._per_email: dict[str, int] | None = None  # submissions per email (lowercased), counted when first asked
         self.events: list[EmailEventRecord] = []
         self._events_by_type: dict[str, list[EmailEventRecord]] = {}
         self._event_ids: set[tuple[str, int]] = set()  # (id, created): HubSpot's ids repeat across times
@@ -71,6 +72,7 @@ class EngagementLog:
             self._conversion_ids.add(sub.conversion_id)
         for subs in self.submissions.values():
             subs.sort(key=_submission_key)
+        self._per_email = None
         for event in events:
             self.events.append(event)
             self._event_ids.add((event.id, event.created))
@@ -86,6 +88,18 @@ class EngagementLog:
             raise ApiError(409, "CONFLICT", f"Submission {sub.conversion_id} already exists")
         self._conversion_ids.add(sub.conversion_id)
         insort(self.submissions[sub.form_id], sub, key=_submission_key)
+        if self._per_email is not None:
+            email = _email_of(sub)
+            self._per_email[email] = self._per_email.get(email, 0) + 1
+
+    def submissions_of(self, email: str) -> int:
+        """How many form submissions (of every form, deleted ones included) give this email."""
+        if self._per_email is None:
+            self._per_email = {}
+            for sub in (s for subs in self.submissions.values() for s in subs):
+                email_of = _email_of(sub)
+                self._per_email[email_of] = self._per_email.get(email_of, 0) + 1
+        return self._per_email.get(email.lower(), 0)
 
     def add_event(self, event: EmailEventRecord) -> None:
         if (event.id, event.created) in self._event_ids:
@@ -190,6 +204,10 @@ class EngagementLog:
             "form_submissions": [s.snapshot() for subs in self.submissions.values() for s in reversed(subs)],
             "email_events": [e.wire() for e in self.events],
         }
+
+
+def _email_of(sub: Submission) -> str:
+    return submission_email(sub.wire()["values"])
 
 
 def _submission_key(sub: Submission) -> tuple[int, str]:

@@ -4,13 +4,17 @@ Indexes kept so paging 100,000 records stays cheap: ids in order (list endpoint 
 search), (lastmodifieddate, id) and (createdate, id) in order (incremental search), and the unique
 key (a contact's email) -> id for batch reads by it. Search results are cached per query until the
 next change. Not locked: the portal front holds the lock around every call.
+
+With a search lag (HubSpot's indexing delay), search shows a record as it was before a change until the lag
+has passed since the change (a record created within the lag is not found at all); reads by id and the list
+endpoint show every change at once, as HubSpot's do.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, overload
 
 from sync.sandbox.properties import CREATE_DATE, LIFECYCLE_ORDER, LIFECYCLE_STAGE, OBJECT_ID, PropertyDef
 from sync.sandbox.records import ContactRecord, ListRecord, WriteRecord
@@ -50,6 +54,9 @@ class RecordIndex:
         self._search_cache: dict[tuple[Any, ...], tuple[int, list[int]]] = {}
         self.write_log: list[WriteRecord] = []
         self.write_counts: dict[int, int] = {}
+        self.search_lag_ms = 0
+        # Changes search does not show yet: per record, (when it changed, the record before it; None: not there).
+        self._unindexed: dict[int, list[tuple[int, ContactRecord | None]]] = {}
 
     # --- building and editing ------------------------------------------------------------------
 
@@ -100,6 +107,17 @@ class RecordIndex:
         self._version += 1
         return True
 
+    def changing(self, cid: int, now_ms: int, *, created: bool = False) -> None:
+        """Called before a record changes at `now_ms` (or right after it was created): with a search lag, search
+        keeps showing it as it was (not at all, when created) until the lag has passed."""
+        if self.search_lag_ms <= 0:
+            return
+        record = None if created else self.records.get(cid)
+        before = (
+            None if record is None else self.record(record.id, dict(record.props), record.created_ms, record.updated_ms)
+        )
+        self._unindexed.setdefault(cid, []).append((now_ms, before))
+
     def touch(self, record: ContactRecord, ms: int) -> None:
         old = (record.updated_ms, record.id)
         if old[0] != ms:
@@ -132,6 +150,7 @@ class RecordIndex:
 
     def apply(self, record: ContactRecord, values: Mapping[str, str], now_ms: int) -> None:
         """A worker's write, as HubSpot applies it; logged when it changed anything."""
+        self.changing(record.id, now_ms)
         applied: dict[str, str] = {}
         for name, value in values.items():
             if name == LIFECYCLE_STAGE and value:
@@ -178,18 +197,51 @@ class RecordIndex:
             body["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
         return body
 
-    def search(self, query: SearchQuery, props: Mapping[str, PropertyDef]) -> JsonObject:
-        ordered = self._ordered_matches(query, props)
-        total = len(ordered)
+    def search(self, query: SearchQuery, props: Mapping[str, PropertyDef], now_ms: int | None = None) -> JsonObject:
+        """A page of the query's matches; at `now_ms` with a search lag, as the lagging index shows them."""
+        stale = self._stale_view(now_ms)
+        matched: Sequence[ContactRecord] = (
+            self._lagged_matches(query, props, stale)
+            if stale
+            else _Records(self.records, self._ordered_matches(query, props))
+        )
+        total = len(matched)
         end = min(query.after + query.limit, MAX_RESULTS, total)
         page: JsonObject = {
             "total": total,
-            "results": [self.records[i].wire(query.properties) for i in ordered[query.after : end]],
+            "results": [matched[i].wire(query.properties) for i in range(query.after, end)],
         }
         if end < total:
             # At the 10k cap HubSpot still hands out next.after=10000; following it is a 400.
             page["paging"] = {"next": {"after": str(end)}}
         return page
+
+    def _stale_view(self, now_ms: int | None) -> dict[int, ContactRecord | None]:
+        """The records search does not show as they are at `now_ms`: each as search shows it (None: not at all).
+        Changes older than the lag are forgotten (search shows them now)."""
+        if now_ms is None or not self._unindexed:
+            return {}
+        cutoff = now_ms - self.search_lag_ms
+        view: dict[int, ContactRecord | None] = {}
+        for cid in list(self._unindexed):
+            pending = [change for change in self._unindexed[cid] if change[0] > cutoff]
+            if not pending:
+                del self._unindexed[cid]
+                continue
+            self._unindexed[cid] = pending
+            view[cid] = pending[0][1]  # as it was before the oldest change search has not caught up with
+        return view
+
+    def _lagged_matches(
+        self, query: SearchQuery, props: Mapping[str, PropertyDef], stale: Mapping[int, ContactRecord | None]
+    ) -> list[ContactRecord]:
+        """The query's matches among the records as search shows them, in the query's order."""
+        current = [self.records[cid] for cid in self._ordered_matches(query, props) if cid not in stale]
+        groups = [group_predicate(filters, props) for filters in query.groups or ((),)]
+        old = [r for r in stale.values() if r is not None and any(check(r) for check in groups)]
+        if not old:
+            return current
+        return _sort_records([*current, *old], getter(props[query.sort_prop]), query.descending)
 
     def _ordered_matches(self, query: SearchQuery, props: Mapping[str, PropertyDef]) -> list[int]:
         cached = self._search_cache.get(query.key)
@@ -251,19 +303,8 @@ class RecordIndex:
             return matched  # the index order is (value, id): ties already broken by id ascending
         if query.sort_prop == OBJECT_ID:
             return sorted(matched, reverse=query.descending)
-        # Ties are broken by hs_object_id ascending in both directions, so paging is stable;
-        # records without a value come last.
         value_of = getter(props[query.sort_prop])
-        present: list[tuple[Any, int]] = []
-        missing: list[int] = []
-        for cid in sorted(matched):
-            value = value_of(self.records[cid])
-            if value is None:
-                missing.append(cid)
-            else:
-                present.append((value, cid))
-        present.sort(key=lambda pair: pair[0], reverse=query.descending)
-        return [cid for _, cid in present] + missing
+        return [r.id for r in _sort_records([self.records[cid] for cid in matched], value_of, query.descending)]
 
     def snapshot(self) -> list[JsonObject]:
         return [self.records[i].snapshot() for i in self.ids]
@@ -316,6 +357,45 @@ class ListMemberships:
 
     def snapshot(self) -> list[JsonObject]:
         return [self.lists[k].snapshot() for k in sorted(self.lists)]
+
+
+class _Records(Sequence[ContactRecord]):
+    """Ids in order, read as their records (a page renders only the records it shows)."""
+
+    def __init__(self, records: Mapping[int, ContactRecord], ids: Sequence[int]) -> None:
+        self._records = records
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, i: int) -> ContactRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ContactRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> ContactRecord | list[ContactRecord]:
+        if isinstance(i, slice):
+            return [self._records[cid] for cid in self._ids[i]]
+        return self._records[self._ids[i]]
+
+
+def _sort_records(
+    records: Iterable[ContactRecord], value_of: Callable[[ContactRecord], Any], descending: bool
+) -> list[ContactRecord]:
+    """Ties are broken by hs_object_id ascending in both directions, so paging is stable; records without a value
+    come last."""
+    present: list[tuple[Any, ContactRecord]] = []
+    missing: list[ContactRecord] = []
+    for record in sorted(records, key=lambda r: r.id):
+        value = value_of(record)
+        if value is None:
+            missing.append(record)
+        else:
+            present.append((value, record))
+    present.sort(key=lambda pair: pair[0], reverse=descending)
+    return [record for _, record in present] + missing
 
 
 def _append_sorted(items: list[Any], item: Any) -> None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from sync.hubspot.shapes import submission_email
 from sync.sandbox import batch
 from sync.sandbox.associations import COMPANY_TO_CONTACT, CONTACT_TO_COMPANY, Associations, Direction
 from sync.sandbox.engagement import EngagementLog, EventQuery, event_from, form_from, list_from, submission_from
@@ -33,7 +34,7 @@ from sync.sandbox.properties import (
 from sync.sandbox.records import CompanyRecord, ContactRecord, EmailEventRecord, FormRecord, Submission, WriteRecord
 from sync.sandbox.registry import PropertyRegistry
 from sync.sandbox.search import parse_search
-from sync.sandbox.wire import JsonObject, bad_request, not_found
+from sync.sandbox.wire import JsonObject, bad_request, iso_ms, not_found, parse_ms
 from sync.snapshot import numeric
 
 MAX_BATCH = batch.MAX_BATCH
@@ -41,6 +42,10 @@ DEFAULT_PORTAL_ID = 12345678
 NOT_FOUND_MESSAGE = "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid."
 COMPANY_NOT_FOUND_MESSAGE = NOT_FOUND_MESSAGE.replace("CONTACT", "COMPANY")
 CONTACTS, COMPANIES = "contacts", "companies"  # the object types, as HubSpot's paths name them
+# The conversion properties HubSpot sets on a contact that submits a form.
+FIRST_CONVERSION_DATE, FIRST_CONVERSION_NAME = "first_conversion_date", "first_conversion_event_name"
+RECENT_CONVERSION_DATE, RECENT_CONVERSION_NAME = "recent_conversion_date", "recent_conversion_event_name"
+NUM_CONVERSIONS = "num_conversion_events"
 # (ids that should fail this time, their error category): the partial-failure fault's hook.
 FailureChooser = Callable[[list[str]], tuple[set[str], str]]
 
@@ -74,6 +79,19 @@ class Portal:
 
     def _of(self, object_type: str) -> _Objects:
         return self._objects[object_type]
+
+    @property
+    def search_lag_seconds(self) -> float:
+        """How long after a change search still shows a record as it was (HubSpot's indexing delay); 0: none."""
+        return self._contacts.search_lag_ms / 1000
+
+    @search_lag_seconds.setter
+    def search_lag_seconds(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"a search lag is 0 seconds or more, not {seconds:g}")
+        with self._lock:
+            for objects in self._objects.values():
+                objects.index.search_lag_ms = round(seconds * 1000)
 
     @property
     def offset_ttl_seconds(self) -> float:
@@ -195,11 +213,12 @@ class Portal:
                 raise not_found(f"Object not found.  objectId are usually numeric. ({key})")
             return record.wire(objects.registry.requested(requested))
 
-    def search(self, body: Any, object_type: str = CONTACTS) -> JsonObject:
+    def search(self, body: Any, object_type: str = CONTACTS, now_ms: int | None = None) -> JsonObject:
+        """A search as HubSpot answers it; at `now_ms`, changes made within the search lag are not shown yet."""
         objects = self._of(object_type)
         with self._lock:
             props = objects.registry.props
-            return objects.index.search(parse_search(body, props, objects.registry.defaults), props)
+            return objects.index.search(parse_search(body, props, objects.registry.defaults), props, now_ms)
 
     def batch_read(self, body: Any, object_type: str = CONTACTS) -> tuple[list[JsonObject], list[str]]:
         """Results in input order, and the input ids that matched nothing."""
@@ -415,7 +434,30 @@ class Portal:
         with self._lock:
             for sub in subs:
                 self._engagement.add_submission(sub)
+                self._converted(sub, now_ms)
         return len(subs)
+
+    def _converted(self, sub: Submission, now_ms: int) -> None:
+        """HubSpot's conversion properties on the contact whose email the submission gives (none: no contact is
+        made), changed at `now_ms` like any property change: the first and the most recent conversion (date and
+        form name) and the number of form submissions."""
+        email = submission_email(sub.wire()["values"])
+        cid = self._contacts.owner(email) if email else None
+        record = self._contacts.records.get(cid) if cid is not None else None
+        if record is None:
+            return
+        name = self._engagement.forms[sub.form_id].name
+        values = {NUM_CONVERSIONS: str(self._engagement.submissions_of(email))}
+        first = parse_ms(record.props.get(FIRST_CONVERSION_DATE))
+        if first is None or sub.submitted_at < first:
+            values |= {FIRST_CONVERSION_DATE: iso_ms(sub.submitted_at), FIRST_CONVERSION_NAME: name}
+        recent = parse_ms(record.props.get(RECENT_CONVERSION_DATE))
+        if recent is None or sub.submitted_at >= recent:
+            values |= {RECENT_CONVERSION_DATE: iso_ms(sub.submitted_at), RECENT_CONVERSION_NAME: name}
+        self._contacts.changing(record.id, now_ms)
+        for key, value in values.items():
+            self._contacts.set_value(record, key, value)
+        self._contacts.touch(record, now_ms)
 
     def add_email_events(self, items: Any, now_ms: int, new_id: Callable[[], str]) -> int:
         if not isinstance(items, list):
@@ -485,7 +527,10 @@ def _upsert(index: RecordIndex, plan: batch.Upsert, now_ms: int) -> ContactRecor
     if plan.record is None:
         values = {k: v for k, v in plan.values.items() if v}
         created = plan.created if plan.created is not None else now_ms
-        return index.insert(values, created, modified, plan.cid)
+        record = index.insert(values, created, modified, plan.cid)
+        index.changing(record.id, now_ms, created=True)
+        return record
+    index.changing(plan.record.id, now_ms)
     for name, value in plan.values.items():
         index.set_value(plan.record, name, value)
     if plan.created is not None:

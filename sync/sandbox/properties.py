@@ -299,6 +299,7 @@ STANDARD_GROUPS = (
     PropertyGroup("analyticsinformation", "Web analytics history", 1),
     PropertyGroup("emailinformation", "Email information", 2),
     PropertyGroup("sales_properties", "Sales properties", 3),
+    PropertyGroup("conversioninformation", "Conversion information", 4),
 )
 
 # (name, label, type, fieldType, group, options, read-only)
@@ -328,6 +329,12 @@ _STANDARD: tuple[tuple[str, str, str, str, str, tuple[Option, ...], bool], ...] 
     ("hs_object_id", "Record ID", "number", "number", "contactinformation", (), True),
     ("createdate", "Create Date", "datetime", "date", "contactinformation", (), True),
     ("lastmodifieddate", "Last Modified Date", "datetime", "date", "contactinformation", (), True),
+    # Set by HubSpot when a form is submitted (the sandbox's admin submissions set them too).
+    ("first_conversion_date", "First Conversion Date", "datetime", "date", "conversioninformation", (), True),
+    ("first_conversion_event_name", "First Conversion", "string", "text", "conversioninformation", (), True),
+    ("recent_conversion_date", "Recent Conversion Date", "datetime", "date", "conversioninformation", (), True),
+    ("recent_conversion_event_name", "Recent Conversion", "string", "text", "conversioninformation", (), True),
+    ("num_conversion_events", "Number of Form Submissions", "number", "number", "conversioninformation", (), True),
 )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from sync.config.checks.models import models
 from sync.config.checks.outputs import check_outputs, check_outputs_not_read
 from sync.config.checks.portal import check_portal
 from sync.config.checks.problems import Problems
-from sync.config.checks.schedule import check_schedule
+from sync.config.checks.schedule import check_poll_overlap, check_schedule
 from sync.config.schema import PortalConfig
 from sync.core.accounts import AccountSpec
 from sync.core.rules import Exclusion, RuleSetSpec
@@ -40,6 +40,7 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
     None with every problem recorded in `p`. Both carry one version, which covers the accounts section too."""
     check_portal(p, cfg)
     check_schedule(p, cfg.schedule)
+    check_poll_overlap(p, cfg.forms)
     if cfg.alerts is not None:
         check_alerts(p, cfg.alerts)
     free_mail = builtin_free_mail() | frozenset(d.lower() for d in cfg.free_mail_domains)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from sync.config.checks.problems import Problems
-from sync.config.schema import ScheduleModel
+from sync.config.schema import FormsModel, ScheduleModel
 
 
 def check_schedule(p: Problems, schedule: ScheduleModel) -> None:
@@ -25,6 +25,12 @@ def check_schedule(p: Problems, schedule: ScheduleModel) -> None:
             CronTrigger.from_crontab(schedule.rescore, timezone=zone or UTC)
         except ValueError as exc:
             p.error(("schedule", "rescore"), f"not a valid cron expression: {exc}")
+
+
+def check_poll_overlap(p: Problems, forms: FormsModel) -> None:
+    """The form poll's overlap: a duration (seconds to a minute is HubSpot's usual search lag)."""
+    if parse_duration(forms.poll_overlap) is None:
+        p.error(("forms", "poll_overlap"), "must be a duration such as 2m or 90s")
 
 
 def parse_duration(text: str) -> int | None:
