@@ -16,7 +16,7 @@ from sync.core.rules import RuleSet
 from sync.observability import EmailHasher
 from sync.ports import Clock, CompanySource, CompanyWriter, CrmSource, CrmWriter, PortalSettings, StateStore
 
-Kind = Literal["incremental", "full", "rescore"]
+Kind = Literal["incremental", "full", "rescore", "webhook"]  # webhook: the fast path of a few contacts (sync.webhooks)
 Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
 
 
