@@ -82,10 +82,10 @@ class Intake:
     ) -> None:
         self.targets = targets
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()
         self.environ = environ if environ is not None else os.environ
         self.clock: Clock = clock or SystemClock()
-        self.queue = queue or IntakeQueue()
+        self.queue = queue if queue is not None else IntakeQueue()
         self.lock_wait_s = lock_wait_s
         self.seen = Seen()
         self._forms: dict[int, FormNames] = {}
