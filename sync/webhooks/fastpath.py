@@ -54,7 +54,6 @@ def run_fast_path(
     def work(cycle: Cycle, now_ms: int) -> None:
         before = {c.id: c for c in portal.store.get_contacts(portal.id, wanted)}
         contacts = portal.source.read_contacts(wanted)  # one batch read: consistent, unlike search
-        cycle.summary.add("pulled", len(contacts))
         cycle.keep_contacts(contacts)
         gone = len(wanted) - len(contacts)
         if gone:
