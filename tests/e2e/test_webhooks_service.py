@@ -46,8 +46,9 @@ def test_a_demo_request_pushed_by_webhook_is_scored_and_staged_within_seconds(tm
         (folder / "fast.yaml").write_text(yaml.safe_dump(config))
         log = tmp_path / "run.log"
         env = {**os.environ, "LEADSYNC_E2E_TOKEN": sandbox.token, "LEADSYNC_E2E_WEBHOOK_SECRET": SECRET}
-        command = [sys.executable, "-m", "sync", "run", "--config-dir", str(folder), "--db",
-                   f"sqlite:///{tmp_path / 'state.db'}", "--listen", f"127.0.0.1:{port}", "--log-format", "json"]  # fmt: skip
+        db = f"sqlite:///{tmp_path / 'state.db'}"
+        command = [sys.executable, "-m", "sync", "run", "--config-dir", str(folder), "--db", db,
+                   "--listen", f"127.0.0.1:{port}", "--log-format", "json"]  # fmt: skip
         proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )
