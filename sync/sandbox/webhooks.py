@@ -213,23 +213,24 @@ class WebhookPusher:
                 return None
         time.sleep(self.flush_s)  # HubSpot batches what changes within a short while
         with self._cond:
-            events = [self._wire(self._buffer.popleft()) for _ in range(min(MAX_EVENTS, len(self._buffer)))]
-            room = MAX_EVENTS - len(events)
-            events += self._carry[:room]
-            self._carry = self._carry[room:]
-        return self._faulted(events) if events else None
+            fresh = [self._wire(self._buffer.popleft()) for _ in range(min(MAX_EVENTS, len(self._buffer)))]
+            room = MAX_EVENTS - len(fresh)
+            carried, self._carry = self._carry[:room], self._carry[room:]
+        return self._faulted(fresh, carried) if fresh or carried else None
 
     def _wire(self, event: ChangeEvent) -> dict[str, Any]:
         self._event_id += 1
         self.stats["events"] += 1
         return event.wire(self.portal_id(), self._event_id, 1)
 
-    def _faulted(self, events: list[dict[str, Any]]) -> _Delivery:
+    def _faulted(self, fresh: list[dict[str, Any]], carried: list[dict[str, Any]]) -> _Delivery:
+        """The delivery of these events, with a repeat of some held for a later one (a repeat is not repeated)."""
         rates = self.faults.rates
         duplicate = rates.get("duplicate", 0.0)
         if duplicate:
             with self._cond:
-                self._carry += [dict(e) for e in events if self._rng.random() < duplicate]
+                self._carry += [dict(e) for e in fresh if self._rng.random() < duplicate]
+        events = fresh + carried
         if rates.get("reorder", 0.0) and self._rng.random() < rates["reorder"]:
             self._rng.shuffle(events)
         return _Delivery(events)

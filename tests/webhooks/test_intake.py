@@ -245,3 +245,9 @@ def test_the_fast_path_checks_the_tokens_portal_first(world: World) -> None:
     world.intake.drain()
     assert len(world.hubspot.write_log()) == writes
     assert world.store.last_runs(world.portal.id, 1)[0].status == "paused"
+
+
+def test_without_a_webhooks_section_or_its_secret_the_endpoint_takes_nothing(world: World) -> None:
+    world.intake.environ = {}  # the variable the file names is not set: the portal takes no webhooks
+    assert world.deliver([ChangeEvent("creation", 1001, world.clock.ms)]) == 404
+    assert len(world.intake.queue) == 0
