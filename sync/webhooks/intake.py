@@ -280,7 +280,14 @@ class Intake:
             summary = run_fast_path(portal, ids, forms, stop)
         finally:
             target.running = None
-        self.metrics.record(name, "webhook", summary.status, summary.counts, portal.api_calls, portal.headroom())
+        # Counted like a run, but the portal's last success stays its poll's: a fast run must not hide a failing poll.
+        metrics = self.metrics
+        metrics.runs.labels(portal=name, kind="webhook", status=summary.status).inc()
+        if summary.status != "ok":
+            metrics.failures.labels(portal=name).inc()
+        metrics.written.labels(portal=name).inc(summary.counts.get("written", 0))
+        metrics.dead.labels(portal=name).inc(summary.counts.get("dead_lettered", 0))
+        metrics.count_api_calls(name, portal.api_calls)
 
     def _drop(self, portal_id: int, target: Target | None, n: int) -> None:
         name = _name(target) or str(portal_id)
