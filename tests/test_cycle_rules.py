@@ -131,16 +131,12 @@ def test_a_contact_with_a_new_event_and_no_property_change_is_rescored(world: Wo
     (quiet,) = _scored(world, 1, low_score=True)
     before = world.score_of(quiet)
     world.clock.advance(10 * MINUTE_S)
-    demo = next(f["id"] for f in world.hubspot.forms(100, None)["results"] if f["name"] == "Demo request")
     email = world.store.get_contacts(world.pid, [quiet])[0].email
-    submission = {
-        "formId": demo,
-        "conversionId": "demo-1",
-        "submittedAt": world.clock.ms - 60_000,
-        "values": [{"name": "email", "value": email}],
-        "pageUrl": "https://acme.example/demo",
-    }
-    world.hubspot.add_submissions([submission], world.clock.ms, _ids())
+    # An email click changes no property of the contact (a form submission would: HubSpot sets its conversion
+    # properties), so only its event brings the contact back.
+    click = {"id": "click-1", "type": "CLICK", "recipient": email, "created": world.clock.ms - 60_000,
+             "emailCampaignId": 1, "url": "https://acme.example/pricing"}  # fmt: skip
+    world.hubspot.add_email_events([click], world.clock.ms, _ids())
 
     cycle = world.run()
     assert cycle.summary.status == "ok", cycle.summary.error
