@@ -251,3 +251,11 @@ def test_without_a_webhooks_section_or_its_secret_the_endpoint_takes_nothing(wor
     world.intake.environ = {}  # the variable the file names is not set: the portal takes no webhooks
     assert world.deliver([ChangeEvent("creation", 1001, world.clock.ms)]) == 404
     assert len(world.intake.queue) == 0
+
+
+def test_a_flood_of_deliveries_is_answered_and_held_in_a_bounded_queue(world: World) -> None:
+    world.intake.queue.capacity = 500
+    statuses = {world.deliver([ChangeEvent("creation", 10_000 + i, world.clock.ms)]) for i in range(2_000)}
+    assert statuses == {200}
+    assert len(world.intake.queue) == 500
+    assert world.outcome("dropped_full") == 1_500  # left to the safety-net poll, counted
