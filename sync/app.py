@@ -24,6 +24,7 @@ from sync.live import Finding, live_check
 from sync.observability import EmailHasher
 from sync.pipeline import POLL_OVERLAP_MS, Portal, read_company_properties, read_properties
 from sync.ports import Clock, StateStore, SystemClock
+from sync.webhooks import CONVERSION_PROPERTIES
 
 log = structlog.get_logger("leadsync.app")
 
@@ -40,8 +41,11 @@ def open_portal(config_file: str | Path, store: StateStore, policy: RetryPolicy 
     loaded = load_portal(config_file)
     rules = compile_ruleset(loaded.rules)
     accounts = compile_accounts(loaded.accounts, rules) if loaded.accounts is not None else None
+    properties = read_properties(rules)
+    if loaded.config.webhooks is not None:  # the fast path finds a new form submission by the contact's last one
+        properties = sorted({*properties, *CONVERSION_PROPERTIES})
     hub = HubSpotPortal.from_config(
-        loaded.config, read_properties(rules), policy, company_properties=read_company_properties(rules, accounts)
+        loaded.config, properties, policy, company_properties=read_company_properties(rules, accounts)
     )
     # Start from what this portal already used today (earlier runs, other replicas): the reserve holds. The day is
     # UTC's until the identity check reads the portal's time zone (on_time_zone below).

@@ -13,6 +13,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
@@ -152,6 +153,22 @@ class Metrics:
             ["file"],
             registry=r,
         )
+        self.webhook_requests = Counter(
+            "leadsync_webhook_requests_total",
+            "Webhook deliveries received, by HTTP answer (200 queued, 401 bad or stale signature, 400 not a delivery)",
+            ["status"],
+            registry=r,
+        )
+        self.webhook_events = Counter(
+            "leadsync_webhook_events_total",
+            "Webhook events by portal and outcome (queued, duplicate, ignored, own_write, not_leased, unknown_portal, "
+            "dropped_full: the last four are left to the safety-net poll)",
+            ["portal", "outcome"],
+            registry=r,
+        )
+        self.webhook_pending = Gauge(
+            "leadsync_webhook_contacts_pending", "Contacts waiting for the webhook fast path", registry=r
+        )
         # Per portal: the client whose call counts were last seen, and those counts.
         self._calls_seen: dict[str, tuple[object, dict[tuple[str, int], int]]] = {}
         self._lock = threading.Lock()
@@ -195,14 +212,56 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def serve_http(host: str, port: int, health: Callable[[], dict[str, Any]], metrics: Metrics) -> ThreadingHTTPServer:
-    """/healthz (JSON; 503 while stopping) and /metrics (Prometheus) on a background thread.
+MAX_POST_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A POST as a handler of serve_http sees it: headers keyed in lower case, the body as sent."""
+
+    method: str
+    path: str  # with its query string, as requested
+    headers: Mapping[str, str]
+    body: bytes
+
+
+PostHandler = Callable[[HttpRequest], tuple[int, bytes]]  # -> (status, JSON body)
+
+
+def serve_http(
+    host: str,
+    port: int,
+    health: Callable[[], dict[str, Any]],
+    metrics: Metrics,
+    post: Mapping[str, PostHandler] | None = None,
+) -> ThreadingHTTPServer:
+    """/healthz (JSON; 503 while stopping) and /metrics (Prometheus) on a background thread, and the POST
+    handlers of `post` by path (the webhook intake).
 
     A degraded service (a portal file that does not load) still answers 200: it is alive and runs the
     other portals, and a restart would not fix the file.
     """
+    posts = dict(post or {})
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            handler = posts.get(self.path.split("?")[0])
+            if handler is None:
+                self._reply(404, "text/plain", b"not found\n")
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_POST_BODY:
+                self.close_connection = True
+                self._reply(413 if length > 0 else 400, "application/json", b'{"error":"bad Content-Length"}')
+                return
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, answer = handler(HttpRequest("POST", self.path, headers, body))
+            self._reply(status, "application/json", answer)
+
         def do_GET(self) -> None:
             if self.path.split("?")[0] == "/healthz":
                 state = health()

@@ -300,7 +300,7 @@ class PendingWrite:
 class RunRecord:
     run_id: str
     portal_id: int
-    kind: str  # incremental | full | rescore
+    kind: str  # incremental | full | rescore | webhook
     started_at: datetime
     finished_at: datetime | None = None
     status: str = "running"  # running | ok | failed | paused | interrupted

@@ -107,6 +107,8 @@ class Service:
             executors={"default": ThreadPoolExecutor(workers), "leases": ThreadPoolExecutor(1)}, timezone=UTC
         )
         self.log = log.bind(holder=self.holder)
+        # Called once a stop is asked, before the leases are released (the webhook intake stops its fast runs).
+        self.stopping_hooks: list[Callable[[], None]] = []
 
     # -- portals --
 
@@ -231,7 +233,8 @@ class Service:
             return
         # A rescore waits for a running incremental (it must not be dropped for the night); an incremental
         # that finds a cycle running is skipped, the next one comes soon.
-        if not held.lock.acquire(blocking=kind == "rescore", timeout=3600 if kind == "rescore" else -1):
+        # (An incremental waits a little for a webhook fast run, which holds the lock for one batch at a time.)
+        if not held.lock.acquire(timeout=3600 if kind == "rescore" else 15):
             return
         portal = held.portal  # the object this cycle runs with, even if a reload replaces it meanwhile
         stop = threading.Event()
@@ -283,6 +286,8 @@ class Service:
                 self.load()
                 self.keep_leases()
         self.log.info("service_stopping")
+        for hook in self.stopping_hooks:
+            hook()
         for held in self.portals.values():
             if held.running is not None:
                 held.running.set()

@@ -91,6 +91,8 @@ def test_every_counter_is_exposed_with_total_and_each_name_is_in_the_readme() ->
     )
     metrics.leased.labels(portal="p").set(1)
     metrics.config_errors.labels(file="p.yaml").set(0)
+    metrics.webhook_requests.labels(status="200").inc()
+    metrics.webhook_events.labels(portal="p", outcome="queued").inc()
     families = list(text_string_to_metric_families(metrics.exposition().decode()))
     counters = {f.name for f in families if f.type == "counter"}
     assert counters == {
@@ -99,6 +101,8 @@ def test_every_counter_is_exposed_with_total_and_each_name_is_in_the_readme() ->
         "leadsync_contacts_written",
         "leadsync_dead_letters",
         "leadsync_api_calls",
+        "leadsync_webhook_requests",
+        "leadsync_webhook_events",
     }
     counted = {s.name for f in families if f.type == "counter" for s in f.samples if not s.name.endswith("_created")}
     assert counted == {name + "_total" for name in counters}

@@ -27,7 +27,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--listen",
         default="127.0.0.1:9108",
         metavar="HOST:PORT",
-        help="where to serve /healthz and /metrics, or off (default: %(default)s)",
+        help="where to serve /healthz, /metrics and POST /webhooks/hubspot (for portal files with a webhooks: "
+        "section), or off (default: %(default)s)",
     )
     parser.add_argument(
         "--lease-ttl",
@@ -57,17 +58,31 @@ def _serve(args: argparse.Namespace, config_dir: Path) -> int:
     from sync.observability import Metrics, serve_http
     from sync.scheduler import Service
     from sync.store.state import SqlStateStore
+    from sync.webhooks import PATH, Intake, settings_of
 
     store = SqlStateStore(args.db)
     metrics = Metrics()
     service = Service(
         config_dir, store, open_portal, metrics=metrics, lease_ttl_s=args.lease_ttl, live_check=check_live
     )
+    # Webhooks come in on the --listen address, for the portals whose file has a `webhooks:` section.
+    intake = Intake(
+        lambda: {held.portal.id: held for held in service.portals.values()},
+        lambda target: settings_of(target.portal.config),
+        metrics=metrics,
+    )
+    service.stopping_hooks.append(intake.stop)
     host, _, port = args.listen.rpartition(":")
-    server = serve_http(host or "127.0.0.1", int(port), service.health, metrics) if args.listen != "off" else None
+    server = (
+        serve_http(host or "127.0.0.1", int(port), service.health, metrics, post={PATH: intake.handle})
+        if args.listen != "off"
+        else None
+    )
+    intake.start()
     try:
         return service.serve()
     finally:
+        intake.stop()
         if server is not None:
             server.shutdown()
         store.close()

@@ -625,6 +625,27 @@ class FormsModel(_Model):
     )
 
 
+class WebhooksModel(_Model):
+    """HubSpot's webhooks as a hint: `leadsync run` takes signed deliveries on POST /webhooks/hubspot and scores the
+    contacts they name within seconds; the scheduled poll stays the safety net."""
+
+    secret_env: str = Field(
+        description="the NAME of the environment variable holding the app's client secret, which signs deliveries "
+        "(never the secret)"
+    )
+    signatures: list[Literal["v3", "v2", "v1"]] = Field(
+        ["v3"],
+        min_length=1,
+        description="the signature versions accepted: v3 (timestamped, refused after 5 minutes); v2 and v1 only for "
+        "legacy apps that send no v3",
+    )
+    url: str | None = Field(
+        None,
+        description="the public URL HubSpot posts to (the app's target URL), which v3 and v2 signatures cover; "
+        "default: rebuilt from the request's Host and X-Forwarded-Proto/-Host headers",
+    )
+
+
 class PortalConfig(_Model):
     """One portal's config file (after `extends:` is merged)."""
 
@@ -656,6 +677,9 @@ class PortalConfig(_Model):
         [],
         description="product-interest scores: named extra scores beside the lead score, each with its own rules "
         "and properties; they never move lifecycle stages",
+    )
+    webhooks: WebhooksModel | None = Field(
+        None, description="take HubSpot's webhooks on `leadsync run --listen` (speed to lead); none if absent"
     )
 
     def effective_rate_limit(self) -> RateLimitModel:

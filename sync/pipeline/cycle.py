@@ -46,6 +46,10 @@ from sync.ports import HistoryRow, PendingWrite, RunRecord
 
 log = structlog.get_logger("leadsync.pipeline")
 
+# A run's own steps in place of a sync cycle's (the webhook fast path), around the same identity check, live check,
+# pending writes, properties, run record and call counts; given the cycle and the run's start (ms).
+Work = Callable[["Cycle", int], None]
+
 
 class Cycle:
     """One run of one portal. `stop` ends it cleanly after the batch in flight."""
@@ -58,12 +62,14 @@ class Cycle:
         stop: threading.Event | None = None,
         progress: Progress | None = None,
         backfill_total: Callable[[], int | None] | None = None,
+        work: Work | None = None,
     ):
         self.portal = portal
         self.kind = kind
         self.stop = stop or threading.Event()
         self.progress = progress
         self.backfill_total = backfill_total  # asked once a backfill starts: the progress bar's total
+        self.work = work
         self.run_id = uuid.uuid4().hex[:12]
         self.summary = RunSummary(self.run_id, kind)
         self.log = log.bind(portal=portal.config.portal.name, run_id=self.run_id, version=portal.rules.version)
@@ -88,10 +94,10 @@ class Cycle:
             self.companies.outbox.finish_pending()
             ensure_properties(portal)
             now_ms = int(started.timestamp() * 1000)
-            self._work(now_ms)
+            (self.work or Cycle._work)(self, now_ms)
             if self.stop.is_set():
                 self.summary.status = "interrupted"
-            else:
+            elif self.work is None:  # a run of its own steps has not scored the contacts of every new event
                 store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
         except SyncError as exc:
             self._ended_by(exc)
@@ -108,7 +114,7 @@ class Cycle:
             self.summary.counts["duration_ms"] = int((time.monotonic() - began) * 1000)
             store.finish_run(self.run_id, self.summary.status, self.summary.counts, self.summary.error)
             self.log.info("run_finished", kind=self.kind, status=self.summary.status, **self.summary.counts)
-            if portal.after_run is not None:
+            if portal.after_run is not None and self.work is None:  # alerts follow the sync cycles, never flap
                 portal.after_run(self.summary)
         return self.summary
 
@@ -265,6 +271,15 @@ class Cycle:
             self.companies.associate([c.id for c in contacts])
 
     # -- scoring and writing --
+
+    def keep_contacts(self, contacts: Sequence[Contact]) -> None:
+        """Store contacts read from HubSpot (and their company associations, when the rules use companies)."""
+        self._keep(contacts, ())
+
+    def score_contacts(self, ids: Sequence[str], now_ms: int) -> None:
+        """Score these stored contacts with their stored events and write what differs, through the gate and the
+        outbox (the webhook fast path's last step: the same write path as the cycle's)."""
+        self._batch(ids, now_ms)
 
     def _batch(self, ids: Sequence[str], now_ms: int, cursor: tuple[str, str] | None = None) -> None:
         portal, store, pid = self.portal, self.portal.store, self.portal.id

@@ -17,7 +17,7 @@ from sync.observability import EmailHasher
 from sync.pipeline.cursors import POLL_OVERLAP_MS
 from sync.ports import Clock, CompanySource, CompanyWriter, CrmSource, CrmWriter, PortalSettings, StateStore
 
-Kind = Literal["incremental", "full", "rescore"]
+Kind = Literal["incremental", "full", "rescore", "webhook"]  # webhook: the fast path of a few contacts (sync.webhooks)
 Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
 
 
@@ -113,6 +113,10 @@ class RunScope:
         if self._form_names is None:
             self._form_names = self.portal.source.forms()
         return self._form_names
+
+    @form_names.setter
+    def form_names(self, names: dict[str, str]) -> None:
+        self._form_names = names  # a list read elsewhere (the webhook path keeps one for a while)
 
     def skipped(self, problems: Iterable[str]) -> None:
         """Records the records a page left out as bad (the rest of its page is kept)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync.sandbox.faults import FaultSpec
 from sync.sandbox.limits import RateLimitSpec
+from sync.sandbox.webhooks import PushFaults
 
 if TYPE_CHECKING:
     from sync.sandbox.portal import Portal
@@ -29,6 +30,13 @@ def _rate_limit(text: str) -> RateLimitSpec:
 def _faults(text: str) -> FaultSpec:
     try:
         return FaultSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _webhook_faults(text: str) -> PushFaults:
+    try:
+        return PushFaults.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -132,6 +140,29 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         help="search shows a change only this long after it was made, as HubSpot's indexing lags writes (a record "
         "created within it is not found; reads by id and the list endpoint see every change at once; default 0)",
     )
+    parser.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="push signed v3 webhooks of contact creations and property changes (an admin edit, a form "
+        "submission, a worker's own writes) to this URL, e.g. http://127.0.0.1:9108/webhooks/hubspot",
+    )
+    parser.add_argument(
+        "--webhook-secret", metavar="S", default="sandbox-secret", help="the client secret that signs them"
+    )
+    parser.add_argument(
+        "--webhook-faults",
+        type=_webhook_faults,
+        default=None,
+        metavar="SPEC",
+        help="delivery faults: duplicate=P (an event sent twice), reorder=P (a delivery's events shuffled)",
+    )
+    parser.add_argument(
+        "--webhook-flush",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="how long changes are gathered into one delivery of up to 100 events (default 0.2)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
     parser.add_argument("--json", action="store_true", help="print the URL and token as one JSON line")
     parser.set_defaults(func=cmd_sandbox)
@@ -163,9 +194,22 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.portal_id is not None:
         portal.portal_id = args.portal_id
     portal.search_lag_seconds = args.search_lag
+    pusher = None
+    if args.webhook_url:
+        from sync.sandbox.webhooks import WebhookPusher  # noqa: PLC0415
+
+        pusher = WebhookPusher(
+            args.webhook_url,
+            args.webhook_secret,
+            lambda: portal.portal_id,
+            flush_s=args.webhook_flush,
+            faults=args.webhook_faults,
+            seed=args.fault_seed,
+        )
     try:
         sandbox = Sandbox(
             portal,
+            webhooks=pusher,
             port=args.port,
             token=args.token,
             rate_limit=args.rate_limit,
@@ -193,6 +237,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             "rate_limit": args.rate_limit.describe(),
             "faults": args.faults.describe(),
             "search_lag_seconds": args.search_lag,
+            "webhooks": args.webhook_url or None,
         }
         if args.json:
             print(json.dumps(info), flush=True)

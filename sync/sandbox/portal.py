@@ -34,6 +34,7 @@ from sync.sandbox.properties import (
 from sync.sandbox.records import CompanyRecord, ContactRecord, EmailEventRecord, FormRecord, Submission, WriteRecord
 from sync.sandbox.registry import PropertyRegistry
 from sync.sandbox.search import parse_search
+from sync.sandbox.webhooks import ChangeEvent
 from sync.sandbox.wire import JsonObject, bad_request, iso_ms, not_found, parse_ms
 from sync.snapshot import numeric
 
@@ -46,6 +47,7 @@ CONTACTS, COMPANIES = "contacts", "companies"  # the object types, as HubSpot's 
 FIRST_CONVERSION_DATE, FIRST_CONVERSION_NAME = "first_conversion_date", "first_conversion_event_name"
 RECENT_CONVERSION_DATE, RECENT_CONVERSION_NAME = "recent_conversion_date", "recent_conversion_event_name"
 NUM_CONVERSIONS = "num_conversion_events"
+_DATETIMES = frozenset({RECENT_CONVERSION_DATE, FIRST_CONVERSION_DATE})  # pushed as epoch ms, as webhooks give them
 # (ids that should fail this time, their error category): the partial-failure fault's hook.
 FailureChooser = Callable[[list[str]], tuple[set[str], str]]
 
@@ -76,6 +78,8 @@ class Portal:
         self._associations = Associations()
         self._lists = ListMemberships()
         self._engagement = EngagementLog()
+        # Told every change to a contact once it is applied (the webhook pusher), outside the lock.
+        self.on_change: Callable[[list[ChangeEvent]], None] | None = None
 
     def _of(self, object_type: str) -> _Objects:
         return self._objects[object_type]
@@ -266,22 +270,39 @@ class Portal:
                 choose_failures([r.sid for r, _ in targets]) if choose_failures and targets else (set(), "")
             )
             results: list[JsonObject] = []
+            changes: list[ChangeEvent] = []
             for record, values in targets:
                 if record.sid not in failed:
+                    before = {name: record.props.get(name, "") for name in values}
                     objects.index.apply(record, values, now_ms)
                     results.append(record.wire(tuple(values)))
+                    changes += _changes(record, before, now_ms, "INTEGRATION")
             errors = [batch.item_error("OBJECT_NOT_FOUND", objects.not_found, missing)] if missing else []
             if failed:
                 errors.append(_failure_error(category, [r.sid for r, _ in targets if r.sid in failed]))
-            return results, errors
+        if object_type == CONTACTS:
+            self._changed(changes)
+        return results, errors
 
     def upsert_contacts(self, items: Any, now_ms: int, object_type: str = CONTACTS) -> list[JsonObject]:
         """Admin: create or edit contacts (or companies) as a person or an import would (no forward-only rule,
         any property)."""
         objects = self._of(object_type)
+        changes: list[ChangeEvent] = []
         with self._lock:
             plans = batch.upserts(items, objects.index, objects.registry, object_type)
-            return [_upsert(objects.index, plan, now_ms).snapshot() for plan in plans]
+            out: list[JsonObject] = []
+            for plan in plans:
+                before = {name: plan.record.props.get(name, "") for name in plan.values} if plan.record else None
+                record = _upsert(objects.index, plan, now_ms)
+                out.append(record.snapshot())
+                if before is None:
+                    changes.append(ChangeEvent("creation", record.id, record.created_ms))
+                else:
+                    changes += _changes(record, before, now_ms, "CRM_UI")
+        if object_type == CONTACTS:
+            self._changed(changes)
+        return out
 
     def remove_company(self, company_id: int) -> bool:
         """Admin: delete a company. Its associations stay: HubSpot can hand back an association to a record
@@ -431,21 +452,23 @@ class Portal:
         if not isinstance(items, list):
             raise bad_request("form_submissions must be a list")
         subs = [submission_from(item, now_ms, new_id, f"form_submissions[{i}]") for i, item in enumerate(items)]
+        changes: list[ChangeEvent] = []
         with self._lock:
             for sub in subs:
                 self._engagement.add_submission(sub)
-                self._converted(sub, now_ms)
+                changes += self._converted(sub, now_ms)
+        self._changed(changes)
         return len(subs)
 
-    def _converted(self, sub: Submission, now_ms: int) -> None:
+    def _converted(self, sub: Submission, now_ms: int) -> list[ChangeEvent]:
         """HubSpot's conversion properties on the contact whose email the submission gives (none: no contact is
         made), changed at `now_ms` like any property change: the first and the most recent conversion (date and
-        form name) and the number of form submissions."""
+        form name) and the number of form submissions. Returns the changes, for the webhook push."""
         email = submission_email(sub.wire()["values"])
         cid = self._contacts.owner(email) if email else None
         record = self._contacts.records.get(cid) if cid is not None else None
         if record is None:
-            return
+            return []
         name = self._engagement.forms[sub.form_id].name
         values = {NUM_CONVERSIONS: str(self._engagement.submissions_of(email))}
         first = parse_ms(record.props.get(FIRST_CONVERSION_DATE))
@@ -454,10 +477,16 @@ class Portal:
         recent = parse_ms(record.props.get(RECENT_CONVERSION_DATE))
         if recent is None or sub.submitted_at >= recent:
             values |= {RECENT_CONVERSION_DATE: iso_ms(sub.submitted_at), RECENT_CONVERSION_NAME: name}
+        before = {key: record.props.get(key, "") for key in values}
         self._contacts.changing(record.id, now_ms)
         for key, value in values.items():
             self._contacts.set_value(record, key, value)
         self._contacts.touch(record, now_ms)
+        return _changes(record, before, sub.submitted_at, "FORM")
+
+    def _changed(self, changes: list[ChangeEvent]) -> None:
+        if changes and self.on_change is not None:
+            self.on_change(changes)
 
     def add_email_events(self, items: Any, now_ms: int, new_id: Callable[[], str]) -> int:
         if not isinstance(items, list):
@@ -537,6 +566,19 @@ def _upsert(index: RecordIndex, plan: batch.Upsert, now_ms: int) -> ContactRecor
         index.set_created(plan.record, plan.created)
     index.touch(plan.record, modified)
     return plan.record
+
+
+def _changes(record: ContactRecord, before: Mapping[str, str], at_ms: int, source: str) -> list[ChangeEvent]:
+    """The property changes a write made (a value it left as it was changes nothing); datetimes as epoch ms,
+    as webhooks give them."""
+    out: list[ChangeEvent] = []
+    for name, old in before.items():
+        new = record.props.get(name, "")
+        if new != old:
+            ms = parse_ms(new) if name in _DATETIMES else None
+            value = str(ms) if ms is not None else new
+            out.append(ChangeEvent("property_change", record.id, at_ms, name, value, source))
+    return out
 
 
 def _failure_error(category: str, ids: list[str]) -> JsonObject:

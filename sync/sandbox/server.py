@@ -25,6 +25,7 @@ from sync.sandbox.faults import FaultInjector, FaultSpec
 from sync.sandbox.limits import MESSAGES, PROFESSIONAL, SECONDLY, TEN_SECONDLY, RateLimiter, RateLimitSpec
 from sync.sandbox.portal import COMPANIES, CONTACTS, FailureChooser, Portal
 from sync.sandbox.routes import API_ROUTES, ApiRequest, Reply, Route, match, new_id
+from sync.sandbox.webhooks import WebhookPusher
 from sync.sandbox.wire import ApiError, JsonObject, bad_request, query_int, query_str
 from sync.snapshot import numeric
 
@@ -106,8 +107,12 @@ class Sandbox:
         offset_ttl_seconds: float | None = None,
         clock: EpochSeconds | None = None,
         verbose: bool = False,
+        webhooks: WebhookPusher | None = None,
     ) -> None:
         self.portal = portal
+        self.webhooks = webhooks  # pushes every change to a contact, signed, to a receiver
+        if webhooks is not None:
+            portal.on_change = webhooks.emit
         if offset_ttl_seconds is not None:
             portal.offset_ttl_seconds = offset_ttl_seconds  # how long an email events offset stays valid
         self.token = token
@@ -136,6 +141,8 @@ class Sandbox:
         return int(self.clock() * 1000)
 
     def start(self) -> Sandbox:
+        if self.webhooks is not None:
+            self.webhooks.start()
         if self._thread is None:
             # A short poll interval lets close() return within 10 ms.
             self._thread = threading.Thread(
@@ -157,6 +164,8 @@ class Sandbox:
     def close(self) -> None:
         self.closing.set()
         self._stop.set()
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -177,6 +186,8 @@ class Sandbox:
         stats["contact_writes"] = counts
         stats["rate_limit"] = self.limiter.spec.describe()
         stats["fault_spec"] = self.faults.spec.describe()
+        if self.webhooks is not None:
+            stats["webhooks"] = {**self.webhooks.stats, "pending": self.webhooks.pending()}
         return stats
 
     def reset_stats(self) -> None:

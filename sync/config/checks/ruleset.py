@@ -21,6 +21,7 @@ from sync.config.checks.outputs import check_outputs, check_outputs_not_read
 from sync.config.checks.portal import check_portal
 from sync.config.checks.problems import Problems
 from sync.config.checks.schedule import check_poll_overlap, check_schedule
+from sync.config.checks.webhooks import check_webhooks
 from sync.config.schema import PortalConfig
 from sync.core.accounts import AccountSpec
 from sync.core.rules import Exclusion, RuleSetSpec
@@ -43,6 +44,8 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
     check_poll_overlap(p, cfg.forms)
     if cfg.alerts is not None:
         check_alerts(p, cfg.alerts)
+    if cfg.webhooks is not None:
+        check_webhooks(p, cfg.webhooks)
     free_mail = builtin_free_mail() | frozenset(d.lower() for d in cfg.free_mail_domains)
     exclusions = _exclusions(p, cfg)
     built = models(p, cfg)
