@@ -43,6 +43,13 @@ def owned_properties(rules: RuleSet) -> tuple[str, list[PropertySpec]]:
         ):
             if spec is not None and spec.name not in specs:
                 specs[spec.name] = replace(spec, adopted=spec.name in props.adopt)
+    predictive = rules.spec.predictive
+    if predictive is not None:  # the learned likelihood's two outputs, in the same group
+        for spec in (
+            PropertySpec(predictive.likelihood_property, "Likelihood to convert (leadsync)", "number"),
+            PropertySpec(predictive.factors_property, "Likelihood factors (leadsync)", "string"),
+        ):
+            specs.setdefault(spec.name, spec)
     return group, list(specs.values())
 
 

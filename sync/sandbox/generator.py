@@ -6,8 +6,8 @@ relative to `now_ms` (not the wall clock), so a seed names a portal exactly.
 The planted signal (on by default): contacts who submitted a demo or contact-sales form
 are far more likely to be opportunities or customers, and contacts with good fit answers
 engage more, so a scoring model has something real to find in a backtest. A second signal,
-which the example rules score only in part: energy managers, and contacts who asked a pricing
-question, go on to become customers (a few weeks after the question), so a learned likelihood
+which the example rules score only in part: energy managers, and contacts who downloaded the
+procurement checklist, go on to become customers within the last year, so a learned likelihood
 has something to find that the rules miss.
 
 Every contact carries HubSpot's date-entered-stage properties (`hs_lifecyclestage_<stage>_date`)
@@ -112,7 +112,7 @@ STAGE_PATH = (
 STAGE_DATE_PROPERTIES = {stage: f"hs_lifecyclestage_{stage}_date" for stage in (*STAGE_PATH, "other")}
 # The second planted signal: who goes on to become a customer, and how likely (see `_conversions`).
 PLANTED_TITLE = "Energy Manager"
-PLANTED_FORM = "Pricing question"
+PLANTED_FORM = "Procurement checklist"
 PLANTED_TITLE_CHANCE = 0.5
 PLANTED_FORM_CHANCE = 0.8
 
@@ -363,18 +363,20 @@ def _conversion(
 ) -> int | None:
     """When a contact not yet won becomes a customer through the second planted signal (None: it does not).
 
-    An energy manager converts within the last year with PLANTED_TITLE_CHANCE; a contact who asked a pricing
-    question converts 1 to 8 weeks after asking with PLANTED_FORM_CHANCE. A date after `now` is not yet."""
+    A contact who downloaded the procurement checklist (PLANTED_FORM_CHANCE) or an energy manager
+    (PLANTED_TITLE_CHANCE) becomes a customer at a time drawn within the last year, and at least two weeks
+    after the download or its create date: what a new offer for energy buyers did to the portal's sales."""
     if props["lifecyclestage"] not in STAGE_PATH[:4]:
         return None
-    title_roll, form_roll, gap = rng.random(), rng.random(), rng.randrange(7 * DAY_MS, 56 * DAY_MS)
-    at: int | None = None
+    title_roll, form_roll, when = rng.random(), rng.random(), rng.random()
     if asked is not None and form_roll < PLANTED_FORM_CHANCE:
-        at = asked + gap
+        anchor = asked
     elif props.get("jobtitle") == PLANTED_TITLE and title_roll < PLANTED_TITLE_CHANCE:
-        at = max(person.created, now_ms - 365 * DAY_MS) + gap
-        at += int(rng.random() * max(0, now_ms - at))
-    return at if at is not None and at <= now_ms else None
+        anchor = person.created
+    else:
+        return None
+    start = max(anchor + 14 * DAY_MS, now_ms - 365 * DAY_MS)
+    return start + int(when * (now_ms - start)) if start <= now_ms else None
 
 
 def _stage_dates(

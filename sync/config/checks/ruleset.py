@@ -18,6 +18,7 @@ from sync.config.checks.conditions import condition
 from sync.config.checks.models import models
 from sync.config.checks.outputs import check_outputs, check_outputs_not_read
 from sync.config.checks.portal import check_portal
+from sync.config.checks.predictive import predictive
 from sync.config.checks.problems import Problems
 from sync.config.checks.schedule import check_schedule
 from sync.config.schema import PortalConfig
@@ -46,6 +47,7 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
     built = models(p, cfg)
     check_outputs(p, cfg)
     account_spec = accounts(p, cfg.accounts) if cfg.accounts is not None else None
+    learned = predictive(p, cfg) if cfg.predictive is not None else None
     if account_spec is not None:
         check_account_outputs(p, cfg, account_spec)
     if len(p):
@@ -58,6 +60,7 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
         holdout_percent=cfg.holdout.percent if cfg.holdout else 0.0,
         holdout_salt=cfg.holdout.salt if cfg.holdout else "",
         free_mail_domains=free_mail,
+        predictive=learned,
     )
     # Only a built spec knows what every rule reads.
     check_outputs_not_read(p, cfg, spec)
