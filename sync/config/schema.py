@@ -595,9 +595,7 @@ class PredictivePropertiesModel(_Model):
 class PredictiveModel(_Model):
     """A learned likelihood written alongside the score (docs/SCORING.md section 7)."""
 
-    model: str = Field(
-        min_length=1, description="the model file `leadsync train` wrote (a path relative to this file)"
-    )
+    model: str = Field(min_length=1, description="the model file `leadsync train` wrote (a path relative to this file)")
     properties: PredictivePropertiesModel = Field(
         PredictivePropertiesModel(), description="the contact properties the likelihood is written to"
     )

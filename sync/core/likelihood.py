@@ -154,9 +154,7 @@ class Predictive(_Value):
 
     _fields: ClassVar[tuple[str, ...]] = ("model", "likelihood_property", "factors_property", "path")
 
-    def __init__(
-        self, model: LikelihoodModel, likelihood_property: str, factors_property: str, path: str = ""
-    ) -> None:
+    def __init__(self, model: LikelihoodModel, likelihood_property: str, factors_property: str, path: str = "") -> None:
         self.model: Final = model
         self.likelihood_property: Final = likelihood_property
         self.factors_property: Final = factors_property
@@ -193,15 +191,14 @@ class Likelihood(_Value):
         """The probability as a whole percentage, 0-100 (half away from zero)."""
         return math.floor(self.probability * 100 + 0.5)  # a probability is never negative
 
-    def factors(self, limit: int = 500) -> str:
-        """The short text written to HubSpot, largest contributions first: '+0.9 form:Pricing; -0.6 free-mail'.
-
-        Contributions are shown in log-odds with one decimal; one that rounds to 0.0 is left out."""
+    def factors(self, top: int = 5, limit: int = 500) -> str:
+        """The short text written to HubSpot, the `top` largest contributions first: '+0.9 form:Pricing;
+        -0.6 free-mail'. Contributions are in log-odds with one decimal; one that rounds to 0.0 is left out."""
         shown = [c for c in self.contributions if abs(c.contribution) >= 0.05]
         shown.sort(key=lambda c: -abs(c.contribution))  # stable: equal sizes keep the model's order
         parts: list[str] = []
         length = 0
-        for c in shown:
+        for c in shown[:top]:
             part = f"{c.contribution:+.1f} {c.feature.label}"
             added = len(part) + (2 if parts else 0)
             if length + added > limit:
@@ -251,9 +248,11 @@ def observe(
 
     `properties` are the properties that may become features (the caller leaves out the outcome and
     leadsync's own outputs). `pages`: the pages forms were sent from too (a form is on one page mostly, so
-    they are off by default: two features for one fact only split its weight). Each value here is the one `feature_values` gives for the same feature."""
+    they are off by default: two features for one fact only split its weight). Each value here is the one
+    `feature_values` gives for the same feature."""
     facts = _Facts(contact, events, now_ms, breakdown)
     found: list[tuple[Feature, float]] = [(Feature(RULE, key), 1.0) for key in sorted(facts.rules)]
+    said = {key.casefold() for key in facts.rules}  # a map rule named for its property says `industry=X` already
     for name in sorted(properties):
         raw = (contact.properties.get(name) or "").strip()
         if not raw:
@@ -262,7 +261,7 @@ def observe(
         if number is not None:
             low, high = number_bin(number)
             found.append((Feature(NUMBER, name, "", low, high), 1.0))
-        elif len(raw) <= MAX_CATEGORY_LENGTH and not _looks_like_a_date(raw):
+        elif _category(name, raw, said):
             found.append((Feature(PROPERTY, name, raw), 1.0))
     for kind in sorted(COUNTED_EVENTS & facts.times.keys()):
         for days in EVENT_WINDOWS:
@@ -305,6 +304,11 @@ def page_path(url: str) -> str:
         slash = rest.find("/")
         rest = rest[slash:] if slash >= 0 else "/"
     return rest.rstrip("/") or "/"
+
+
+def _category(name: str, raw: str, said: set[str]) -> bool:
+    """Whether a value is a category worth a feature: short, not a date, not what a rule's hit says already."""
+    return len(raw) <= MAX_CATEGORY_LENGTH and not _looks_like_a_date(raw) and f"{name}={raw}".casefold() not in said
 
 
 def _looks_like_a_date(text: str) -> bool:

@@ -206,9 +206,7 @@ def gather(
         if result.excluded or result.model is None:
             counts.excluded += 1
             continue
-        names = [
-            n for n in contact.properties if n not in excluded_properties and not never_a_feature(n, outcome, own)
-        ]
+        names = [n for n in contact.properties if n not in excluded_properties and not never_a_feature(n, outcome, own)]
         observed = observe(contact, events, as_of_ms, result.breakdown, names)
         label = reached is not None and reached <= until
         rows.add(observed, label, result.score, held_out(contact.id, seed, held_out_share))

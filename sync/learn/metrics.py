@@ -30,9 +30,7 @@ class Measures:
             "roc_auc": round(self.auc, 4),
             "top_decile_rate": round(self.top_decile_rate, 4),
             "top_decile_lift": round(self.top_decile_lift, 3),
-            "precision_at_mql_volume": None
-            if self.precision_at_volume is None
-            else round(self.precision_at_volume, 4),
+            "precision_at_mql_volume": None if self.precision_at_volume is None else round(self.precision_at_volume, 4),
             "calibration": self.calibration,
         }
 

@@ -30,7 +30,7 @@ DEFAULT_C = 0.1  # inverse regularisation strength, on standardised columns
 MQL = "marketingqualifiedlead"
 
 
-class TrainingRefused(Exception):
+class TrainingRefusedError(Exception):
     """Training cannot give a model worth writing (too few converters, one class, a leaking feature)."""
 
 
@@ -44,7 +44,7 @@ class Trained:
     intercept: float
     model: Measures
     rule: Measures
-    mql_threshold: int | None
+    mql_threshold: float | None
     mql_volume: int | None
     train_rows: int
     train_positives: int
@@ -67,7 +67,7 @@ class Trained:
         }
 
 
-def mql_threshold(rules: RuleSet) -> int | None:
+def mql_threshold(rules: RuleSet) -> float | None:
     """The lowest score that makes a contact an MQL in any model (None: no model has that threshold)."""
     found = [t.min_score for m in rules.spec.models for t in m.lifecycle.thresholds if t.stage == MQL]
     scores = [s for s in found if s is not None]
@@ -91,9 +91,9 @@ def check_counts(rows: Rows) -> None:
         f"{counts.not_yet_created} were created after, {counts.excluded} are excluded)"
     )
     if positives == 0 or negatives == 0:
-        raise TrainingRefused(f"only one class: {summary}; no model written")
+        raise TrainingRefusedError(f"only one class: {summary}; no model written")
     if positives < MIN_POSITIVES:
-        raise TrainingRefused(
+        raise TrainingRefusedError(
             f"too few converters to learn from: {positives} (at least {MIN_POSITIVES} needed); {summary}; "
             "no model written. Move --as-of earlier, lengthen --horizon-days, or choose another --outcome"
         )
@@ -102,7 +102,9 @@ def check_counts(rows: Rows) -> None:
     for name, part in (("training", ~held), ("held-out", held)):
         got = int(labels[part].sum())
         if got == 0 or got == int(part.sum()):
-            raise TrainingRefused(f"the {name} part has only one class ({got} of {int(part.sum())}); no model written")
+            raise TrainingRefusedError(
+                f"the {name} part has only one class ({got} of {int(part.sum())}); no model written"
+            )
 
 
 def matrix(rows: Rows, columns: list[int]) -> Any:
@@ -129,7 +131,7 @@ def leak_check(x: Any, labels: NDArray[np.int8], features: list[Feature]) -> Non
     neg_max = np.asarray(dense_neg.max(axis=0).todense()).ravel()
     leaking = [f.key for i, f in enumerate(features) if pos_min[i] > neg_max[i] or neg_min[i] > pos_max[i]]
     if leaking:
-        raise TrainingRefused(
+        raise TrainingRefusedError(
             "features that separate converters from the rest perfectly, so they record the outcome rather than "
             f"predict it: {', '.join(leaking)}; leave their properties out (--exclude PROPERTY) and train again"
         )
@@ -140,11 +142,11 @@ def _column_min(x: Any) -> NDArray[np.float64]:
 
 
 def fit(rows: Rows, rules: RuleSet, *, min_rows: int = DEFAULT_MIN_ROWS, c: float = DEFAULT_C) -> Trained:
-    """Fit on the training part and measure on the held-out part; TrainingRefused when it cannot."""
+    """Fit on the training part and measure on the held-out part; TrainingRefusedError when it cannot."""
     check_counts(rows)
     columns = select(rows, min_rows)
     if not columns:
-        raise TrainingRefused(f"no feature is had by at least {min_rows} contacts; no model written")
+        raise TrainingRefusedError(f"no feature is had by at least {min_rows} contacts; no model written")
     features = [rows.vocabulary.features[i] for i in columns]
     x = matrix(rows, columns)
     labels = np.frombuffer(rows.labels, dtype=np.int8)

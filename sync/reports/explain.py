@@ -29,6 +29,7 @@ from sync.core.accounts import (
 )
 from sync.core.conditions import Ctx, company_property, compile_event_filter, describe_condition, describe_filter
 from sync.core.decision import Decision, decide
+from sync.core.likelihood import Likelihood, Predictive, likelihood
 from sync.core.model import (
     EMAIL_EVENT_TYPES,
     FORM_SUBMISSION,
@@ -178,6 +179,7 @@ class Explanation:
     written_stage: str | None = None  # the stage leadsync last wrote (state store), None when none or unknown
     ownership_known: bool = False  # whether the state store was read (--db)
     scored_at: str = ""  # the model's scored_at property: epoch ms, shown with its ISO time
+    likelihood: Likelihood | None = None  # with a `predictive:` section: the learned likelihood, feature by feature
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -210,7 +212,23 @@ class Explanation:
             },
             "hubspot": [{"property": p, "now": now, "would_write": new} for p, now, new in self.hubspot],
             "stage_move": self.stage_move,
+            **({"likelihood": likelihood_json(self.likelihood)} if self.likelihood is not None else {}),
         }
+
+
+def likelihood_json(predicted: Likelihood) -> dict[str, Any]:
+    """The learned likelihood with every feature's contribution (log-odds), the model's order."""
+    return {
+        "model": predicted.model_version,
+        "probability": round(predicted.probability, 6),
+        "value": predicted.value,
+        "factors": predicted.factors(),
+        "intercept": predicted.intercept,
+        "features": [
+            {"feature": c.feature.label, "value": c.value, "coefficient": c.coefficient, "contribution": c.contribution}
+            for c in predicted.contributions
+        ],
+    }
 
 
 def explain(
@@ -225,6 +243,9 @@ def explain(
     """`written_stage` is the stage leadsync last wrote (from the state store, when `ownership_known`)."""
     decision = decide(contact, events, rules, now_ms, contact.properties, written_stage=written_stage)
     result, model = decision.result, decision.model
+    predictive, predicted = rules.spec.predictive, decision.likelihood
+    if predictive is not None and predicted is None:  # not written (holdout, excluded), still shown
+        predicted = likelihood(predictive.model, contact, events, now_ms, result.breakdown)
     ctx = rules.context(contact, events, now_ms)
     stage = _stage_checks(rules, result, model, ctx)
     if model is not None and model.lifecycle.demote:
@@ -237,12 +258,22 @@ def explain(
         verdict=_verdict(rules, result, model, ctx),
         grades=_grades(result, model),
         stage=stage,
-        hubspot=_hubspot(decision),
+        hubspot=_hubspot(decision) + _likelihood_hubspot(decision, predictive),
         stage_move=decision.stage_move,
         written_stage=written_stage,
         ownership_known=ownership_known,
         scored_at=model.properties.scored_at if model is not None else "",
+        likelihood=predicted,
     )
+
+
+def _likelihood_hubspot(decision: Decision, predictive: Predictive | None) -> list[tuple[str, str, str | None]]:
+    if predictive is None or decision.model is None:
+        return []
+    update = decision.plan.update
+    writes = dict(update.properties) if update is not None else {}
+    names = (predictive.likelihood_property, predictive.factors_property)
+    return [(name, decision.contact.properties.get(name, ""), writes.get(name)) for name in names]
 
 
 def _ownership(model: ModelSpec, current: str, written: str | None, known: bool) -> str:
@@ -415,8 +446,24 @@ def print_explanation(ex: Explanation, console: Console, title: str = "") -> Non
     console.print("[bold]lifecycle stage[/bold]")
     for check in ex.stage:
         console.print(f"  {check}")
+    if ex.likelihood is not None:
+        console.print(_likelihood_table(ex.likelihood))
     if ex.hubspot:
         console.print(_hubspot_table(ex))
+
+
+def _likelihood_table(predicted: Likelihood) -> Table:
+    """Every feature of the learned model: the contact's value, the coefficient and its contribution."""
+    table = Table(
+        title=f"likelihood {predicted.value} ({predicted.probability:.1%}), model {predicted.model_version}: "
+        f"intercept {predicted.intercept:+.2f} plus each feature's contribution (log-odds)",
+        header_style="bold",
+    )
+    for name in ("feature", "value", "coefficient", "contribution"):
+        table.add_column(name, justify="left" if name == "feature" else "right", overflow="fold")
+    for c in sorted(predicted.contributions, key=lambda c: -abs(c.contribution)):
+        table.add_row(c.feature.label, f"{c.value:g}", f"{c.coefficient:+.3f}", f"{c.contribution:+.3f}")
+    return table
 
 
 def _rules_table(lines: Sequence[RuleLine]) -> Table:

@@ -159,15 +159,7 @@ def generate_portal(
         raise ValueError(f"shared_timestamp={shared_timestamp} is more than the {contacts} contacts")
     rng = random.Random(seed)
     portal = Portal(portal_id, created_ms=now_ms - 5 * 365 * DAY_MS)
-    portal.define_group(PropertyGroup("lead_qualification", "Lead qualification", 10))
-    for name, label, options in QUALIFICATION:
-        opts = tuple(Option(text, value, i) for i, (value, text) in enumerate(options))
-        portal.define_property(PropertyDef(name, label, "enumeration", "select", "lead_qualification", opts))
-    for stage, name in STAGE_DATE_PROPERTIES.items():
-        label = f"Became a {stage} date"
-        portal.define_property(
-            PropertyDef(name, label, "datetime", "date", "contactinformation", read_only=True, hubspot_defined=True)
-        )
+    _define_properties(portal)
 
     forms = [FormRecord(_uuid(rng), name, now_ms - 900 * DAY_MS + i * DAY_MS) for i, (name, _, _) in enumerate(FORMS)]
     for form in forms:
@@ -213,14 +205,9 @@ def generate_portal(
     submissions.extend(
         _other_submissions(extra_rng, people, stages, extra_forms, now_ms, submission_rate, planted_signal)
     )
-    planted_form = next(f.id for f in forms if f.name == PLANTED_FORM)
+    # From a generator of its own, so that every value above stays as it was.
     stage_rng = random.Random(seed * 1_000_003 + 29)
-    for person, (_, props, _, _), subs in zip(people, rows, subs_by_person, strict=True):
-        asked = min((s.submitted_at for s in subs if s.form_id == planted_form), default=None)
-        converted = _conversion(stage_rng, person, props, asked, now_ms) if planted_signal else None
-        if converted is not None:
-            props["lifecyclestage"] = "customer"
-        props.update(_stage_dates(stage_rng, person.created, props["lifecyclestage"], now_ms, converted))
+    _stages_reached(stage_rng, people, rows, subs_by_person, forms, now_ms, planted_signal)
     portal.bulk_load(rows, submissions, events)
 
     exclusion = {p.cid: p.created + DAY_MS for p in people if rng.random() < 0.005}
@@ -230,6 +217,19 @@ def generate_portal(
     portal.set_list(WEBINAR_LIST_ID, "Webinar attendees", webinar_members)
     portal.bulk_load_companies(*generate_companies(seed, companies, rows, now_ms))
     return portal
+
+
+def _define_properties(portal: Portal) -> None:
+    """The portal's own qualification properties, and HubSpot's date-entered-stage ones."""
+    portal.define_group(PropertyGroup("lead_qualification", "Lead qualification", 10))
+    for name, label, options in QUALIFICATION:
+        opts = tuple(Option(text, value, i) for i, (value, text) in enumerate(options))
+        portal.define_property(PropertyDef(name, label, "enumeration", "select", "lead_qualification", opts))
+    for stage, name in STAGE_DATE_PROPERTIES.items():
+        label = f"Became a {stage} date"
+        portal.define_property(
+            PropertyDef(name, label, "datetime", "date", "contactinformation", read_only=True, hubspot_defined=True)
+        )
 
 
 def _uuid(rng: random.Random) -> str:
@@ -356,6 +356,25 @@ def _other_submissions(
                 sends = form is not popup_ebook or rng.random() < 0.5
             out.append(Submission(form.id, _uuid(rng), at, values, page, sends_conversion_id=sends))
     return out
+
+
+def _stages_reached(
+    rng: random.Random,
+    people: list[_Person],
+    rows: list[tuple[int, dict[str, str], int, int]],
+    subs_by_person: list[list[Submission]],
+    forms: list[FormRecord],
+    now_ms: int,
+    planted_signal: bool,
+) -> None:
+    """The second planted signal's customers, and every contact's date-entered-stage properties."""
+    planted_form = next(f.id for f in forms if f.name == PLANTED_FORM)
+    for person, (_, props, _, _), subs in zip(people, rows, subs_by_person, strict=True):
+        asked = min((s.submitted_at for s in subs if s.form_id == planted_form), default=None)
+        converted = _conversion(rng, person, props, asked, now_ms) if planted_signal else None
+        if converted is not None:
+            props["lifecyclestage"] = "customer"
+        props.update(_stage_dates(rng, person.created, props["lifecyclestage"], now_ms, converted))
 
 
 def _conversion(
