@@ -147,9 +147,10 @@ class Rows:
     labels: array[int] = field(default_factory=lambda: array("b"))
     scores: array[int] = field(default_factory=lambda: array("q"))
     held_out: array[int] = field(default_factory=lambda: array("b"))
+    ids: list[str] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
 
-    def add(self, observed: list[tuple[Feature, float]], label: bool, score: int, held: bool) -> None:
+    def add(self, contact_id: str, observed: list[tuple[Feature, float]], label: bool, score: int, held: bool) -> None:
         vocabulary = self.vocabulary
         seen: set[int] = set()
         for feature, value in observed:
@@ -163,6 +164,7 @@ class Rows:
             if label:
                 vocabulary.positives[column] += 1
         self.indptr.append(len(self.indices))
+        self.ids.append(contact_id)
         self.labels.append(1 if label else 0)
         self.scores.append(score)
         self.held_out.append(1 if held else 0)
@@ -209,7 +211,7 @@ def gather(
         names = [n for n in contact.properties if n not in excluded_properties and not never_a_feature(n, outcome, own)]
         observed = observe(contact, events, as_of_ms, result.breakdown, names)
         label = reached is not None and reached <= until
-        rows.add(observed, label, result.score, held_out(contact.id, seed, held_out_share))
+        rows.add(contact.id, observed, label, result.score, held_out(contact.id, seed, held_out_share))
     if progress is not None:
         progress(counts.read)
     return rows

@@ -26,7 +26,7 @@ from sync.reports.text import iso_ms
 
 MIN_POSITIVES = 30
 DEFAULT_MIN_ROWS = 20  # a feature fewer training contacts have is noise, not signal
-DEFAULT_C = 0.1  # inverse regularisation strength, on standardised columns
+DEFAULT_C = 0.03  # inverse regularisation strength, on standardised columns
 MQL = "marketingqualifiedlead"
 
 
