@@ -69,6 +69,7 @@ def test_validate_reads_the_model_named_by_the_portal_file(
     trained: tuple[Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["validate", str(portal_file(tmp_path, trained[0]))]) == 0
+    assert f"likelihood model {trained[1]['version']})" in capsys.readouterr().out
 
 
 def test_validate_refuses_a_hand_edited_model(
