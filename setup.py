@@ -25,6 +25,7 @@ CORE = [
     "sync/core/planning.py",
     "sync/core/decision.py",
     "sync/core/version.py",
+    "sync/core/likelihood.py",
 ]
 
 ext_modules = []

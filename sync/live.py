@@ -107,6 +107,39 @@ def live_check(
     found += _list_findings(all_sites, portal)
     found += _form_findings(all_sites, portal)
     found += _segment_findings(config, rules, portal, now_ms, scan_limit)
+    found += _predictive_findings(rules, defs, portal)
+    return found
+
+
+def _predictive_findings(rules: RuleSet, defs: Mapping[str, PropertyInfo], portal: LivePortal) -> list[Finding]:
+    """The learned model's features that read a property or a form the portal no longer has: they count as
+    absent for every contact, so the model scores with less than it was trained on (retrain it)."""
+    predictive = rules.spec.predictive
+    if predictive is None:
+        return []
+    model = predictive.model
+    found: list[Finding] = []
+    for name in sorted(model.properties_read):
+        if name not in defs:
+            features = sorted(f.label for f in model.features if f.property_name == name)
+            found.append(
+                Finding(
+                    "warning",
+                    "predictive.model",
+                    f"property {name} does not exist in the portal: model {model.version}'s features "
+                    f"{', '.join(features)} read it and count as absent; train the model again",
+                )
+            )
+    forms = set(portal.forms().values()) if model.forms_read else set()
+    for name in sorted(model.forms_read - forms):
+        found.append(
+            Finding(
+                "warning",
+                "predictive.model",
+                f"form {name!r} is not a form of the portal: model {model.version}'s feature form:{name} counts "
+                "as absent for new submissions; train the model again",
+            )
+        )
     return found
 
 

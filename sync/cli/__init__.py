@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sync import __version__
 from sync.buildcheck import stale_core_modules
-from sync.cli import backtest, dead_letters, demo, explain, plan, run, score, snapshot, validate
+from sync.cli import backtest, dead_letters, demo, explain, plan, run, score, snapshot, suggest, train, validate
 from sync.cli import sync as sync_command
 from sync.cli.common import (
     EXIT_CONFIG,
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # The order of `leadsync --help`.
-    for group in (validate, score, explain, plan, snapshot, sync_command, dead_letters, run, demo, backtest):
+    commands_in_order = (validate, score, explain, plan, snapshot, sync_command, dead_letters, run, demo, backtest)
+    for group in (*commands_in_order, train, suggest):
         group.add_parser(commands)
 
     from sync.sandbox.cli import add_sandbox_command

@@ -105,8 +105,19 @@ def _report_loaded(file: str, loaded: LoadedPortal, live: bool) -> bool:
             return False
         warned = sum(f.level == "warning" for f in findings)
         portal += f", checked live with {warned} warning{'s' * (warned != 1)}"
-    print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version})")
+    print(f"{file}: ok (portal {portal}, models: {models}, rule-set version {loaded.rules.version}{_learned(loaded)})")
     return True
+
+
+def _learned(loaded: LoadedPortal) -> str:
+    """The likelihood model a `predictive:` section applies, and the rule set it was trained with if not this."""
+    predictive = loaded.rules.predictive
+    if predictive is None:
+        return ""
+    model = predictive.model
+    trained = model.ruleset_version
+    other = f", trained with rule set {trained}" if trained and trained != loaded.rules.version else ""
+    return f", likelihood model {model.version}{other}"
 
 
 def _live_findings(loaded: LoadedPortal, clock: Clock | None = None) -> list[Finding]:

@@ -646,6 +646,28 @@ class WebhooksModel(_Model):
     )
 
 
+class PredictivePropertiesModel(_Model):
+    """The contact properties the learned likelihood writes (leadsync's own, created in its group)."""
+
+    likelihood: str = Field(
+        "ls_likelihood", pattern=PROPERTY_NAME, description="the property that holds the likelihood, 0-100"
+    )
+    factors: str = Field(
+        "ls_likelihood_factors",
+        pattern=PROPERTY_NAME,
+        description="the property that holds the likelihood's top factors (+0.9 form:Pricing; -0.6 free-mail)",
+    )
+
+
+class PredictiveModel(_Model):
+    """A learned likelihood written alongside the score (docs/SCORING.md section 7)."""
+
+    model: str = Field(min_length=1, description="the model file `leadsync train` wrote (a path relative to this file)")
+    properties: PredictivePropertiesModel = Field(
+        PredictivePropertiesModel(), description="the contact properties the likelihood is written to"
+    )
+
+
 class PortalConfig(_Model):
     """One portal's config file (after `extends:` is merged)."""
 
@@ -680,6 +702,9 @@ class PortalConfig(_Model):
     )
     webhooks: WebhooksModel | None = Field(
         None, description="take HubSpot's webhooks on `leadsync run --listen` (speed to lead); none if absent"
+    )
+    predictive: PredictiveModel | None = Field(
+        None, description="a learned likelihood to convert, written with the score; none if absent"
     )
 
     def effective_rate_limit(self) -> RateLimitModel:

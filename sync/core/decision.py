@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from sync.core.conditions import parse_number
-from sync.core.model import Contact, Event, ScoreResult
-from sync.core.planning import ContactPlan, plan_contact
+from sync.core.likelihood import Likelihood, Predictive, likelihood
+from sync.core.model import Contact, Event, PropertyUpdate, ScoreResult
+from sync.core.planning import ContactPlan, plan_contact, same
 from sync.core.rules import ModelSpec, OutputProperties, RuleSet
 from sync.core.scoring import reasons_text, score_at
 from sync.core.wire import LIFECYCLE_STAGE
@@ -59,6 +60,7 @@ class Decision:
         current: Mapping[str, str],
         reasons: str | None,
         shown: OutputProperties,
+        likelihood: Likelihood | None = None,
     ) -> None:
         self.contact: Final = contact
         self.result: Final = result
@@ -67,6 +69,7 @@ class Decision:
         self.current: Final = current
         self._reasons = reasons
         self._shown: Final = shown  # whose score and grade properties `before` and `after` read
+        self.likelihood: Final = likelihood  # with a `predictive:` section, for a contact whose values are written
 
     @property
     def reasons(self) -> str:
@@ -136,6 +139,9 @@ def decide(
     `current` is what HubSpot holds for the contact's properties; `written_stage` the stage leadsync last
     wrote for it (None: none known; see `score_at`). `scored_at` is written as `now_ms`, with a real change only.
     """
+    predictive = rules.spec.predictive
+    if predictive is not None:
+        events = list(events)  # read twice: by the score and by the likelihood
     result = score_at(contact, events, rules, now_ms, written_stage=written_stage)
     model = model_named(rules, result.model)
     if model is None:
@@ -154,4 +160,32 @@ def decide(
         reasons=reasons,
         interests=rules.spec.interests,
     )
-    return Decision(contact, result, model, plan, current, reasons, props)
+    if predictive is None or result.holdout or result.excluded:
+        return Decision(contact, result, model, plan, current, reasons, props)
+    predicted = likelihood(predictive.model, contact, events, now_ms, result.breakdown)
+    plan = with_likelihood(plan, contact.id, predictive, predicted, current, props.scored_at, now_ms)
+    return Decision(contact, result, model, plan, current, reasons, props, predicted)
+
+
+def with_likelihood(
+    plan: ContactPlan,
+    contact_id: str,
+    predictive: Predictive,
+    predicted: Likelihood,
+    current: Mapping[str, str],
+    scored_at: str,
+    now_ms: int,
+) -> ContactPlan:
+    """The plan with the likelihood and its factors added where they differ from what HubSpot holds (diff-only,
+    as the score's values: `scored_at` moves only with a real change)."""
+    wanted = {
+        predictive.likelihood_property: str(predicted.value),
+        predictive.factors_property: predicted.factors(),
+    }
+    changed = {name: value for name, value in wanted.items() if not same(current.get(name), value)}
+    if not changed:
+        return plan
+    merged = dict(plan.update.properties) if plan.update is not None else {}
+    merged.update(changed)
+    merged[scored_at] = str(now_ms)
+    return ContactPlan(PropertyUpdate(contact_id, merged), plan.stage_change)

@@ -33,6 +33,7 @@ from sync.core.conditions import (
     parse_number,
     walk,
 )
+from sync.core.likelihood import Predictive
 from sync.core.model import DEFAULT_DECAY_EVENTS, EMAIL_BOUNCE, EMAIL_UNBOUNCE, Contact, Event, RuleHit
 
 STANDARD_STAGE_ORDER: tuple[str, ...] = (
@@ -286,6 +287,7 @@ class RuleSetSpec:
     holdout_salt: str = ""
     free_mail_domains: frozenset[str] = field(default_factory=frozenset)
     interests: tuple[InterestSpec, ...] = ()  # product-interest scores, beside the lead score
+    predictive: Predictive | None = None  # the `predictive:` section: a learned likelihood written alongside
 
 
 # --- compiled -------------------------------------------------------------------
@@ -370,6 +372,8 @@ def compile_ruleset(spec: RuleSetSpec) -> RuleSet:
     models = tuple(compile_model(m, free_mail) for m in spec.models)
     exclusions = tuple((e.reason, compile_condition(e.condition, free_mail)) for e in spec.exclusions)
     read = _properties_read(spec)
+    if spec.predictive is not None:
+        read |= spec.predictive.model.properties_read
     return RuleSet(
         spec=spec,
         models=models,

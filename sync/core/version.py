@@ -12,7 +12,8 @@ from sync.core.rules import RuleSetSpec
 
 # Bump when the engine gives a config a different meaning, so old audit lines name the old one.
 ENGINE_VERSION = "1"
-_UNHASHED = {"version", "free_mail_domains", "properties"}  # properties: output names, not scoring
+# properties: output names, not scoring; predictive: the learned model, versioned by its own hash
+_UNHASHED = {"version", "free_mail_domains", "properties", "predictive"}
 
 
 def _canonical(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from sync.core.decision import Decision, decide
+from sync.core.likelihood import Likelihood
 from sync.core.model import Contact, ScoreResult, with_current_form_names
 from sync.errors import (
     BudgetExhaustedError,
@@ -330,7 +331,7 @@ class Cycle:
             grade=result.grade,
             stage=decision.planned_stage,
             reasons=decision.reasons,
-            breakdown=_breakdown(result),
+            breakdown=_breakdown(result, decision.likelihood),
         )
         properties = dict(update.properties) if update is not None else {}
         return PendingWrite(result.contact_id, properties, decision.stage_move, history)
@@ -353,8 +354,12 @@ class Cycle:
             )
 
 
-def _breakdown(result: ScoreResult) -> dict[str, Any]:
+def _breakdown(result: ScoreResult, likelihood: Likelihood | None = None) -> dict[str, Any]:
+    learned = {}
+    if likelihood is not None:
+        learned["likelihood"] = {"value": likelihood.value, "model": likelihood.model_version}
     return {
+        **learned,  # the learned likelihood written, and the model (its version hash) that gave it
         "score": result.score,
         "fit": result.fit,
         "engagement": result.engagement,

@@ -48,6 +48,13 @@ def owned_properties(rules: RuleSet) -> tuple[str, list[PropertySpec]]:
         specs[out.score] = PropertySpec(out.score, f"Interest score: {interest.name} (leadsync)", "number")
         if out.reasons is not None:
             specs[out.reasons] = PropertySpec(out.reasons, f"Interest reasons: {interest.name} (leadsync)", "string")
+    predictive = rules.spec.predictive
+    if predictive is not None:  # the learned likelihood's two outputs, in the same group
+        for spec in (
+            PropertySpec(predictive.likelihood_property, "Likelihood to convert (leadsync)", "number"),
+            PropertySpec(predictive.factors_property, "Likelihood factors (leadsync)", "string"),
+        ):
+            specs.setdefault(spec.name, spec)
     return group, list(specs.values())
 
 

@@ -29,6 +29,7 @@ from sync.core.accounts import (
 )
 from sync.core.conditions import Ctx, company_property, compile_event_filter, describe_condition, describe_filter
 from sync.core.decision import Decision, decide
+from sync.core.likelihood import Likelihood, Predictive, likelihood
 from sync.core.model import (
     EMAIL_EVENT_TYPES,
     FORM_SUBMISSION,
@@ -205,6 +206,7 @@ class Explanation:
     ownership_known: bool = False  # whether the state store was read (--db)
     scored_at: str = ""  # the model's scored_at property: epoch ms, shown with its ISO time
     interests: list[InterestExplanation] = field(default_factory=list)  # the product-interest scores
+    likelihood: Likelihood | None = None  # with a `predictive:` section: the learned likelihood, feature by feature
 
     def json(self) -> dict[str, Any]:
         r = self.result
@@ -238,7 +240,23 @@ class Explanation:
             "hubspot": [{"property": p, "now": now, "would_write": new} for p, now, new in self.hubspot],
             "stage_move": self.stage_move,
             **({"interests": [i.json() for i in self.interests]} if self.interests else {}),
+            **({"likelihood": likelihood_json(self.likelihood)} if self.likelihood is not None else {}),
         }
+
+
+def likelihood_json(predicted: Likelihood) -> dict[str, Any]:
+    """The learned likelihood with every feature's contribution (log-odds), the model's order."""
+    return {
+        "model": predicted.model_version,
+        "probability": round(predicted.probability, 6),
+        "value": predicted.value,
+        "factors": predicted.factors(),
+        "intercept": predicted.intercept,
+        "features": [
+            {"feature": c.feature.label, "value": c.value, "coefficient": c.coefficient, "contribution": c.contribution}
+            for c in predicted.contributions
+        ],
+    }
 
 
 def explain(
@@ -253,6 +271,9 @@ def explain(
     """`written_stage` is the stage leadsync last wrote (from the state store, when `ownership_known`)."""
     decision = decide(contact, events, rules, now_ms, contact.properties, written_stage=written_stage)
     result, model = decision.result, decision.model
+    predictive, predicted = rules.spec.predictive, decision.likelihood
+    if predictive is not None and predicted is None:  # not written (holdout, excluded), still shown
+        predicted = likelihood(predictive.model, contact, events, now_ms, result.breakdown)
     ctx = rules.context(contact, events, now_ms)
     stage = _stage_checks(rules, result, model, ctx)
     if model is not None and model.lifecycle.demote:
@@ -265,7 +286,7 @@ def explain(
         verdict=_verdict(rules, result, model, ctx),
         grades=_grades(result, model),
         stage=stage,
-        hubspot=_hubspot(decision, rules.spec.interests),
+        hubspot=_hubspot(decision, rules.spec.interests) + _likelihood_hubspot(decision, predictive),
         stage_move=decision.stage_move,
         written_stage=written_stage,
         ownership_known=ownership_known,
@@ -273,6 +294,7 @@ def explain(
         interests=[
             _interest(spec, found, ctx) for spec, found in zip(rules.spec.interests, result.interests, strict=True)
         ],
+        likelihood=predicted,
     )
 
 
@@ -291,6 +313,15 @@ def _interest(spec: InterestSpec, result: InterestResult, ctx: Ctx) -> InterestE
         reasons=breakdown_reasons(result.breakdown),
         lines=_lines_of(result.breakdown, rules, spec.decay, ctx),
     )
+
+
+def _likelihood_hubspot(decision: Decision, predictive: Predictive | None) -> list[tuple[str, str, str | None]]:
+    if predictive is None or decision.model is None:
+        return []
+    update = decision.plan.update
+    writes = dict(update.properties) if update is not None else {}
+    names = (predictive.likelihood_property, predictive.factors_property)
+    return [(name, decision.contact.properties.get(name, ""), writes.get(name)) for name in names]
 
 
 def _ownership(model: ModelSpec, current: str, written: str | None, known: bool) -> str:
@@ -471,6 +502,8 @@ def print_explanation(ex: Explanation, console: Console, title: str = "") -> Non
         console.print(f"  {check}")
     for interest in ex.interests:
         _print_interest(interest, console)
+    if ex.likelihood is not None:
+        console.print(_likelihood_table(ex.likelihood))
     if ex.hubspot:
         console.print(_hubspot_table(ex))
 
@@ -486,6 +519,20 @@ def _print_interest(interest: InterestExplanation, console: Console) -> None:
         console.print(f"  {interest.segment}")
     if interest.lines:
         console.print(_rules_table(interest.lines))
+
+
+def _likelihood_table(predicted: Likelihood) -> Table:
+    """Every feature of the learned model: the contact's value, the coefficient and its contribution."""
+    table = Table(
+        title=f"likelihood {predicted.value} ({predicted.probability:.1%}), model {predicted.model_version}: "
+        f"intercept {predicted.intercept:+.2f} plus each feature's contribution (log-odds)",
+        header_style="bold",
+    )
+    for name in ("feature", "value", "coefficient", "contribution"):
+        table.add_column(name, justify="left" if name == "feature" else "right", overflow="fold")
+    for c in sorted(predicted.contributions, key=lambda c: -abs(c.contribution)):
+        table.add_row(c.feature.label, f"{c.value:g}", f"{c.coefficient:+.3f}", f"{c.contribution:+.3f}")
+    return table
 
 
 def _rules_table(lines: Sequence[RuleLine]) -> Table:

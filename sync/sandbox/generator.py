@@ -5,7 +5,14 @@ relative to `now_ms` (not the wall clock), so a seed names a portal exactly.
 
 The planted signal (on by default): contacts who submitted a demo or contact-sales form
 are far more likely to be opportunities or customers, and contacts with good fit answers
-engage more, so a scoring model has something real to find in a backtest.
+engage more, so a scoring model has something real to find in a backtest. A second signal,
+which the example rules score only in part: energy managers, and contacts who downloaded the
+procurement checklist, go on to become customers within the last year, so a learned likelihood
+has something to find that the rules miss.
+
+Every contact carries HubSpot's date-entered-stage properties (`hs_lifecyclestage_<stage>_date`)
+for the stages it passed, in order, from its create date to its current stage. They and the
+second signal are drawn from a generator of their own, so every other value stays as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from sync.sandbox.company_generator import generate_companies
 from sync.sandbox.portal import DEFAULT_PORTAL_ID, Portal
 from sync.sandbox.properties import Option, PropertyDef, PropertyGroup
 from sync.sandbox.records import EmailEventRecord, FormRecord, Submission
+from sync.sandbox.wire import iso_ms
 
 
 class Weighted:
@@ -97,6 +105,16 @@ OTHER_FORMS = (
     ("Webinar: 2023 kickoff", "hubspot", True, "/webinars/2023-kickoff", ("email", "firstname", "lastname")),
 )  # fmt: skip
 WON_STAGES = ("opportunity", "customer")
+# The stages in HubSpot's order, and the date-entered-stage property of each; `other` stands outside the order.
+STAGE_PATH = (
+    "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist",
+)  # fmt: skip
+STAGE_DATE_PROPERTIES = {stage: f"hs_lifecyclestage_{stage}_date" for stage in (*STAGE_PATH, "other")}
+# The second planted signal: who goes on to become a customer, and how likely (see `_conversions`).
+PLANTED_TITLE = "Energy Manager"
+PLANTED_FORM = "Procurement checklist"
+PLANTED_TITLE_CHANCE = 0.5
+PLANTED_FORM_CHANCE = 0.8
 
 QUALIFICATION = (
     ("decision_role", "Decision role", (("owner", "Owns the decision"), ("limited", "Influences"), ("none", "None"))),
@@ -141,10 +159,7 @@ def generate_portal(
         raise ValueError(f"shared_timestamp={shared_timestamp} is more than the {contacts} contacts")
     rng = random.Random(seed)
     portal = Portal(portal_id, created_ms=now_ms - 5 * 365 * DAY_MS)
-    portal.define_group(PropertyGroup("lead_qualification", "Lead qualification", 10))
-    for name, label, options in QUALIFICATION:
-        opts = tuple(Option(text, value, i) for i, (value, text) in enumerate(options))
-        portal.define_property(PropertyDef(name, label, "enumeration", "select", "lead_qualification", opts))
+    _define_properties(portal)
 
     forms = [FormRecord(_uuid(rng), name, now_ms - 900 * DAY_MS + i * DAY_MS) for i, (name, _, _) in enumerate(FORMS)]
     for form in forms:
@@ -159,10 +174,12 @@ def generate_portal(
     webinar_forms = {f.id for f in forms if "webinar" in f.name.lower()}
     webinar_members: dict[int, int] = {}
     form_weights = [w for _, w, _ in FORMS]
+    subs_by_person: list[list[Submission]] = []
     for index, person in enumerate(people):
         props = _properties(rng, person)
         subs = _submissions(rng, person, forms, form_weights, now_ms, submission_rate)
         submissions.extend(subs)
+        subs_by_person.append(subs)
         props["lifecyclestage"] = _stage(rng, person, planted_signal and any(s.form_id in demo_forms for s in subs))
         for sub in subs:
             if sub.form_id in webinar_forms:
@@ -188,6 +205,9 @@ def generate_portal(
     submissions.extend(
         _other_submissions(extra_rng, people, stages, extra_forms, now_ms, submission_rate, planted_signal)
     )
+    # From a generator of its own, so that every value above stays as it was.
+    stage_rng = random.Random(seed * 1_000_003 + 29)
+    _stages_reached(stage_rng, people, rows, subs_by_person, forms, now_ms, planted_signal)
     portal.bulk_load(rows, submissions, events)
 
     exclusion = {p.cid: p.created + DAY_MS for p in people if rng.random() < 0.005}
@@ -197,6 +217,19 @@ def generate_portal(
     portal.set_list(WEBINAR_LIST_ID, "Webinar attendees", webinar_members)
     portal.bulk_load_companies(*generate_companies(seed, companies, rows, now_ms))
     return portal
+
+
+def _define_properties(portal: Portal) -> None:
+    """The portal's own qualification properties, and HubSpot's date-entered-stage ones."""
+    portal.define_group(PropertyGroup("lead_qualification", "Lead qualification", 10))
+    for name, label, options in QUALIFICATION:
+        opts = tuple(Option(text, value, i) for i, (value, text) in enumerate(options))
+        portal.define_property(PropertyDef(name, label, "enumeration", "select", "lead_qualification", opts))
+    for stage, name in STAGE_DATE_PROPERTIES.items():
+        label = f"Became a {stage} date"
+        portal.define_property(
+            PropertyDef(name, label, "datetime", "date", "contactinformation", read_only=True, hubspot_defined=True)
+        )
 
 
 def _uuid(rng: random.Random) -> str:
@@ -323,6 +356,64 @@ def _other_submissions(
                 sends = form is not popup_ebook or rng.random() < 0.5
             out.append(Submission(form.id, _uuid(rng), at, values, page, sends_conversion_id=sends))
     return out
+
+
+def _stages_reached(
+    rng: random.Random,
+    people: list[_Person],
+    rows: list[tuple[int, dict[str, str], int, int]],
+    subs_by_person: list[list[Submission]],
+    forms: list[FormRecord],
+    now_ms: int,
+    planted_signal: bool,
+) -> None:
+    """The second planted signal's customers, and every contact's date-entered-stage properties."""
+    planted_form = next(f.id for f in forms if f.name == PLANTED_FORM)
+    for person, (_, props, _, _), subs in zip(people, rows, subs_by_person, strict=True):
+        asked = min((s.submitted_at for s in subs if s.form_id == planted_form), default=None)
+        converted = _conversion(rng, person, props, asked, now_ms) if planted_signal else None
+        if converted is not None:
+            props["lifecyclestage"] = "customer"
+        props.update(_stage_dates(rng, person.created, props["lifecyclestage"], now_ms, converted))
+
+
+def _conversion(
+    rng: random.Random, person: _Person, props: Mapping[str, str], asked: int | None, now_ms: int
+) -> int | None:
+    """When a contact not yet won becomes a customer through the second planted signal (None: it does not).
+
+    A contact who downloaded the procurement checklist (PLANTED_FORM_CHANCE) or an energy manager
+    (PLANTED_TITLE_CHANCE) becomes a customer at a time drawn within the last year, and at least two weeks
+    after the download or its create date: what a new offer for energy buyers did to the portal's sales."""
+    if props["lifecyclestage"] not in STAGE_PATH[:4]:
+        return None
+    title_roll, form_roll, when = rng.random(), rng.random(), rng.random()
+    if asked is not None and form_roll < PLANTED_FORM_CHANCE:
+        anchor = asked
+    elif props.get("jobtitle") == PLANTED_TITLE and title_roll < PLANTED_TITLE_CHANCE:
+        anchor = person.created
+    else:
+        return None
+    start = max(anchor + 14 * DAY_MS, now_ms - 365 * DAY_MS)
+    return start + int(when * (now_ms - start)) if start <= now_ms else None
+
+
+def _stage_dates(
+    rng: random.Random, created: int, stage: str, now_ms: int, reached: int | None = None
+) -> dict[str, str]:
+    """HubSpot's date-entered-stage values: the first stage on the create date, the current one at `reached`
+    (drawn when None), the stages between at sorted dates in between. `other` has only its own date."""
+    end = reached if reached is not None else created + rng.randrange(0, now_ms - created + 1)
+    if stage == "other":
+        return {STAGE_DATE_PROPERTIES["other"]: iso_ms(end)}
+    if stage not in STAGE_PATH:
+        return {}
+    first = 0 if stage == "subscriber" else 1  # a contact starts as a lead unless it is still a subscriber
+    path = STAGE_PATH[first : STAGE_PATH.index(stage) + 1]
+    if len(path) == 1:
+        return {STAGE_DATE_PROPERTIES[stage]: iso_ms(created)}
+    between = sorted(created + rng.randrange(0, end - created + 1) for _ in path[1:-1])
+    return {STAGE_DATE_PROPERTIES[s]: iso_ms(t) for s, t in zip(path, [created, *between, end], strict=True)}
 
 
 def _stage(rng: random.Random, person: _Person, demo: bool) -> str:

@@ -196,7 +196,8 @@ def test_a_refused_write_says_what_to_fix() -> None:
 def test_a_backward_stage_move_is_cleared_set_and_checked() -> None:
     with connected(generate_portal(60, 4)) as (sb, client):
         hub = HubSpotPortal(client, READ)
-        cid = snapshot(sb)["contacts"][0]["id"]
+        early = ("subscriber", "lead", "marketingqualifiedlead")  # HubSpot moves these forward to SQL
+        cid = next(c["id"] for c in snapshot(sb)["contacts"] if c["properties"].get("lifecyclestage") in early)
         hub.update_contacts([PropertyUpdate(cid, {"lifecyclestage": "salesqualifiedlead"})])
         direct = hub.update_contacts([PropertyUpdate(cid, {"lifecyclestage": "lead"})])
         quietly_kept = owned_state(sb)[cid]["lifecyclestage"]
@@ -283,7 +284,8 @@ def test_writing_contacts_during_an_incremental_pull_does_not_make_it_skip_any()
 def test_a_stage_set_that_fails_after_the_clear_puts_the_old_stage_back() -> None:
     with connected(generate_portal(40, 6)) as (sb, client):
         hub = HubSpotPortal(client, READ)
-        cid = snapshot(sb)["contacts"][0]["id"]
+        early = ("subscriber", "lead", "marketingqualifiedlead")  # HubSpot moves these forward to SQL
+        cid = next(c["id"] for c in snapshot(sb)["contacts"] if c["properties"].get("lifecyclestage") in early)
         hub.update_contacts([PropertyUpdate(cid, {"lifecyclestage": "salesqualifiedlead"})])
         outcome = hub.set_stages([StageChange(cid, "not-a-stage", clear_first=True)])
         final = owned_state(sb)[cid]["lifecyclestage"]

@@ -3,7 +3,8 @@
 The synthetic portal makes contacts who submitted a demo or contact-sales form about 60%
 opportunities or customers (against about 11% for the rest). Measured on these 4,000-contact
 portals (seed 1): with the signal, lift 3.47 at MQL and 4.18 at SQL (stage rules included), the
-demo-request rule's close rate 64% (lift 4.3), ranked first; without it, the demo-request rule's lift
+demo-request rule's close rate 64% (lift 4.3), ranked first (since the second planted signal, 67%, ahead of
+tofu-form's 45%); without it, the demo-request rule's lift
 is 1.03 and the thresholds' lifts 1.07 and 1.03.
 """
 
@@ -48,8 +49,12 @@ def test_the_demo_request_rule_has_the_highest_close_rate(planted: Backtest) -> 
     top = planted.rules[0]
     assert top.key == "demo-request" and not top.low_support
     assert top.counts.rate is not None and top.counts.rate >= 0.5
-    runner_up = planted.rules[1].counts.rate
-    assert runner_up is not None and top.counts.rate > 2 * runner_up
+    # The runner-up is tofu-form: the generator's second planted signal makes checklist downloaders customers.
+    runner_up = planted.rules[1]
+    assert runner_up.key == "tofu-form" and runner_up.counts.rate is not None
+    assert top.counts.rate > 1.4 * runner_up.counts.rate
+    third = planted.rules[2].counts.rate
+    assert third is not None and top.counts.rate > 1.8 * third
 
 
 def test_without_the_planted_signal_the_demo_request_rule_lifts_about_1(unplanted: Backtest) -> None:

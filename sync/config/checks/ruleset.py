@@ -19,6 +19,7 @@ from sync.config.checks.interests import check_interest_outputs, interests
 from sync.config.checks.models import models
 from sync.config.checks.outputs import check_outputs, check_outputs_not_read
 from sync.config.checks.portal import check_portal
+from sync.config.checks.predictive import predictive
 from sync.config.checks.problems import Problems
 from sync.config.checks.schedule import check_poll_overlap, check_schedule
 from sync.config.checks.webhooks import check_webhooks
@@ -52,6 +53,7 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
     built_interests = interests(p, cfg)
     check_outputs(p, cfg)
     account_spec = accounts(p, cfg.accounts) if cfg.accounts is not None else None
+    learned = predictive(p, cfg) if cfg.predictive is not None else None
     if account_spec is not None:
         check_account_outputs(p, cfg, account_spec)
     if len(p):
@@ -65,6 +67,7 @@ def build_ruleset(p: Problems, cfg: PortalConfig) -> tuple[RuleSetSpec, AccountS
         holdout_salt=cfg.holdout.salt if cfg.holdout else "",
         free_mail_domains=free_mail,
         interests=tuple(i for i in built_interests if i is not None),
+        predictive=learned,
     )
     # Only a built spec knows what every rule reads.
     check_outputs_not_read(p, cfg, spec)
