@@ -263,7 +263,7 @@ def observe(
             found.append((Feature(NUMBER, name, "", low, high), 1.0))
         elif _category(name, raw, said):
             found.append((Feature(PROPERTY, name, raw), 1.0))
-    for kind in sorted(COUNTED_EVENTS & facts.times.keys()):
+    for kind in sorted(k for k in facts.times if k in COUNTED_EVENTS):
         for days in EVENT_WINDOWS:
             value = facts.count_value(kind, days)
             if value:
