@@ -29,6 +29,7 @@ from sync.pipeline.cycle import Cycle
 from sync.pipeline.gate import (
     budget_day,
     check_company_writes,
+    check_lease,
     check_live,
     check_writes,
     company_writable_properties,
@@ -40,7 +41,7 @@ from sync.pipeline.gate import (
     verify_identity,
     writable_properties,
 )
-from sync.pipeline.portal import Kind, Portal, Progress, RunSummary, with_lists
+from sync.pipeline.portal import Kind, Lease, Portal, Progress, RunSummary, with_lists
 
 __all__ = [
     "BACKFILL_CURSOR",
@@ -59,11 +60,13 @@ __all__ = [
     "LOOKBACK_MS",
     "Cycle",
     "Kind",
+    "Lease",
     "Portal",
     "Progress",
     "RunSummary",
     "budget_day",
     "check_company_writes",
+    "check_lease",
     "check_live",
     "check_writes",
     "company_writable_properties",
