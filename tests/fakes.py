@@ -637,7 +637,7 @@ class MemoryStore:
     def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool:
         return self.acquire_fence(portal_id, holder, ttl_s) is not None
 
-    def acquire_fence(self, portal_id: int, holder: str, ttl_s: float) -> Fence | None:
+    def acquire_fence(self, portal_id: int, holder: str, ttl_s: float, *, new_epoch: bool = False) -> Fence | None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, not {ttl_s}")
         now = self._now()
@@ -646,7 +646,7 @@ class MemoryStore:
             if current is None:
                 epoch = 1
             elif current.holder == holder and current.expires_at >= now:
-                epoch = current.epoch  # a renewal
+                epoch = current.epoch + 1 if new_epoch else current.epoch  # a renewal
             elif current.expires_at < now:
                 epoch = current.epoch + 1
             else:
@@ -660,10 +660,10 @@ class MemoryStore:
             row = self._leases.get(fence.portal_id)
             return row is not None and (row.holder, row.epoch) == (fence.holder, fence.epoch) and row.expires_at >= now
 
-    def release_lease(self, portal_id: int, holder: str) -> None:
+    def release_lease(self, portal_id: int, holder: str, epoch: int | None = None) -> None:
         with self._lock:
             row = self._leases.get(portal_id)
-            if row is not None and row.holder == holder:
+            if row is not None and row.holder == holder and epoch in (None, row.epoch):
                 self._leases[portal_id] = replace(row, expires_at=datetime(1970, 1, 1, tzinfo=UTC))
 
     def leases(self) -> list[LeaseRow]:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from structlog.testing import capture_logs
@@ -54,7 +55,7 @@ class World:
         return cycle
 
     def contacts_sent(self) -> int:
-        return sum(len(args[0]) for args in self.crm.calls_to("update_contacts"))  # type: ignore[arg-type]
+        return sum(len(cast(Sequence[PropertyUpdate], args[0])) for args in self.crm.calls_to("update_contacts"))
 
     def history_rows(self) -> int:
         pid = self.portal.id

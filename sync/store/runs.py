@@ -74,15 +74,17 @@ class RunStore(StoreBase):
         """Take the portal's lease for `ttl_s` seconds, or renew it if `holder` has it; False if another holds it."""
         return self.acquire_fence(portal_id, holder, ttl_s) is not None
 
-    def acquire_fence(self, portal_id: int, holder: str, ttl_s: float) -> Fence | None:
+    def acquire_fence(self, portal_id: int, holder: str, ttl_s: float, *, new_epoch: bool = False) -> Fence | None:
         """Take the portal's lease for `ttl_s` seconds, or renew it if `holder` has it: its fence, or None if another
         holds it.
 
         One upsert decides, atomically on both backends: it takes the row only
         when the lease has expired or is ours already, and bumps the epoch
-        unless it renews a lease this holder still has. RETURNING says whether
-        it did. Expiry is judged by this process's clock, so replicas' clocks
-        should agree to well within a ttl.
+        unless it renews a lease this holder still has (or `new_epoch` asks for
+        one anyway: a run that must fence out an earlier run of the same
+        holder, as `leadsync sync` does). RETURNING says whether it did.
+        Expiry is judged by this process's clock, so replicas' clocks should
+        agree to well within a ttl.
         """
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, not {ttl_s}")
@@ -90,7 +92,7 @@ class RunStore(StoreBase):
         expires = now + timedelta(seconds=ttl_s)
         table = schema.leases
         insert = self._insert(table).values(portal_id=portal_id, holder=holder, expires_at=expires, epoch=1)
-        renewal = sa.and_(table.c.holder == holder, table.c.expires_at >= now)
+        renewal = sa.and_(table.c.holder == holder, table.c.expires_at >= now, sa.literal(not new_epoch))
         stmt = insert.on_conflict_do_update(
             index_elements=[table.c.portal_id],
             set_={
@@ -116,16 +118,15 @@ class RunStore(StoreBase):
         with self._engine.connect() as conn:
             return conn.scalar(query) is not None
 
-    def release_lease(self, portal_id: int, holder: str) -> None:
-        """Give the lease up, if `holder` has it; another holder's lease is left alone. The row stays, expired, so
-        the epoch goes on growing from where it was."""
+    def release_lease(self, portal_id: int, holder: str, epoch: int | None = None) -> None:
+        """Give the lease up, if `holder` has it (at `epoch`, when given); another holder's lease is left alone.
+        The row stays, expired, so the epoch goes on growing from where it was."""
         table = schema.leases
+        ours = sa.and_(table.c.portal_id == portal_id, table.c.holder == holder)
+        if epoch is not None:
+            ours = sa.and_(ours, table.c.epoch == epoch)
         with self._writer.begin() as conn:
-            conn.execute(
-                sa.update(table)
-                .where(table.c.portal_id == portal_id, table.c.holder == holder)
-                .values(expires_at=RELEASED)
-            )
+            conn.execute(sa.update(table).where(ours).values(expires_at=RELEASED))
 
     def leases(self) -> list[LeaseRow]:
         """Every portal's lease row, expired ones included, by portal id."""

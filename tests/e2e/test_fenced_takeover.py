@@ -107,7 +107,7 @@ def test_a_replica_frozen_past_its_lease_sends_nothing_after_the_takeover(tmp_pa
             twice = conn.execute(
                 sa.text("SELECT contact_id FROM score_history GROUP BY contact_id HAVING count(*) > 1")
             ).all()
-            by_run = dict(conn.execute(sa.text("SELECT run_id, status FROM runs")).all())
+            by_run: dict[str, str] = dict(conn.execute(sa.text("SELECT run_id, status FROM runs")).all())
         assert twice == []  # the frozen one's batch in flight was recorded once, by the replica that took over
         assert store.pending_writes(PORTAL_ID) == []
         assert sorted(by_run.values()) == ["lease_lost", "ok"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -133,6 +134,19 @@ def test_a_fence_whose_lease_expired_untaken_still_completes_what_it_sent(
     assert store.history(PORTAL, "1") == [history("1", 10)]
 
 
+def completion(store: StateStore, portal: int, writes: list[PendingWrite], fence: Fence) -> Callable[[], str]:
+    """A completion of `writes` under `fence`, saying how it ended: ok, or lease_lost."""
+
+    def run() -> str:
+        try:
+            store.complete_writes(portal, "run", writes, [], fence=fence)
+        except LeaseLostError:
+            return "lease_lost"
+        return "ok"
+
+    return run
+
+
 def test_two_replicas_completing_one_batch_leave_one_history_row_each(
     make_store: MakeStore, clock: ManualClock
 ) -> None:
@@ -146,17 +160,7 @@ def test_two_replicas_completing_one_batch_leave_one_history_row_each(
         new = second.acquire_fence(portal, "worker-b", 60)
         assert old is not None and new is not None
 
-        def complete(store: StateStore, fence: Fence) -> Callable[[], str]:
-            def run() -> str:
-                try:
-                    store.complete_writes(portal, "run", writes, [], fence=fence)
-                except LeaseLostError:
-                    return "lease_lost"
-                return "ok"
-
-            return run
-
-        outcomes = in_parallel(complete(first, old), complete(second, new))
+        outcomes = in_parallel(completion(first, portal, writes, old), completion(second, portal, writes, new))
         assert outcomes == ["lease_lost", "ok"]
         assert all(len(first.history(portal, str(i))) == 1 for i in range(1, 21))
 
@@ -173,14 +177,9 @@ def test_a_take_waits_for_a_completion_in_flight_and_then_fences_it_out(make_sto
         assert old is not None
         first.release_lease(portal, "worker-a")  # expired at once: free to take
 
-        def complete() -> str:
-            try:
-                first.complete_writes(portal, "run-a", writes, [], fence=old)
-            except LeaseLostError:
-                return "lease_lost"
-            return "ok"
-
-        outcome, taken = in_parallel(complete, lambda: second.acquire_fence(portal, "worker-b", 60))
+        outcome, taken = in_parallel(
+            completion(first, portal, writes, old), partial(second.acquire_fence, portal, "worker-b", 60)
+        )
         assert taken == Fence(portal, "worker-b", 2)
         left = {w.contact_id for w in second.pending_writes(portal)}
         assert left == (set() if outcome == "ok" else {w.contact_id for w in writes})
@@ -232,3 +231,21 @@ def test_a_v6_database_gains_epochs_and_the_replicas_table(store_url: str) -> No
         assert schema.migrate(reopened.engine) == []
     finally:
         reopened.close()
+
+
+def test_a_take_with_new_epoch_fences_out_the_holders_earlier_take(store: StateStore) -> None:
+    first = store.acquire_fence(PORTAL, "sync@host", 60)
+    second = store.acquire_fence(PORTAL, "sync@host", 60, new_epoch=True)
+    assert first == Fence(PORTAL, "sync@host", 1) and second == Fence(PORTAL, "sync@host", 2)
+    assert not store.check_fence(first) and store.check_fence(second)
+    assert store.acquire_fence(PORTAL, "worker-b", 60, new_epoch=True) is None  # still never another's lease
+
+
+def test_a_release_at_an_old_epoch_leaves_the_newer_lease_alone(store: StateStore) -> None:
+    store.acquire_fence(PORTAL, "sync@host", 60)
+    newer = store.acquire_fence(PORTAL, "sync@host", 60, new_epoch=True)
+    assert newer is not None
+    store.release_lease(PORTAL, "sync@host", epoch=1)
+    assert store.check_fence(newer)
+    store.release_lease(PORTAL, "sync@host", epoch=2)
+    assert not store.check_fence(newer)
