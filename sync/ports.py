@@ -420,6 +420,10 @@ class Leases(Protocol):
     # new_epoch), or None if another holder has it
     def acquire_fence(self, portal_id: int, holder: str, ttl_s: float, *, new_epoch: bool = False) -> Fence | None: ...
 
+    # renew, in one statement, the unexpired leases `holder` has among `portal_ids`: portal id -> epoch (kept) of
+    # those renewed; a lease left out expired or moved on (acquire_fence says which)
+    def renew_leases(self, holder: str, portal_ids: Sequence[int], ttl_s: float) -> dict[int, int]: ...
+
     # whether the fence is still the portal's lease: same holder and epoch, not expired
     def check_fence(self, fence: Fence) -> bool: ...
 

@@ -218,9 +218,7 @@ class Service:
             self.live = self.store.heartbeat(self.holder, self.lease_ttl_s)
         except Exception as exc:  # a store hiccup must not kill the lease job
             self.log.warning("heartbeat_error", error=str(exc))
-        for name, held in list(self.portals.items()):
-            if held.leased:
-                self._renew(name, held, asked_at)
+        self._renew_all(asked_at)
         try:
             rows = self.store.leases()
         except Exception as exc:
@@ -236,6 +234,23 @@ class Service:
         self.metrics.replicas_live.set(len(self.live))
         self.metrics.portals_held.set(held_now)
         self.metrics.portal_share.set(self.share)
+
+    def _renew_all(self, asked_at: float) -> None:
+        """Renew every lease held in one statement; one that did not renew (expired, or moved on) is asked about
+        alone, and lost (or taken again, under a new epoch)."""
+        held = {h.portal.id: (name, h) for name, h in list(self.portals.items()) if h.leased}
+        if not held:
+            return
+        try:
+            renewed = self.store.renew_leases(self.holder, list(held), self.lease_ttl_s)
+        except Exception as exc:  # a store hiccup must not kill the lease job; the local bounds run out meanwhile
+            self.log.warning("lease_error", error=str(exc))
+            return
+        for pid, (name, h) in held.items():
+            if h.lease is not None and renewed.get(pid) == h.lease.fence.epoch:
+                h.lease.renewed(asked_at)
+            else:
+                self._renew(name, h, asked_at)
 
     def _renew(self, name: str, held: Held, asked_at: float) -> None:
         try:
@@ -294,8 +309,13 @@ class Service:
         held.leased, held.lease, held.releasing = True, lease, False
         self.log.info("lease_acquired", portal=name, epoch=lease.fence.epoch)
         self.metrics.leased.labels(portal=name).set(1)
+        # Whenever a worker is free: a takeover run waiting behind busy workers must not be dropped as missed.
         self.scheduler.add_job(
-            self.run_portal, args=[name, "incremental"], id=f"{name}:takeover", replace_existing=True
+            self.run_portal,
+            args=[name, "incremental"],
+            id=f"{name}:takeover",
+            replace_existing=True,
+            misfire_grace_time=None,
         )
 
     def _lost(self, name: str, held: Held) -> None:
@@ -377,6 +397,12 @@ class Service:
             signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
             signal.signal(signal.SIGINT, lambda *_: self.stop.set())
             signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+        # Announce this replica before the portal files load (which takes a while with many): replicas starting
+        # together then count each other from their first lease job, and none takes every portal meanwhile.
+        try:
+            self.live = self.store.heartbeat(self.holder, self.lease_ttl_s)
+        except Exception as exc:  # a store hiccup: the lease job heartbeats again soon
+            self.log.warning("heartbeat_error", error=str(exc))
         self.load()
         self.scheduler.add_job(
             self.keep_leases,

@@ -654,6 +654,19 @@ class MemoryStore:
             self._leases[portal_id] = LeaseRow(portal_id, holder, epoch, now + timedelta(seconds=ttl_s))
             return Fence(portal_id, holder, epoch)
 
+    def renew_leases(self, holder: str, portal_ids: Sequence[int], ttl_s: float) -> dict[int, int]:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        now = self._now()
+        renewed: dict[int, int] = {}
+        with self._lock:
+            for pid in portal_ids:
+                row = self._leases.get(pid)
+                if row is not None and row.holder == holder and row.expires_at >= now:
+                    self._leases[pid] = replace(row, expires_at=now + timedelta(seconds=ttl_s))
+                    renewed[pid] = row.epoch
+        return renewed
+
     def check_fence(self, fence: Fence) -> bool:
         now = self._now()
         with self._lock:

@@ -4,7 +4,7 @@ API budget, and installation settings."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sync.errors import LeaseLostError
 from sync.ports import Fence, LeaseRow, RunRecord
 from sync.store import schema
-from sync.store.base import StoreBase
+from sync.store.base import StoreBase, int_chunks
 
 # A released lease expires at once (whatever the clocks say) and keeps its epoch.
 RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,6 +105,27 @@ class RunStore(StoreBase):
         with self._writer.begin() as conn:
             epoch = conn.execute(stmt).scalar_one_or_none()
         return None if epoch is None else Fence(portal_id, holder, int(epoch))
+
+    def renew_leases(self, holder: str, portal_ids: Sequence[int], ttl_s: float) -> dict[int, int]:
+        """Renew the unexpired leases `holder` has among `portal_ids` (one statement per chunk, not one
+        transaction per portal: a replica holding thousands renews them all every third of a ttl); portal id ->
+        epoch of those renewed. An expired one is left out, even if still the holder's: taking it again is a new
+        epoch (acquire_fence)."""
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        now = self._now()
+        table = schema.leases
+        renewed: dict[int, int] = {}
+        with self._writer.begin() as conn:
+            for chunk in int_chunks(list(dict.fromkeys(portal_ids))):
+                stmt = (
+                    sa.update(table)
+                    .where(table.c.holder == holder, table.c.portal_id.in_(chunk), table.c.expires_at >= now)
+                    .values(expires_at=now + timedelta(seconds=ttl_s))
+                    .returning(table.c.portal_id, table.c.epoch)
+                )
+                renewed.update((int(pid), int(epoch)) for pid, epoch in conn.execute(stmt))
+        return renewed
 
     def check_fence(self, fence: Fence) -> bool:
         """Whether the fence is still its portal's lease: the same holder and epoch, and not expired."""

@@ -249,3 +249,16 @@ def test_a_release_at_an_old_epoch_leaves_the_newer_lease_alone(store: StateStor
     assert store.check_fence(newer)
     store.release_lease(PORTAL, "sync@host", epoch=2)
     assert not store.check_fence(newer)
+
+
+def test_renew_leases_renews_the_holders_unexpired_leases_in_one_call(store: StateStore, clock: ManualClock) -> None:
+    for portal in (1, 2, 3):
+        store.acquire_fence(portal, "worker-a", 60)
+    store.acquire_fence(4, "worker-b", 60)
+    clock.advance(30)
+    store.acquire_fence(3, "worker-a", 10)  # expires 10 s from now
+    clock.advance(20)
+    assert store.renew_leases("worker-a", [1, 2, 3, 4, 5], 60) == {1: 1, 2: 1}  # 3 expired, 4 is b's, 5 unheld
+    clock.advance(50)  # past the first expiry of 1 and 2: renewed
+    assert store.acquire_fence(1, "worker-b", 60) is None and store.acquire_fence(2, "worker-b", 60) is None
+    assert store.acquire_fence(3, "worker-a", 60) == Fence(3, "worker-a", 2)  # taken again: a new epoch
