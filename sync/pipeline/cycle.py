@@ -329,6 +329,7 @@ class Cycle:
             store.record_pending(pid, self.run_id, pending, fence=self.scope.fence)
             self.outbox.send(pending, cursor)
         elif cursor is not None:
+            check_lease(self.scope, "before moving a cursor", ask_store=False)  # a woken replica moves none
             store.set_cursor(pid, *cursor)
 
     def _pending(self, decision: Decision) -> PendingWrite:

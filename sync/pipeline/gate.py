@@ -1,9 +1,9 @@
 """Do no harm to a portal: what leadsync owns and may write, and the checks every write passes first.
 
-The token's portal is the file's portal (verify_identity), the file agrees with the live portal (check_live), and
-a write names only properties leadsync owns (check_writes, check_company_writes), a run under a lease sends only
-while its fence is current (check_lease); the properties are created or
-adopted once per Portal object before anything is written (ensure_properties, ensure_company_properties).
+The token's portal is the file's portal (verify_identity), the file agrees with the live portal (check_live), a
+write names only properties leadsync owns (check_writes, check_company_writes), and a run under a lease sends only
+while its fence is current (check_lease); the properties are created or adopted once per Portal object before
+anything is written (ensure_properties, ensure_company_properties).
 """
 
 from __future__ import annotations
