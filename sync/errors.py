@@ -10,6 +10,8 @@
 - RetriableError: a passing fault; the same call may succeed later.
 - SkippableRecordError: one record is bad; report it, skip it, go on with the rest.
 - StoppedError: a stop was asked for (SIGTERM, SIGINT, a lost lease) during a wait: the run ends as interrupted.
+  LeaseLostError: a StoppedError: the portal's lease moved on (the run's fence is stale): nothing more is sent or
+    recorded, and the run ends as lease_lost.
 """
 
 from __future__ import annotations
@@ -94,3 +96,18 @@ class StoppedError(SyncError):
     """A stop was asked for while a call waited to be retried: the run ends as interrupted, not failed.
 
     Whatever was in flight is still in the outbox, so the next run finishes it."""
+
+
+class LeaseLostError(StoppedError):
+    """The run's fence is stale: another replica took the portal's lease (or it expired) while this one ran.
+
+    Raised before a batch is sent and inside the transaction that would record it: nothing is sent or recorded
+    under a stale fence; the run ends as lease_lost and the holder of the new lease finishes the outbox."""
+
+    def __init__(self, portal_id: int, epoch: int, where: str) -> None:
+        self.portal_id = portal_id
+        self.epoch = epoch
+        super().__init__(
+            f"lease lost: portal {portal_id}'s lease is no longer epoch {epoch} of this replica ({where}); "
+            "nothing more was sent or recorded by this run"
+        )

@@ -169,6 +169,13 @@ class Metrics:
         self.webhook_pending = Gauge(
             "leadsync_webhook_contacts_pending", "Contacts waiting for the webhook fast path", registry=r
         )
+        self.replicas_live = Gauge(
+            "leadsync_replicas_live", "Replicas heartbeating in the state store, as this one last saw", registry=r
+        )
+        self.portals_held = Gauge("leadsync_portals_held", "Portal leases this replica holds", registry=r)
+        self.portal_share = Gauge(
+            "leadsync_portal_share", "The most portals this replica may hold: its fair share", registry=r
+        )
         # Per portal: the client whose call counts were last seen, and those counts.
         self._calls_seen: dict[str, tuple[object, dict[tuple[str, int], int]]] = {}
         self._lock = threading.Lock()

@@ -349,7 +349,9 @@ class Outbox(Protocol):
     """Planned writes recorded before they are sent; a batch's completion records its history, the values and
     stages written, its dead letters and the cursor in one transaction."""
 
-    def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None: ...
+    def record_pending(
+        self, portal_id: int, run_id: str, writes: Sequence[PendingWrite], *, fence: Fence | None = None
+    ) -> None: ...
 
     def pending_writes(self, portal_id: int) -> list[PendingWrite]: ...
 
@@ -360,6 +362,8 @@ class Outbox(Protocol):
         applied: Sequence[PendingWrite],
         dead: Sequence[DeadLetter],
         cursor: tuple[str, str] | None = None,
+        *,
+        fence: Fence | None = None,
     ) -> None: ...
 
     def written_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]: ...
@@ -407,12 +411,56 @@ class Runs(Protocol):
     def last_runs(self, portal_id: int, limit: int = 10) -> list[RunRecord]: ...
 
 
+@dataclass(frozen=True)
+class Fence:
+    """A run's fencing token: the lease it runs under. The epoch grows every time the portal's lease changes
+    holder or is taken after it expired, so a replica that was paused past its lease holds a stale fence."""
+
+    portal_id: int
+    holder: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """One portal's lease as the store holds it (`expires_at` past: free to take)."""
+
+    portal_id: int
+    holder: str
+    epoch: int
+    expires_at: datetime
+
+
 class Leases(Protocol):
-    """One holder per portal at a time, for a ttl (replicas share portals this way)."""
+    """One holder per portal at a time, for a ttl (replicas share portals this way), fenced by epochs; and the
+    replicas' heartbeats, so each knows how many share the work.
+
+    The outbox's record and complete methods take the run's fence: a stale one (the lease moved on) raises
+    LeaseLostError in the same transaction, and nothing is recorded."""
 
     def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool: ...
 
-    def release_lease(self, portal_id: int, holder: str) -> None: ...
+    # the lease with its epoch (bumped when the holder changes or an expired lease is taken, and on every take with
+    # new_epoch), or None if another holder has it
+    def acquire_fence(self, portal_id: int, holder: str, ttl_s: float, *, new_epoch: bool = False) -> Fence | None: ...
+
+    # renew, in one statement, the unexpired leases `holder` has among `portal_ids`: portal id -> epoch (kept) of
+    # those renewed; a lease left out expired or moved on (acquire_fence says which)
+    def renew_leases(self, holder: str, portal_ids: Sequence[int], ttl_s: float) -> dict[int, int]: ...
+
+    # whether the fence is still the portal's lease: same holder and epoch, not expired
+    def check_fence(self, fence: Fence) -> bool: ...
+
+    # with an epoch: only that lease of the holder's, not a newer one
+    def release_lease(self, portal_id: int, holder: str, epoch: int | None = None) -> None: ...
+
+    def leases(self) -> list[LeaseRow]: ...
+
+    # announce this replica for `ttl_s`; returns the live replicas' holders, sorted (this one included)
+    def heartbeat(self, holder: str, ttl_s: float) -> list[str]: ...
+
+    # a replica stopping cleanly leaves at once, so the others take its share without waiting for expiry
+    def leave(self, holder: str) -> None: ...
 
 
 class ApiBudget(Protocol):
@@ -466,7 +514,9 @@ class CompanyOutbox(Protocol):
     company's id (their `stage` is always None). Completing a batch records its history, the values written, its
     dead letters, and clears the stale marks of the companies it rescored, in one transaction."""
 
-    def record_company_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None: ...
+    def record_company_pending(
+        self, portal_id: int, run_id: str, writes: Sequence[PendingWrite], *, fence: Fence | None = None
+    ) -> None: ...
 
     def pending_company_writes(self, portal_id: int) -> list[PendingWrite]: ...
 
@@ -477,6 +527,8 @@ class CompanyOutbox(Protocol):
         applied: Sequence[PendingWrite],
         dead: Sequence[DeadLetter],
         rescored: Sequence[str] = (),
+        *,
+        fence: Fence | None = None,
     ) -> None: ...
 
     def written_company_values(self, portal_id: int, ids: Sequence[str]) -> dict[str, dict[str, str]]: ...

@@ -38,7 +38,7 @@ from sync.core.model import (
     StageChange,
 )
 from sync.core.wire import LIFECYCLE_STAGE
-from sync.errors import SkippableRecordError, UnownedWriteError
+from sync.errors import LeaseLostError, SkippableRecordError, UnownedWriteError
 from sync.hubspot.refusals import OBJECT_NOT_FOUND, not_found_reason
 from sync.hubspot.shapes import (
     COMPANY_LAST_MODIFIED,
@@ -59,7 +59,9 @@ from sync.ports import (
     DeadLetter,
     DeadLetterRecord,
     EventPage,
+    Fence,
     HistoryRow,
+    LeaseRow,
     PendingWrite,
     PropertyInfo,
     PropertySpec,
@@ -220,7 +222,8 @@ class MemoryStore:
         self._stages: dict[int, dict[str, str]] = {}
         self._letters: dict[int, tuple[int, DeadLetterRecord]] = {}  # id -> (portal, letter)
         self._runs: dict[str, RunRecord] = {}
-        self._leases: dict[int, tuple[str, datetime]] = {}
+        self._leases: dict[int, LeaseRow] = {}
+        self._replicas: dict[str, datetime] = {}  # holder -> heartbeat expiry
         self._api: dict[tuple[int, str], int] = {}
         self._log_key: bytes | None = None
         self._companies: dict[int, dict[str, Company]] = {}
@@ -305,8 +308,11 @@ class MemoryStore:
 
     # -- the outbox and the history --
 
-    def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+    def record_pending(
+        self, portal_id: int, run_id: str, writes: Sequence[PendingWrite], *, fence: Fence | None = None
+    ) -> None:
         with self._lock:
+            self._fenced(fence, "recording planned writes")
             outbox = self._outbox.setdefault(portal_id, {})
             for w in writes:
                 outbox[w.contact_id] = PendingWrite(w.contact_id, dict(w.properties), w.stage, w.history)
@@ -323,9 +329,12 @@ class MemoryStore:
         applied: Sequence[PendingWrite],
         dead: Sequence[DeadLetter],
         cursor: tuple[str, str] | None = None,
+        *,
+        fence: Fence | None = None,
     ) -> None:
         now = self._now()
         with self._lock:
+            self._fenced(fence, "completing contact writes")
             outbox = self._outbox.setdefault(portal_id, {})
             for cid in {w.contact_id for w in applied} | {d.contact_id for d in dead}:
                 outbox.pop(cid, None)
@@ -558,8 +567,11 @@ class MemoryStore:
         with self._lock:
             return sorted(self._stale.get(portal_id, set()))[:limit]
 
-    def record_company_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+    def record_company_pending(
+        self, portal_id: int, run_id: str, writes: Sequence[PendingWrite], *, fence: Fence | None = None
+    ) -> None:
         with self._lock:
+            self._fenced(fence, "recording planned writes")
             outbox = self._company_outbox.setdefault(portal_id, {})
             for w in writes:
                 outbox[w.contact_id] = PendingWrite(w.contact_id, dict(w.properties), None, w.history)
@@ -576,8 +588,11 @@ class MemoryStore:
         applied: Sequence[PendingWrite],
         dead: Sequence[DeadLetter],
         rescored: Sequence[str] = (),
+        *,
+        fence: Fence | None = None,
     ) -> None:
         with self._lock:
+            self._fenced(fence, "completing company writes")
             outbox = self._company_outbox.setdefault(portal_id, {})
             for cid in {w.contact_id for w in applied} | {d.contact_id for d in dead}:
                 outbox.pop(cid, None)
@@ -621,23 +636,76 @@ class MemoryStore:
             runs = [r for r in self._runs.values() if r.portal_id == portal_id]
         return sorted(runs, key=lambda r: (r.started_at, r.run_id), reverse=True)[:limit]
 
-    # -- leases --
+    # -- leases, their fences, and the replicas' heartbeats --
 
     def acquire_lease(self, portal_id: int, holder: str, ttl_s: float) -> bool:
+        return self.acquire_fence(portal_id, holder, ttl_s) is not None
+
+    def acquire_fence(self, portal_id: int, holder: str, ttl_s: float, *, new_epoch: bool = False) -> Fence | None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, not {ttl_s}")
         now = self._now()
         with self._lock:
             current = self._leases.get(portal_id)
-            if current is None or current[1] < now or current[0] == holder:
-                self._leases[portal_id] = (holder, now + timedelta(seconds=ttl_s))
-                return True
-            return False
+            if current is None:
+                epoch = 1
+            elif current.holder == holder and current.expires_at >= now:
+                epoch = current.epoch + 1 if new_epoch else current.epoch  # a renewal
+            elif current.expires_at < now:
+                epoch = current.epoch + 1
+            else:
+                return None
+            self._leases[portal_id] = LeaseRow(portal_id, holder, epoch, now + timedelta(seconds=ttl_s))
+            return Fence(portal_id, holder, epoch)
 
-    def release_lease(self, portal_id: int, holder: str) -> None:
+    def renew_leases(self, holder: str, portal_ids: Sequence[int], ttl_s: float) -> dict[int, int]:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        now = self._now()
+        renewed: dict[int, int] = {}
         with self._lock:
-            if self._leases.get(portal_id, ("", None))[0] == holder:
-                del self._leases[portal_id]
+            for pid in portal_ids:
+                row = self._leases.get(pid)
+                if row is not None and row.holder == holder and row.expires_at >= now:
+                    self._leases[pid] = replace(row, expires_at=now + timedelta(seconds=ttl_s))
+                    renewed[pid] = row.epoch
+        return renewed
+
+    def check_fence(self, fence: Fence) -> bool:
+        now = self._now()
+        with self._lock:
+            row = self._leases.get(fence.portal_id)
+            return row is not None and (row.holder, row.epoch) == (fence.holder, fence.epoch) and row.expires_at >= now
+
+    def release_lease(self, portal_id: int, holder: str, epoch: int | None = None) -> None:
+        with self._lock:
+            row = self._leases.get(portal_id)
+            if row is not None and row.holder == holder and epoch in (None, row.epoch):
+                self._leases[portal_id] = replace(row, expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+
+    def leases(self) -> list[LeaseRow]:
+        with self._lock:
+            return [self._leases[pid] for pid in sorted(self._leases)]
+
+    def heartbeat(self, holder: str, ttl_s: float) -> list[str]:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        now = self._now()
+        with self._lock:
+            self._replicas[holder] = now + timedelta(seconds=ttl_s)
+            return sorted(h for h, expires in self._replicas.items() if expires >= now)
+
+    def leave(self, holder: str) -> None:
+        with self._lock:
+            self._replicas.pop(holder, None)
+
+    def _fenced(self, fence: Fence | None, where: str) -> None:
+        """As the SQL store: under the store's lock, a stale fence records nothing (LeaseLostError)."""
+        if fence is None:
+            return
+        row = self._leases.get(fence.portal_id)
+        if row is None or (row.holder, row.epoch) != (fence.holder, fence.epoch):
+            raise LeaseLostError(fence.portal_id, fence.epoch, where)
 
     # -- the daily API budget and the installation's settings --
 

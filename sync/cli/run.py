@@ -15,7 +15,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the service: every portal on its schedule",
         description="Run the sync service for every portal file in a folder: an incremental sync on each portal's "
         "schedule.every, a nightly rescore on its schedule.rescore, health and metrics over HTTP. Replicas sharing a "
-        "PostgreSQL store split the portals through leases. SIGTERM finishes the batch in flight (a call waiting to be "
+        "PostgreSQL store split the portals through leases, each its fair share (the portals over the live replicas); "
+        "every lease has a fencing epoch, so a replica paused past its lease sends nothing when it wakes. "
+        "SIGTERM finishes the batch in flight (a call waiting to be "
         "retried stops waiting; the run is recorded as interrupted) and exits 0; "
         "SIGHUP re-reads the portal files.",
     )

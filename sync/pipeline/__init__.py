@@ -33,6 +33,7 @@ from sync.pipeline.cycle import Cycle
 from sync.pipeline.gate import (
     budget_day,
     check_company_writes,
+    check_lease,
     check_live,
     check_writes,
     company_writable_properties,
@@ -44,7 +45,7 @@ from sync.pipeline.gate import (
     verify_identity,
     writable_properties,
 )
-from sync.pipeline.portal import Kind, Portal, Progress, RunSummary, with_lists
+from sync.pipeline.portal import Kind, Lease, Portal, Progress, RunSummary, with_lists
 
 __all__ = [
     "BACKFILL_CURSOR",
@@ -67,11 +68,13 @@ __all__ = [
     "UNREAD_SUBMISSIONS",
     "Cycle",
     "Kind",
+    "Lease",
     "Portal",
     "Progress",
     "RunSummary",
     "budget_day",
     "check_company_writes",
+    "check_lease",
     "check_live",
     "check_writes",
     "company_writable_properties",

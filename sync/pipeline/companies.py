@@ -233,7 +233,7 @@ class CompanyPass:
                 continue
             pending.append(self._company_pending(result, update, current.get(accounts.spec.properties.score)))
         if pending:
-            store.record_company_pending(pid, self.scope.run_id, pending)
+            store.record_company_pending(pid, self.scope.run_id, pending, fence=self.scope.fence)
         self.outbox.send(pending, ids)
 
     def _score_company(self, company: Company, accounts: CompiledAccounts, now_ms: int) -> AccountResult:

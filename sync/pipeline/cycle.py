@@ -22,6 +22,7 @@ from sync.errors import (
     BudgetExhaustedError,
     ConfigError,
     FatalError,
+    LeaseLostError,
     LiveCheckError,
     PausedError,
     StoppedError,
@@ -40,9 +41,9 @@ from sync.pipeline.cursors import (
     LOOKBACK_MS,
 )
 from sync.pipeline.events import pull_events
-from sync.pipeline.gate import budget_day, check_live, ensure_properties, verify_identity
+from sync.pipeline.gate import budget_day, check_lease, check_live, ensure_properties, verify_identity
 from sync.pipeline.outbox import Outbox
-from sync.pipeline.portal import Kind, Portal, Progress, RunScope, RunSummary, with_lists
+from sync.pipeline.portal import Kind, Lease, Portal, Progress, RunScope, RunSummary, with_lists
 from sync.ports import HistoryRow, PendingWrite, RunRecord
 
 log = structlog.get_logger("leadsync.pipeline")
@@ -64,6 +65,7 @@ class Cycle:
         progress: Progress | None = None,
         backfill_total: Callable[[], int | None] | None = None,
         work: Work | None = None,
+        lease: Lease | None = None,
     ):
         self.portal = portal
         self.kind = kind
@@ -74,7 +76,7 @@ class Cycle:
         self.run_id = uuid.uuid4().hex[:12]
         self.summary = RunSummary(self.run_id, kind)
         self.log = log.bind(portal=portal.config.portal.name, run_id=self.run_id, version=portal.rules.version)
-        self.scope = RunScope(portal, kind, self.run_id, self.summary, self.log, self.stop)
+        self.scope = RunScope(portal, kind, self.run_id, self.summary, self.log, self.stop, lease=lease)
         self.outbox = Outbox(self.scope)
         self.companies = CompanyPass(self.scope, self._batch)
 
@@ -89,6 +91,7 @@ class Cycle:
         self.log.info("run_started", kind=self.kind)
         portal.bind_stop(self.stop)
         try:
+            check_lease(self.scope, "before the run started")  # a run starts only once its lease is confirmed
             verify_identity(portal)  # before anything is written, the pending writes of a crashed run included
             check_live(portal)
             self.outbox.finish_pending()
@@ -97,7 +100,7 @@ class Cycle:
             now_ms = int(started.timestamp() * 1000)
             (self.work or Cycle._work)(self, now_ms)
             if self.stop.is_set():
-                self.summary.status = "interrupted"
+                self._stopped()
             elif self.work is None:  # a run of its own steps has not scored the contacts of every new event
                 store.set_cursor(portal.id, EVENTS_SCORED, str(now_ms))
         except SyncError as exc:
@@ -141,7 +144,11 @@ class Cycle:
     def _ended_by(self, exc: SyncError) -> None:
         """Records how an error ended the run: interrupted, paused (the operator must act) or failed."""
         summary, error, kind = self.summary, str(exc), type(exc).__name__
-        if isinstance(exc, StoppedError):
+        if isinstance(exc, LeaseLostError):
+            self._lease_lost(error)
+        elif isinstance(exc, StoppedError) and self._lease_moved_on():
+            self._lease_lost(error)  # stopped because the lease was lost: say so
+        elif isinstance(exc, StoppedError):
             # Asked to stop while a call waited to be retried: what was in flight stays in the outbox.
             summary.status = "interrupted"
             self.log.info("run_interrupted", reason=error)
@@ -163,6 +170,22 @@ class Cycle:
             if isinstance(exc, ConfigError):
                 summary.cause = "config"
             self.log.error("run_failed", error=error, error_type=kind)
+
+    def _stopped(self) -> None:
+        """A run stopped after its batch in flight: interrupted, or lease_lost when its lease moved on."""
+        if self._lease_moved_on():
+            self._lease_lost("lease lost: another replica holds the portal now; stopped after the batch in flight")
+        else:
+            self.summary.status = "interrupted"
+
+    def _lease_moved_on(self) -> bool:
+        lease = self.scope.lease
+        return lease is not None and not (lease.trusted() and self.portal.store.check_fence(lease.fence))
+
+    def _lease_lost(self, error: str) -> None:
+        self.summary.status, self.summary.error = "lease_lost", error
+        fence = self.scope.fence
+        self.log.warning("lease_lost", error=error, epoch=None if fence is None else fence.epoch)
 
     def _count_calls(self, before: Mapping[tuple[str, int], int]) -> None:
         after = self.portal.api_calls()
@@ -313,9 +336,10 @@ class Cycle:
             # Before the writes are sent: a crash after them still leaves these companies to the next account pass.
             store.mark_companies_stale(pid, company_ids)
         if pending:
-            store.record_pending(pid, self.run_id, pending)
+            store.record_pending(pid, self.run_id, pending, fence=self.scope.fence)
             self.outbox.send(pending, cursor)
         elif cursor is not None:
+            check_lease(self.scope, "before moving a cursor", ask_store=False)  # a woken replica moves none
             store.set_cursor(pid, *cursor)
 
     def _pending(self, decision: Decision) -> PendingWrite:

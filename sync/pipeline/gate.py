@@ -1,8 +1,9 @@
 """Do no harm to a portal: what leadsync owns and may write, and the checks every write passes first.
 
-The token's portal is the file's portal (verify_identity), the file agrees with the live portal (check_live), and
-a write names only properties leadsync owns (check_writes, check_company_writes); the properties are created or
-adopted once per Portal object before anything is written (ensure_properties, ensure_company_properties).
+The token's portal is the file's portal (verify_identity), the file agrees with the live portal (check_live), a
+write names only properties leadsync owns (check_writes, check_company_writes), and a run under a lease sends only
+while its fence is current (check_lease); the properties are created or adopted once per Portal object before
+anything is written (ensure_properties, ensure_company_properties).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from sync.core.accounts import AccountSpec, CompiledAccounts
 from sync.core.model import PropertyUpdate, StageChange
 from sync.core.rules import Grades, ModelSpec, RuleSet
 from sync.core.wire import LIFECYCLE_STAGE
-from sync.errors import LiveCheckError, UnownedWriteError, WrongPortalError
-from sync.pipeline.portal import Portal
+from sync.errors import LeaseLostError, LiveCheckError, UnownedWriteError, WrongPortalError
+from sync.pipeline.portal import Portal, RunScope
 from sync.ports import PropertySpec
 
 log = structlog.get_logger("leadsync.pipeline")
@@ -72,6 +73,19 @@ def check_writes(portal: Portal, updates: Sequence[PropertyUpdate], stages: Sequ
     Raises UnownedWriteError (nothing sent) otherwise."""
     names = {name for u in updates for name in u.properties} | ({LIFECYCLE_STAGE} if stages else set())
     _gate(portal, f"portal {portal.id}", "", names, writable_properties(portal.rules), "the properties")
+
+
+def check_lease(scope: RunScope, where: str, *, ask_store: bool = True) -> None:
+    """The fence part of the gate: a run under a lease sends (and starts) only while the lease is still its own.
+
+    Raises LeaseLostError when the local bound of the lease has passed (this process was paused, or renewals
+    failed) or, with `ask_store`, when the store says the lease moved on (another epoch, another holder, expired).
+    Without a lease (tests, tools) there is nothing to check."""
+    lease = scope.lease
+    if lease is None:
+        return
+    if not lease.trusted() or (ask_store and not scope.portal.store.check_fence(lease.fence)):
+        raise LeaseLostError(lease.fence.portal_id, lease.fence.epoch, where)
 
 
 def _gate(portal: Portal, where: str, what: str, names: set[str], allowed: frozenset[str], owned: str) -> None:

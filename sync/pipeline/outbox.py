@@ -2,7 +2,8 @@
 dead letters and the cursor) in one transaction after, so a crash at any point resumes without losing a write or
 recording one twice. Values written are absolute, so sending a pending batch again is harmless.
 
-Every write passes the gate (sync.pipeline.gate) before it is sent; what HubSpot refused is kept as a dead letter
+Every write passes the gate (sync.pipeline.gate) before it is sent, the run's lease included: under a stale fence
+nothing is sent and the store records nothing (LeaseLostError); what HubSpot refused is kept as a dead letter
 and tried again, once due, through the normal write path.
 """
 
@@ -16,6 +17,7 @@ from sync.core.wire import LIFECYCLE_STAGE
 from sync.pipeline.cursors import BATCH, DEAD_LETTERS_PER_RUN
 from sync.pipeline.gate import (
     check_company_writes,
+    check_lease,
     check_writes,
     company_writable_properties,
     ensure_company_properties,
@@ -39,7 +41,10 @@ class Outbox:
         updates = [PropertyUpdate(p.contact_id, p.properties) for p in pending if p.properties]
         stages = [StageChange(p.contact_id, p.stage, clear_first=True) for p in pending if p.stage]
         check_writes(portal, updates, stages)
+        check_lease(self.scope, "before sending contact writes")
         outcome = portal.writer.update_contacts(updates)
+        if stages:  # a pause between the two calls must not let the second one out
+            check_lease(self.scope, "before sending stage moves", ask_store=False)
         staged = portal.writer.set_stages(stages)
         props_dead = {d.contact_id for d in outcome.dead}
         stage_dead = {d.contact_id for d in staged.dead}
@@ -72,7 +77,7 @@ class Outbox:
                     stage=h.stage,
                     reasons=h.reasons,
                 )
-        store.complete_writes(pid, self.scope.run_id, applied, dead, cursor)
+        store.complete_writes(pid, self.scope.run_id, applied, dead, cursor, fence=self.scope.fence)
         self._count_stage_moves(applied)
         for letter in dead:
             self.scope.summary.add("dead_lettered")
@@ -114,7 +119,9 @@ class Outbox:
                 )
                 dropped.append(DeadLetter(write.contact_id, dict(write.properties), reason))
         if dropped:
-            self.scope.portal.store.complete_writes(self.scope.portal.id, self.scope.run_id, [], dropped)
+            self.scope.portal.store.complete_writes(
+                self.scope.portal.id, self.scope.run_id, [], dropped, fence=self.scope.fence
+            )
             self.scope.summary.add("dead_lettered", len(dropped))
         return keep
 
@@ -176,6 +183,7 @@ class CompanyOutbox:
             assert writer is not None  # CompanyPass.account_pass, finish_pending
             updates = [PropertyUpdate(p.contact_id, p.properties) for p in pending]
             check_company_writes(portal, updates)
+            check_lease(self.scope, "before sending company writes")
             outcome = writer.update_companies(updates)
             dead = list(outcome.dead)
             refused = {d.contact_id for d in dead}
@@ -192,7 +200,7 @@ class CompanyOutbox:
                     grade=h.grade,
                     reasons=h.reasons,
                 )
-        store.complete_company_writes(pid, self.scope.run_id, applied, dead, rescored)
+        store.complete_company_writes(pid, self.scope.run_id, applied, dead, rescored, fence=self.scope.fence)
         for letter in dead:
             self.scope.company_problem(
                 "company_dead_letter", company_id=letter.contact_id, reason=letter.reason, status=letter.status
@@ -219,7 +227,7 @@ class CompanyOutbox:
                 reason = "not sent: the config no longer owns these company properties (changed since planned)"
                 dropped.append(DeadLetter(write.contact_id, dict(write.properties), reason))
         if dropped:
-            store.complete_company_writes(pid, self.scope.run_id, [], dropped)
+            store.complete_company_writes(pid, self.scope.run_id, [], dropped, fence=self.scope.fence)
             self.scope.summary.add("company_problems", len(dropped))
         if keep and self.scope.portal.company_writer is not None:
             self.scope.log.info("resuming_pending_company_writes", count=len(keep))

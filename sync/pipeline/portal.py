@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -15,7 +16,16 @@ from sync.core.model import Contact
 from sync.core.rules import RuleSet
 from sync.observability import EmailHasher
 from sync.pipeline.cursors import POLL_OVERLAP_MS
-from sync.ports import Clock, CompanySource, CompanyWriter, CrmSource, CrmWriter, PortalSettings, StateStore
+from sync.ports import (
+    Clock,
+    CompanySource,
+    CompanyWriter,
+    CrmSource,
+    CrmWriter,
+    Fence,
+    PortalSettings,
+    StateStore,
+)
 
 Kind = Literal["incremental", "full", "rescore", "webhook"]  # webhook: the fast path of a few contacts (sync.webhooks)
 Progress = Callable[[int, int | None], None]  # (contacts done, total if known)
@@ -87,6 +97,33 @@ class RunSummary:
 
 
 @dataclass
+class Lease:
+    """The lease a run holds its portal by: the fence the store checks, and how long this process may trust it
+    without asking (the monotonic time its last renewal was asked at, plus the ttl). Whoever keeps the lease
+    renews it here; a pause (a freeze, SIGSTOP) past the bound makes every later send refuse, before the store
+    is even asked."""
+
+    fence: Fence
+    ttl_s: float
+    valid_until: float
+    monotonic: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def taken(
+        cls, fence: Fence, ttl_s: float, asked_at: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> Lease:
+        return cls(fence, ttl_s, asked_at + ttl_s, monotonic)
+
+    def renewed(self, asked_at: float) -> None:
+        self.valid_until = max(self.valid_until, asked_at + self.ttl_s)
+
+    def trusted(self) -> bool:
+        """Whether a quarter of the lease is still left by the local clock: time for a call sent now to land
+        before another replica could take the portal. Renewals every third of the ttl keep two thirds left."""
+        return self.monotonic() < self.valid_until - self.ttl_s / 4
+
+
+@dataclass
 class RunScope:
     """What the steps of one run share: its portal and id, its summary and log, its stop flag, and what it reads
     once, when first needed (a run that scores no one and reads no form submission reads neither): the members
@@ -117,6 +154,12 @@ class RunScope:
     @form_names.setter
     def form_names(self, names: dict[str, str]) -> None:
         self._form_names = names  # a list read elsewhere (the webhook path keeps one for a while)
+
+    lease: Lease | None = None  # the service's (or `sync`'s) lease on the portal: every record and send is fenced
+
+    @property
+    def fence(self) -> Fence | None:
+        return None if self.lease is None else self.lease.fence
 
     def skipped(self, problems: Iterable[str]) -> None:
         """Records the records a page left out as bad (the rest of its page is kept)."""

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sync.core.wire import LIFECYCLE_STAGE
-from sync.ports import DeadLetter, HistoryRow, PendingWrite
+from sync.ports import DeadLetter, Fence, HistoryRow, PendingWrite
 from sync.store import schema
 from sync.store.base import chunks, history_from, history_json
 from sync.store.cursors import CursorStore
 from sync.store.dead_letters import OPEN, dead_letter_wait, settle_retries
+from sync.store.runs import fenced
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,12 @@ _COMPANIES = _Outbox(schema.company_outbox, schema.company_written_values, "comp
 class OutboxStore(CursorStore):
     """The Outbox and CompanyOutbox roles (sync.ports); a completed batch moves its cursor in the same transaction."""
 
-    def record_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
-        """Record planned writes before they are sent; a newer plan for a contact replaces its older one."""
-        self._record(_CONTACTS, portal_id, run_id, writes)
+    def record_pending(
+        self, portal_id: int, run_id: str, writes: Sequence[PendingWrite], *, fence: Fence | None = None
+    ) -> None:
+        """Record planned writes before they are sent; a newer plan for a contact replaces its older one. Under a
+        stale fence nothing is recorded (LeaseLostError)."""
+        self._record(_CONTACTS, portal_id, run_id, writes, fence)
 
     def pending_writes(self, portal_id: int) -> list[PendingWrite]:
         return self._pending(_CONTACTS, portal_id)
@@ -50,16 +54,20 @@ class OutboxStore(CursorStore):
         applied: Sequence[PendingWrite],
         dead: Sequence[DeadLetter],
         cursor: tuple[str, str] | None = None,
+        *,
+        fence: Fence | None = None,
     ) -> None:
         """Record a sent batch in one transaction, so a crash leaves it either all recorded or still pending.
 
         Removes the batch's outbox rows, adds the history rows applied writes
         carry, merges the applied values into the written values, records the
         lifecycle stages written as leadsync's own, adds the dead letters, and
-        moves the cursor (stream, value) when one is given.
+        moves the cursor (stream, value) when one is given. Under a stale
+        fence it records nothing and raises LeaseLostError.
         """
         now = self._now()
         with self._writer.begin() as conn:
+            fenced(conn, fence, "completing contact writes")
             done = sorted({w.contact_id for w in applied} | {d.contact_id for d in dead})
             if done:
                 remove = sa.delete(schema.outbox).where(
@@ -131,9 +139,11 @@ class OutboxStore(CursorStore):
         """The values last written per contact among `ids`; contacts never written to are left out."""
         return self._written(_CONTACTS, portal_id, ids)
 
-    def record_company_pending(self, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+    def record_company_pending(
+        self, portal_id: int, run_id: str, writes: Sequence[PendingWrite], *, fence: Fence | None = None
+    ) -> None:
         """Record planned company writes before they are sent; a newer plan for a company replaces its older one."""
-        self._record(_COMPANIES, portal_id, run_id, writes)
+        self._record(_COMPANIES, portal_id, run_id, writes, fence)
 
     def pending_company_writes(self, portal_id: int) -> list[PendingWrite]:
         return self._pending(_COMPANIES, portal_id)
@@ -145,11 +155,15 @@ class OutboxStore(CursorStore):
         applied: Sequence[PendingWrite],
         dead: Sequence[DeadLetter],
         rescored: Sequence[str] = (),
+        *,
+        fence: Fence | None = None,
     ) -> None:
         """Record a sent batch of company writes in one transaction: outbox rows removed, history rows added,
-        values merged into the written values, dead letters added, and the stale marks of `rescored` cleared."""
+        values merged into the written values, dead letters added, and the stale marks of `rescored` cleared.
+        Under a stale fence it records nothing and raises LeaseLostError."""
         now = self._now()
         with self._writer.begin() as conn:
+            fenced(conn, fence, "completing company writes")
             done = sorted({w.contact_id for w in applied} | {d.contact_id for d in dead})
             outbox, stale = schema.company_outbox, schema.stale_companies
             for chunk in chunks(done):
@@ -183,7 +197,9 @@ class OutboxStore(CursorStore):
 
     # -- the shape both outboxes share --
 
-    def _record(self, box: _Outbox, portal_id: int, run_id: str, writes: Sequence[PendingWrite]) -> None:
+    def _record(
+        self, box: _Outbox, portal_id: int, run_id: str, writes: Sequence[PendingWrite], fence: Fence | None
+    ) -> None:
         now = self._now()
         staged = "stage" in box.outbox.c  # a company write never moves a stage
         rows: dict[str, dict[str, object]] = {}
@@ -206,6 +222,7 @@ class OutboxStore(CursorStore):
             set_={name: stmt.excluded[name] for name in updated},
         )
         with self._writer.begin() as conn:
+            fenced(conn, fence, "recording planned writes")
             conn.execute(stmt, list(rows.values()))
 
     def _pending(self, box: _Outbox, portal_id: int) -> list[PendingWrite]:

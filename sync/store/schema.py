@@ -217,6 +217,19 @@ leases = sa.Table(
     _portal_key(),
     sa.Column("holder", sa.Text, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
+    # The fencing token (v7): grows whenever the holder changes or an expired lease is taken; a release keeps the
+    # row (expired), so the count never restarts.
+    sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# The live replicas (v7): each heartbeats its row; the fair share of the portals is counted over the unexpired ones.
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("holder", sa.Text, primary_key=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
 )
 
 api_usage = sa.Table(
@@ -402,6 +415,19 @@ def _v6_companies(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v7_replicas_and_fences(conn: Connection) -> None:
+    """The replicas' heartbeats and the leases' fencing epochs; a database created by v1 after they were declared
+    has them already. Existing leases start at epoch 0: the next take bumps it."""
+    replicas.create(conn, checkfirst=True)
+    if "epoch" not in {c["name"] for c in sa.inspect(conn).get_columns(leases.name)}:
+        preparer = conn.dialect.identifier_preparer
+        column = leases.c.epoch
+        conn.exec_driver_sql(
+            f"ALTER TABLE {preparer.format_table(leases)} ADD COLUMN {preparer.format_column(column)} "
+            f"{column.type.compile(dialect=conn.dialect)} NOT NULL DEFAULT 0"
+        )
+
+
 # Applied in order; a migration's version is its position, from 1.
 migrations: list[Migration] = [
     _v1_initial,
@@ -410,6 +436,7 @@ migrations: list[Migration] = [
     _v4_installation_secret,
     _v5_event_identity,
     _v6_companies,
+    _v7_replicas_and_fences,
 ]
 
 

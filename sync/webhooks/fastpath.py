@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sync.core.model import Contact
-from sync.pipeline import Cycle, Portal, RunSummary
+from sync.pipeline import Cycle, Lease, Portal, RunSummary
 from sync.pipeline.events import forms_named
 
 # HubSpot's contact properties for a contact's latest form submission (set by HubSpot on every conversion).
@@ -47,7 +47,12 @@ class FormNames:
 
 
 def run_fast_path(
-    portal: Portal, ids: Sequence[str], forms: FormNames, stop: threading.Event | None = None
+    portal: Portal,
+    ids: Sequence[str],
+    forms: FormNames,
+    stop: threading.Event | None = None,
+    *,
+    lease: Lease | None = None,
 ) -> RunSummary:
     """Score and write these contacts now (the caller holds the portal's lock and lease)."""
     wanted = list(dict.fromkeys(ids))
@@ -65,7 +70,7 @@ def run_fast_path(
             _read_submissions(cycle, converted, forms)
         cycle.score_contacts([c.id for c in contacts], now_ms)
 
-    return Cycle(portal, "webhook", stop=stop, work=work).run()
+    return Cycle(portal, "webhook", stop=stop, work=work, lease=lease).run()
 
 
 def _read_submissions(cycle: Cycle, converted: Sequence[Contact], forms: FormNames) -> None:

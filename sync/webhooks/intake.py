@@ -27,7 +27,7 @@ import structlog
 from sync.config.schema import WebhooksModel
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.observability import HttpRequest, Metrics
-from sync.pipeline import Portal, read_properties, writable_properties
+from sync.pipeline import Lease, Portal, read_properties, writable_properties
 from sync.ports import Clock, SystemClock
 from sync.webhooks.deliveries import ContactEvent, DeliveryError, Seen, parse_delivery
 from sync.webhooks.fastpath import CONVERSION_PROPERTIES, FormNames, run_fast_path
@@ -42,7 +42,7 @@ YIELD_S = 0.05  # between two fast runs of one portal, so a cycle waiting for th
 
 
 class Target(Protocol):
-    """A portal the service runs (sync.scheduler.Held): its Portal, its one-run-at-a-time lock, its lease."""
+    """A portal the service runs (sync.scheduler.Held): its Portal, its one-run-at-a-time lock, its lease and fence."""
 
     @property
     def portal(self) -> Portal: ...
@@ -52,6 +52,9 @@ class Target(Protocol):
 
     @property
     def leased(self) -> bool: ...
+
+    @property
+    def lease(self) -> Lease | None: ...  # its fence: the fast path's records and sends are checked against it
 
     running: threading.Event | None
 
@@ -256,8 +259,8 @@ class Intake:
             log.info("webhook_portal_busy", portal=_name(target), contacts=len(taken), requeued=kept)
             return
         try:
-            # The lease may have gone while we waited; a fence on the outbox (if the store keeps epochs) checks
-            # the same again in the transaction that completes the writes.
+            # The lease may have gone while we waited; its fence is checked again before each send and in the
+            # transaction that completes the writes.
             if not target.leased or self._stop.is_set():
                 self._drop(portal_id, target, len(taken))
                 return
@@ -277,7 +280,7 @@ class Intake:
         stop = threading.Event()
         target.running = stop
         try:
-            summary = run_fast_path(portal, ids, forms, stop)
+            summary = run_fast_path(portal, ids, forms, stop, lease=target.lease)
         finally:
             target.running = None
         # Counted like a run, but the portal's last success stays its poll's: a fast run must not hide a failing poll.

@@ -15,7 +15,7 @@ from sync.config import build_portal
 from sync.config.schema import WebhooksModel
 from sync.core.rules import compile_ruleset
 from sync.observability import HttpRequest, Metrics
-from sync.pipeline import Cycle, Portal, read_properties
+from sync.pipeline import Cycle, Lease, Portal, read_properties
 from sync.sandbox import Portal as SandboxPortal
 from sync.sandbox.generator import DEFAULT_NOW_MS, generate_portal
 from sync.sandbox.webhooks import ChangeEvent, sign_v3
@@ -34,6 +34,7 @@ class Held:
     lock: threading.Lock = field(default_factory=threading.Lock)
     leased: bool = True
     running: threading.Event | None = None
+    lease: Lease | None = None
 
 
 @dataclass
