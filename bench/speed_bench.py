@@ -183,15 +183,20 @@ def idle_cycle_calls(log: Path, portal: Portal, args: argparse.Namespace, mode: 
     def idle() -> int | None:
         for e in reversed(log_events(log)):
             if e.get("event") == "run_finished" and e.get("kind") == "incremental":
-                if not e.get("events_new") and not e.get("written"):
+                # Idle: nothing new, and nothing pulled back either (the cycle after a write reads the contacts
+                # the write changed, HubSpot's write-back churn, and finds them unchanged).
+                if not e.get("events_new") and not e.get("written") and not e.get("pulled"):
                     return int(e.get("api_calls", 0)) or None
                 return None
         return None
 
-    seconds = 2 * (parse_duration(args.every) or 60) + 30
+    seconds = 5 * (parse_duration(args.every) or 60) + 30  # past the 2-minute look-back over its own writes
     try:
         return int(wait_for(idle, seconds, 0.5))
     except TimeoutError:
+        runs = [e for e in log_events(log) if e.get("event") == "run_finished" and e.get("kind") == "incremental"]
+        seen = [{k: e.get(k) for k in ("pulled", "events_new", "written", "api_calls")} for e in runs[-4:]]
+        print(f"  no idle cycle within {seconds:g} s; the last cycles: {seen}", flush=True)
         return None
 
 

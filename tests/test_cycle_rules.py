@@ -120,8 +120,22 @@ def test_an_incremental_pull_rereads_the_lookback_before_its_cursor(world: World
     titles = {c.id: c.properties.get("jobtitle") for c in world.store.get_contacts(world.pid, [late, old])}
     assert titles[late] == "Edited within the lookback"
     assert titles[old] != "Edited before the lookback"
-    # Everything modified before this run's start, less the lookback, has been read: the cursor moves there.
-    assert world.store.get_cursor(world.pid, CONTACTS_CURSOR) == str(world.clock.ms - LOOKBACK_MS)
+    # Everything modified before this run's start, less the lookback, has been read: the cursor moves to the
+    # start, so the next run re-reads one lookback before it and no more.
+    assert world.store.get_cursor(world.pid, CONTACTS_CURSOR) == str(world.clock.ms)
+
+
+def test_an_idle_portal_stops_rereading_its_own_writes_after_one_lookback(world: World) -> None:
+    world.run("full")  # writes every scored contact now: HubSpot marks them modified
+    pulled = []
+    for _ in range(3):
+        world.clock.advance(LOOKBACK_MS // 2000 + 1)
+        summary = world.run().summary
+        assert summary.status == "ok", summary.error
+        pulled.append(summary.counts.get("pulled", 0))
+    # The write-back churn is read again while it is within one lookback of a run's start, then no more.
+    assert pulled[0] > 0
+    assert pulled[-1] == 0
 
 
 def test_a_contact_with_a_new_event_and_no_property_change_is_rescored(world: World) -> None:

@@ -254,9 +254,10 @@ class Cycle:
             done += len(page.contacts)
             if self._tick(done):
                 return scored
-        # Everything modified before the lookback of this run's start was indexed by now and read: the next run
-        # need not re-read it (else a burst of our own writes would be pulled again every cycle).
-        store.set_cursor(pid, CONTACTS_CURSOR, str(max(newest, now_ms - LOOKBACK_MS)))
+        # Everything modified before this run's start less the lookback was indexed by the time it searched, and
+        # read: the next run re-reads from there (its cursor less the lookback), no further back. A burst of our
+        # own writes is pulled again for one lookback, not every cycle.
+        store.set_cursor(pid, CONTACTS_CURSOR, str(max(newest, now_ms)))
         return scored
 
     def _backfill_done(self, pid: int, now_ms: int) -> set[str]:
