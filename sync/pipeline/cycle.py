@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 import structlog
 
 from sync.core.decision import Decision, decide
-from sync.core.model import Contact, ScoreResult, with_current_form_names
+from sync.core.model import Contact, Event, ScoreResult, with_current_form_names
+from sync.core.rules import RuleSet
 from sync.errors import (
     BudgetExhaustedError,
     ConfigError,
@@ -41,10 +43,13 @@ from sync.pipeline.cursors import (
 from sync.pipeline.events import pull_events
 from sync.pipeline.gate import budget_day, check_live, ensure_properties, verify_identity
 from sync.pipeline.outbox import Outbox
+from sync.pipeline.parallel import Ask, Decisions, Failure
 from sync.pipeline.portal import Kind, Portal, Progress, RunScope, RunSummary, with_lists
 from sync.ports import HistoryRow, PendingWrite, RunRecord
 
 log = structlog.get_logger("leadsync.pipeline")
+
+RESCORE_PAGES = 10  # batches a rescore decides at once on every core
 
 
 class Cycle:
@@ -70,6 +75,7 @@ class Cycle:
         self.scope = RunScope(portal, kind, self.run_id, self.summary, self.log, self.stop)
         self.outbox = Outbox(self.scope)
         self.companies = CompanyPass(self.scope, self._batch)
+        self._decisions: Decisions | None = None  # a rescore's, on every core once it has many contacts
 
     # -- the run --
 
@@ -183,12 +189,21 @@ class Cycle:
         return self._changed_since(now_ms), False
 
     def _rescore_stored(self, now_ms: int) -> None:
+        """Every stored contact; past the first `PARALLEL_FROM`, decided on every core, 10 batches a page."""
         done = 0
-        for ids in self.portal.store.iter_contact_ids(self.portal.id, BATCH):
-            self._batch(ids, now_ms)
-            done += len(ids)
-            if self._tick(done):
-                return
+        self._decisions = decisions = Decisions(self.portal.rules, now_ms)
+        try:
+            pages = self.portal.store.iter_contact_ids(self.portal.id, BATCH)
+            for ids in pages:
+                if decisions.parallel:  # pages of 10 batches: the workers' share of the work outweighs ours
+                    ids += [i for more in islice(pages, RESCORE_PAGES - 1) for i in more]
+                self._batch(ids, now_ms)
+                done += len(ids)
+                if self._tick(done):
+                    return
+        finally:
+            decisions.close()
+            self._decisions = None
 
     def _backfill(self, now_ms: int) -> set[str]:
         """Every contact, resuming from the backfill cursor of an interrupted backfill."""
@@ -279,17 +294,10 @@ class Cycle:
         written = store.written_values(pid, ids)
         staged = store.written_stages(pid, ids)
         pending: list[PendingWrite] = []
-        for stored in contacts:
-            contact = with_lists(stored, self.scope.lists)
-            # What HubSpot holds, over which the values leadsync wrote and HubSpot may not show yet.
-            ours = written.get(contact.id)
-            current = {**contact.properties, **ours} if ours else contact.properties
-            try:
-                mine = with_current_form_names(events.get(contact.email, ()), self.scope.form_names)
-                decision = decide(contact, mine, portal.rules, now_ms, current, written_stage=staged.get(contact.id))
-            except Exception as exc:  # the record boundary: a broken contact never fails the portal
+        for (contact, *_), decision in self._decide(contacts, events, written, staged, now_ms):
+            if isinstance(decision, Failure):  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
-                self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
+                self.log.warning("contact_skipped", contact_id=contact.id, error=decision.text)
                 continue
             self.summary.add("scored")
             self._note_result(decision.result, contact.email)
@@ -307,6 +315,27 @@ class Cycle:
             self.outbox.send(pending, cursor)
         elif cursor is not None:
             store.set_cursor(pid, *cursor)
+
+    def _decide(
+        self,
+        contacts: Sequence[Contact],
+        events: Mapping[str, Sequence[Event]],
+        written: Mapping[str, Mapping[str, str]],
+        staged: Mapping[str, str],
+        now_ms: int,
+    ) -> Iterator[tuple[Ask, Decision | Failure]]:
+        """Each contact's decision (or why it has none), in order: on every core in a big rescore."""
+        asks: list[Ask] = []
+        for stored in contacts:
+            contact = with_lists(stored, self.scope.lists)
+            # What HubSpot holds, over which the values leadsync wrote and HubSpot may not show yet.
+            ours = written.get(contact.id)
+            current = {**contact.properties, **ours} if ours else contact.properties
+            mine = with_current_form_names(events.get(contact.email, ()), self.scope.form_names)
+            asks.append((contact, mine, current, staged.get(contact.id)))
+        if self._decisions is not None:
+            return self._decisions.decide(asks)
+        return ((ask, _decided(ask, self.portal.rules, now_ms)) for ask in asks)
 
     def _pending(self, decision: Decision) -> PendingWrite:
         """The outbox entry of a decision with writes, and the history row it completes with."""
@@ -342,6 +371,14 @@ class Cycle:
             self.log.info(
                 "stage_held_back", contact_id=result.contact_id, stage=result.current_stage, reason=result.stage_held
             )
+
+
+def _decided(ask: Ask, rules: RuleSet, now_ms: int) -> Decision | Failure:
+    contact, events, current, stage = ask
+    try:
+        return decide(contact, events, rules, now_ms, current, written_stage=stage)
+    except Exception as exc:  # the record boundary: reported by the caller
+        return Failure.of(exc)
 
 
 def _breakdown(result: ScoreResult) -> dict[str, Any]:
