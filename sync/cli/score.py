@@ -150,17 +150,18 @@ class _Scoring:
     def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
         """Every contact's result, in order; with `shown`, only those contacts' (the roll-up still counts all)."""
         from sync.core.model import with_company
-        from sync.core.scoring import score_at
+        from sync.pipeline.parallel import Parallel, scorer
 
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
-        for bare, events in inputs:
-            contact = with_company(bare, self.companies.primary(bare.id))
-            result = score_at(contact, events, self.rules, self.now_ms)
-            if self.accounts is not None:
-                self.accounts.add(contact, result, events, self.now_ms)
-            if shown is None or contact.id in shown:
-                yield result
+        pairs = ((with_company(bare, self.companies.primary(bare.id)), events) for bare, events in inputs)
+        # Many contacts are scored on every core, in order: the output is the one process's.
+        with Parallel(scorer(self.rules, self.now_ms)) as scoring:
+            for (contact, events), result in scoring.map(pairs):
+                if self.accounts is not None:
+                    self.accounts.add(contact, result, events, self.now_ms)
+                if shown is None or contact.id in shown:
+                    yield result
 
     def company_results(self) -> list[AccountResult]:
         """Every company's result, once every contact was scored."""

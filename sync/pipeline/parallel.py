@@ -33,7 +33,7 @@ from sync.core.scoring import score_at
 T = TypeVar("T")
 R = TypeVar("R")
 
-PARALLEL_FROM: Final = 20_000  # contacts scored here before workers start: fewer are done before a pool is up
+PARALLEL_FROM = 20_000  # contacts scored here before workers start: fewer are done before a pool is up
 CHUNK: Final = 250  # contacts a worker takes at a time: enough to make a round trip worth it
 AHEAD: Final = 3  # chunks in flight a worker: the pool never waits for this process, memory stays bounded
 
@@ -91,14 +91,15 @@ class Parallel(Generic[T, R]):
         work: Callable[[T], R],
         *,
         processes: int | None = None,
-        start_after: int = PARALLEL_FROM,
+        start_after: int | None = None,
         chunk: int = CHUNK,
     ) -> None:
         self.work = work
         self.processes = cores() if processes is None else processes
         if "fork" not in multiprocessing.get_all_start_methods():
             self.processes = 1
-        self.start_after, self.chunk = start_after, chunk
+        self.start_after = PARALLEL_FROM if start_after is None else start_after
+        self.chunk = chunk
         self.done = 0
         self._pool: ProcessPoolExecutor | None = None
 
@@ -219,7 +220,9 @@ def decision_of(ask: Ask, decided: Decided, rules: RuleSet) -> Decision:
 class Decisions:
     """`decide` for pages of contacts, on every core once there are many (see `Parallel`)."""
 
-    def __init__(self, rules: RuleSet, now_ms: int, *, processes: int | None = None, start_after: int = PARALLEL_FROM):
+    def __init__(
+        self, rules: RuleSet, now_ms: int, *, processes: int | None = None, start_after: int | None = None
+    ) -> None:
         self.rules = rules
         self._pool = Parallel(decider(rules, now_ms), processes=processes, start_after=start_after)
 
