@@ -280,7 +280,8 @@ class Cycle:
 
     def _keep(self, contacts: Sequence[Contact], problems: Sequence[str]) -> None:
         self.scope.skipped(problems)
-        self.portal.store.upsert_contacts(self.portal.id, contacts)
+        # With the lists they are in now: what plan, score and backtest read from the store (--from-store).
+        self.portal.store.upsert_contacts(self.portal.id, [with_lists(c, self.scope.lists) for c in contacts])
         self.summary.add("pulled", len(contacts))
         if self.portal.uses_companies and contacts:
             self.companies.associate([c.id for c in contacts])

@@ -7,15 +7,17 @@ adapter (rate limits, retries) and only its read calls: nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sync.core.model import Company, CompanyAssociation, Contact, Event, FormSubmission
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.pipeline import with_lists
-from sync.ports import CompanySource, CrmSource
+from sync.ports import CompanySource, CompanyStore, Contacts, CrmSource, Events, Outbox
+from sync.reports.spill import EventSpill
 from sync.snapshot import read_snapshot
 from sync.snapshot.lines import SnapshotStream, is_lines
 
@@ -139,6 +141,131 @@ def from_portal(
         count += len(batch)
         tick("events", count)
     return Dataset(f"portal {name} (live)", portal_id, contacts, events, problems)
+
+
+class PortalStream:
+    """The live portal's contacts and their events, read-only and streamed: the memory of a page of contacts.
+
+    Opening it reads the lists named (their members are held: list ids per contact) and every event up to
+    `until_ms` into a temporary file by email (`EventSpill`); `inputs()` then reads the contacts a page at a
+    time, each with its events from the file, in the order `from_portal` gives them. With `crm`, the
+    companies are read at once (held: they are few beside the contacts) and each page's associations before
+    the page goes by (passed to `on_associations`, which the company roll-up reads)."""
+
+    count: int | None = None  # the progress bar's total, when HubSpot says
+
+    def __init__(
+        self,
+        source: CrmSource,
+        name: str,
+        portal_id: int,
+        list_ids: Collection[int],
+        until_ms: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self.source_port, self.tick = source, progress or (lambda what, n: None)
+        self.source = f"portal {name} (live)"
+        self.portal_id = portal_id
+        self.problems: list[str] = []
+        self.calls: list[Callable[[], int]] = []  # the HubSpot calls of each reader used, as they are made
+        self.companies: list[Company] = []
+        self.associations: list[CompanyAssociation] = []  # stays empty: each page's go to `on_associations`
+        self.crm: CompanySource | None = None
+        self.on_associations: Callable[[list[CompanyAssociation]], None] | None = None
+        self.members = {list_id: source.list_members(list_id) for list_id in sorted(list_ids)}
+        self.events = EventSpill()
+        for batch in all_events(source, until_ms, self.problems):
+            self.events.add(batch)
+            self.tick("events", self.events.count)
+        self.contacts_read = 0
+
+    @property
+    def api_calls(self) -> int:
+        return sum(calls() for calls in self.calls)
+
+    def add_companies(self, crm: CompanySource) -> None:
+        """Every company now; each page's associations as the contacts are read."""
+        for page in crm.company_pages(None):
+            self.problems.extend(page.problems)
+            self.companies.extend(page.companies)
+            self.tick("companies", len(self.companies))
+        self.crm = crm
+
+    def pages(self) -> Iterator[list[tuple[Contact, list[Event]]]]:
+        """A page of contacts and their events at a time."""
+        for page in self.source_port.contact_pages(None):
+            self.problems.extend(page.problems)
+            contacts = [with_lists(c, self.members) for c in page.contacts]
+            if self.crm is not None and contacts:
+                associations, problems = self.crm.company_associations([c.id for c in contacts])
+                self.problems.extend(problems)
+                if self.on_associations is not None:
+                    self.on_associations(associations)
+            events = self.events.by_email(c.email for c in contacts if c.email)
+            self.contacts_read += len(contacts)
+            self.tick("contacts", self.contacts_read)
+            yield [(c, events.get(c.email, []) if c.email else []) for c in contacts]
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        for page in self.pages():
+            yield from page
+
+    def close(self) -> None:
+        self.events.close()
+
+
+STORE_PAGE = 1000  # contacts read from the state store at a time
+
+
+class StoredPortal(Contacts, Events, CompanyStore, Outbox, Protocol):
+    """What `StoreStream` reads of the state store."""
+
+
+def _holding(contact: Contact, ours: Mapping[str, str] | None) -> Contact:
+    """The contact as HubSpot holds it as far as the store knows: as last read, with the values leadsync wrote
+    since over it (a forward stage among them; a backward move is not a property value and is not known here)."""
+    if not ours:
+        return contact
+    properties = {**contact.properties, **ours}
+    stage = ours.get(LIFECYCLE_STAGE) or contact.lifecycle_stage
+    return Contact(contact.id, properties, contact.email, contact.created_at_ms, stage, contact.list_ids)
+
+
+class StoreStream:
+    """The contacts and events the state store holds for a portal (as the worker last read them), a page at a
+    time in id order: plan, backtest, report and score without reading HubSpot. List memberships are the
+    stored ones; with `companies`, the stored companies are held and each page's stored associations are passed
+    to `on_associations` before it goes by."""
+
+    api_calls = unattached_events = 0  # events are found by the contacts' emails: none is looked at alone
+    count: int | None = None
+
+    def __init__(self, store: StoredPortal, portal_id: int, label: str, page: int = STORE_PAGE) -> None:
+        self.store, self.portal_id, self.page = store, portal_id, page
+        self.source = f"state store {label}"
+        self.problems: list[str] = []
+        self.companies: list[Company] = []
+        self.associations: list[CompanyAssociation] = []  # stays empty: each page's go to `on_associations`
+        self.on_associations: Callable[[list[CompanyAssociation]], None] | None = None
+        self._companies = False
+
+    def add_companies(self) -> None:
+        for ids in self.store.iter_company_ids(self.portal_id, self.page):
+            self.companies.extend(self.store.get_companies(self.portal_id, ids))
+        self._companies = True
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        for ids in self.store.iter_contact_ids(self.portal_id, self.page):
+            contacts = self.store.get_contacts(self.portal_id, ids)
+            if self._companies and self.on_associations is not None:
+                self.on_associations(self.store.company_associations(self.portal_id, ids))
+            events = self.store.events_for_emails(self.portal_id, [c.email for c in contacts if c.email])
+            written = self.store.written_values(self.portal_id, ids)
+            for contact in contacts:
+                yield _holding(contact, written.get(contact.id)), events.get(contact.email, []) if contact.email else []
+
+
+Source = Dataset | ContactStream | PortalStream | StoreStream  # what the operator tools go through
 
 
 def add_companies(data: Dataset, crm: CompanySource, progress: Progress | None = None) -> None:
