@@ -21,6 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.reduction import ForkingPickler
+from operator import attrgetter
 from typing import Any, Final, Generic, TypeVar
 
 from sync.core import model
@@ -65,20 +66,22 @@ def _run(chunk: list[Any]) -> list[Any]:
 # -- pickling the core's values ------------------------------------------------------------------------
 
 
-def _value(value: Any) -> tuple[type, tuple[object, ...]]:
-    return type(value), value._values()
+class _Fields:
+    """Pickles a core value as its class and the fields it is built from, read in one C call."""
 
+    def __init__(self, cls: type, fields: Sequence[str]) -> None:
+        self.cls, self.fields = cls, attrgetter(*fields)
 
-def _plan(plan: ContactPlan) -> tuple[type, tuple[object, ...]]:
-    return ContactPlan, (plan.update, plan.stage_change)
+    def __call__(self, value: object) -> tuple[type, tuple[object, ...]]:
+        return self.cls, self.fields(value)
 
 
 def _register() -> None:
     """Core values cross to and from the workers as their fields (compiled, they pickle no other way)."""
     for item in vars(model).values():
-        if isinstance(item, type) and issubclass(item, model._Value) and item is not model._Value:
-            ForkingPickler.register(item, _value)
-    ForkingPickler.register(ContactPlan, _plan)
+        if isinstance(item, type) and issubclass(item, model._Value) and len(item._fields) > 1:
+            ForkingPickler.register(item, _Fields(item, item._fields))
+    ForkingPickler.register(ContactPlan, _Fields(ContactPlan, ("update", "stage_change")))
 
 
 class Parallel(Generic[T, R]):
