@@ -7,19 +7,21 @@ adapter (rate limits, retries) and only its read calls: nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
-from sync.core.model import Company, CompanyAssociation, Contact, Event, FormSubmission
+from sync.core.model import Company, CompanyAssociation, Contact, EmailEvent, Event, FormSubmission
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.pipeline import with_lists
 from sync.ports import CompanySource, CompanyStore, Contacts, CrmSource, Events, Outbox
-from sync.reports.spill import EventSpill
+from sync.reports.spill import EventSpill, Spill
 from sync.snapshot import read_snapshot
-from sync.snapshot.lines import SnapshotStream, is_lines
+from sync.snapshot.lines import SECTIONS, SnapshotStream, is_lines, write_lines
 
 Progress = Callable[[str, int], None]  # (what is being read, records so far)
 
@@ -380,3 +382,68 @@ def snapshot_json(data: Dataset) -> dict[str, Any]:
             {"contactId": a.contact_id, "companyId": a.company_id, "primary": a.primary} for a in data.associations
         ],
     }
+
+
+def write_portal_lines(data: PortalStream, out: IO[str]) -> dict[str, int]:
+    """Writes the live portal as a JSON Lines snapshot while its contacts are read, in the memory of a page:
+    each contact and its events go to a temporary file as they come, then the header, the forms, lists,
+    companies and associations (known only once every contact was read) are written to `out`, then that file.
+    A contact's events are in the order `snapshot_json` gives them, so the file reads back as the
+    single-document snapshot of the same portal does. Returns the records written by kind."""
+    counts = dict.fromkeys(SECTIONS, 0)
+    forms: dict[str, str] = {}
+    lists: dict[int, list[str]] = {}
+    associations: Spill[CompanyAssociation] = Spill(
+        lambda a: [a.contact_id, a.company_id, a.primary], lambda v: CompanyAssociation(*v)
+    )
+    if data.crm is not None:
+        data.on_associations = lambda page: _append_all(associations, page)
+
+    def records(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
+        subs, mails = [], []
+        for event in events:
+            if isinstance(event, FormSubmission):
+                forms.setdefault(event.form_id, event.form_name)
+                subs.append(submission_to_wire(event))
+            elif isinstance(event, EmailEvent):
+                mails.append(email_event_to_wire(event))
+        counts["form_submission"] += len(subs)
+        counts["email_event"] += len(mails)
+        subs.sort(key=lambda s: (s["submittedAt"], s["conversionId"]))  # as `snapshot_json` orders them
+        mails.sort(key=lambda e: (e["created"], e["id"]))
+        return [("form_submission", e) for e in subs] + [("email_event", e) for e in mails]
+
+    def contacts() -> Iterator[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+        for contact, events in data.inputs():
+            for list_id in sorted(contact.list_ids):
+                lists.setdefault(list_id, []).append(contact.id)
+            counts["contact"] += 1
+            yield contact_to_wire(contact), records(events)
+
+    def unclaimed() -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from records(data.events.unclaimed())  # once every contact has claimed its own
+
+    try:
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as body:
+            write_lines(body, data.portal_id, {}, contacts(), unclaimed())
+            head: dict[str, Iterable[Mapping[str, Any]]] = {
+                "form": [{"id": form_id, "name": name} for form_id, name in sorted(forms.items())],
+                "list": [{"listId": list_id, "contactIds": ids} for list_id, ids in sorted(lists.items())],
+                "company": [{"id": c.id, "properties": dict(c.properties)} for c in data.companies],
+                "association": (
+                    {"contactId": a.contact_id, "companyId": a.company_id, "primary": a.primary} for a in associations
+                ),
+            }
+            write_lines(out, data.portal_id, head, ())
+            body.seek(0)
+            body.readline()  # its own header: `out` has it
+            shutil.copyfileobj(body, out)
+    finally:
+        associations.close()
+    counts.update(form=len(forms), list=len(lists), company=len(data.companies), association=len(associations))
+    return counts
+
+
+def _append_all(spill: Spill[CompanyAssociation], items: Iterable[CompanyAssociation]) -> None:
+    for item in items:
+        spill.append(item)
