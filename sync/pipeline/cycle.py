@@ -10,14 +10,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import islice
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from sync.core.decision import Decision, decide
-from sync.core.model import Contact, Event, ScoreResult, with_current_form_names
+from sync.core.model import Contact, ScoreResult, with_current_form_names
 from sync.core.rules import RuleSet
 from sync.errors import (
     BudgetExhaustedError,
@@ -49,8 +50,6 @@ from sync.ports import HistoryRow, PendingWrite, RunRecord
 
 log = structlog.get_logger("leadsync.pipeline")
 
-RESCORE_PAGES = 10  # batches a rescore decides at once on every core
-
 
 class Cycle:
     """One run of one portal. `stop` ends it cleanly after the batch in flight."""
@@ -75,7 +74,6 @@ class Cycle:
         self.scope = RunScope(portal, kind, self.run_id, self.summary, self.log, self.stop)
         self.outbox = Outbox(self.scope)
         self.companies = CompanyPass(self.scope, self._batch)
-        self._decisions: Decisions | None = None  # a rescore's, on every core once it has many contacts
 
     # -- the run --
 
@@ -189,21 +187,31 @@ class Cycle:
         return self._changed_since(now_ms), False
 
     def _rescore_stored(self, now_ms: int) -> None:
-        """Every stored contact; past the first `PARALLEL_FROM`, decided on every core, 10 batches a page."""
+        """Every stored contact, a page at a time. Past the first `PARALLEL_FROM` the decisions are made on
+        every core while this process reads the next pages and writes the decided ones (in order)."""
+        store, pid = self.portal.store, self.portal.id
+        loaded: deque[_Page] = deque()
+
+        def asks() -> Iterator[Ask]:
+            for ids in store.iter_contact_ids(pid, BATCH):
+                page = self._load(ids)
+                loaded.append(page)  # before its asks: a result always finds its page here
+                yield from page.asks
+
         done = 0
-        self._decisions = decisions = Decisions(self.portal.rules, now_ms)
-        try:
-            pages = self.portal.store.iter_contact_ids(self.portal.id, BATCH)
-            for ids in pages:
-                if decisions.parallel:  # pages of 10 batches: the workers' share of the work outweighs ours
-                    ids += [i for more in islice(pages, RESCORE_PAGES - 1) for i in more]
-                self._batch(ids, now_ms)
-                done += len(ids)
-                if self._tick(done):
-                    return
-        finally:
-            decisions.close()
-            self._decisions = None
+        decided: list[tuple[Ask, Decision | Failure]] = []
+        with Decisions(self.portal.rules, now_ms) as decisions:
+            for result in decisions.decide(asks()):
+                decided.append(result)
+                while loaded and len(decided) >= len(loaded[0].asks):
+                    page = loaded.popleft()
+                    self._apply(page, decided[: len(page.asks)])
+                    del decided[: len(page.asks)]
+                    done += len(page.asks)
+                    if self._tick(done):
+                        return
+            while loaded:  # pages of no contact left (all deleted since their ids were read)
+                self._apply(loaded.popleft(), [])
 
     def _backfill(self, now_ms: int) -> set[str]:
         """Every contact, resuming from the backfill cursor of an interrupted backfill."""
@@ -289,13 +297,36 @@ class Cycle:
     # -- scoring and writing --
 
     def _batch(self, ids: Sequence[str], now_ms: int, cursor: tuple[str, str] | None = None) -> None:
-        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        page = self._load(ids)
+        self._apply(page, [(ask, _decided(ask, self.portal.rules, now_ms)) for ask in page.asks], cursor)
+
+    def _load(self, ids: Sequence[str]) -> _Page:
+        """A page of stored contacts, each with its events, what HubSpot holds and the stage leadsync wrote."""
+        store, pid = self.portal.store, self.portal.id
         contacts, company_ids = self.companies.with_companies(store.get_contacts(pid, ids))
         events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
         written = store.written_values(pid, ids)
         staged = store.written_stages(pid, ids)
+        asks: list[Ask] = []
+        for stored in contacts:
+            contact = with_lists(stored, self.scope.lists)
+            # What HubSpot holds, over which the values leadsync wrote and HubSpot may not show yet.
+            ours = written.get(contact.id)
+            current = {**contact.properties, **ours} if ours else contact.properties
+            mine = with_current_form_names(events.get(contact.email, ()), self.scope.form_names)
+            asks.append((contact, mine, current, staged.get(contact.id)))
+        return _Page(asks, company_ids)
+
+    def _apply(
+        self,
+        page: _Page,
+        decided: Sequence[tuple[Ask, Decision | Failure]],
+        cursor: tuple[str, str] | None = None,
+    ) -> None:
+        """Records and sends the writes of a page's decisions, then checkpoints."""
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
         pending: list[PendingWrite] = []
-        for (contact, *_), decision in self._decide(contacts, events, written, staged, now_ms):
+        for (contact, *_), decision in decided:
             if isinstance(decision, Failure):  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
                 self.log.warning("contact_skipped", contact_id=contact.id, error=decision.text)
@@ -310,33 +341,12 @@ class Cycle:
             pending.append(self._pending(decision))
         if portal.accounts is not None:
             # Before the writes are sent: a crash after them still leaves these companies to the next account pass.
-            store.mark_companies_stale(pid, company_ids)
+            store.mark_companies_stale(pid, page.company_ids)
         if pending:
             store.record_pending(pid, self.run_id, pending)
             self.outbox.send(pending, cursor)
         elif cursor is not None:
             store.set_cursor(pid, *cursor)
-
-    def _decide(
-        self,
-        contacts: Sequence[Contact],
-        events: Mapping[str, Sequence[Event]],
-        written: Mapping[str, Mapping[str, str]],
-        staged: Mapping[str, str],
-        now_ms: int,
-    ) -> Iterator[tuple[Ask, Decision | Failure]]:
-        """Each contact's decision (or why it has none), in order: on every core in a big rescore."""
-        asks: list[Ask] = []
-        for stored in contacts:
-            contact = with_lists(stored, self.scope.lists)
-            # What HubSpot holds, over which the values leadsync wrote and HubSpot may not show yet.
-            ours = written.get(contact.id)
-            current = {**contact.properties, **ours} if ours else contact.properties
-            mine = with_current_form_names(events.get(contact.email, ()), self.scope.form_names)
-            asks.append((contact, mine, current, staged.get(contact.id)))
-        if self._decisions is not None:
-            return self._decisions.decide(asks)
-        return ((ask, _decided(ask, self.portal.rules, now_ms)) for ask in asks)
 
     def _pending(self, decision: Decision) -> PendingWrite:
         """The outbox entry of a decision with writes, and the history row it completes with."""
@@ -372,6 +382,14 @@ class Cycle:
             self.log.info(
                 "stage_held_back", contact_id=result.contact_id, stage=result.current_stage, reason=result.stage_held
             )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A page of contacts loaded for deciding: what each decision needs, and the companies to mark stale."""
+
+    asks: list[Ask]
+    company_ids: Sequence[str]
 
 
 def _decided(ask: Ask, rules: RuleSet, now_ms: int) -> Decision | Failure:

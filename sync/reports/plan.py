@@ -306,7 +306,7 @@ def build_plan(
     `companies`: each contact reads its primary company's properties, and with an `accounts:` section the
     companies' account outputs are planned after the contacts."""
     report = _empty_report(rules, now_ms, source, base_label, ownership_known=written_stages is not None)
-    stages = written_stages or {}
+    stages = written_stages if written_stages is not None else {}  # filled a page at a time when streamed
     batches = _Batches()
     rollup = _Rollup.of(companies, rules, base)
     for bare, events in inputs:
