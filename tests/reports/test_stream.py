@@ -169,7 +169,16 @@ def test_written_stages_are_read_a_page_at_a_time_as_contacts_stream(monkeypatch
     assert len(stages) == 1  # only the last page is held
 
 
-@pytest.mark.parametrize("command", [("score", "--jsonl"), ("score", "--json")], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("score", "--jsonl"),
+        ("score", "--json"),
+        ("plan", "--json"),
+        ("plan", "--json", "--base-config", str(ROOT / "tests" / "data" / "valid" / "minimal.yaml")),
+    ],
+    ids=" ".join,
+)
 def test_many_contacts_are_scored_on_every_core_with_the_same_output(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
