@@ -48,6 +48,7 @@ bench: venv
 	$(BIN)/python bench/accounts_bench.py
 	$(BIN)/python bench/report_bench.py
 	$(BIN)/python bench/stream_bench.py
+	$(BIN)/python bench/rescore_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .pure build *.so sync/core/*.so
