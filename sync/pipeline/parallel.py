@@ -86,8 +86,8 @@ def _register() -> None:
 
 class Parallel(Generic[T, R]):
     """`work` over a stream of items, the results in order: here for the first `start_after`, then in a pool of
-    `processes` forked workers (at most `processes * AHEAD` chunks in flight). `work` must not raise: a
-    failure it must report it returns as a value."""
+    `processes` forked workers (at most `processes * AHEAD` chunks in flight). `work` must not raise: it
+    returns a failure to report as a value (a raise would end the whole map)."""
 
     def __init__(
         self,
