@@ -18,7 +18,7 @@ from sync.core.model import Company, CompanyAssociation, Contact, EmailEvent, Ev
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.pipeline import with_lists
-from sync.ports import CompanySource, CompanyStore, Contacts, CrmSource, Events, Outbox
+from sync.ports import CompanyOutbox, CompanySource, CompanyStore, Contacts, CrmSource, Events, Outbox
 from sync.reports.spill import EventSpill, Spill
 from sync.snapshot import read_snapshot
 from sync.snapshot.lines import SECTIONS, SnapshotStream, is_lines, write_lines
@@ -219,7 +219,7 @@ class PortalStream:
 STORE_PAGE = 1000  # contacts read from the state store at a time
 
 
-class StoredPortal(Contacts, Events, CompanyStore, Outbox, Protocol):
+class StoredPortal(Contacts, Events, CompanyStore, Outbox, CompanyOutbox, Protocol):
     """What `StoreStream` reads of the state store."""
 
 
@@ -252,8 +252,12 @@ class StoreStream:
         self._companies = False
 
     def add_companies(self) -> None:
+        """The stored companies, with the account values leadsync wrote since they were read over them."""
         for ids in self.store.iter_company_ids(self.portal_id, self.page):
-            self.companies.extend(self.store.get_companies(self.portal_id, ids))
+            written = self.store.written_company_values(self.portal_id, ids)
+            for company in self.store.get_companies(self.portal_id, ids):
+                ours = written.get(company.id)
+                self.companies.append(Company(company.id, {**company.properties, **ours}) if ours else company)
         self._companies = True
 
     def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:

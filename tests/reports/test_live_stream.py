@@ -139,3 +139,41 @@ def test_from_store_needs_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code != 0
     assert "no state store at" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
+
+
+def test_companies_are_read_from_the_store_a_page_of_contacts_at_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an accounts: section, plan and score from the store roll the contacts up into the stored companies
+    as the live plan does from HubSpot's."""
+    from sync.sandbox import Sandbox
+    from tests.factories import sandbox_config
+    from tests.reports.test_plan_accounts import ACCOUNTS
+
+    with Sandbox(generate_portal(300, 5, companies=30), rate_limit="off") as sb:
+        monkeypatch.setenv("LEADSYNC_TEST_TOKEN", sb.token)
+        config = sandbox_config(sb.url, "LEADSYNC_TEST_TOKEN")
+        config["accounts"] = ACCOUNTS
+        file = tmp_path / "portal.yaml"
+        file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        db = f"sqlite:///{tmp_path / 'state.db'}"
+        store = SqlStateStore(db)
+        portal = open_portal(file, store, RetryPolicy(attempts=3, base_wait=0.01, sleep=lambda s: None))
+        summary = Cycle(portal, "full").run()
+        store.close()
+        assert summary.status == "ok", summary.error
+        now = ["--now", "2026-11-29T00:00:00Z"]
+        plans = []
+        for source in ([], ["--from-store"]):
+            assert main(["plan", "--config", str(file), *source, "--db", db, "--json", *now]) == 0
+            plans.append(json.loads(capsys.readouterr().out))
+    live, stored = plans
+    assert stored["accounts"]["companies"] == live["accounts"]["companies"] == 30
+    # The store keeps the company properties the rules read, not the name the plan shows.
+    unnamed = [[{**c, "name": ""} for c in p["accounts"]["top_changes"]] for p in plans]
+    assert unnamed[0] == unnamed[1]
+    assert stored["accounts"]["counts"] == live["accounts"]["counts"]
+    assert main(["score", "--config", str(file), "--from-store", "--db", db, "--json", *now]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert len(scored["results"]) == 300 and len(scored["companies"]) == 30
+    assert any(c["contacts"] for c in scored["companies"])  # the contacts were rolled up into their companies
