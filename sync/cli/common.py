@@ -334,8 +334,8 @@ def _add_from_store_option(parser: argparse.ArgumentParser, group: Any = None) -
     (group or parser).add_argument(
         "--from-store",
         action="store_true",
-        help="read the contacts and events from the state store (--db) as the worker last read them, a page at a "
-        "time, instead of HubSpot (list memberships as stored)",
+        help="read the contacts and events from the state store (--db) as the worker last read them (with the "
+        "values it wrote since), a page at a time: no HubSpot call, no snapshot",
     )
 
 

@@ -34,9 +34,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     score = commands.add_parser(
         "score",
         help="score a portal snapshot offline",
-        description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes) offline "
-        "and print one result per contact; with an accounts: section, then one per company. Bad records are "
-        "reported on stderr and skipped.",
+        description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes), or of the "
+        "state store (--from-store), offline and print one result per contact; with an accounts: section, then "
+        "one per company. Bad records are reported on stderr and skipped.",
     )
     _add_config_option(score)
     source = score.add_mutually_exclusive_group(required=True)
