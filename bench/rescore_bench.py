@@ -32,6 +32,7 @@ from stream_bench import CONFIG, PORTAL_ID, TreeMemory
 
 from sync.config import load_portal
 from sync.core.rules import compile_ruleset
+from sync.pipeline import parallel
 from sync.pipeline.parallel import Ask, Decisions, Failure, cores
 from sync.store.state import SqlStateStore
 
@@ -96,6 +97,7 @@ def rescore(db: str, processes: int) -> dict[str, Any]:
 
 def run_child(db: str, processes: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", db, "--processes", str(processes)]
+    command += ["--parallel-from", str(parallel.PARALLEL_FROM)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])}
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     tree = TreeMemory(child.pid)
@@ -112,9 +114,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000, help="stored contacts (the claim: 1000000)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--parallel-from",
+        type=int,
+        default=parallel.PARALLEL_FROM,
+        metavar="N",
+        help=f"contacts decided in the process before the workers start (default: {parallel.PARALLEL_FROM:,}, "
+        "as the worker does; a small portal's run is dominated by them)",
+    )
     parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    parallel.PARALLEL_FROM = args.parallel_from
     if args.child:
         import resource
 
