@@ -9,6 +9,10 @@ rest go to a pool of one process a core.
 The workers are forked: they inherit the compiled rule set (whose conditions are closures, which cannot be
 pickled) and the work function; only the contacts and events going out and the results coming back are
 pickled, as tuples of their fields. Where fork is not available the work stays in this process.
+
+What stays in this process is the reading: the JSON Lines file, or the state store's pages in a rescore. Where
+reading costs more than scoring (a rescore reads each contact's events from the store and decodes them), this
+process is the bottleneck and the workers wait on it.
 """
 
 from __future__ import annotations
