@@ -138,3 +138,10 @@ def test_a_rescore_on_every_core_writes_what_one_core_writes(monkeypatch: pytest
     two = _rescored(_world(), monkeypatch, 2)
     assert two == one
     assert one[2]["written"] > 50  # the rescore had writes to make
+
+
+def test_no_worker_is_started_unless_asked() -> None:
+    """Workers cost more than they save while this process reads and pickles the contacts (see USE_WORKERS)."""
+    pool = Parallel(_square, start_after=0)
+    assert [r for _, r in pool.map(range(50))] == [x * x for x in range(50)]
+    assert pool._pool is None and pool.processes == 1

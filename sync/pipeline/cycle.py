@@ -187,8 +187,9 @@ class Cycle:
         return self._changed_since(now_ms), False
 
     def _rescore_stored(self, now_ms: int) -> None:
-        """Every stored contact, a page at a time. Past the first `PARALLEL_FROM` the decisions are made on
-        every core while this process reads the next pages and writes the decided ones (in order)."""
+        """Every stored contact, a page at a time. With workers (`parallel.USE_WORKERS`), past the first
+        `PARALLEL_FROM` the decisions are made on every core while this process reads the next pages and
+        writes the decided ones, in order."""
         store, pid = self.portal.store, self.portal.id
         loaded: deque[_Page] = deque()
 

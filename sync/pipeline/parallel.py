@@ -10,9 +10,9 @@ The workers are forked: they inherit the compiled rule set (whose conditions are
 pickled) and the work function; only the contacts and events going out and the results coming back are
 pickled, as tuples of their fields. Where fork is not available the work stays in this process.
 
-What stays in this process is the reading: the JSON Lines file, or the state store's pages in a rescore. Where
-reading costs more than scoring (a rescore reads each contact's events from the store and decodes them), this
-process is the bottleneck and the workers wait on it.
+What stays in this process is the reading (the JSON Lines file, or the state store's pages in a rescore) and
+the pickling of each contact and its events for a worker. Both cost more than the scoring the workers take off
+it, so the workers are off by default (`USE_WORKERS`): they pay once they read their own pages.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ R = TypeVar("R")
 PARALLEL_FROM = 20_000  # contacts scored here before workers start: fewer are done before a pool is up
 CHUNK: Final = 250  # contacts a worker takes at a time: enough to make a round trip worth it
 AHEAD: Final = 3  # chunks in flight a worker: the pool never waits for this process, memory stays bounded
+
+
+# Off until the workers read their own contacts: measured on 2 cores with the pure-Python core
+# (bench/rescore_bench.py, score on a 60,000-contact file), reading and pickling the contacts in this process cost
+# more than the scoring the workers take off it, and every core was 30% slower than one. Callers that pass
+# `processes` (the benchmark) still get workers.
+USE_WORKERS = False
 
 
 def cores() -> int:
@@ -102,7 +109,7 @@ class Parallel(Generic[T, R]):
         chunk: int = CHUNK,
     ) -> None:
         self.work = work
-        self.processes = cores() if processes is None else processes
+        self.processes = (cores() if USE_WORKERS else 1) if processes is None else processes
         if "fork" not in multiprocessing.get_all_start_methods():
             self.processes = 1
         self.start_after = PARALLEL_FROM if start_after is None else start_after

@@ -201,6 +201,7 @@ def test_many_contacts_are_scored_on_every_core_with_the_same_output(
     alone = run(capsys, *argv)
     assert started == []
     monkeypatch.setattr(parallel, "cores", lambda: 2)
+    monkeypatch.setattr(parallel, "USE_WORKERS", True)
     monkeypatch.setattr(parallel, "PARALLEL_FROM", 100)
     monkeypatch.setattr(parallel.Parallel, "_started", watched)
     assert run(capsys, *argv) == alone
