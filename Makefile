@@ -52,6 +52,7 @@ bench: venv
 	$(BIN)/python bench/speed_bench.py
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/agency_bench.py
+	$(BIN)/python bench/rescore_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .pure build *.so sync/core/*.so

@@ -7,6 +7,8 @@ rusage) and contacts/s are printed. Flat memory means the peak does not grow wit
 Prints one line per run, then one JSON object with the figures on its last line.
 
     python bench/stream_bench.py [--sizes 100000,300000,1000000] [--tools score,plan,backtest,report]
+
+The default sizes (20k, 50k, 100k) keep `make bench` short; the flat curve is claimed at 100k, 300k and 1M.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -60,26 +63,78 @@ def write_snapshot(out: IO[str], contacts: int, seed: int) -> int:
 
 
 def run_tool(tool: str, snapshot: Path, tmp: str) -> dict[str, Any]:
-    """One tool on the snapshot in a child process: its peak RSS (MiB) and wall time."""
+    """One tool on the snapshot in a child process: its peak RSS (MiB), the peak of its whole process tree (the
+    tool and any scoring workers it forks, their proportional set sizes summed: shared pages counted once) and
+    its wall time."""
     args = [a.format(tmp=tmp) for a in TOOLS[tool]]
     command = [sys.executable, "-m", "sync", *args, "--config", str(CONFIG), "--snapshot", str(snapshot)]
     command += ["--now", NOW.isoformat()]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    tree = TreeMemory(child.pid)
     assert child.stderr is not None
     err = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
+    tree.stop()
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{tool} failed ({child.returncode}): {err.decode(errors='replace')[-2000:]}")
-    return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1)}
+    return {
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # the largest single process of the tree
+        "peak_tree_pss_mib": round(tree.peak / 1024, 1),
+        "seconds": round(seconds, 1),
+    }
+
+
+class TreeMemory:
+    """Samples a process and its children's summed PSS (Linux /proc) every 0.2 s; `peak` in KiB."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.2):
+            self.peak = max(self.peak, sum(_pss_kib(p) for p in _tree(self.pid)))
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100000,300000,1000000", help="contact counts, comma-separated")
+    parser.add_argument(
+        "--sizes",
+        default="20000,50000,100000",
+        help="contact counts, comma-separated (the flat curve is claimed at 100000,300000,1000000)",
+    )
     parser.add_argument("--tools", default=",".join(TOOLS), help="tools to run, comma-separated")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -102,11 +157,24 @@ def main() -> None:
                 figures["tools"][tool][size] = run
                 print(
                     f"{size:>9,} contacts  {tool:<8}  peak rss {run['peak_rss_mib']:>7,.0f} MiB  "
+                    f"(all processes {run['peak_tree_pss_mib']:>5,.0f} MiB)  "
                     f"{run['contacts_per_second']:>7,} contacts/s  ({run['seconds']:,.0f} s)",
                     file=sys.stderr,
                 )
             path.unlink()
+    figures["growth"] = flatness(figures["tools"], sizes)
+    for tool, growth in figures["growth"].items():
+        print(f"{tool:<8} peak rss from {sizes[0]:,} to {sizes[-1]:,} contacts: {growth:+.0%}", file=sys.stderr)
     print(json.dumps(figures))
+
+
+def flatness(tools: dict[str, dict[int, dict[str, Any]]], sizes: list[int]) -> dict[str, float]:
+    """Each tool's peak RSS growth from the smallest size to the largest (0.1 is 10%): flat memory is near 0."""
+    return {
+        tool: runs[sizes[-1]]["peak_rss_mib"] / runs[sizes[0]]["peak_rss_mib"] - 1
+        for tool, runs in tools.items()
+        if len(sizes) > 1
+    }
 
 
 if __name__ == "__main__":

@@ -167,3 +167,23 @@ def test_write_document_counts_every_record() -> None:
     counts = write_document(raw, out)
     assert counts["contact"] == counts["email_event"] == 1
     assert len(out.getvalue().splitlines()) == 3
+
+
+def test_contacts_given_twice_far_apart_are_found_once_the_keys_are_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the reader remembers of each contact moves to disk a block at a time: a repeat is found all the
+    same, by id or by email, however far back its first copy was."""
+    from sync.snapshot import lines, seen
+
+    monkeypatch.setattr(lines, "DigestSet", lambda: seen.DigestSet(block=16, filter_bits=1 << 8))
+    contacts = [contact(str(n), f"u{n}@x.com") for n in range(1, 201)]
+    contacts += [contact("3", "new@x.com"), contact("999", "U7@x.com"), contact("1000", "fresh@x.com")]
+    raw = {"contacts": contacts}
+    stream, inputs = streamed(as_lines(raw, tmp_path / "p.jsonl"))
+    assert stream.problems == parse_snapshot(raw).problems
+    assert stream.problems == [
+        "contacts[200]: contact 3 appears twice; the later one skipped",
+        "contacts[201]: contact 999: email u7@x.com is on an earlier contact; skipped",
+    ]
+    assert [c.id for c, _ in inputs][-2:] == ["200", "1000"]

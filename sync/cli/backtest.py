@@ -13,6 +13,7 @@ from sync.cli.common import (
     EXIT_OK,
     _add_config_option,
     _add_db_option,
+    _add_from_store_option,
     _add_now_option,
     _int_at_least,
     _load_source,
@@ -25,7 +26,7 @@ from sync.cli.common import (
 if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.reports.backtest import Backtest
-    from sync.reports.dataset import ContactStream, Dataset
+    from sync.reports.dataset import Source
     from sync.reports.report import RunActivity
 
 
@@ -41,7 +42,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "account band and grade too (a company converted when any of its counted contacts did).",
     )
     _add_config_option(backtest)
-    backtest.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--snapshot", metavar="S", help="snapshot JSON file")
+    _add_from_store_option(backtest, source)
+    _add_db_option(backtest)
     _add_backtest_options(backtest)
     backtest.add_argument("--json", action="store_true", help="the backtest as one JSON object")
     backtest.set_defaults(func=run)
@@ -53,10 +57,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "score distribution, the fit x engagement grade matrix, conversion by score band and the backtest's "
         "warnings, the stage transitions of the portal's last runs (from the state store) and the rules' "
         "contributions; with an accounts: section, conversion by account band and the account grade matrix. Reads "
-        "the live portal (read-only) unless --snapshot is given.",
+        "the live portal (read-only) unless --snapshot or --from-store is given.",
     )
     _add_config_option(report)
-    report.add_argument("--snapshot", metavar="S", help="report on a snapshot file instead of the live portal")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--snapshot", metavar="S", help="report on a snapshot file instead of the live portal")
+    _add_from_store_option(report, source)
     report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
     _add_db_option(report)
     report.add_argument(
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return cmd_backtest(args)
 
 
-def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Dataset | ContactStream, Backtest]:
+def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Source, Backtest]:
     """Load the config and the contacts, and back-test them: the shared first half of backtest and report."""
     from sync.cli.common import account_contact_reads, load_companies
     from sync.config import load_portal

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from sync.pipeline import RunSummary
     from sync.ports import Clock, CrmSource
     from sync.reports.accounts import CompanyInputs
-    from sync.reports.dataset import ContactStream, Dataset
+    from sync.reports.dataset import Dataset, PortalStream, Source
+    from sync.store.state import SqlStateStore
 
 T = TypeVar("T")
 
@@ -158,15 +159,71 @@ def _load_source(
     rule_sets: Sequence[RuleSet],
     now: datetime,
     extra_properties: Sequence[str] = (),
-) -> Dataset | ContactStream:
-    """As `_load_dataset`, but a JSON Lines snapshot is read as it is gone through (in bounded memory)."""
+) -> Source:
+    """The contacts to go through, in bounded memory where they can be: a JSON Lines snapshot read as it is
+    gone through (a single-document one is loaded whole), the state store a page at a time (--from-store), or
+    the live portal streamed a page at a time (its events kept on disk meanwhile)."""
+    if getattr(args, "from_store", False):
+        from sync.reports.dataset import StoreStream
+        from sync.store.schema import database_url
+
+        label = database_url(args.db).render_as_string(hide_password=True)
+        return StoreStream(_open_store(args), loaded.config.portal.id, label)
     if args.snapshot:
         from sync.reports.dataset import source_of
 
         data = source_of(args.snapshot, loaded.config.forms.types)
         _check_portal(args.snapshot, data.portal_id, loaded.config.portal.id)
         return data
-    return _load_dataset(args, loaded, rule_sets, now, extra_properties)
+    return _stream_portal(args, loaded, rule_sets, now, extra_properties)
+
+
+def _stream_portal(
+    args: argparse.Namespace,
+    loaded: LoadedPortal,
+    rule_sets: Sequence[RuleSet],
+    now: datetime,
+    extra_properties: Sequence[str] = (),
+) -> PortalStream:
+    """The live portal, read-only: its events read now (to a file), its contacts as they are gone through."""
+    from sync.app import open_reader
+    from sync.pipeline import read_properties
+    from sync.reports.dataset import PortalStream
+
+    portal = loaded.config.portal
+    wanted = {p for rules in rule_sets for p in read_properties(rules)} | set(extra_properties)
+    hub = open_reader(loaded.config, sorted(wanted))
+    list_ids = {i for rules in rule_sets for i in rules.list_ids}
+    with _progress(f"reading portal {portal.name}:", getattr(args, "json", False)) as bar:
+        lines: dict[str, Any] = {}
+
+        def tick(what: str, n: int) -> None:
+            if what in ("events", "companies"):  # the contacts have the command's own bar
+                if what not in lines:
+                    lines[what] = bar.add_task(what, total=None)
+                bar.update(lines[what], completed=n)
+
+        data = PortalStream(hub, portal.name, portal.id, list_ids, int(now.timestamp() * 1000), tick)
+        data.count = None if bar.disable else _count_contacts(hub)
+    data.calls.append(lambda: sum(hub.client.calls.values()))
+    return data
+
+
+def _open_store(args: argparse.Namespace) -> SqlStateStore:
+    """The state store --db names (else $LEADSYNC_DB_URL, else leadsync.db), which must exist."""
+    import sqlalchemy as sa
+
+    from sync.store.schema import database_url
+    from sync.store.state import SqlStateStore
+
+    url = database_url(args.db)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        # Opening it would create an empty store, and every stage would look like someone else's.
+        raise SyncError(f"--db: no state store at {url.database}")
+    try:
+        return SqlStateStore(args.db)
+    except sa.exc.SQLAlchemyError as exc:
+        raise SyncError(f"--db: cannot open the state store: {exc}") from None
 
 
 STAGE_PAGE = 1000  # contacts whose written stages are read from the store in one query
@@ -208,21 +265,9 @@ def _report_problems(problems: Sequence[str], limit: int = 20) -> None:
 
 def _written_stages(args: argparse.Namespace, portal_id: int, ids: Sequence[str]) -> dict[str, str] | None:
     """The stages leadsync last wrote, from the state store named by --db; None without --db (ownership unknown)."""
-    if not args.db:
+    if not args.db and not getattr(args, "from_store", False):
         return None
-    import sqlalchemy as sa
-
-    from sync.store.schema import database_url
-    from sync.store.state import SqlStateStore
-
-    url = database_url(args.db)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
-        # Opening it would create an empty store, and every stage would look like someone else's.
-        raise SyncError(f"--db: no state store at {url.database}")
-    try:
-        store = SqlStateStore(args.db)
-    except sa.exc.SQLAlchemyError as exc:
-        raise SyncError(f"--db: cannot open the state store: {exc}") from None
+    store = _open_store(args)
     try:
         return store.written_stages(portal_id, ids)
     finally:
@@ -284,6 +329,16 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL", help="state store URL (default: $LEADSYNC_DB_URL or sqlite leadsync.db)")
 
 
+def _add_from_store_option(parser: argparse.ArgumentParser, group: Any = None) -> None:
+    """--from-store: the contacts and events of the state store (--db) instead of HubSpot or a snapshot."""
+    (group or parser).add_argument(
+        "--from-store",
+        action="store_true",
+        help="read the contacts and events from the state store (--db) as the worker last read them (with the "
+        "values it wrote since), a page at a time: no HubSpot call, no snapshot",
+    )
+
+
 def _add_owners_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
@@ -326,7 +381,7 @@ def load_companies(
     args: argparse.Namespace,
     loaded: LoadedPortal,
     rules: RuleSet,
-    data: Dataset | ContactStream,
+    data: Source,
     base: AccountSpec | None = None,
 ) -> CompanyInputs | None:
     """The companies a plan, backtest or report needs (None when no rule reads a company and there is no
@@ -334,10 +389,25 @@ def load_companies(
     reads). Problems (an association to a missing company, a number that does not parse) go to `data`."""
     from sync.core.accounts import number_problems, numeric_company_reads
     from sync.reports.accounts import Companies, CompanyInputs, company_reads
+    from sync.reports.dataset import PortalStream, StoreStream
 
     wanted = company_reads(rules, loaded.accounts)
     if not wanted:
         return None
+    if isinstance(data, PortalStream | StoreStream):
+        # The companies now; each page of contacts' associations just before the page is gone through.
+        if isinstance(data, PortalStream):
+            from sync.app import open_reader
+
+            hub = open_reader(loaded.config, [], wanted)
+            data.add_companies(hub)
+            data.calls.append(lambda: sum(hub.client.calls.values()))
+        else:
+            data.add_companies()
+        streamed = Companies.of(data.companies, [])
+        data.on_associations = lambda page: data.problems.extend(streamed.extend(page))
+        data.problems += number_problems(data.companies, numeric_company_reads(rules, loaded.accounts))
+        return CompanyInputs(streamed, loaded.accounts, base)
     if not args.snapshot:
         from sync.app import open_reader
         from sync.reports.dataset import Dataset, add_companies

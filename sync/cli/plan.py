@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sync.cli.common import (
     EXIT_OK,
     _add_config_option,
+    _add_from_store_option,
     _add_now_option,
     _add_owners_option,
     _int_at_least,
@@ -32,7 +33,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     plan = commands.add_parser(
         "plan",
         help="dry run: what a sync would change, written nowhere",
-        description="Score every contact of the live portal (or a snapshot) and show what a full sync would "
+        description="Score every contact of the live portal (or a snapshot, or the state store) and show what a "
+        "full sync would "
         "write: how many contacts change score, grade and stage, the stage transition matrix, threshold "
         "crossings, the API calls the run would make and the top changed contacts. Nothing is written. "
         "With --base-config or --against-version the comparison is between two configs on the same contacts: "
@@ -47,7 +49,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="REV",
         help="compare with the config (and its bases) as committed at this git revision, e.g. main or HEAD~1",
     )
-    plan.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
+    source = plan.add_mutually_exclusive_group()
+    source.add_argument("--snapshot", metavar="S", help="plan on a snapshot file instead of the live portal")
+    _add_from_store_option(plan, source)
     _add_now_option(plan)
     plan.add_argument(
         "--top",
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     rules = compile_ruleset(loaded.rules)
     accepts: Acceptance | None = None
     checks = 0  # the calls of the identity and property checks: reads too
-    if not args.snapshot:
+    live = not args.snapshot and not args.from_store
+    if live:
         from sync.app import open_reader
 
         # The same refusal as a sync: a plan of another portal's contacts would mislead.
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     inputs, owners = data.inputs(), None
     if isinstance(data, Dataset):
         owners = _written_stages(args, loaded.config.portal.id, [c.id for c in data.contacts])
-    elif args.db:
+    elif args.db or args.from_store:
         owners = {}  # filled a page of contacts at a time, as they are read
         inputs = inputs_with_written_stages(args, loaded.config.portal.id, inputs, owners)
     with _progress("planning", args.json) as bar:
@@ -131,5 +136,5 @@ def run(args: argparse.Namespace) -> int:
         report.write_json(sys.stdout, args.top, loaded.config.log_emails)
         print()
     else:
-        print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=not args.snapshot)
+        print_plan(report, Console(width=None if sys.stdout.isatty() else 160), args.top, live=live)
     return EXIT_OK

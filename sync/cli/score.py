@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sync.cli.common import EXIT_OK, _add_config_option, _add_now_option, _now, _track
+from sync.cli.common import (
+    EXIT_OK,
+    _add_config_option,
+    _add_db_option,
+    _add_from_store_option,
+    _add_now_option,
+    _now,
+    _track,
+)
 from sync.reports.text import count as plural
 from sync.reports.text import iso
 
@@ -17,6 +25,7 @@ if TYPE_CHECKING:
     from sync.config import LoadedPortal
     from sync.core.model import AccountResult, Company, CompanyAssociation, Contact, Event, ScoreResult
     from sync.core.rules import RuleSet
+    from sync.reports.dataset import StoreStream
     from sync.snapshot import Snapshot
     from sync.snapshot.lines import SnapshotStream
 
@@ -25,12 +34,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     score = commands.add_parser(
         "score",
         help="score a portal snapshot offline",
-        description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes) offline "
-        "and print one result per contact; with an accounts: section, then one per company. Bad records are "
-        "reported on stderr and skipped.",
+        description="Score every contact of a portal snapshot (one JSON file in HubSpot's shapes), or of the "
+        "state store (--from-store), offline and print one result per contact; with an accounts: section, then "
+        "one per company. Bad records are reported on stderr and skipped.",
     )
     _add_config_option(score)
-    score.add_argument("--snapshot", required=True, metavar="S", help="snapshot JSON file")
+    source = score.add_mutually_exclusive_group(required=True)
+    source.add_argument("--snapshot", metavar="S", help="snapshot JSON file")
+    _add_from_store_option(score, source)
+    _add_db_option(score)
     _add_now_option(score)
     score.add_argument("--contact", action="append", metavar="ID", help="only this contact (repeatable)")
     score_out = score.add_mutually_exclusive_group()
@@ -54,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
     now = _now(args.now)
     portal = load_portal(args.config)
     rules = compile_ruleset(portal.rules)
-    snapshot = _open(args.snapshot, portal.config.forms.types)
+    from sync.reports.dataset import StoreStream
+
+    snapshot = _open(args, portal, rules)
+    where = snapshot.source if isinstance(snapshot, StoreStream) else args.snapshot
     if snapshot.portal_id is not None and snapshot.portal_id != portal.config.portal.id:
         print(
             f"{args.snapshot}: warning: a snapshot of portal {snapshot.portal_id}, scored with the config "
@@ -62,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     scoring = _Scoring(portal, rules, snapshot.companies, snapshot.associations, now)
+    if isinstance(snapshot, StoreStream):  # each page's associations, before its contacts are scored
+        snapshot.on_associations = lambda page: snapshot.problems.extend(scoring.companies.extend(page))
     for problem in [*snapshot.problems, *scoring.problems]:
-        print(f"{args.snapshot}: {problem}", file=sys.stderr)
+        print(f"{where}: {problem}", file=sys.stderr)
     if scoring.accounts is not None and not snapshot.companies:
         # Otherwise the accounts part is an empty table and "0 companies scored", with nothing saying why.
         print(
@@ -84,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_tables(rules.version, now, results, scoring)
     for problem in snapshot.problems[reported:]:  # a streamed file's, found as it was read
-        print(f"{args.snapshot}: {problem}", file=sys.stderr)
+        print(f"{where}: {problem}", file=sys.stderr)
     for missing in sorted((shown or set()) - inputs.ids):
-        print(f"{args.snapshot}: no contact {missing}", file=sys.stderr)
+        print(f"{where}: no contact {missing}", file=sys.stderr)
     if snapshot.problems or snapshot.unattached_events:
         print(
             f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact",
@@ -95,11 +112,25 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open(file: str, form_types: Collection[str]) -> Snapshot | SnapshotStream:
-    """The snapshot: streamed when it is JSON Lines, else read whole."""
+def _open(args: argparse.Namespace, portal: LoadedPortal, rules: RuleSet) -> Snapshot | SnapshotStream | StoreStream:
+    """The snapshot (streamed when it is JSON Lines, else read whole), or the state store's contacts (a page at
+    a time, with the stored companies when a rule reads them)."""
+    from sync.reports.dataset import StoreStream
     from sync.snapshot import read_snapshot
     from sync.snapshot.lines import SnapshotStream, is_lines
 
+    if args.from_store:
+        from sync.cli.common import _open_store
+        from sync.reports.accounts import company_reads
+        from sync.store.schema import database_url
+
+        label = database_url(args.db).render_as_string(hide_password=True)
+        stream = StoreStream(_open_store(args), portal.config.portal.id, label)
+        if company_reads(rules, portal.accounts):
+            stream.add_companies()
+        return stream
+    form_types = portal.config.forms.types
+    file = args.snapshot
     return SnapshotStream(file, form_types) if is_lines(file) else read_snapshot(file, form_types)
 
 
@@ -150,17 +181,18 @@ class _Scoring:
     def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
         """Every contact's result, in order; with `shown`, only those contacts' (the roll-up still counts all)."""
         from sync.core.model import with_company
-        from sync.core.scoring import score_at
+        from sync.pipeline.parallel import Parallel, scorer
 
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
-        for bare, events in inputs:
-            contact = with_company(bare, self.companies.primary(bare.id))
-            result = score_at(contact, events, self.rules, self.now_ms)
-            if self.accounts is not None:
-                self.accounts.add(contact, result, events, self.now_ms)
-            if shown is None or contact.id in shown:
-                yield result
+        pairs = ((with_company(bare, self.companies.primary(bare.id)), events) for bare, events in inputs)
+        # Many contacts are scored on every core, in order: the output is the one process's.
+        with Parallel(scorer(self.rules, self.now_ms)) as scoring:
+            for (contact, events), result in scoring.map(pairs):
+                if self.accounts is not None:
+                    self.accounts.add(contact, result, events, self.now_ms)
+                if shown is None or contact.id in shown:
+                    yield result
 
     def company_results(self) -> list[AccountResult]:
         """Every company's result, once every contact was scored."""

@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from sync.cli.common import EXIT_OK, _add_config_option, _load_dataset, _now, _quiet_logging, _report_problems
+from sync.cli.common import (
+    EXIT_OK,
+    _add_config_option,
+    _load_dataset,
+    _now,
+    _quiet_logging,
+    _report_problems,
+    _stream_portal,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,31 +43,46 @@ def run(args: argparse.Namespace) -> int:
     from sync.cli.common import account_contact_reads, load_companies
     from sync.config import load_portal
     from sync.core.rules import compile_ruleset
-    from sync.reports.dataset import snapshot_json
-    from sync.snapshot.lines import write_document
+    from sync.reports.dataset import snapshot_json, write_portal_lines
+    from sync.snapshot.lines import SECTIONS
 
     _quiet_logging()
     now = _now(args.now)
     loaded = load_portal(args.config)
     args.snapshot = None  # this command reads the live portal
     rules = compile_ruleset(loaded.rules)
-    data = _load_dataset(args, loaded, [rules], now, account_contact_reads(loaded, rules))
-    load_companies(args, loaded, rules, data)  # when a rule reads a company, or the file scores accounts
-    _report_problems(data.problems)
-    raw = snapshot_json(data)
     out = Path(args.out)
     tmp = out.with_name(out.name + ".part")  # a reader never sees half a file
-    with tmp.open("w", encoding="utf-8") as stream:
-        if out.suffix == ".jsonl":
-            write_document(raw, stream)  # each contact with its events: read back in the memory of one
-        else:
-            json.dump(raw, stream, ensure_ascii=False)
+    reads = account_contact_reads(loaded, rules)
+    if out.suffix == ".jsonl":
+        # Written as the contacts are read, each with its events (kept on disk meanwhile): bounded memory, and
+        # read back in the memory of one contact.
+        stream = _stream_portal(args, loaded, [rules], now, reads)
+        load_companies(args, loaded, rules, stream)  # when a rule reads a company, or the file scores accounts
+        _report_problems(stream.problems)
+        shown = len(stream.problems)
+        try:
+            with tmp.open("w", encoding="utf-8") as file:
+                counts = write_portal_lines(stream, file)
+        finally:
+            stream.close()
+        _report_problems(stream.problems[shown:])
+        calls = stream.api_calls
+    else:
+        data = _load_dataset(args, loaded, [rules], now, reads)
+        load_companies(args, loaded, rules, data)
+        _report_problems(data.problems)
+        raw = snapshot_json(data)
+        with tmp.open("w", encoding="utf-8") as file:
+            json.dump(raw, file, ensure_ascii=False)
+        counts = {kind: len(raw[section]) for kind, section in SECTIONS.items()}
+        calls = data.api_calls
     tmp.replace(out)
     print(
-        f"{out}: {len(raw['contacts'])} contacts, {len(raw['form_submissions'])} form submissions, "
-        f"{len(raw['email_events'])} email events, {len(raw['companies'])} companies of portal "
+        f"{out}: {counts['contact']} contacts, {counts['form_submission']} form submissions, "
+        f"{counts['email_event']} email events, {counts['company']} companies of portal "
         f"{loaded.config.portal.name} "
-        f"({data.api_calls} API calls)",
+        f"({calls} API calls)",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -18,6 +20,7 @@ import structlog
 from sync.core.decision import Decision, decide
 from sync.core.likelihood import Likelihood
 from sync.core.model import Contact, ScoreResult, with_current_form_names
+from sync.core.rules import RuleSet
 from sync.errors import (
     BudgetExhaustedError,
     ConfigError,
@@ -43,6 +46,7 @@ from sync.pipeline.cursors import (
 from sync.pipeline.events import pull_events
 from sync.pipeline.gate import budget_day, check_lease, check_live, ensure_properties, verify_identity
 from sync.pipeline.outbox import Outbox
+from sync.pipeline.parallel import Ask, Decisions, Failure
 from sync.pipeline.portal import Kind, Lease, Portal, Progress, RunScope, RunSummary, with_lists
 from sync.ports import HistoryRow, PendingWrite, RunRecord
 
@@ -207,12 +211,32 @@ class Cycle:
         return self._changed_since(now_ms), False
 
     def _rescore_stored(self, now_ms: int) -> None:
+        """Every stored contact, a page at a time. With workers (`parallel.USE_WORKERS`), past the first
+        `PARALLEL_FROM` the decisions are made on every core while this process reads the next pages and
+        writes the decided ones, in order."""
+        store, pid = self.portal.store, self.portal.id
+        loaded: deque[_Page] = deque()
+
+        def asks() -> Iterator[Ask]:
+            for ids in store.iter_contact_ids(pid, BATCH):
+                page = self._load(ids)
+                loaded.append(page)  # before its asks: a result always finds its page here
+                yield from page.asks
+
         done = 0
-        for ids in self.portal.store.iter_contact_ids(self.portal.id, BATCH):
-            self._batch(ids, now_ms)
-            done += len(ids)
-            if self._tick(done):
-                return
+        decided: list[tuple[Ask, Decision | Failure]] = []
+        with Decisions(self.portal.rules, now_ms) as decisions:
+            for result in decisions.decide(asks()):
+                decided.append(result)
+                while loaded and len(decided) >= len(loaded[0].asks):
+                    page = loaded.popleft()
+                    self._apply(page, decided[: len(page.asks)])
+                    del decided[: len(page.asks)]
+                    done += len(page.asks)
+                    if self._tick(done):
+                        return
+            while loaded:  # pages of no contact left (all deleted since their ids were read)
+                self._apply(loaded.popleft(), [])
 
     def _backfill(self, now_ms: int) -> set[str]:
         """Every contact, resuming from the backfill cursor of an interrupted backfill."""
@@ -290,7 +314,8 @@ class Cycle:
 
     def _keep(self, contacts: Sequence[Contact], problems: Sequence[str]) -> None:
         self.scope.skipped(problems)
-        self.portal.store.upsert_contacts(self.portal.id, contacts)
+        # With the lists they are in now: what plan, score and backtest read from the store (--from-store).
+        self.portal.store.upsert_contacts(self.portal.id, [with_lists(c, self.scope.lists) for c in contacts])
         self.summary.add("pulled", len(contacts))
         if self.portal.uses_companies and contacts:
             self.companies.associate([c.id for c in contacts])
@@ -307,23 +332,39 @@ class Cycle:
         self._batch(ids, now_ms)
 
     def _batch(self, ids: Sequence[str], now_ms: int, cursor: tuple[str, str] | None = None) -> None:
-        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        page = self._load(ids)
+        self._apply(page, [(ask, _decided(ask, self.portal.rules, now_ms)) for ask in page.asks], cursor)
+
+    def _load(self, ids: Sequence[str]) -> _Page:
+        """A page of stored contacts, each with its events, what HubSpot holds and the stage leadsync wrote."""
+        store, pid = self.portal.store, self.portal.id
         contacts, company_ids = self.companies.with_companies(store.get_contacts(pid, ids))
         events = store.events_for_emails(pid, sorted({c.email for c in contacts if c.email}))
         written = store.written_values(pid, ids)
         staged = store.written_stages(pid, ids)
-        pending: list[PendingWrite] = []
+        asks: list[Ask] = []
         for stored in contacts:
             contact = with_lists(stored, self.scope.lists)
             # What HubSpot holds, over which the values leadsync wrote and HubSpot may not show yet.
             ours = written.get(contact.id)
             current = {**contact.properties, **ours} if ours else contact.properties
-            try:
-                mine = with_current_form_names(events.get(contact.email, ()), self.scope.form_names)
-                decision = decide(contact, mine, portal.rules, now_ms, current, written_stage=staged.get(contact.id))
-            except Exception as exc:  # the record boundary: a broken contact never fails the portal
+            mine = with_current_form_names(events.get(contact.email, ()), self.scope.form_names)
+            asks.append((contact, mine, current, staged.get(contact.id)))
+        return _Page(asks, company_ids)
+
+    def _apply(
+        self,
+        page: _Page,
+        decided: Sequence[tuple[Ask, Decision | Failure]],
+        cursor: tuple[str, str] | None = None,
+    ) -> None:
+        """Records and sends the writes of a page's decisions, then checkpoints."""
+        portal, store, pid = self.portal, self.portal.store, self.portal.id
+        pending: list[PendingWrite] = []
+        for (contact, *_), decision in decided:
+            if isinstance(decision, Failure):  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
-                self.log.warning("contact_skipped", contact_id=contact.id, error=f"{type(exc).__name__}: {exc}")
+                self.log.warning("contact_skipped", contact_id=contact.id, error=decision.text)
                 continue
             self.summary.add("scored")
             self._note_result(decision.result, contact.email)
@@ -335,7 +376,7 @@ class Cycle:
             pending.append(self._pending(decision))
         if portal.accounts is not None:
             # Before the writes are sent: a crash after them still leaves these companies to the next account pass.
-            store.mark_companies_stale(pid, company_ids)
+            store.mark_companies_stale(pid, page.company_ids)
         if pending:
             store.record_pending(pid, self.run_id, pending, fence=self.scope.fence)
             self.outbox.send(pending, cursor)
@@ -377,6 +418,22 @@ class Cycle:
             self.log.info(
                 "stage_held_back", contact_id=result.contact_id, stage=result.current_stage, reason=result.stage_held
             )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A page of contacts loaded for deciding: what each decision needs, and the companies to mark stale."""
+
+    asks: list[Ask]
+    company_ids: Sequence[str]
+
+
+def _decided(ask: Ask, rules: RuleSet, now_ms: int) -> Decision | Failure:
+    contact, events, current, stage = ask
+    try:
+        return decide(contact, events, rules, now_ms, current, written_stage=stage)
+    except Exception as exc:  # the record boundary: reported by the caller
+        return Failure.of(exc)
 
 
 def _breakdown(result: ScoreResult, likelihood: Likelihood | None = None) -> dict[str, Any]:

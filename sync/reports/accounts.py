@@ -53,18 +53,23 @@ class Companies:
 
     @classmethod
     def of(cls, companies: Iterable[Company], associations: Iterable[CompanyAssociation]) -> Companies:
-        by_id = {c.id: c for c in companies}
-        of_contact: dict[str, list[CompanyAssociation]] = {}
+        found = cls({c.id: c for c in companies}, {})
+        found.problems = found.extend(associations)
+        return found
+
+    def extend(self, associations: Iterable[CompanyAssociation]) -> list[str]:
+        """Adds associations (a streamed page of contacts' ones, before the page is scored); returns the
+        problems of those skipped."""
         problems: list[str] = []
         for association in associations:
-            if association.company_id not in by_id:
+            if association.company_id not in self.by_id:
                 problems.append(
                     f"contact {association.contact_id}: associated company {association.company_id} does not "
                     "exist; association skipped"
                 )
                 continue
-            of_contact.setdefault(association.contact_id, []).append(association)
-        return cls(by_id, of_contact, problems)
+            self.of_contact.setdefault(association.contact_id, []).append(association)
+        return problems
 
     def primary(self, contact_id: str) -> Company | None:
         chosen = primary_company(self.of_contact.get(contact_id, ()))

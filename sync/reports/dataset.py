@@ -7,17 +7,21 @@ adapter (rate limits, retries) and only its read calls: nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
-from sync.core.model import Company, CompanyAssociation, Contact, Event, FormSubmission
+from sync.core.model import Company, CompanyAssociation, Contact, EmailEvent, Event, FormSubmission
+from sync.core.wire import LIFECYCLE_STAGE
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, contact_to_wire, email_event_to_wire, submission_to_wire
 from sync.pipeline import with_lists
-from sync.ports import CompanySource, CrmSource
+from sync.ports import CompanyOutbox, CompanySource, CompanyStore, Contacts, CrmSource, Events, Outbox
+from sync.reports.spill import EventSpill, Spill
 from sync.snapshot import read_snapshot
-from sync.snapshot.lines import SnapshotStream, is_lines
+from sync.snapshot.lines import SECTIONS, SnapshotStream, is_lines, write_lines
 
 Progress = Callable[[str, int], None]  # (what is being read, records so far)
 
@@ -141,6 +145,135 @@ def from_portal(
     return Dataset(f"portal {name} (live)", portal_id, contacts, events, problems)
 
 
+class PortalStream:
+    """The live portal's contacts and their events, read-only and streamed: the memory of a page of contacts.
+
+    Opening it reads the lists named (their members are held: list ids per contact) and every event up to
+    `until_ms` into a temporary file by email (`EventSpill`); `inputs()` then reads the contacts a page at a
+    time, each with its events from the file, in the order `from_portal` gives them. With `crm`, the
+    companies are read at once (held: they are few beside the contacts) and each page's associations before
+    the page goes by (passed to `on_associations`, which the company roll-up reads)."""
+
+    count: int | None = None  # the progress bar's total, when HubSpot says
+
+    def __init__(
+        self,
+        source: CrmSource,
+        name: str,
+        portal_id: int,
+        list_ids: Collection[int],
+        until_ms: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self.source_port, self.tick = source, progress or (lambda what, n: None)
+        self.source = f"portal {name} (live)"
+        self.portal_id = portal_id
+        self.problems: list[str] = []
+        self.calls: list[Callable[[], int]] = []  # the HubSpot calls of each reader used, as they are made
+        self.companies: list[Company] = []
+        self.associations: list[CompanyAssociation] = []  # stays empty: each page's go to `on_associations`
+        self.crm: CompanySource | None = None
+        self.on_associations: Callable[[list[CompanyAssociation]], None] | None = None
+        self.members = {list_id: source.list_members(list_id) for list_id in sorted(list_ids)}
+        self.events = EventSpill()
+        for batch in all_events(source, until_ms, self.problems):
+            self.events.add(batch)
+            self.tick("events", self.events.count)
+        self.contacts_read = 0
+
+    @property
+    def api_calls(self) -> int:
+        return sum(calls() for calls in self.calls)
+
+    def add_companies(self, crm: CompanySource) -> None:
+        """Every company now; each page's associations as the contacts are read."""
+        for page in crm.company_pages(None):
+            self.problems.extend(page.problems)
+            self.companies.extend(page.companies)
+            self.tick("companies", len(self.companies))
+        self.crm = crm
+
+    def pages(self) -> Iterator[list[tuple[Contact, list[Event]]]]:
+        """A page of contacts and their events at a time."""
+        for page in self.source_port.contact_pages(None):
+            self.problems.extend(page.problems)
+            contacts = [with_lists(c, self.members) for c in page.contacts]
+            if self.crm is not None and contacts:
+                associations, problems = self.crm.company_associations([c.id for c in contacts])
+                self.problems.extend(problems)
+                if self.on_associations is not None:
+                    self.on_associations(associations)
+            events = self.events.by_email(c.email for c in contacts if c.email)
+            self.contacts_read += len(contacts)
+            self.tick("contacts", self.contacts_read)
+            yield [(c, events.get(c.email, []) if c.email else []) for c in contacts]
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        for page in self.pages():
+            yield from page
+
+    def close(self) -> None:
+        self.events.close()
+
+
+STORE_PAGE = 1000  # contacts read from the state store at a time
+
+
+class StoredPortal(Contacts, Events, CompanyStore, Outbox, CompanyOutbox, Protocol):
+    """What `StoreStream` reads of the state store."""
+
+
+def _holding(contact: Contact, ours: Mapping[str, str] | None) -> Contact:
+    """The contact as HubSpot holds it as far as the store knows: as last read, with the values leadsync wrote
+    since over it (a forward stage among them; a backward move is not a property value and is not known here)."""
+    if not ours:
+        return contact
+    properties = {**contact.properties, **ours}
+    stage = ours.get(LIFECYCLE_STAGE) or contact.lifecycle_stage
+    return Contact(contact.id, properties, contact.email, contact.created_at_ms, stage, contact.list_ids)
+
+
+class StoreStream:
+    """The contacts and events the state store holds for a portal (as the worker last read them), a page at a
+    time in id order: plan, backtest, report and score without reading HubSpot. List memberships are the
+    stored ones; with `companies`, the stored companies are held and each page's stored associations are passed
+    to `on_associations` before it goes by."""
+
+    api_calls = unattached_events = 0  # events are found by the contacts' emails: none is looked at alone
+    count: int | None = None
+
+    def __init__(self, store: StoredPortal, portal_id: int, label: str, page: int = STORE_PAGE) -> None:
+        self.store, self.portal_id, self.page = store, portal_id, page
+        self.source = f"state store {label}"
+        self.problems: list[str] = []
+        self.companies: list[Company] = []
+        self.associations: list[CompanyAssociation] = []  # stays empty: each page's go to `on_associations`
+        self.on_associations: Callable[[list[CompanyAssociation]], None] | None = None
+        self._companies = False
+
+    def add_companies(self) -> None:
+        """The stored companies, with the account values leadsync wrote since they were read over them."""
+        for ids in self.store.iter_company_ids(self.portal_id, self.page):
+            written = self.store.written_company_values(self.portal_id, ids)
+            for company in self.store.get_companies(self.portal_id, ids):
+                ours = written.get(company.id)
+                self.companies.append(Company(company.id, {**company.properties, **ours}) if ours else company)
+        self._companies = True
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        for ids in self.store.iter_contact_ids(self.portal_id, self.page):
+            contacts = self.store.get_contacts(self.portal_id, ids)
+            if self._companies and self.on_associations is not None:
+                self.on_associations(self.store.company_associations(self.portal_id, ids))
+            events = self.store.events_for_emails(self.portal_id, [c.email for c in contacts if c.email])
+            written = self.store.written_values(self.portal_id, ids)
+            for contact in contacts:
+                yield _holding(contact, written.get(contact.id)), events.get(contact.email, []) if contact.email else []
+
+
+Source = Dataset | ContactStream | PortalStream | StoreStream  # what the operator tools go through
+
+
 def add_companies(data: Dataset, crm: CompanySource, progress: Progress | None = None) -> None:
     """Every company of the portal and the company associations of the dataset's contacts (read in batches of
     100 contacts a call), added to `data`: what `company.<property>` and the account scores read."""
@@ -253,3 +386,68 @@ def snapshot_json(data: Dataset) -> dict[str, Any]:
             {"contactId": a.contact_id, "companyId": a.company_id, "primary": a.primary} for a in data.associations
         ],
     }
+
+
+def write_portal_lines(data: PortalStream, out: IO[str]) -> dict[str, int]:
+    """Writes the live portal as a JSON Lines snapshot while its contacts are read, in the memory of a page:
+    each contact and its events go to a temporary file as they come, then the header, the forms, lists,
+    companies and associations (known only once every contact was read) are written to `out`, then that file.
+    A contact's events are in the order `snapshot_json` gives them, so the file reads back as the
+    single-document snapshot of the same portal does. Returns the records written by kind."""
+    counts = dict.fromkeys(SECTIONS, 0)
+    forms: dict[str, str] = {}
+    lists: dict[int, list[str]] = {}
+    associations: Spill[CompanyAssociation] = Spill(
+        lambda a: [a.contact_id, a.company_id, a.primary], lambda v: CompanyAssociation(*v)
+    )
+    if data.crm is not None:
+        data.on_associations = lambda page: _append_all(associations, page)
+
+    def records(events: Iterable[Event]) -> list[tuple[str, dict[str, Any]]]:
+        subs, mails = [], []
+        for event in events:
+            if isinstance(event, FormSubmission):
+                forms.setdefault(event.form_id, event.form_name)
+                subs.append(submission_to_wire(event))
+            elif isinstance(event, EmailEvent):
+                mails.append(email_event_to_wire(event))
+        counts["form_submission"] += len(subs)
+        counts["email_event"] += len(mails)
+        subs.sort(key=lambda s: (s["submittedAt"], s["conversionId"]))  # as `snapshot_json` orders them
+        mails.sort(key=lambda e: (e["created"], e["id"]))
+        return [("form_submission", e) for e in subs] + [("email_event", e) for e in mails]
+
+    def contacts() -> Iterator[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+        for contact, events in data.inputs():
+            for list_id in sorted(contact.list_ids):
+                lists.setdefault(list_id, []).append(contact.id)
+            counts["contact"] += 1
+            yield contact_to_wire(contact), records(events)
+
+    def unclaimed() -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from records(data.events.unclaimed())  # once every contact has claimed its own
+
+    try:
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as body:
+            write_lines(body, data.portal_id, {}, contacts(), unclaimed())
+            head: dict[str, Iterable[Mapping[str, Any]]] = {
+                "form": [{"id": form_id, "name": name} for form_id, name in sorted(forms.items())],
+                "list": [{"listId": list_id, "contactIds": ids} for list_id, ids in sorted(lists.items())],
+                "company": [{"id": c.id, "properties": dict(c.properties)} for c in data.companies],
+                "association": (
+                    {"contactId": a.contact_id, "companyId": a.company_id, "primary": a.primary} for a in associations
+                ),
+            }
+            write_lines(out, data.portal_id, head, ())
+            body.seek(0)
+            body.readline()  # its own header: `out` has it
+            shutil.copyfileobj(body, out)
+    finally:
+        associations.close()
+    counts.update(form=len(forms), list=len(lists), company=len(data.companies), association=len(associations))
+    return counts
+
+
+def _append_all(spill: Spill[CompanyAssociation], items: Iterable[CompanyAssociation]) -> None:
+    for item in items:
+        spill.append(item)

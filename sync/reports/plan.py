@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -26,13 +26,14 @@ from rich.table import Table
 from sync.core.account_planning import account_writes
 from sync.core.accounts import AccountSpec
 from sync.core.conditions import parse_number
-from sync.core.decision import Decision, Holding, decide
+from sync.core.decision import Decision, Holding
 from sync.core.model import AccountResult, Company, Contact, Event, ScoreResult, with_company
 from sync.core.rules import RuleSet
 from sync.core.scoring import breakdown_reasons
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.observability import email_for_log
 from sync.pipeline import BATCH, owned_properties
+from sync.pipeline.parallel import Ask, Decided, Failure, Parallel, decider, decision_of
 from sync.ports import PropertyInfo
 from sync.reports.accounts import AccountPass, CompanyInputs
 from sync.reports.spill import Lazy, Spill, materialize, write_json
@@ -318,25 +319,36 @@ def build_plan(
     `companies`: each contact reads its primary company's properties, and with an `accounts:` section the
     companies' account outputs are planned after the contacts."""
     report = _empty_report(rules, now_ms, source, base_label, ownership_known=written_stages is not None)
-    stages = written_stages or {}
+    stages = written_stages if written_stages is not None else {}  # filled a page at a time when streamed
     batches = _Batches()
     rollup = _Rollup.of(companies, rules, base)
-    for bare, events in inputs:
-        batches.next_contact()
-        report.contacts += 1
-        contact = with_company(bare, companies.companies.primary(bare.id)) if companies is not None else bare
-        try:
-            decision, before, base_result = _decide(contact, events, rules, base, now_ms, stages.get(contact.id))
-        except Exception as exc:  # a broken contact is reported, never stops the plan
-            report.counts["skipped"] += 1
-            report.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
-            continue
-        if progress is not None:
-            progress(report.contacts)
-        batches.note(decision)
-        _count(report, decision, before, accepts, ownership_known=written_stages is not None)
-        if rollup is not None:
-            rollup.add(contact, decision.result, base_result, events, now_ms)
+
+    def asks() -> Iterator[Ask]:
+        for bare, events in inputs:
+            contact = with_company(bare, companies.companies.primary(bare.id)) if companies is not None else bare
+            yield contact, events, contact.properties, stages.get(contact.id)  # its page's stages, read now
+
+    # Many contacts are decided on every core, in order: the plan is the one process's.
+    with Parallel(_decider(rules, base, now_ms)) as deciding:
+        for ask, (made, was) in deciding.map(asks()):
+            contact, events = ask[0], list(ask[1])
+            batches.next_contact()
+            report.contacts += 1
+            failed = made if isinstance(made, Failure) else was if isinstance(was, Failure) else None
+            if failed is not None:  # a broken contact is reported, never stops the plan
+                report.counts["skipped"] += 1
+                report.problems.append(f"contact {contact.id}: {failed.text}")
+                continue
+            assert not isinstance(made, Failure) and not isinstance(was, Failure)
+            decision = decision_of(ask, made, rules)
+            # What HubSpot holds before: now, or after a run of the base config.
+            before = decision.before if was is None or base is None else decision_of(ask, was, base).after
+            if progress is not None:
+                progress(report.contacts)
+            batches.note(decision)
+            _count(report, decision, before, accepts, ownership_known=written_stages is not None)
+            if rollup is not None:
+                rollup.add(contact, decision.result, was.result if was is not None else None, events, now_ms)
     report.calls = batches.calls()
     if rollup is not None:
         report.accounts = rollup.plan(now_ms)
@@ -419,16 +431,17 @@ def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, 
     return report
 
 
-def _decide(
-    contact: Contact, events: list[Event], rules: RuleSet, base: RuleSet | None, now_ms: int, written: str | None
-) -> tuple[Decision, Holding, ScoreResult | None]:
-    """The decision under `rules`, what HubSpot holds before it (now, or after a run of the base config), and
-    the base config's result."""
-    decision = decide(contact, events, rules, now_ms, contact.properties, written_stage=written)
-    if base is None:
-        return decision, decision.before, None
-    old = decide(contact, events, base, now_ms, contact.properties, written_stage=written)
-    return decision, old.after, old.result
+def _decider(
+    rules: RuleSet, base: RuleSet | None, now_ms: int
+) -> Callable[[Ask], tuple[Decided | Failure, Decided | Failure | None]]:
+    """A contact's decision under `rules` and under the base config (None without one)."""
+    new = decider(rules, now_ms)
+    old = decider(base, now_ms) if base is not None else None
+
+    def work(ask: Ask) -> tuple[Decided | Failure, Decided | Failure | None]:
+        return new(ask), old(ask) if old is not None else None
+
+    return work
 
 
 class _Batches:

@@ -9,10 +9,13 @@ whose long lists are iterables exactly as `json.dumps` would write it whole.
 from __future__ import annotations
 
 import json
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from typing import IO, Any, Generic, TypeVar
+
+from sync.core.model import EmailEvent, Event, FormSubmission
 
 T = TypeVar("T")
 
@@ -120,3 +123,80 @@ def _has_lazy(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_lazy(v) for v in value)
     return False
+
+
+class EventSpill:
+    """A portal's events kept on disk by email, read back a page of contacts at a time.
+
+    HubSpot lists events by form and by time, not by contact: a stream of contacts with their events needs
+    every event on hand before the first contact. Held in memory that is the portal's largest part; here it is a
+    temporary SQLite file (removed when closed), each event with its order of arrival, so a contact's events
+    come back in the order they were read. Events looked up are marked: `unclaimed` gives the others."""
+
+    def __init__(self) -> None:
+        # An empty name: a private temporary database on disk, deleted when the connection closes.
+        self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, email TEXT, claimed INTEGER, data TEXT)")
+        self.count = 0
+
+    def add(self, events: Iterable[Event]) -> None:
+        rows = [(event.email, json.dumps(_event_state(event), ensure_ascii=False)) for event in events]
+        self.count += len(rows)
+        with self._db:
+            self._db.executemany("INSERT INTO events (email, claimed, data) VALUES (?, 0, ?)", rows)
+
+    def by_email(self, emails: Iterable[str]) -> dict[str, list[Event]]:
+        """The events of these emails, each email's in the order they were added; marked as claimed."""
+        if not self._indexed:
+            self._db.execute("CREATE INDEX events_email ON events (email)")
+            self._indexed = True
+        wanted = sorted(set(emails) - {""})
+        found: dict[str, list[Event]] = {}
+        for start in range(0, len(wanted), _SQL_VARIABLES):
+            chunk = wanted[start : start + _SQL_VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT email, data FROM events WHERE email IN ({marks}) ORDER BY seq", chunk)
+            for email, data in rows:
+                found.setdefault(email, []).append(_event_of(json.loads(data)))
+            with self._db:
+                self._db.execute(f"UPDATE events SET claimed = 1 WHERE email IN ({marks})", chunk)
+        return found
+
+    def unclaimed(self) -> Iterator[Event]:
+        """The events no lookup asked for, in the order they were added."""
+        for (data,) in self._db.execute("SELECT data FROM events WHERE claimed = 0 ORDER BY seq"):
+            yield _event_of(json.loads(data))
+
+    def close(self) -> None:
+        self._db.close()
+
+    _indexed = False
+
+
+_SQL_VARIABLES = 500  # emails a query: well under SQLite's limit on bound values
+
+
+def _event_state(event: Event) -> list[Any]:
+    if isinstance(event, FormSubmission):
+        return ["f", event.event_id, event.at_ms, event.email, event.form_id, event.form_name, event.page_url]
+    assert isinstance(event, EmailEvent)
+    return [
+        "e",
+        event.event_id,
+        event.kind,
+        event.at_ms,
+        event.email,
+        event.campaign_id,
+        event.url,
+        event.filtered,
+        event.category,
+        event.soft_bounce,
+    ]
+
+
+def _event_of(state: list[Any]) -> Event:
+    if state[0] == "f":
+        return FormSubmission(*state[1:])
+    return EmailEvent(*state[1:])

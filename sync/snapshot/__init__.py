@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Collection, Container, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sync.core.conditions import parse_date_ms
 from sync.core.model import (
@@ -168,15 +168,26 @@ def _read_contacts(raw: Mapping[str, Any], records: SnapshotRecords) -> None:
             records.contacts.append(entry)
 
 
+class Remembered(Protocol):
+    """What `ContactCheck` keeps its keys in: a set, or one on disk."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+
+    def add(self, key: Any, /) -> None: ...
+
+
 class ContactCheck:
     """Accepts a snapshot's contacts one at a time: a contact id or email seen before is skipped.
 
-    `key` turns an id or an email into what is remembered of it; a streaming reader passes a compact one."""
+    `key` turns an id or an email into what is remembered of it, in `ids` and `emails` (sets unless given);
+    a streaming reader passes a compact key and sets kept on disk."""
 
-    def __init__(self, key: Callable[[str], Hashable] = str) -> None:
+    def __init__(
+        self, key: Callable[[str], Hashable] = str, ids: Remembered | None = None, emails: Remembered | None = None
+    ) -> None:
         self.key = key
-        self.seen: set[Hashable] = set()
-        self.emails: set[Hashable] = set()
+        self.seen: Remembered = set() if ids is None else ids
+        self.emails: Remembered = set() if emails is None else emails
 
     def accept(self, i: int, item: Any, problems: list[str]) -> ContactEntry | None:
         try:

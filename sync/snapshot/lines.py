@@ -9,8 +9,8 @@ without an index; the events of no contact come last. The single-document form i
 Each record is checked as `read_records` checks it, with the same problem texts, its index counted within
 its kind (`contacts[3]` is the fourth contact record), so both forms of one portal report alike. What a
 one-pass reader cannot do as the document reader does: repeated events are recognised within a contact's
-own events (where a repeat delivery lands), and duplicate contacts are found by id and by a 64-bit digest
-of the email (what is kept per contact: a few dozen bytes).
+own events (where a repeat delivery lands), and duplicate contacts are found by a 64-bit digest of the id
+and of the email, kept in a set on disk (`seen`): what is held in memory does not grow with the portal.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from sync.snapshot import (
     portal_id,
     submission_entry,
 )
+from sync.snapshot.seen import DigestSet
 
 FORMAT, VERSION = "leadsync", 1
 KIND = "record"  # the field naming a line's kind
@@ -234,22 +235,27 @@ class SnapshotStream:
 
     def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
         """Each contact and its scored events, in file order."""
-        check = ContactCheck(_compact)
+        ids, emails = DigestSet(), DigestSet()
+        check = ContactCheck(_compact, ids, emails)
         group = _Group()
         records = self._pending_and_rest()
-        for n, kind, item in records:
-            if kind == "contact":
-                if group.contact is not None:
-                    yield group.contact, [*group.submissions, *group.email_events]
-                group = _Group(self._contact(check, item))
-            elif kind == "form_submission":
-                self._submission(group, item)
-            elif kind == "email_event":
-                self._email_event(group, item)
-            else:
-                raise _misplaced(self.path, n, kind)
-        if group.contact is not None:
-            yield group.contact, [*group.submissions, *group.email_events]
+        try:
+            for n, kind, item in records:
+                if kind == "contact":
+                    if group.contact is not None:
+                        yield group.contact, [*group.submissions, *group.email_events]
+                    group = _Group(self._contact(check, item))
+                elif kind == "form_submission":
+                    self._submission(group, item)
+                elif kind == "email_event":
+                    self._email_event(group, item)
+                else:
+                    raise _misplaced(self.path, n, kind)
+            if group.contact is not None:
+                yield group.contact, [*group.submissions, *group.email_events]
+        finally:
+            ids.close()
+            emails.close()
         self._report_associations()
 
     def _pending_and_rest(self) -> Iterator[tuple[int, str, Any]]:

@@ -16,8 +16,7 @@ from sync.app import open_portal
 from sync.cli import main
 from sync.core.model import Contact
 from sync.hubspot.retry import RetryPolicy
-from sync.pipeline import Cycle
-from sync.reports import plan as plan_module
+from sync.pipeline import Cycle, parallel
 from sync.reports.plan import build_plan
 from sync.sandbox import Sandbox
 from sync.sandbox.generator import DEFAULT_NOW_MS
@@ -183,7 +182,7 @@ def test_a_contact_that_cannot_be_scored_is_reported_and_the_plan_goes_on(monkey
             raise ValueError("corrupt record")
         return real(contact, events, rules, now_ms, current, **kwargs)
 
-    monkeypatch.setattr(plan_module, "decide", decide)
+    monkeypatch.setattr(parallel, "decide", decide)  # where the plan's decisions are made, here or in workers
     report = build_plan([(_contact("2"), []), (_contact("1", need_level="core"), [])], rules, NOW_MS, source="test")
     assert report.counts["skipped"] == 1 and report.contacts == 2
     assert report.problems == ["contact 2: ValueError: corrupt record"]

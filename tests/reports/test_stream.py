@@ -167,3 +167,42 @@ def test_written_stages_are_read_a_page_at_a_time_as_contacts_stream(monkeypatch
     assert seen == [("1", "stage-1"), ("2", "stage-2"), ("3", "stage-3"), ("4", None), ("5", "stage-5")]
     assert asked == [["1", "2"], ["3", "4"], ["5"]]
     assert len(stages) == 1  # only the last page is held
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("score", "--jsonl"),
+        ("score", "--json"),
+        ("plan", "--json"),
+        ("plan", "--json", "--base-config", str(ROOT / "tests" / "data" / "valid" / "minimal.yaml")),
+    ],
+    ids=" ".join,
+)
+def test_many_contacts_are_scored_on_every_core_with_the_same_output(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    snapshot_file: Path,
+    command: tuple[str, ...],
+) -> None:
+    from sync.pipeline import parallel
+
+    started: list[int] = []
+    real = parallel.Parallel._started
+
+    def watched(self: parallel.Parallel[Any, Any]) -> Any:
+        started.append(self.done)
+        return real(self)
+
+    lines = lines_of(snapshot_file, tmp_path)
+    argv = [*command, "--config", CONFIG, "--snapshot", str(lines), "--now", NOW]
+    monkeypatch.setattr(parallel, "cores", lambda: 1)
+    alone = run(capsys, *argv)
+    assert started == []
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    monkeypatch.setattr(parallel, "USE_WORKERS", True)
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 100)
+    monkeypatch.setattr(parallel.Parallel, "_started", watched)
+    assert run(capsys, *argv) == alone
+    assert started == [100]  # the first 100 here, the other 1,400 in the workers
