@@ -84,7 +84,8 @@ def test_a_contact_whose_scoring_raises_is_a_failure_not_a_stop(inputs: list[Any
     assert len(made) == 40
     failed = [n for n, d in enumerate(made) if isinstance(d, Failure)]
     assert failed == list(range(1, 40, 2))  # an event that is not one: that contact fails, the others go on
-    assert "AttributeError" in made[1].text  # type: ignore[union-attr]
+    # The error's type and message come back (the compiled core raises TypeError, the pure one AttributeError).
+    assert made[1].text.split(":")[0] in {"AttributeError", "TypeError"}  # type: ignore[union-attr]
 
 
 def _rescored(world: World, monkeypatch: pytest.MonkeyPatch, processes: int) -> tuple[Any, ...]:
