@@ -212,6 +212,25 @@ def test_a_delivery_for_a_portal_leased_elsewhere_or_unknown_is_never_written_he
     assert world.crm.calls == []
 
 
+def test_a_fast_run_under_a_lease_another_replica_took_writes_nothing(world: World) -> None:
+    ttl = 30.0
+    fence = world.store.acquire_fence(world.portal.id, "replica-a", ttl)
+    assert fence is not None
+    world.held.lease = Lease.taken(fence, ttl, 0.0, lambda: 0.0)  # this replica still believes it holds the portal
+    world.clock.advance(ttl + 1)
+    assert world.store.acquire_fence(world.portal.id, "replica-b", ttl) is not None  # taken over meanwhile
+    cid, email = low_scored(world)
+    world.submit("Demo request", email)
+    before = world.hubspot.write_counts().get(cid, 0)
+
+    assert world.deliver(world.pushed()) == 200
+    world.intake.drain()
+
+    assert world.hubspot.write_counts().get(cid, 0) == before
+    assert "update_contacts" not in [name for name, _ in world.crm.calls]
+    assert world.store.last_runs(world.portal.id, 1)[0].status == "lease_lost"
+
+
 def test_the_fast_path_waits_for_a_cycle_of_the_same_portal(world: World) -> None:
     world.intake.lock_wait_s = 0.05
     cid, _ = low_scored(world)
