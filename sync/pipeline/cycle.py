@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,13 +214,17 @@ class Cycle:
     def _rescore_stored(self, now_ms: int) -> None:
         """Every stored contact, a page at a time, each page's writes sent in order (see `rescore_pages`)."""
         done = 0
-        for page in self.rescore_pages(now_ms):
-            self._apply(page)
-            done += len(page.outcomes)
-            if self._tick(done):
-                return
+        pages = self.rescore_pages(now_ms)
+        try:
+            for page in pages:
+                self._apply(page)
+                done += len(page.outcomes)
+                if self._tick(done):
+                    return
+        finally:
+            pages.close()  # stopped or failed: the workers go now, not when the generator is collected
 
-    def rescore_pages(self, now_ms: int) -> Iterator[_Decided]:
+    def rescore_pages(self, now_ms: int) -> Generator[_Decided, None, None]:
         """Every stored contact's decision, a page at a time, in the store's order.
 
         Past the first `PARALLEL_FROM` contacts, on a store that can be opened again (SQL), the pages are read and
