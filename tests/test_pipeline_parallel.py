@@ -215,3 +215,21 @@ def test_no_worker_is_started_unless_asked() -> None:
     pool = Parallel(_square, start_after=0)
     assert [r for _, r in pool.map(range(50))] == [x * x for x in range(50)]
     assert pool._pool is None and pool.processes == 1
+
+
+def test_a_rescore_stopped_on_every_core_ends_its_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import multiprocessing
+
+    world = _world(f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv(parallel.PROCESSES_ENV, "2")
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 0)
+    try:
+        world.run("full")
+        world.clock.advance(120 * DAY_S)
+        summary = world.run("rescore", stop_after=100).summary
+    finally:
+        assert isinstance(world.portal.store, SqlStateStore)
+        world.portal.store.close()
+    assert summary.status == "interrupted"
+    assert summary.counts["scored"] < CONTACTS  # it stopped after the page in hand, the rest not written
+    assert multiprocessing.active_children() == []

@@ -19,6 +19,7 @@ pages (`Reopenable`, `store_processes`, Cycle.rescore_pages), and sends back onl
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -62,22 +63,31 @@ def store_processes() -> int:
     return max(1, int(wanted)) if wanted.isdigit() else cores()
 
 
+class OwnStore(StateStore, Protocol):
+    """A store opened in a worker, closed as the worker exits."""
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class Reopenable(Protocol):
     """A store a forked process can open again on connections of its own (the SQL store; not the in-memory one)."""
 
-    def reopened(self) -> StateStore: ...
+    def reopened(self) -> OwnStore: ...
 
 
 _inherited: list[object] = []  # in a worker: the parent's stores, kept so that nothing here closes its connections
 
 
 def reopened_here(store: Reopenable) -> StateStore:
-    """In a forked worker: the same store on connections of its own. The parent's connections are inherited as
-    open sockets and files; closing one here (or its garbage collection) would end the parent's session, so
-    the inherited store is kept, never used, until the worker exits."""
+    """In a forked worker: the same store on connections of its own, closed as the worker exits. The parent's
+    connections are inherited as open sockets and files; closing one here (or its garbage collection) would end
+    the parent's session, so the inherited store is kept, never used, until the worker exits."""
     _inherited.append(store)
-    return store.reopened()
+    own = store.reopened()
+    # The worker's exit runs multiprocessing's finalizers (not the garbage collector's): its pool closes cleanly.
+    multiprocessing.util.Finalize(own, own.close, exitpriority=10)
+    return own
 
 
 def cores() -> int:
