@@ -1,13 +1,14 @@
 """The nightly rescore's local part on one core and on every core: stored contacts read and decided, no HTTP.
 
 A SQLite state store is filled with synthetic contacts (score_bench's, ~20 events each), a batch at a time.
-Then, in a child process each, the rescore's read-and-decide loop runs over every stored contact as
-`Cycle._rescore_stored` runs it before its writes (the contacts, their events, the values and stages
-leadsync wrote, a page at a time; `decide` for each): once on one process, once with `Decisions` on every
-core (the first 20,000 contacts in the process, the rest in forked workers while this process reads the
-next pages). Prints the
-contacts/s and the peak memory of each (the largest process, and the whole tree's PSS), a digest of the
-decisions (equal: the same writes either way) and the speed-up; one JSON object with the figures last.
+Then, in a child process each, the rescore's read-and-decide loop runs over every stored contact:
+`Cycle.rescore_pages`, what `Cycle._rescore_stored` does before its writes (the contacts, their events, the
+values and stages leadsync wrote, a page at a time; `decide` for each; the history rows of the writes): once
+in one process (LEADSYNC_PROCESSES=1), once on every core (the first 20,000 contacts in the process, the rest
+in forked workers that each read their own pages from the store, while this process only lists the ids and
+takes the outcomes back in order). Prints the contacts/s and the peak memory of each (the largest process,
+and the whole tree's PSS), a digest of the decisions (equal: the same writes either way) and the speed-up;
+one JSON object with the figures last.
 
     python bench/rescore_bench.py [--contacts 1000000] [--seed 7]
 """
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ from stream_bench import CONFIG, PORTAL_ID, TreeMemory
 
 from sync.config import load_portal
 from sync.core.rules import compile_ruleset
-from sync.pipeline import parallel
-from sync.pipeline.parallel import Ask, Decisions, Failure, cores
+from sync.pipeline import Portal, parallel
+from sync.pipeline.cycle import Cycle
+from sync.pipeline.parallel import cores
 from sync.store.state import SqlStateStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,34 +58,37 @@ def fill(db: str, contacts: int, seed: int) -> int:
     return events
 
 
+class _NoCrm:
+    """The source a rescore asks only for the forms and the members of the lists its exclusions name."""
+
+    def forms(self) -> dict[str, str]:
+        return {}
+
+    def list_members(self, list_id: int) -> set[str]:
+        return set()
+
+
 def rescore(db: str, processes: int) -> dict[str, Any]:
-    """The rescore's read-and-decide loop over every stored contact (in a child process)."""
-    rules = compile_ruleset(load_portal(CONFIG).rules)
+    """The rescore's read-and-decide loop over every stored contact (in a child process): Cycle.rescore_pages,
+    everything the nightly rescore does but send the writes."""
+    os.environ[parallel.PROCESSES_ENV] = str(processes)
+    loaded = load_portal(CONFIG)
+    rules = compile_ruleset(loaded.rules)
     store = SqlStateStore(db)
+    crm: Any = _NoCrm()
+    portal = Portal(config=loaded.config, rules=rules, source=crm, writer=crm, store=store, clock=crm)
     digest = hashlib.blake2b(digest_size=16)
     done = writes = failed = 0
     started = time.perf_counter()
-
-    def asks() -> Iterator[Ask]:
-        for ids in store.iter_contact_ids(PORTAL_ID, BATCH):
-            contacts = store.get_contacts(PORTAL_ID, ids)
-            events = store.events_for_emails(PORTAL_ID, [c.email for c in contacts if c.email])
-            written = store.written_values(PORTAL_ID, ids)
-            staged = store.written_stages(PORTAL_ID, ids)
-            for contact in contacts:
-                ours = written.get(contact.id)
-                current = {**contact.properties, **ours} if ours else contact.properties
-                yield contact, events.get(contact.email, []), current, staged.get(contact.id)
-
-    with Decisions(rules, NOW_MS, processes=processes) as decisions:
-        for _, decision in decisions.decide(asks()):
+    for page in Cycle(portal, "rescore").rescore_pages(NOW_MS):
+        for outcome in page.outcomes:
             done += 1
-            if isinstance(decision, Failure):
-                failed += 1
-                continue
-            update = decision.plan.update
-            writes += update is not None or decision.stage_move is not None
-            digest.update(repr((decision.result, update, decision.stage_move)).encode())
+            failed += outcome.error is not None
+            write = outcome.write
+            if write is not None:
+                writes += 1
+                write = replace(write, history=write.history and replace(write.history, run_id=""))
+            digest.update(repr(replace(outcome, write=write)).encode())
     seconds = time.perf_counter() - started
     store.close()
     return {

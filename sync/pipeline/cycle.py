@@ -7,11 +7,11 @@ passes (gate), the events (events), the companies and the account pass (companie
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from sync.errors import (
     SyncError,
     WrongPortalError,
 )
+from sync.pipeline import parallel
 from sync.pipeline.companies import CompanyPass
 from sync.pipeline.cursors import (
     BACKFILL_CURSOR,
@@ -46,7 +47,7 @@ from sync.pipeline.cursors import (
 from sync.pipeline.events import pull_events
 from sync.pipeline.gate import budget_day, check_lease, check_live, ensure_properties, verify_identity
 from sync.pipeline.outbox import Outbox
-from sync.pipeline.parallel import Ask, Decisions, Failure
+from sync.pipeline.parallel import WORKER_PAGES, Ask, Failure, Parallel, Reopenable, reopened_here, store_processes
 from sync.pipeline.portal import Kind, Lease, Portal, Progress, RunScope, RunSummary, with_lists
 from sync.ports import HistoryRow, PendingWrite, RunRecord
 
@@ -211,32 +212,49 @@ class Cycle:
         return self._changed_since(now_ms), False
 
     def _rescore_stored(self, now_ms: int) -> None:
-        """Every stored contact, a page at a time. With workers (`parallel.USE_WORKERS`), past the first
-        `PARALLEL_FROM` the decisions are made on every core while this process reads the next pages and
-        writes the decided ones, in order."""
-        store, pid = self.portal.store, self.portal.id
-        loaded: deque[_Page] = deque()
-
-        def asks() -> Iterator[Ask]:
-            for ids in store.iter_contact_ids(pid, BATCH):
-                page = self._load(ids)
-                loaded.append(page)  # before its asks: a result always finds its page here
-                yield from page.asks
-
+        """Every stored contact, a page at a time, each page's writes sent in order (see `rescore_pages`)."""
         done = 0
-        decided: list[tuple[Ask, Decision | Failure]] = []
-        with Decisions(self.portal.rules, now_ms) as decisions:
-            for result in decisions.decide(asks()):
-                decided.append(result)
-                while loaded and len(decided) >= len(loaded[0].asks):
-                    page = loaded.popleft()
-                    self._apply(page, decided[: len(page.asks)])
-                    del decided[: len(page.asks)]
-                    done += len(page.asks)
-                    if self._tick(done):
-                        return
-            while loaded:  # pages of no contact left (all deleted since their ids were read)
-                self._apply(loaded.popleft(), [])
+        pages = self.rescore_pages(now_ms)
+        try:
+            for page in pages:
+                self._apply(page)
+                done += len(page.outcomes)
+                if self._tick(done):
+                    return
+        finally:
+            pages.close()  # stopped or failed: the workers go now, not when the generator is collected
+
+    def rescore_pages(self, now_ms: int) -> Generator[_Decided, None, None]:
+        """Every stored contact's decision, a page at a time, in the store's order.
+
+        Past the first `PARALLEL_FROM` contacts, on a store that can be opened again (SQL), the pages are read and
+        decided in forked workers, one a core, each on connections of its own: this process only lists the ids
+        and gets back what to write and what to count, which is small. On one core, or `LEADSYNC_PROCESSES=1`,
+        or the in-memory store, every page is read and decided here: the same code, so the same decisions."""
+        store, pid = self.portal.store, self.portal.id
+        processes = store_processes() if isinstance(store, Reopenable) else 1
+        if processes > 1:
+            # Read here before the workers fork, so that they inherit them and never ask HubSpot.
+            _ = self.scope.lists, self.scope.form_names
+        start_after = parallel.PARALLEL_FROM // BATCH  # pages decided here before the workers start
+        work = self._page_decider(now_ms)
+        with Parallel(work, processes=processes, start_after=start_after, chunk=WORKER_PAGES) as pool:
+            for _ids, page in pool.map(store.iter_contact_ids(pid, BATCH)):
+                yield page
+
+    def _page_decider(self, now_ms: int) -> Callable[[Sequence[str]], _Decided]:
+        """Loads and decides a page of ids; in a forked worker, from a store opened there on its first page."""
+        here = [os.getpid()]
+
+        def work(ids: Sequence[str]) -> _Decided:
+            if here[0] != os.getpid():  # a forked worker's first page: never the parent's connections
+                here[0] = os.getpid()
+                store = self.portal.store
+                assert isinstance(store, Reopenable)
+                self.portal.store = reopened_here(store)  # this process's copy of the portal only
+            return self._decided(self._load(ids), now_ms)
+
+        return work
 
     def _backfill(self, now_ms: int) -> set[str]:
         """Every contact, resuming from the backfill cursor of an interrupted backfill."""
@@ -332,8 +350,7 @@ class Cycle:
         self._batch(ids, now_ms)
 
     def _batch(self, ids: Sequence[str], now_ms: int, cursor: tuple[str, str] | None = None) -> None:
-        page = self._load(ids)
-        self._apply(page, [(ask, _decided(ask, self.portal.rules, now_ms)) for ask in page.asks], cursor)
+        self._apply(self._decided(self._load(ids), now_ms), cursor)
 
     def _load(self, ids: Sequence[str]) -> _Page:
         """A page of stored contacts, each with its events, what HubSpot holds and the stage leadsync wrote."""
@@ -352,28 +369,47 @@ class Cycle:
             asks.append((contact, mine, current, staged.get(contact.id)))
         return _Page(asks, company_ids)
 
-    def _apply(
-        self,
-        page: _Page,
-        decided: Sequence[tuple[Ask, Decision | Failure]],
-        cursor: tuple[str, str] | None = None,
-    ) -> None:
+    def _decided(self, page: _Page, now_ms: int) -> _Decided:
+        """A page's decisions, as what to write and what to count: all `_apply` needs, small to pickle."""
+        outcomes: list[_Outcome] = []
+        for ask in page.asks:
+            contact = ask[0]
+            decision = _decided(ask, self.portal.rules, now_ms)
+            if isinstance(decision, Failure):
+                outcomes.append(_Outcome(contact.id, contact.email, error=decision.text))
+                continue
+            result = decision.result
+            write = None if decision.model is None or decision.plan.empty else self._pending(decision)
+            outcomes.append(
+                _Outcome(
+                    contact.id,
+                    contact.email,
+                    excluded=result.excluded,
+                    exclusion_reason=result.exclusion_reason,
+                    holdout=result.holdout,
+                    stage=result.current_stage,
+                    stage_held=result.stage_held,
+                    unchanged=decision.model is not None and decision.plan.empty,
+                    write=write,
+                )
+            )
+        return _Decided(outcomes, page.company_ids)
+
+    def _apply(self, page: _Decided, cursor: tuple[str, str] | None = None) -> None:
         """Records and sends the writes of a page's decisions, then checkpoints."""
         portal, store, pid = self.portal, self.portal.store, self.portal.id
         pending: list[PendingWrite] = []
-        for (contact, *_), decision in decided:
-            if isinstance(decision, Failure):  # the record boundary: a broken contact never fails the portal
+        for outcome in page.outcomes:
+            if outcome.error is not None:  # the record boundary: a broken contact never fails the portal
                 self.summary.add("skipped_contacts")
-                self.log.warning("contact_skipped", contact_id=contact.id, error=decision.text)
+                self.log.warning("contact_skipped", contact_id=outcome.contact_id, error=outcome.error)
                 continue
             self.summary.add("scored")
-            self._note_result(decision.result, contact.email)
-            if decision.model is None:
-                continue
-            if decision.plan.empty:
+            self._note_result(outcome)
+            if outcome.unchanged:
                 self.summary.add("unchanged")
-                continue
-            pending.append(self._pending(decision))
+            if outcome.write is not None:
+                pending.append(outcome.write)
         if portal.accounts is not None:
             # Before the writes are sent: a crash after them still leaves these companies to the next account pass.
             store.mark_companies_stale(pid, page.company_ids)
@@ -402,22 +438,20 @@ class Cycle:
         properties = dict(update.properties) if update is not None else {}
         return PendingWrite(result.contact_id, properties, decision.stage_move, history)
 
-    def _note_result(self, result: ScoreResult, email: str) -> None:
+    def _note_result(self, result: _Outcome) -> None:
         if result.excluded:
             self.summary.add("excluded")
             self.log.info(
                 "contact_excluded",
                 contact_id=result.contact_id,
-                email=self.portal.log_email(email, self.portal.config.log_emails),
+                email=self.portal.log_email(result.email, self.portal.config.log_emails),
                 reason=result.exclusion_reason,
             )
         if result.holdout:
             self.summary.add("holdout")
         if result.stage_held is not None:
             self.summary.add("stages_held_back")
-            self.log.info(
-                "stage_held_back", contact_id=result.contact_id, stage=result.current_stage, reason=result.stage_held
-            )
+            self.log.info("stage_held_back", contact_id=result.contact_id, stage=result.stage, reason=result.stage_held)
 
 
 @dataclass(frozen=True)
@@ -425,6 +459,30 @@ class _Page:
     """A page of contacts loaded for deciding: what each decision needs, and the companies to mark stale."""
 
     asks: list[Ask]
+    company_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one contact's decision means to the run: its counts, its log lines, and its write if it has one."""
+
+    contact_id: str
+    email: str
+    error: str | None = None  # its scoring raised: skipped
+    excluded: bool = False
+    exclusion_reason: str | None = None
+    holdout: bool = False
+    stage: str | None = None
+    stage_held: str | None = None
+    unchanged: bool = False
+    write: PendingWrite | None = None
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A page decided: each contact's outcome in order, and the companies to mark stale."""
+
+    outcomes: list[_Outcome]
     company_ids: Sequence[str]
 
 

@@ -10,14 +10,16 @@ The workers are forked: they inherit the compiled rule set (whose conditions are
 pickled) and the work function; only the contacts and events going out and the results coming back are
 pickled, as tuples of their fields. Where fork is not available the work stays in this process.
 
-What stays in this process is the reading (the JSON Lines file, or the state store's pages in a rescore) and
-the pickling of each contact and its events for a worker. Both cost more than the scoring the workers take off
-it, so the workers are off by default (`USE_WORKERS`): they pay once they read their own pages.
+Where this process reads the contacts and pickles them for a worker (`score` of a JSON Lines file), the reading
+and pickling cost more than the scoring the workers take off it, so there the workers are off (`USE_WORKERS`).
+The rescore of a SQL store sends the workers only ids: each worker opens the store again and reads its own
+pages (`Reopenable`, `store_processes`, Cycle.rescore_pages), and sends back only what to write and count.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.reduction import ForkingPickler
 from operator import attrgetter
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar, runtime_checkable
 
 from sync.core import model
 from sync.core.decision import Decision, decide, model_named
@@ -34,6 +36,7 @@ from sync.core.model import Contact, Event, ScoreResult
 from sync.core.planning import ContactPlan
 from sync.core.rules import RuleSet
 from sync.core.scoring import score_at
+from sync.ports import StateStore
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,11 +46,48 @@ CHUNK: Final = 250  # contacts a worker takes at a time: enough to make a round 
 AHEAD: Final = 3  # chunks in flight a worker: the pool never waits for this process, memory stays bounded
 
 
-# Off until the workers read their own contacts: measured on 2 cores with the pure-Python core
-# (bench/rescore_bench.py, score on a 60,000-contact file), reading and pickling the contacts in this process cost
-# more than the scoring the workers take off it, and every core was 30% slower than one. Callers that pass
-# `processes` (the benchmark) still get workers.
+# Off where this process reads the contacts for the workers (a rescore's workers read their own pages: see
+# `store_processes`): measured on 2 cores with the pure-Python core (a 60,000-contact file), reading and pickling
+# the contacts in this process cost more than the scoring the workers take off it, and every core was 30% slower
+# than one. Callers that pass `processes` still get workers.
 USE_WORKERS = False
+
+
+WORKER_PAGES: Final = 10  # pages of ids a worker takes at a time in a rescore: 1,000 contacts, read on its own
+PROCESSES_ENV: Final = "LEADSYNC_PROCESSES"  # processes for a rescore of a SQL store; 1 keeps it in this process
+
+
+def store_processes() -> int:
+    """Processes for work whose workers read the store themselves: `LEADSYNC_PROCESSES`, else one a core."""
+    wanted = os.environ.get(PROCESSES_ENV, "").strip()
+    return max(1, int(wanted)) if wanted.isdigit() else cores()
+
+
+class OwnStore(StateStore, Protocol):
+    """A store opened in a worker, closed as the worker exits."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reopenable(Protocol):
+    """A store a forked process can open again on connections of its own (the SQL store; not the in-memory one)."""
+
+    def reopened(self) -> OwnStore: ...
+
+
+_inherited: list[object] = []  # in a worker: the parent's stores, kept so that nothing here closes its connections
+
+
+def reopened_here(store: Reopenable) -> StateStore:
+    """In a forked worker: the same store on connections of its own, closed as the worker exits. The parent's
+    connections are inherited as open sockets and files; closing one here (or its garbage collection) would end
+    the parent's session, so the inherited store is kept, never used, until the worker exits."""
+    _inherited.append(store)
+    own = store.reopened()
+    # The worker's exit runs multiprocessing's finalizers (not the garbage collector's): its pool closes cleanly.
+    multiprocessing.util.Finalize(own, own.close, exitpriority=10)
+    return own
 
 
 def cores() -> int:

@@ -81,6 +81,11 @@ class SqlStateStore(
     def engine(self) -> Engine:
         return self._engine
 
+    def reopened(self) -> SqlStateStore:
+        """The same database on an engine of its own: for a forked process, which must never use its parent's
+        connections (sync.pipeline.parallel keeps the inherited store unused; this one's pool is its own)."""
+        return SqlStateStore(self._engine.url.render_as_string(hide_password=False), clock=self._clock)
+
     def close(self) -> None:
         """Close the pooled connections; the store is not used after this."""
         self._engine.dispose()
