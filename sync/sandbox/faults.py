@@ -29,6 +29,26 @@ KINDS = ("429", "500", "503", "timeout", "reset", "partial", "offset")
 PARTIAL_CATEGORIES = ("INTERNAL_ERROR", "RATE_LIMITS")
 
 
+def parse_rates(text: str | None, kinds: Sequence[str], what: str) -> dict[str, float]:
+    """'KIND=PROBABILITY,...' with each KIND one of `kinds` (a `what`, as the errors call it); '' or 'off': none."""
+    if text is None or text.strip().lower() in ("", "off", "none"):
+        return {}
+    rates: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, raw = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in kinds:
+            raise ValueError(f"bad {what} {part.strip()!r}: use KIND=PROBABILITY with KIND one of {', '.join(kinds)}")
+        try:
+            rate = float(raw)
+        except ValueError:
+            raise ValueError(f"bad {what} {part.strip()!r}: {raw.strip()!r} is not a probability") from None
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"bad {what} {part.strip()!r}: a probability is between 0 and 1")
+        rates[key] = rate
+    return rates
+
+
 @dataclass(frozen=True)
 class FaultSpec:
     rates: dict[str, float] = field(default_factory=dict)
@@ -36,23 +56,7 @@ class FaultSpec:
     @classmethod
     def parse(cls, text: str | None) -> FaultSpec:
         """'429=0.05,500=0.02,503=0.02,timeout=0.01,reset=0.01,partial=0.05,offset=0.1'; '' or 'off' for none."""
-        if text is None or text.strip().lower() in ("", "off", "none"):
-            return cls()
-        rates: dict[str, float] = {}
-        for part in text.split(","):
-            key, sep, raw = part.partition("=")
-            key = key.strip().lower()
-            if not sep or key not in KINDS:
-                raise ValueError(
-                    f"bad fault {part.strip()!r}: use KIND=PROBABILITY with KIND one of {', '.join(KINDS)}"
-                )
-            try:
-                rate = float(raw)
-            except ValueError:
-                raise ValueError(f"bad fault {part.strip()!r}: {raw.strip()!r} is not a probability") from None
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"bad fault {part.strip()!r}: a probability is between 0 and 1")
-            rates[key] = rate
+        rates = parse_rates(text, KINDS, "fault")
         if sum(rates.values()) > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities add up to {sum(rates.values()):.3f}, more than 1")
         return cls(rates)

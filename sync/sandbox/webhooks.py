@@ -27,6 +27,7 @@ from typing import Any, Literal
 import requests
 
 from sync.ports import EpochSeconds
+from sync.sandbox.faults import parse_rates
 
 MAX_EVENTS = 100
 MAX_ATTEMPTS = 10
@@ -74,24 +75,7 @@ class PushFaults:
     @classmethod
     def parse(cls, text: str | None) -> PushFaults:
         """'duplicate=0.1,reorder=0.2'; '' or 'off' for none."""
-        if text is None or text.strip().lower() in ("", "off", "none"):
-            return cls()
-        rates: dict[str, float] = {}
-        for part in text.split(","):
-            key, sep, raw = part.partition("=")
-            key = key.strip().lower()
-            if not sep or key not in FAULT_KINDS:
-                raise ValueError(
-                    f"bad webhook fault {part.strip()!r}: use KIND=PROBABILITY with KIND one of duplicate, reorder"
-                )
-            try:
-                rate = float(raw)
-            except ValueError:
-                raise ValueError(f"bad webhook fault {part.strip()!r}: {raw.strip()!r} is not a probability") from None
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"bad webhook fault {part.strip()!r}: a probability is between 0 and 1")
-            rates[key] = rate
-        return cls(rates)
+        return cls(parse_rates(text, FAULT_KINDS, "webhook fault"))
 
     def describe(self) -> str:
         return ",".join(f"{k}={v:g}" for k, v in self.rates.items()) or "off"
