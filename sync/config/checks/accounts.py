@@ -11,6 +11,7 @@ from __future__ import annotations
 from sync.config.checks.conditions import EVENT_FIELDS, PROPERTY_FIELDS, condition, key
 from sync.config.checks.grades import grades as build_grades
 from sync.config.checks.problems import Problems
+from sync.config.checks.rules import clamp as clamp_of
 from sync.config.checks.rules import rule as build_rule
 from sync.config.schema import AccountFitModel, AccountRuleModel, AccountsModel, CountModel, PortalConfig
 from sync.config.walk import (
@@ -54,7 +55,7 @@ def accounts(p: Problems, a: AccountsModel) -> AccountSpec | None:
     ids: set[str] = set()
     fit = _fit(p, a.fit, ids)
     engagement = _engagement(p, a, ids)
-    clamp = _clamp(p, a)
+    clamp = clamp_of(p, a.total, ROOT)
     grades = build_grades(p, a.grades, (*ROOT, "grades")) if a.grades is not None else None
     _check_grades_reachable(p, a)
     if len(p) > before:
@@ -174,15 +175,6 @@ def _contacts_rule(p: Problems, r: AccountRuleModel, here: Path_) -> ContactsRul
     if len(p) > before or where is None or r.points is None:
         return None
     return ContactsRule(r.id, where, to_cents(r.points), spec, when)
-
-
-def _clamp(p: Problems, a: AccountsModel) -> tuple[int, int] | None:
-    if a.total is None or a.total.clamp is None:
-        return None
-    lo, hi = a.total.clamp
-    if lo > hi or not (float(lo).is_integer() and float(hi).is_integer()):
-        p.error((*ROOT, "total", "clamp"), "must be [low, high] whole numbers with low <= high")
-    return (int(lo), int(hi))
 
 
 def _check_grades_reachable(p: Problems, a: AccountsModel) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sync.config.checks.conditions import condition
 from sync.config.checks.problems import Problems
+from sync.config.checks.rules import clamp as clamp_of
 from sync.config.checks.rules import decay, group
 from sync.config.schema import InterestModel, PortalConfig
 from sync.config.walk import OUTPUT_KINDS, interest_outputs, is_hubspot_property, model_entries, output_fields
@@ -42,7 +43,7 @@ def interest(p: Problems, m: InterestModel, path: Path_, index: int) -> Interest
         p.error((*path, "rules"), "an interest score needs at least one rule")
     rules = group(p, m, path, GROUP, set())
     decayed = decay(p, m.decay, (*path, "decay")) if m.decay is not None else None
-    clamp = _clamp(p, m, path)
+    clamp = clamp_of(p, m.total, path)
     outputs = {kind: name for kind, name, _ in interest_outputs(index, m)}
     if len(p) > before:
         return None
@@ -54,15 +55,6 @@ def interest(p: Problems, m: InterestModel, path: Path_, index: int) -> Interest
         decay=decayed,
         clamp=clamp,
     )
-
-
-def _clamp(p: Problems, m: InterestModel, path: Path_) -> tuple[int, int] | None:
-    if m.total is None or m.total.clamp is None:
-        return None
-    lo, hi = m.total.clamp
-    if lo > hi or not (float(lo).is_integer() and float(hi).is_integer()):
-        p.error((*path, "total", "clamp"), "must be [low, high] whole numbers with low <= high")
-    return (int(lo), int(hi))
 
 
 def check_interest_outputs(p: Problems, cfg: PortalConfig, spec: RuleSetSpec, accounts: AccountSpec | None) -> None:

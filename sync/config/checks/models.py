@@ -10,6 +10,7 @@ from sync.config.checks.conditions import condition
 from sync.config.checks.grades import grades as build_grades
 from sync.config.checks.lifecycle import lifecycle as build_lifecycle
 from sync.config.checks.problems import Problems
+from sync.config.checks.rules import clamp as clamp_of
 from sync.config.checks.rules import decay, group
 from sync.config.schema import LifecycleModel, PortalConfig, PropertiesModel, ScoringModel
 from sync.config.walk import model_entries
@@ -45,7 +46,7 @@ def model(p: Problems, m: ScoringModel, path: Path_, base_props: PropertiesModel
     fit = group(p, m.fit, (*path, "fit"), "fit", ids)
     engagement = group(p, m.engagement, (*path, "engagement"), "engagement", ids)
     decayed = decay(p, m.engagement.decay, (*path, "engagement", "decay")) if m.engagement.decay else None
-    clamp = _clamp(p, m, path)
+    clamp = clamp_of(p, m.total, path)
     grades = build_grades(p, m.grades, (*path, "grades")) if m.grades is not None else None
     lifecycle = build_lifecycle(p, m.lifecycle or LifecycleModel(mode="off"), (*path, "lifecycle"), grades)
     _check_reachable(p, m, path, clamp)
@@ -64,15 +65,6 @@ def model(p: Problems, m: ScoringModel, path: Path_, base_props: PropertiesModel
         lifecycle=lifecycle,
         properties=props,
     )
-
-
-def _clamp(p: Problems, m: ScoringModel, path: Path_) -> tuple[int, int] | None:
-    if m.total is None or m.total.clamp is None:
-        return None
-    lo, hi = m.total.clamp
-    if lo > hi or not (float(lo).is_integer() and float(hi).is_integer()):
-        p.error((*path, "total", "clamp"), "must be [low, high] whole numbers with low <= high")
-    return (int(lo), int(hi))
 
 
 def _check_reachable(p: Problems, m: ScoringModel, path: Path_, clamp: tuple[int, int] | None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sync.config.checks.conditions import EVENT_FIELDS, PROPERTY_FIELDS, condition, key
 from sync.config.checks.problems import Problems
-from sync.config.schema import DecayModel, GroupModel, RuleModel
+from sync.config.schema import DecayModel, GroupModel, RuleModel, TotalModel
 from sync.core import conditions as c
 from sync.core.rules import (
     Band,
@@ -171,3 +171,13 @@ def decay(p: Problems, d: DecayModel, path: Path_) -> Decay:
         p.error((*path, "events"), "is empty: inactivity would always count from createdate")
     events = frozenset(d.events) if d.events else None
     return Decay(steps=tuple(steps), cumulative=d.mode == "cumulative", **({"events": events} if events else {}))
+
+
+def clamp(p: Problems, total: TotalModel | None, path: Path_) -> tuple[int, int] | None:
+    """A `total.clamp` (the bounds of a score), whole numbers with low <= high; None when there is none."""
+    if total is None or total.clamp is None:
+        return None
+    lo, hi = total.clamp
+    if lo > hi or not (float(lo).is_integer() and float(hi).is_integer()):
+        p.error((*path, "total", "clamp"), "must be [low, high] whole numbers with low <= high")
+    return (int(lo), int(hi))
