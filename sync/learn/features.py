@@ -13,8 +13,8 @@ import re
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from sync.core.conditions import parse_date_ms
 from sync.core.likelihood import Feature, observe
 from sync.core.model import Contact, Event
 from sync.core.rules import RuleSet
@@ -66,22 +66,6 @@ def parse_outcome_property(text: str) -> str:
 def never_a_feature(name: str, outcome: str, own: frozenset[str]) -> bool:
     """Whether a property may not become a feature: identity, the outcome, a stage's dates, leadsync's outputs."""
     return name in IDENTITY or name == outcome or name in own or any(p.match(name) for p in OUTCOME_PATTERNS)
-
-
-def parse_time_ms(value: str | None) -> int | None:
-    """A date property's value (epoch ms or ISO 8601) as epoch ms; None when missing or unreadable."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    if text.isascii() and text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return round(parsed.timestamp() * 1000)
 
 
 def held_out(contact_id: str, seed: int, share: float) -> bool:
@@ -196,7 +180,7 @@ def gather(
         if contact.created_at_ms is not None and contact.created_at_ms > as_of_ms:
             counts.not_yet_created += 1
             continue
-        reached = parse_time_ms(contact.properties.get(outcome))
+        reached = parse_date_ms(contact.properties.get(outcome))
         if reached is not None and reached <= as_of_ms:
             counts.converted_before += 1
             continue

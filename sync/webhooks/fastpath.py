@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 
+from sync.core.conditions import parse_date_ms
 from sync.core.model import Contact
 from sync.pipeline import Cycle, Lease, Portal, RunSummary
 from sync.pipeline.events import forms_named
@@ -106,17 +106,4 @@ def _conv(contacts: Mapping[str, Contact], cid: str) -> int | None:
 
 
 def _conversion_ms(contact: Contact) -> int | None:
-    return parse_ms(contact.properties.get(RECENT_CONVERSION_DATE, ""))
-
-
-def parse_ms(value: str) -> int | None:
-    """A HubSpot date-time as epoch ms: the API gives ISO 8601, webhooks and older endpoints epoch ms."""
-    text = value.strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
+    return parse_date_ms(contact.properties.get(RECENT_CONVERSION_DATE))

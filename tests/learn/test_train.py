@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sync.core.conditions import parse_date_ms
 from sync.core.likelihood import PROPERTY, feature_values
 from sync.core.model import Contact, Event
 from sync.core.scoring import score_at
@@ -16,7 +17,6 @@ from sync.learn.features import (
     gather,
     never_a_feature,
     parse_outcome_property,
-    parse_time_ms,
 )
 from sync.learn.train import Trained, TrainingRefusedError, fit
 from sync.reports.dataset import from_snapshot
@@ -95,7 +95,7 @@ def test_a_property_that_records_the_outcome_is_refused_by_name(inputs: Inputs) 
     until = AS_OF_MS + HORIZON_DAYS * 86_400_000
     leaky: Inputs = []
     for contact, events in inputs:
-        reached = parse_time_ms(contact.properties.get(DEFAULT_OUTCOME))
+        reached = parse_date_ms(contact.properties.get(DEFAULT_OUTCOME))
         won = reached is not None and AS_OF_MS < reached <= until
         props = {**contact.properties, "deal_won": "yes" if won else "no"}
         leaky.append((replace_props(contact, props), events))
