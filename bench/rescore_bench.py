@@ -25,9 +25,11 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from score_bench import NOW_MS, make_batch
 from stream_bench import CONFIG, PORTAL_ID, TreeMemory
 
@@ -36,6 +38,9 @@ from sync.core.rules import compile_ruleset
 from sync.pipeline import Portal, parallel
 from sync.pipeline.cycle import Cycle
 from sync.pipeline.parallel import cores
+from sync.store import schema
+from sync.store.contacts import contact_row
+from sync.store.events import event_row
 from sync.store.state import SqlStateStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,17 +49,32 @@ FILL = 2000
 
 
 def fill(db: str, contacts: int, seed: int) -> int:
-    """The store of `contacts` synthetic contacts and their events; returns the events stored."""
+    """The store of `contacts` synthetic contacts and their events; returns the events stored.
+
+    The rows are the store's own (`contact_row`, `event_row`), inserted in one transaction of plain INSERTs
+    with the events' indexes built once at the end: the sync's upserts (one statement a page, each contact's
+    remembered writes cleared, new events counted) are for pages of a portal, and fill a million contacts
+    in about 26 minutes; this fills them in about 5."""
     rng = random.Random(seed)
-    store = SqlStateStore(db)
+    SqlStateStore(db).close()  # the schema
+    engine = sa.create_engine(db)
+    now = datetime.now(UTC)
     events = 0
     try:
-        for start in range(0, contacts, FILL):
-            batch = make_batch(rng, start, min(FILL, contacts - start))
-            store.upsert_contacts(PORTAL_ID, [c for c, _ in batch])
-            events += store.add_events(PORTAL_ID, [e for _, es in batch for e in es])
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA synchronous = OFF")
+            for index in schema.events.indexes:
+                index.drop(conn)
+            for start in range(0, contacts, FILL):
+                batch = make_batch(rng, start, min(FILL, contacts - start))
+                conn.execute(schema.contacts.insert(), [contact_row(PORTAL_ID, c, now) for c, _ in batch])
+                rows = [event_row(PORTAL_ID, e) for _, es in batch for e in es]
+                conn.execute(schema.events.insert(), rows)
+                events += len(rows)
+            for index in schema.events.indexes:
+                index.create(conn)
     finally:
-        store.close()
+        engine.dispose()
     return events
 
 

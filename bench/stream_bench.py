@@ -2,11 +2,14 @@
 
 For each size a synthetic portal (score_bench's contacts, ~20 events each, the example config's forms) is
 written as a JSON Lines snapshot a batch at a time, never held whole; then each tool runs on it in a child
-process (`python -m sync ... --snapshot FILE`, its output thrown away) and its peak RSS (the child's own
-rusage) and contacts/s are printed. Flat memory means the peak does not grow with the contact count.
-Prints one line per run, then one JSON object with the figures on its last line.
+process (`python -m sync ... --snapshot FILE`, its output thrown away), once in one process
+(LEADSYNC_PROCESSES=1) and once on every core (a large file is read, and worked through, by forked workers: see
+sync/snapshot/pieces.py), and its peak RSS (the child's own rusage: the largest process), the peak of the
+whole process tree and its contacts/s are printed. Flat memory means the peak does not grow with the contact
+count. Prints one line per run, then one JSON object with the figures on its last line.
 
     python bench/stream_bench.py [--sizes 100000,300000,1000000] [--tools score,plan,backtest,report]
+                                 [--processes 1,2]
 
 The default sizes (20k, 50k, 100k) keep `make bench` short; the flat curve is claimed at 100k, 300k and 1M.
 """
@@ -29,6 +32,7 @@ from score_bench import FORMS, NOW, make_batch
 
 from sync.core.model import EmailEvent, FormSubmission
 from sync.hubspot.shapes import contact_to_wire, email_event_to_wire, submission_to_wire
+from sync.pipeline.parallel import PROCESSES_ENV, cores
 from sync.snapshot.lines import write_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,14 +66,14 @@ def write_snapshot(out: IO[str], contacts: int, seed: int) -> int:
     return total
 
 
-def run_tool(tool: str, snapshot: Path, tmp: str) -> dict[str, Any]:
-    """One tool on the snapshot in a child process: its peak RSS (MiB), the peak of its whole process tree (the
-    tool and any scoring workers it forks, their proportional set sizes summed: shared pages counted once) and
-    its wall time."""
+def run_tool(tool: str, snapshot: Path, tmp: str, processes: int) -> dict[str, Any]:
+    """One tool on the snapshot in a child process on `processes`: its peak RSS (MiB), the peak of its whole
+    process tree (the tool and the workers it forks, their proportional set sizes summed: shared pages counted
+    once) and its wall time."""
     args = [a.format(tmp=tmp) for a in TOOLS[tool]]
     command = [sys.executable, "-m", "sync", *args, "--config", str(CONFIG), "--snapshot", str(snapshot)]
     command += ["--now", NOW.isoformat()]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), PROCESSES_ENV: str(processes)}
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     tree = TreeMemory(child.pid)
@@ -136,11 +140,15 @@ def main() -> None:
         help="contact counts, comma-separated (the flat curve is claimed at 100000,300000,1000000)",
     )
     parser.add_argument("--tools", default=",".join(TOOLS), help="tools to run, comma-separated")
+    parser.add_argument(
+        "--processes", default=f"1,{cores()}", help=f"process counts to run each tool on (default: 1,{cores()})"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     tools = [t for t in args.tools.split(",") if t]
-    figures: dict[str, Any] = {"tools": {t: {} for t in tools}, "snapshots": {}}
+    counts = sorted({int(p) for p in args.processes.split(",")})
+    figures: dict[str, Any] = {"tools": {t: {} for t in tools}, "snapshots": {}, "cores": cores()}
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         for size in sizes:
             path = Path(tmp) / f"portal-{size}.jsonl"
@@ -152,28 +160,46 @@ def main() -> None:
                 time.perf_counter() - started, 1)}  # fmt: skip
             print(f"{size:>9,} contacts: {events:,} events, {mib:,.0f} MiB snapshot", file=sys.stderr)
             for tool in tools:
-                run = run_tool(tool, path, tmp)
-                run["contacts_per_second"] = round(size / run["seconds"])
-                figures["tools"][tool][size] = run
+                for processes in counts:
+                    run = run_tool(tool, path, tmp, processes)
+                    run["contacts_per_second"] = round(size / run["seconds"])
+                    figures["tools"][tool].setdefault(processes, {})[size] = run
+                    print(
+                        f"{size:>9,} contacts  {tool:<8} on {processes}  peak rss {run['peak_rss_mib']:>6,.0f} MiB  "
+                        f"(all processes {run['peak_tree_pss_mib']:>5,.0f} MiB)  "
+                        f"{run['contacts_per_second']:>7,} contacts/s  ({run['seconds']:,.0f} s)",
+                        file=sys.stderr,
+                    )
+            path.unlink()
+    tool_runs = figures["tools"].items()
+    figures["growth"] = {tool: {p: flatness(runs, sizes) for p, runs in by.items()} for tool, by in tool_runs}
+    for tool, by in figures["growth"].items():
+        for processes, growth in by.items():
+            if growth is not None:
                 print(
-                    f"{size:>9,} contacts  {tool:<8}  peak rss {run['peak_rss_mib']:>7,.0f} MiB  "
-                    f"(all processes {run['peak_tree_pss_mib']:>5,.0f} MiB)  "
-                    f"{run['contacts_per_second']:>7,} contacts/s  ({run['seconds']:,.0f} s)",
+                    f"{tool:<8} on {processes}: peak rss from {sizes[0]:,} to {sizes[-1]:,} contacts: "
+                    f"{growth['rss']:+.0%} (all processes {growth['tree']:+.0%})",
                     file=sys.stderr,
                 )
-            path.unlink()
-    figures["growth"] = flatness(figures["tools"], sizes)
-    for tool, growth in figures["growth"].items():
-        print(f"{tool:<8} peak rss from {sizes[0]:,} to {sizes[-1]:,} contacts: {growth:+.0%}", file=sys.stderr)
+    if len(counts) > 1:
+        one, every = counts[0], counts[-1]
+        for tool, by in figures["tools"].items():
+            rates = [by[every][n]["contacts_per_second"] / by[one][n]["contacts_per_second"] for n in sizes]
+            figures.setdefault("speedup", {})[tool] = [round(r, 2) for r in rates]
+            shown = ", ".join(f"{r:.2f}x at {n:,}" for r, n in zip(rates, sizes, strict=True))
+            print(f"{tool:<8} on {every} against {one}: {shown}", file=sys.stderr)
     print(json.dumps(figures))
 
 
-def flatness(tools: dict[str, dict[int, dict[str, Any]]], sizes: list[int]) -> dict[str, float]:
-    """Each tool's peak RSS growth from the smallest size to the largest (0.1 is 10%): flat memory is near 0."""
+def flatness(runs: dict[int, dict[str, Any]], sizes: list[int]) -> dict[str, float] | None:
+    """The peak RSS growth (the largest process, and the whole tree) from the smallest size to the largest
+    (0.1 is 10%): flat memory is near 0."""
+    if len(sizes) < 2:
+        return None
+    first, last = runs[sizes[0]], runs[sizes[-1]]
     return {
-        tool: runs[sizes[-1]]["peak_rss_mib"] / runs[sizes[0]]["peak_rss_mib"] - 1
-        for tool, runs in tools.items()
-        if len(sizes) > 1
+        "rss": last["peak_rss_mib"] / first["peak_rss_mib"] - 1,
+        "tree": last["peak_tree_pss_mib"] / first["peak_tree_pss_mib"] - 1,
     }
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from sync.core.model import Contact, Event, ScoreResult
+from sync.core.rules import RuleSet
+from sync.core.scoring import score_at
 from sync.pipeline import parallel
-from sync.pipeline.parallel import Decisions, Failure, Parallel, decider, scorer
+from sync.pipeline.parallel import Decisions, Failure, Parallel, decider
 from sync.sandbox.generator import generate_portal
 from sync.snapshot import parse_snapshot
 from sync.store.state import SqlStateStore
@@ -25,6 +28,14 @@ DAY_S = 86_400
 
 def _square(x: int) -> int:
     return x * x
+
+
+def scorer(rules: RuleSet, now_ms: int) -> Callable[[tuple[Contact, Sequence[Event]]], ScoreResult]:
+    def work(item: tuple[Contact, Sequence[Event]]) -> ScoreResult:
+        contact, events = item
+        return score_at(contact, events, rules, now_ms)
+
+    return work
 
 
 def test_items_come_back_in_order_with_their_results() -> None:
@@ -192,9 +203,9 @@ def test_a_rescore_of_the_in_memory_store_stays_in_this_process(monkeypatch: pyt
 
 def test_one_process_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(parallel.PROCESSES_ENV, "1")
-    assert parallel.store_processes() == 1
+    assert parallel.worker_processes() == 1
     monkeypatch.delenv(parallel.PROCESSES_ENV)
-    assert parallel.store_processes() == parallel.cores()
+    assert parallel.worker_processes() == parallel.cores()
 
 
 def test_a_reopened_store_reads_the_same_database_on_its_own_engine(tmp_path: Path) -> None:

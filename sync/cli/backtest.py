@@ -97,7 +97,7 @@ def _backtest(args: argparse.Namespace, what: str) -> tuple[LoadedPortal, Source
     with _progress(what, args.json) as bar:
         task = bar.add_task("contacts", total=data.count)
         result = run_backtest(
-            data.inputs(),
+            data,
             rules,
             int(now.timestamp() * 1000),
             outcome,

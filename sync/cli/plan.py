@@ -26,7 +26,10 @@ from sync.cli.common import (
 from sync.errors import WrongPortalError
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Iterable
+
+    from sync.core.model import Contact, Event
+    from sync.reports.dataset import Source
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -103,12 +106,13 @@ def run(args: argparse.Namespace) -> int:
     companies = load_companies(args, loaded, rules, data, base_accounts)
     _report_problems(data.problems)
     shown = len(data.problems)
-    inputs, owners = data.inputs(), None
+    inputs: Iterable[tuple[Contact, list[Event]]] | Source = data
+    owners = None
     if isinstance(data, Dataset):
         owners = _written_stages(args, loaded.config.portal.id, [c.id for c in data.contacts])
     elif args.db or args.from_store:
         owners = {}  # filled a page of contacts at a time, as they are read
-        inputs = inputs_with_written_stages(args, loaded.config.portal.id, inputs, owners)
+        inputs = inputs_with_written_stages(args, loaded.config.portal.id, data.inputs(), owners)
     with _progress("planning", args.json) as bar:
         task = bar.add_task("contacts", total=data.count)
         report = build_plan(

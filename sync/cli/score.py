@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
         )
     reported = len(snapshot.problems)
     shown = set(args.contact) if args.contact else None
-    inputs = _Seen(snapshot.inputs(), shown or set(), only=shown is not None and scoring.accounts is None)
     quiet = args.json or args.jsonl or not sys.stderr.isatty()
-    results = scoring.results(_track(inputs, snapshot.count, "scoring", quiet), shown)
+    seen = _Seen(shown)
+    results = _results(snapshot, scoring, seen, quiet)
     if args.json:
         _print_json(portal, rules.version, now, results, scoring)
     elif args.jsonl:
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         _print_tables(rules.version, now, results, scoring)
     for problem in snapshot.problems[reported:]:  # a streamed file's, found as it was read
         print(f"{where}: {problem}", file=sys.stderr)
-    for missing in sorted((shown or set()) - inputs.ids):
+    for missing in sorted((shown or set()) - seen.ids):
         print(f"{where}: no contact {missing}", file=sys.stderr)
     if snapshot.problems or snapshot.unattached_events:
         print(
@@ -110,6 +110,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _results(
+    snapshot: Snapshot | SnapshotStream | StoreStream, scoring: _Scoring, seen: _Seen, quiet: bool
+) -> Iterator[ScoreResult]:
+    """The results to show, in order, scored as the contacts are read."""
+    from sync.snapshot.lines import SnapshotStream
+
+    if isinstance(snapshot, SnapshotStream) and scoring.accounts is None:
+        # On every core for a large file: the workers score what they read, and send back only the results.
+        scored = _track(snapshot.results(scoring.score), snapshot.count, "scoring", quiet)
+        return (result for contact_id, result in scored if seen.shows(contact_id))
+    inputs = seen.inputs(snapshot.inputs(), only=scoring.accounts is None)
+    return scoring.results(_track(inputs, snapshot.count, "scoring", quiet), seen.wanted)
 
 
 def _open(args: argparse.Namespace, portal: LoadedPortal, rules: RuleSet) -> Snapshot | SnapshotStream | StoreStream:
@@ -135,20 +149,28 @@ def _open(args: argparse.Namespace, portal: LoadedPortal, rules: RuleSet) -> Sna
 
 
 class _Seen:
-    """The contacts, noting which of the `wanted` ones (`--contact`) went by; with `only`, just those (when no
-    roll-up needs the others)."""
+    """Which of the `wanted` contacts (`--contact`) went by; None wants them all."""
 
-    def __init__(self, inputs: Iterable[tuple[Contact, list[Event]]], wanted: set[str], only: bool) -> None:
-        self.inputs, self.wanted, self.only = inputs, wanted, only
+    def __init__(self, wanted: set[str] | None) -> None:
+        self.wanted = wanted
         self.ids: set[str] = set()
 
-    def __iter__(self) -> Iterator[tuple[Contact, list[Event]]]:
-        for contact, events in self.inputs:
-            if contact.id in self.wanted:
-                self.ids.add(contact.id)
-            elif self.only:
-                continue
-            yield contact, events
+    def shows(self, contact_id: str) -> bool:
+        """Whether the contact is one to show (and it is noted as seen)."""
+        if self.wanted is None:
+            return True
+        if contact_id in self.wanted:
+            self.ids.add(contact_id)
+            return True
+        return False
+
+    def inputs(
+        self, inputs: Iterable[tuple[Contact, list[Event]]], *, only: bool
+    ) -> Iterator[tuple[Contact, list[Event]]]:
+        """The contacts, noting the wanted ones; with `only`, just those (when no roll-up needs the others)."""
+        for contact, events in inputs:
+            if self.shows(contact.id) or not only:
+                yield contact, events
 
 
 class _Scoring:
@@ -178,21 +200,28 @@ class _Scoring:
         )
         self.shown_companies: set[str] | None = None
 
-    def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
-        """Every contact's result, in order; with `shown`, only those contacts' (the roll-up still counts all)."""
+    def score(self, contact: Contact, events: list[Event]) -> ScoreResult:
+        """The contact's result, given its primary company's properties (pure: a worker may run it)."""
         from sync.core.model import with_company
-        from sync.pipeline.parallel import Parallel, scorer
+        from sync.core.scoring import score_at
+
+        return score_at(with_company(contact, self.companies.primary(contact.id)), events, self.rules, self.now_ms)
+
+    def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
+        """Every contact's result, in order, each counted in the roll-up; with `shown`, only those contacts'
+        results are given (the roll-up still counts all)."""
+        from sync.core.model import with_company
+        from sync.core.scoring import score_at
 
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
-        pairs = ((with_company(bare, self.companies.primary(bare.id)), events) for bare, events in inputs)
-        # Many contacts are scored on every core, in order: the output is the one process's.
-        with Parallel(scorer(self.rules, self.now_ms)) as scoring:
-            for (contact, events), result in scoring.map(pairs):
-                if self.accounts is not None:
-                    self.accounts.add(contact, result, events, self.now_ms)
-                if shown is None or contact.id in shown:
-                    yield result
+        for bare, events in inputs:
+            contact = with_company(bare, self.companies.primary(bare.id))
+            result = score_at(contact, events, self.rules, self.now_ms)
+            if self.accounts is not None:
+                self.accounts.add(contact, result, events, self.now_ms)
+            if shown is None or contact.id in shown:
+                yield result
 
     def company_results(self) -> list[AccountResult]:
         """Every company's result, once every contact was scored."""

@@ -47,7 +47,7 @@ from sync.pipeline.cursors import (
 from sync.pipeline.events import pull_events
 from sync.pipeline.gate import budget_day, check_lease, check_live, ensure_properties, verify_identity
 from sync.pipeline.outbox import Outbox
-from sync.pipeline.parallel import WORKER_PAGES, Ask, Failure, Parallel, Reopenable, reopened_here, store_processes
+from sync.pipeline.parallel import WORKER_PAGES, Ask, Failure, Parallel, Reopenable, reopened_here, worker_processes
 from sync.pipeline.portal import Kind, Lease, Portal, Progress, RunScope, RunSummary, with_lists
 from sync.ports import HistoryRow, PendingWrite, RunRecord
 
@@ -232,7 +232,7 @@ class Cycle:
         and gets back what to write and what to count, which is small. On one core, or `LEADSYNC_PROCESSES=1`,
         or the in-memory store, every page is read and decided here: the same code, so the same decisions."""
         store, pid = self.portal.store, self.portal.id
-        processes = store_processes() if isinstance(store, Reopenable) else 1
+        processes = worker_processes() if isinstance(store, Reopenable) else 1
         if processes > 1:
             # Read here before the workers fork, so that they inherit them and never ask HubSpot.
             _ = self.scope.lists, self.scope.form_names

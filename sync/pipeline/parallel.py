@@ -10,10 +10,11 @@ The workers are forked: they inherit the compiled rule set (whose conditions are
 pickled) and the work function; only the contacts and events going out and the results coming back are
 pickled, as tuples of their fields. Where fork is not available the work stays in this process.
 
-Where this process reads the contacts and pickles them for a worker (`score` of a JSON Lines file), the reading
-and pickling cost more than the scoring the workers take off it, so there the workers are off (`USE_WORKERS`).
-The rescore of a SQL store sends the workers only ids: each worker opens the store again and reads its own
-pages (`Reopenable`, `store_processes`, Cycle.rescore_pages), and sends back only what to write and count.
+Where this process reads the contacts and pickles them for a worker, the reading and pickling cost more than the
+scoring the workers take off it, so there the workers are off (`USE_WORKERS`). Instead, the workers read their
+own input: the rescore of a SQL store sends them only ids, and each worker opens the store again and reads its
+own pages (`Reopenable`, `worker_processes`, Cycle.rescore_pages), sending back only what to write and count;
+a large JSON Lines snapshot is cut into pieces that each worker parses and checks (sync.snapshot.pieces).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from sync.core.decision import Decision, decide, model_named
 from sync.core.model import Contact, Event, ScoreResult
 from sync.core.planning import ContactPlan
 from sync.core.rules import RuleSet
-from sync.core.scoring import score_at
 from sync.ports import StateStore
 
 T = TypeVar("T")
@@ -47,18 +47,20 @@ AHEAD: Final = 3  # chunks in flight a worker: the pool never waits for this pro
 
 
 # Off where this process reads the contacts for the workers (a rescore's workers read their own pages: see
-# `store_processes`): measured on 2 cores with the pure-Python core (a 60,000-contact file), reading and pickling
+# `worker_processes`): measured on 2 cores with the pure-Python core (a 60,000-contact file), reading and pickling
 # the contacts in this process cost more than the scoring the workers take off it, and every core was 30% slower
 # than one. Callers that pass `processes` still get workers.
 USE_WORKERS = False
 
 
 WORKER_PAGES: Final = 10  # pages of ids a worker takes at a time in a rescore: 1,000 contacts, read on its own
-PROCESSES_ENV: Final = "LEADSYNC_PROCESSES"  # processes for a rescore of a SQL store; 1 keeps it in this process
+# Processes for work whose workers read their own input (a rescore of a SQL store, a large snapshot file); 1 keeps
+# the work in this process.
+PROCESSES_ENV: Final = "LEADSYNC_PROCESSES"
 
 
-def store_processes() -> int:
-    """Processes for work whose workers read the store themselves: `LEADSYNC_PROCESSES`, else one a core."""
+def worker_processes() -> int:
+    """Processes for work whose workers read their own input: `LEADSYNC_PROCESSES`, else one a core."""
     wanted = os.environ.get(PROCESSES_ENV, "").strip()
     return max(1, int(wanted)) if wanted.isdigit() else cores()
 
@@ -225,16 +227,6 @@ class Failure:
     @classmethod
     def of(cls, exc: Exception) -> Failure:
         return cls(f"{type(exc).__name__}: {exc}")
-
-
-def scorer(rules: RuleSet, now_ms: int) -> Callable[[tuple[Contact, Sequence[Event]]], ScoreResult]:
-    """`score_at` of (contact, events): what `score` does with each contact."""
-
-    def work(item: tuple[Contact, Sequence[Event]]) -> ScoreResult:
-        contact, events = item
-        return score_at(contact, events, rules, now_ms)
-
-    return work
 
 
 Ask = tuple[Contact, Sequence[Event], Mapping[str, str], str | None]  # contact, events, what HubSpot holds, stage

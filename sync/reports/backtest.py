@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from sync.core.scoring import score_at
 from sync.core.wire import LIFECYCLE_STAGE
 from sync.errors import ConfigError, ConfigProblem
 from sync.reports.accounts import AccountPass, Companies, CompanyInputs
+from sync.reports.dataset import Mapped
 from sync.reports.text import iso_ms, num, pct
 
 DEFAULT_OUTCOME = "lifecyclestage=opportunity|customer"
@@ -550,8 +551,40 @@ class Backtest:
 # -- the computation ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Assessed:
+    """What a backtest counts of one contact: worked out where the contact is read (a worker may do it)."""
+
+    not_yet_created: bool = False
+    result: ScoreResult | None = None
+    rule_stages: frozenset[str] = frozenset()
+    converted: bool = False
+    problem: str = ""
+
+
+class _Assess:
+    """A contact's `Assessed`: pure, given the rules, the time, the outcome and the companies."""
+
+    def __init__(self, rules: RuleSet, now_ms: int, outcome: Outcome, account: _AccountCount | None) -> None:
+        self.rules, self.now_ms, self.outcome, self.account = rules, now_ms, outcome, account
+        self.models = {m.spec.name: m for m in rules.models}
+
+    def contact(self, bare: Contact) -> Contact:
+        return self.account.attach(bare) if self.account is not None else bare
+
+    def __call__(self, bare: Contact, events: list[Event]) -> Assessed:
+        if bare.created_at_ms is not None and bare.created_at_ms > self.now_ms:
+            return Assessed(not_yet_created=True)  # it did not exist at `now`: scoring it would use its future
+        contact = self.contact(bare)
+        try:
+            result, rule_stages = _score(contact, events, self.rules, self.models, self.now_ms)
+        except Exception as exc:  # a broken contact is reported, never stops the backtest
+            return Assessed(problem=f"contact {contact.id}: {type(exc).__name__}: {exc}")
+        return Assessed(result=result, rule_stages=rule_stages, converted=self.outcome.converted(contact))
+
+
 def run_backtest(
-    inputs: Iterable[tuple[Contact, list[Event]]],
+    inputs: Iterable[tuple[Contact, list[Event]]] | Mapped,
     rules: RuleSet,
     now_ms: int,
     outcome: Outcome,
@@ -561,8 +594,9 @@ def run_backtest(
     progress: Callable[[int], None] | None = None,
     companies: CompanyInputs | None = None,
 ) -> Backtest:
-    """`companies`: each contact reads its primary company's properties, and with an `accounts:` section the
-    companies are back-tested too (`Backtest.accounts`)."""
+    """`inputs`: the contacts and their events, or a source that works each out as it reads them (on every
+    core for a large JSON Lines file). `companies`: each contact reads its primary company's properties, and
+    with an `accounts:` section the companies are back-tested too (`Backtest.accounts`)."""
     if band_width < 1:
         raise ValueError(f"band_width must be at least 1, not {band_width}")
     bt = Backtest(rules.version, now_ms, outcome, band_width, max(1, min_support))
@@ -571,25 +605,21 @@ def run_backtest(
     contributions: dict[str, Contribution] = {}
     account = _AccountCount.of(companies, rules)
     bt.interests = [InterestBacktest(i.name) for i in rules.spec.interests]
-    for bare, events in inputs:
+    for assessed in _assessed(inputs, _Assess(rules, now_ms, outcome, account)):
         bt.contacts += 1
         if progress is not None:
             progress(bt.contacts)
-        if bare.created_at_ms is not None and bare.created_at_ms > now_ms:
-            bt.not_yet_created += 1  # it did not exist at `now`: scoring it would use its future
+        result = assessed.result
+        if assessed.not_yet_created:
+            bt.not_yet_created += 1
             continue
-        contact = account.attach(bare) if account is not None else bare
-        try:
-            result, rule_stages = _score(contact, events, rules, models, now_ms)
-        except Exception as exc:  # a broken contact is reported, never stops the backtest
-            bt.problems.append(f"contact {contact.id}: {type(exc).__name__}: {exc}")
+        if result is None:
+            bt.problems.append(assessed.problem)
             continue
-        if account is not None:
-            account.add(contact, result, events, now_ms, outcome)
         if result.excluded or result.model is None:
             bt.excluded[result.exclusion_reason or "no_model"] += 1
             continue
-        converted = outcome.converted(contact)
+        converted = assessed.converted
         bt.scored[
             Scored(
                 result.model,
@@ -599,7 +629,7 @@ def run_backtest(
                 result.grade,
                 result.holdout,
                 converted,
-                rule_stages,
+                assessed.rule_stages,
             )
         ] += 1
         bt.overall.add(converted)
@@ -625,6 +655,21 @@ def run_backtest(
     bt.warnings = _outcome_warnings(bt, rules) + _warnings(bt, models)
     bt.accounts = account.backtest(now_ms, band_width) if account is not None else None
     return bt
+
+
+def _assessed(inputs: Iterable[tuple[Contact, list[Event]]] | Mapped, assess: _Assess) -> Iterator[Assessed]:
+    """Each contact's `Assessed`, in order: worked out by the source as it reads (on every core where it can),
+    but where the account roll-up needs each contact and its events here."""
+    account = assess.account
+    if isinstance(inputs, Mapped) and (account is None or account.accounts is None):
+        yield from (assessed for _, assessed in inputs.results(assess))
+        return
+    contacts = inputs.inputs() if isinstance(inputs, Mapped) else inputs
+    for bare, events in contacts:
+        assessed = assess(bare, events)
+        if account is not None and assessed.result is not None:
+            account.add(assess.contact(bare), assessed.result, events, assess.now_ms, assess.outcome)
+        yield assessed
 
 
 def _score(

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from sync.core.model import Company, CompanyAssociation, Contact, EmailEvent, Event, FormSubmission
 from sync.core.wire import LIFECYCLE_STAGE
@@ -24,10 +24,35 @@ from sync.snapshot import read_snapshot
 from sync.snapshot.lines import SECTIONS, SnapshotStream, is_lines, write_lines
 
 Progress = Callable[[str, int], None]  # (what is being read, records so far)
+R = TypeVar("R")
+Work = Callable[[Contact, list[Event]], R]  # what a tool works out of each contact, pure
+
+
+@runtime_checkable
+class Mapped(Protocol):
+    """A source of contacts that works something out of each as it reads them."""
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]: ...
+
+    def results(self, work: Work[R]) -> Iterator[tuple[str, R]]:
+        """Each contact's id and `work(contact, events)`, in order: on every core where the source can (a large
+        JSON Lines file), where `work` runs in the workers and only what it returns comes back."""
+        ...
+
+
+class _InOrder:
+    """`results` in this process, over `inputs()`."""
+
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
+        raise NotImplementedError
+
+    def results(self, work: Work[R]) -> Iterator[tuple[str, R]]:
+        for contact, events in self.inputs():
+            yield contact.id, work(contact, events)
 
 
 @dataclass
-class Dataset:
+class Dataset(_InOrder):
     """Contacts (with the lists they belong to) and their events, keyed by lowercased email."""
 
     source: str  # "snapshot FILE" or "portal NAME (live)"
@@ -103,6 +128,10 @@ class ContactStream:
         yield from self._stream.inputs()
         self._take_problems()
 
+    def results(self, work: Work[R]) -> Iterator[tuple[str, R]]:
+        yield from self._stream.results(work)
+        self._take_problems()
+
     @property
     def unattached_events(self) -> int:
         return self._stream.unattached_events
@@ -145,7 +174,7 @@ def from_portal(
     return Dataset(f"portal {name} (live)", portal_id, contacts, events, problems)
 
 
-class PortalStream:
+class PortalStream(_InOrder):
     """The live portal's contacts and their events, read-only and streamed: the memory of a page of contacts.
 
     Opening it reads the lists named (their members are held: list ids per contact) and every event up to
@@ -233,7 +262,7 @@ def _holding(contact: Contact, ours: Mapping[str, str] | None) -> Contact:
     return Contact(contact.id, properties, contact.email, contact.created_at_ms, stage, contact.list_ids)
 
 
-class StoreStream:
+class StoreStream(_InOrder):
     """The contacts and events the state store holds for a portal (as the worker last read them), a page at a
     time in id order: plan, backtest, report and score without reading HubSpot. List memberships are the
     stored ones; with `companies`, the stored companies are held and each page's stored associations are passed

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -36,6 +36,7 @@ from sync.pipeline import BATCH, owned_properties
 from sync.pipeline.parallel import Ask, Decided, Failure, Parallel, decider, decision_of
 from sync.ports import PropertyInfo
 from sync.reports.accounts import AccountPass, CompanyInputs
+from sync.reports.dataset import Mapped
 from sync.reports.spill import Lazy, Spill, materialize, write_json
 from sync.reports.text import count, iso_ms, num, show
 
@@ -303,7 +304,7 @@ def acceptance(rules: RuleSet, defs: Mapping[str, PropertyInfo]) -> Acceptance:
 
 
 def build_plan(
-    inputs: Iterable[tuple[Contact, list[Event]]],
+    inputs: Iterable[tuple[Contact, list[Event]]] | Mapped,
     rules: RuleSet,
     now_ms: int,
     *,
@@ -323,14 +324,13 @@ def build_plan(
     batches = _Batches()
     rollup = _Rollup.of(companies, rules, base)
 
-    def asks() -> Iterator[Ask]:
-        for bare, events in inputs:
-            contact = with_company(bare, companies.companies.primary(bare.id)) if companies is not None else bare
-            yield contact, events, contact.properties, stages.get(contact.id)  # its page's stages, read now
+    def asked(bare: Contact, events: Sequence[Event]) -> Ask:
+        contact = with_company(bare, companies.companies.primary(bare.id)) if companies is not None else bare
+        return contact, events, contact.properties, stages.get(contact.id)  # its page's stages, read now
 
-    # Many contacts are decided on every core, in order: the plan is the one process's.
-    with Parallel(_decider(rules, base, now_ms)) as deciding:
-        for ask, (made, was) in deciding.map(asks()):
+    here = written_stages is not None or rollup is not None  # each contact and its events needed here
+    with _Deciding(inputs, asked, _decider(rules, base, now_ms), here=here) as decided:
+        for ask, (made, was) in decided:
             contact, events = ask[0], list(ask[1])
             batches.next_contact()
             report.contacts += 1
@@ -431,14 +431,51 @@ def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, 
     return report
 
 
-def _decider(
-    rules: RuleSet, base: RuleSet | None, now_ms: int
-) -> Callable[[Ask], tuple[Decided | Failure, Decided | Failure | None]]:
+Outcome = tuple[Decided | Failure, Decided | Failure | None]  # a contact's decision, and under the base config
+
+
+class _Deciding:
+    """Each contact's ask and its decisions, in order. Where the source can (a large JSON Lines file), the workers
+    that read the contacts decide them too and send back each contact without its events; `here` keeps the
+    deciding in this process, where the stages written (read from the store a page at a time) or the account
+    roll-up need each contact and its events here."""
+
+    def __init__(
+        self,
+        inputs: Iterable[tuple[Contact, list[Event]]] | Mapped,
+        ask: Callable[[Contact, Sequence[Event]], Ask],
+        decide: Callable[[Ask], Outcome],
+        *,
+        here: bool,
+    ) -> None:
+        self.inputs, self.ask, self.decide, self.here = inputs, ask, decide, here
+        self._pool = Parallel(decide)
+
+    def __iter__(self) -> Iterator[tuple[Ask, Outcome]]:
+        if isinstance(self.inputs, Mapped) and not self.here:
+            for _, (contact, outcome) in self.inputs.results(self._read):
+                yield (contact, (), contact.properties, None), outcome
+            return
+        contacts = self.inputs.inputs() if isinstance(self.inputs, Mapped) else self.inputs
+        yield from self._pool.map(self.ask(bare, events) for bare, events in contacts)
+
+    def _read(self, bare: Contact, events: list[Event]) -> tuple[Contact, Outcome]:
+        ask = self.ask(bare, events)
+        return ask[0], self.decide(ask)
+
+    def __enter__(self) -> Iterator[tuple[Ask, Outcome]]:
+        return iter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.close()
+
+
+def _decider(rules: RuleSet, base: RuleSet | None, now_ms: int) -> Callable[[Ask], Outcome]:
     """A contact's decision under `rules` and under the base config (None without one)."""
     new = decider(rules, now_ms)
     old = decider(base, now_ms) if base is not None else None
 
-    def work(ask: Ask) -> tuple[Decided | Failure, Decided | Failure | None]:
+    def work(ask: Ask) -> Outcome:
         return new(ask), old(ask) if old is not None else None
 
     return work

@@ -190,25 +190,31 @@ class ContactCheck:
         self.emails: Remembered = set() if emails is None else emails
 
     def accept(self, i: int, item: Any, problems: list[str]) -> ContactEntry | None:
-        try:
-            entry = _contact_entry(item)
-        except SkippableRecordError as exc:
-            problems.append(f"contacts[{i}]: {exc}; skipped")
-            return None
-        contact = entry.contact
-        cid, email = self.key(contact.id), self.key(contact.email) if contact.email else None
+        entry = checked_contact(i, item, problems)
+        return entry if entry is not None and self.admit(i, entry.contact.id, entry.contact.email, problems) else None
+
+    def admit(self, i: int, contact_id: str, address: str, problems: list[str]) -> bool:
+        """Whether the checked contact is the first with its id and its email (else a problem says why not)."""
+        cid, email = self.key(contact_id), self.key(address) if address else None
         if cid in self.seen:
-            problems.append(f"contacts[{i}]: contact {contact.id} appears twice; the later one skipped")
+            problems.append(f"contacts[{i}]: contact {contact_id} appears twice; the later one skipped")
         elif email is not None and email in self.emails:
             # HubSpot keeps one contact per email address; the sync ties events to contacts by it.
-            problems.append(
-                f"contacts[{i}]: contact {contact.id}: email {contact.email} is on an earlier contact; skipped"
-            )
+            problems.append(f"contacts[{i}]: contact {contact_id}: email {address} is on an earlier contact; skipped")
         else:
             self.seen.add(cid)
             if email is not None:
                 self.emails.add(email)
-            return entry
+            return True
+        return False
+
+
+def checked_contact(i: int, item: Any, problems: list[str]) -> ContactEntry | None:
+    """The contact record checked on its own (not against the others: see `ContactCheck`), or a problem."""
+    try:
+        return _contact_entry(item)
+    except SkippableRecordError as exc:
+        problems.append(f"contacts[{i}]: {exc}; skipped")
         return None
 
 

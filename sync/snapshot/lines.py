@@ -16,26 +16,30 @@ and of the email, kept in a set on disk (`seen`): what is held in memory does no
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from sync.core.model import Company, CompanyAssociation, Contact, Event, FormSubmission, current_form_name
 from sync.errors import ConfigError, ConfigProblem
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, submission_email
 from sync.snapshot import (
     ContactCheck,
+    ContactEntry,
     EmailEventEntry,
     SnapshotRecords,
     SubmissionEntry,
     association_pair,
     association_problem,
+    checked_contact,
     company_entry,
     email_event_entry,
     form_entry,
     list_entry,
+    pieces,
     portal_id,
     submission_entry,
 )
@@ -75,14 +79,15 @@ def is_lines(file: str | Path) -> bool:
     return isinstance(head, dict) and head.get("snapshot") == FORMAT and "version" in head
 
 
-def _lines(path: Path) -> Iterator[tuple[int, Any]]:
+def _lines(path: Path) -> Generator[tuple[int, Any], None, None]:
     """(line number, parsed record) of each non-empty line after the header; the header checked first."""
     try:
         stream = path.open(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from exc
     with stream:
-        head = _parse(path, 1, stream.readline())
+        lines = numbered(path, stream)
+        head = _parse(path, 1, next(lines, (1, ""))[1])
         if not isinstance(head, dict) or head.get("snapshot") != FORMAT:
             raise ConfigError([ConfigProblem(str(path), 1, "", 'the first line must be {"snapshot": "leadsync", ...}')])
         if head.get("version") != VERSION:
@@ -90,9 +95,25 @@ def _lines(path: Path) -> Iterator[tuple[int, Any]]:
                 [ConfigProblem(str(path), 1, "", f"snapshot version {head.get('version')!r}: this leadsync reads 1")]
             )
         yield 1, head
-        for n, line in enumerate(stream, start=2):
+        for n, line in lines:
             if line.strip():
                 yield n, _parse(path, n, line)
+
+
+def numbered(path: Path, stream: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Each line of a text stream with its number; text that is not UTF-8 is a damaged file (the line given is
+    the one being read when the decoder, which reads ahead, found it: at or before the bad bytes)."""
+    n = 0
+    lines = iter(stream)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise ConfigError([ConfigProblem(str(path), n + 1, "", f"not UTF-8 text: {exc.reason}")]) from exc
+        n += 1
+        yield n, line
 
 
 def _parse(path: Path, n: int, line: str) -> Any:
@@ -143,9 +164,12 @@ def read_document(file: str | Path) -> dict[str, Any]:
 
 @dataclass
 class _Group:
-    """A contact and the events that follow it in the file."""
+    """A contact and the events that follow it in the file; `index` and `mark` place it among the records and
+    the problems of the pass that read it."""
 
     contact: Contact | None = None
+    index: int = -1
+    mark: int = 0
     submissions: list[FormSubmission] = field(default_factory=list)
     email_events: list[Event] = field(default_factory=list)
     conversions: set[str] = field(default_factory=set)
@@ -154,6 +178,30 @@ class _Group:
     def matches(self, email: str) -> bool:
         return self.contact is not None and bool(self.contact.email) and self.contact.email == email
 
+    @property
+    def events(self) -> list[Event]:
+        return [*self.submissions, *self.email_events]
+
+
+@dataclass
+class Tally:
+    """What a pass over records keeps besides the contacts: the problems and repeats (`records`), each kind's
+    records so far (a record's index), the events of no contact, those of forms not read."""
+
+    records: SnapshotRecords
+    index: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
+    unattached: int = 0
+    ignored: int = 0
+
+    def next_index(self, kind: str) -> int:
+        i = self.index[kind]
+        self.index[kind] = i + 1
+        return i
+
+
+R = TypeVar("R")
+Accept = Callable[[int, Any, list[str]], ContactEntry | None]  # (index, record, problems) -> the entry, or None
+
 
 class SnapshotStream:
     """A JSON Lines snapshot read contact by contact.
@@ -161,7 +209,8 @@ class SnapshotStream:
     Opening it reads the header and the records before the first contact (forms, lists, companies,
     associations: held, they are small beside the contacts). `inputs()` then yields each contact (with its
     list memberships) and its scored events, once; `problems`, `unattached_events` and `ignored_events` are
-    complete when it is done."""
+    complete when it is done. A large file is read on every core (`sync.snapshot.pieces`), to the same
+    contacts, events and problems in the same order."""
 
     count: int | None = None  # not known before the end
 
@@ -172,8 +221,7 @@ class SnapshotStream:
         _, head = next(self._lines)
         self.portal_id = portal_id(head.get("portal_id"))
         self.records = SnapshotRecords(self.portal_id)
-        self.unattached_events = self.ignored_events = 0
-        self._index = dict.fromkeys(SECTIONS, 0)
+        self.tally = Tally(self.records)
         self._skipped_forms: set[str] = set()
         self._pending: tuple[int, str, Any] | None = None  # the first record after the head
         self._read_head()
@@ -190,10 +238,18 @@ class SnapshotStream:
     def problems(self) -> list[str]:
         return self.records.problems
 
-    def _next_index(self, kind: str) -> int:
-        i = self._index[kind]
-        self._index[kind] = i + 1
-        return i
+    @property
+    def unattached_events(self) -> int:
+        return self.tally.unattached
+
+    @property
+    def ignored_events(self) -> int:
+        return self.tally.ignored
+
+    @property
+    def first_line(self) -> int | None:
+        """The line of the first record after the head (None when there is none): where the contacts start."""
+        return self._pending[0] if self._pending is not None else None
 
     def _read_head(self) -> None:
         self._raw_associations: list[tuple[int, str, str, bool]] = []
@@ -203,7 +259,7 @@ class SnapshotStream:
             if kind not in HEAD_KINDS:
                 self._pending = (n, kind, item)
                 return
-            i = self._next_index(kind)
+            i = self.tally.next_index(kind)
             if kind == "form":
                 form_entry(i, item, self.records, self._skipped_forms)
             elif kind == "list":
@@ -235,28 +291,73 @@ class SnapshotStream:
 
     def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
         """Each contact and its scored events, in file order."""
+        for _, pair in self.results(_pair):
+            yield pair
+
+    def results(self, work: Callable[[Contact, list[Event]], R]) -> Iterator[tuple[str, R]]:
+        """Each contact's id and `work(contact, events)`, in file order. A large file is read on every core, where
+        the workers do the work too: `work` must be pure, and what it returns is sent back (the smaller the
+        better: a contact and its events cost more to send than to score)."""
         ids, emails = DigestSet(), DigestSet()
         check = ContactCheck(_compact, ids, emails)
-        group = _Group()
-        records = self._pending_and_rest()
         try:
-            for n, kind, item in records:
-                if kind == "contact":
-                    if group.contact is not None:
-                        yield group.contact, [*group.submissions, *group.email_events]
-                    group = _Group(self._contact(check, item))
-                elif kind == "form_submission":
-                    self._submission(group, item)
-                elif kind == "email_event":
-                    self._email_event(group, item)
-                else:
-                    raise _misplaced(self.path, n, kind)
-            if group.contact is not None:
-                yield group.contact, [*group.submissions, *group.email_events]
+            if (reader := pieces.reader(self)) is not None:  # on every core
+                self._lines.close()
+                for contact_id, value in reader.results(check, work):
+                    self._unseen.discard(contact_id)
+                    yield contact_id, value
+            else:
+                for contact, group in self.groups(self._pending_and_rest(), self.tally, check.accept):
+                    self._unseen.discard(contact.id)
+                    yield contact.id, work(contact, group.events)
         finally:
             ids.close()
             emails.close()
         self._report_associations()
+
+    def groups(
+        self, records: Iterable[tuple[int, str, Any]], tally: Tally, accept: Accept
+    ) -> Iterator[tuple[Contact, _Group]]:
+        """Each accepted contact of `records` with (in its group) the events that follow it; what else is read
+        is counted in `tally`."""
+        group = _Group()
+        for n, kind, item in records:
+            if kind == "contact":
+                if group.contact is not None:
+                    yield group.contact, group
+                i = tally.next_index("contact")
+                group = _Group(self._contact(accept(i, item, tally.records.problems)), i, len(tally.records.problems))
+            elif kind == "form_submission":
+                self._submission(tally, group, item)
+            elif kind == "email_event":
+                self._email_event(tally, group, item)
+            else:
+                raise _misplaced(self.path, n, kind)
+        if group.contact is not None:
+            yield group.contact, group
+
+    def read_piece(self, data: bytes, work: Callable[[Contact, list[Event]], R]) -> pieces.Piece[R]:
+        """In a worker: a piece of the file (the bytes from a contact's line) read and checked as `results` reads
+        it, but for the check of a contact against those before the piece; numbered from the piece's start."""
+        tally = Tally(SnapshotRecords(self.portal_id))
+        text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")  # its line endings, as the one process reads
+        records = self._records(numbered(self.path, text))
+        piece: pieces.Piece[R] = pieces.Piece(lines=data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n"))
+        try:
+            for c, group in self.groups(records, tally, checked_contact):
+                events = group.events
+                piece.groups.append((group.index, group.mark, c.id, c.email, len(events), work(c, events)))
+        except ConfigError as exc:
+            piece.error = exc.problems  # the exception itself does not pickle
+        piece.problems, piece.repeats = tally.records.problems, tally.records.repeats
+        piece.counts, piece.unattached, piece.ignored = tally.index, tally.unattached, tally.ignored
+        return piece
+
+    def _records(self, lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str, Any]]:
+        for n, line in lines:
+            if line.strip():
+                item = _parse(self.path, n, line)
+                yield n, _kind(self.path, n, item), item
 
     def _pending_and_rest(self) -> Iterator[tuple[int, str, Any]]:
         if self._pending is not None:
@@ -265,42 +366,40 @@ class SnapshotStream:
         for n, item in self._lines:
             yield n, _kind(self.path, n, item), item
 
-    def _contact(self, check: ContactCheck, item: Any) -> Contact | None:
-        entry = check.accept(self._next_index("contact"), item, self.problems)
+    def _contact(self, entry: ContactEntry | None) -> Contact | None:
         if entry is None:
             return None
         c = entry.contact
-        self._unseen.discard(c.id)
         lists = self._memberships.get(c.id, frozenset())
         return Contact(c.id, c.properties, c.email, c.created_at_ms, c.lifecycle_stage, lists)
 
-    def _submission(self, group: _Group, item: Any) -> None:
-        i = self._next_index("form_submission")
-        entry: SubmissionEntry | None = submission_entry(i, item, self.records, self._skipped_forms, group.conversions)
+    def _submission(self, tally: Tally, group: _Group, item: Any) -> None:
+        i = tally.next_index("form_submission")
+        entry: SubmissionEntry | None = submission_entry(i, item, tally.records, self._skipped_forms, group.conversions)
         if entry is None:
             return
         if entry.form_id in self._unread:
-            self.ignored_events += 1
+            tally.ignored += 1
             return
         s = entry.submission
         if not group.matches(s.email):
-            self.unattached_events += 1
+            tally.unattached += 1
             return
         name = current_form_name(self._names, s.form_id)
         group.submissions.append(FormSubmission(s.event_id, s.at_ms, s.email, s.form_id, name, s.page_url))
 
-    def _email_event(self, group: _Group, item: Any) -> None:
+    def _email_event(self, tally: Tally, group: _Group, item: Any) -> None:
         entry: EmailEventEntry | None = email_event_entry(
-            self._next_index("email_event"), item, self.records, group.seen
+            tally.next_index("email_event"), item, tally.records, group.seen
         )
         if entry is None:
             return
         if entry.event is None:
-            self.ignored_events += 1
+            tally.ignored += 1
         elif group.matches(entry.event.email):
             group.email_events.append(entry.event)
         else:
-            self.unattached_events += 1
+            tally.unattached += 1
 
     def _report_associations(self) -> None:
         companies = {c.id for c in self.companies}
@@ -308,6 +407,10 @@ class SnapshotStream:
             problem = association_problem(i, contact, company, _Absent(self._unseen), companies)
             if problem:
                 self.problems.append(problem)
+
+
+def _pair(contact: Contact, events: list[Event]) -> tuple[Contact, list[Event]]:
+    return contact, events
 
 
 class _Absent:

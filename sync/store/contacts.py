@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,25 +14,27 @@ from sync.store import schema
 from sync.store.base import StoreBase, chunks, normalize_email
 
 
+def contact_row(portal_id: int, contact: Contact, now: datetime) -> dict[str, Any]:
+    """The contacts table's row of a contact read at `now`."""
+    return {
+        "portal_id": portal_id,
+        "id": contact.id,
+        "email": normalize_email(contact.email),
+        "properties": dict(contact.properties),
+        "created_at_ms": contact.created_at_ms,
+        "lifecycle_stage": contact.lifecycle_stage,
+        "list_ids": sorted(contact.list_ids),
+        "updated_at": now,
+    }
+
+
 class ContactStore(StoreBase):
     """The Contacts role (sync.ports)."""
 
     def upsert_contacts(self, portal_id: int, contacts: Sequence[Contact]) -> None:
         now = self._now()
         # Keyed by id, the last copy winning: one statement may not upsert the same row twice on PostgreSQL.
-        rows = {
-            c.id: {
-                "portal_id": portal_id,
-                "id": c.id,
-                "email": normalize_email(c.email),
-                "properties": dict(c.properties),
-                "created_at_ms": c.created_at_ms,
-                "lifecycle_stage": c.lifecycle_stage,
-                "list_ids": sorted(c.list_ids),
-                "updated_at": now,
-            }
-            for c in contacts
-        }
+        rows = {c.id: contact_row(portal_id, c, now) for c in contacts}
         if not rows:
             return
         stmt = self._insert(schema.contacts)

@@ -20,7 +20,7 @@ class EventStore(StoreBase):
         """Store the events not seen before (by kind and event id); returns how many were new."""
         rows: dict[tuple[str, str], dict[str, object]] = {}
         for e in events:
-            rows.setdefault((e.kind, e.event_id), _event_row(portal_id, e))
+            rows.setdefault((e.kind, e.event_id), event_row(portal_id, e))
         if not rows:
             return 0
         # RETURNING yields only the rows inserted: a reliable count where executemany's rowcount is not.
@@ -65,7 +65,8 @@ class EventStore(StoreBase):
             return list(conn.scalars(query))
 
 
-def _event_row(portal_id: int, event: Event) -> dict[str, object]:
+def event_row(portal_id: int, event: Event) -> dict[str, object]:
+    """The events table's row of an event."""
     payload: dict[str, object]
     if isinstance(event, FormSubmission):
         payload = {"form_id": event.form_id, "form_name": event.form_name, "page_url": event.page_url}

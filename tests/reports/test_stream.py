@@ -16,6 +16,7 @@ from sync.reports.backtest import DEFAULT_OUTCOME, parse_outcome, run_backtest
 from sync.reports.dataset import ContactStream, from_snapshot
 from sync.reports.spill import Lazy, Spill, materialize, write_json
 from sync.snapshot.lines import write_document
+from sync.store.state import SqlStateStore
 from tests.reports.conftest import CONFIG, NOW, NOW_MS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -172,20 +173,20 @@ def test_written_stages_are_read_a_page_at_a_time_as_contacts_stream(monkeypatch
 @pytest.mark.parametrize(
     "command",
     [
-        ("score", "--jsonl"),
-        ("score", "--json"),
         ("plan", "--json"),
         ("plan", "--json", "--base-config", str(ROOT / "tests" / "data" / "valid" / "minimal.yaml")),
     ],
     ids=" ".join,
 )
-def test_many_contacts_are_scored_on_every_core_with_the_same_output(
+def test_many_contacts_are_decided_on_every_core_with_the_same_output(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     snapshot_file: Path,
     command: tuple[str, ...],
 ) -> None:
+    """With the stages written read from the store a page at a time, the contacts are decided here, or past
+    many of them in workers they are handed to."""
     from sync.pipeline import parallel
 
     started: list[int] = []
@@ -197,6 +198,9 @@ def test_many_contacts_are_scored_on_every_core_with_the_same_output(
 
     lines = lines_of(snapshot_file, tmp_path)
     argv = [*command, "--config", CONFIG, "--snapshot", str(lines), "--now", NOW]
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    SqlStateStore(db).close()  # a store that has written nothing yet
+    argv += ["--db", db]
     monkeypatch.setattr(parallel, "cores", lambda: 1)
     alone = run(capsys, *argv)
     assert started == []
@@ -206,3 +210,49 @@ def test_many_contacts_are_scored_on_every_core_with_the_same_output(
     monkeypatch.setattr(parallel.Parallel, "_started", watched)
     assert run(capsys, *argv) == alone
     assert started == [100]  # the first 100 here, the other 1,400 in the workers
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("score", "--jsonl"),
+        ("score", "--json"),
+        ("score",),
+        ("score", "--jsonl", "--contact", "1005", "--contact", "999999"),
+        ("plan", "--json"),
+        ("backtest", "--json"),
+    ],
+    ids=" ".join,
+)
+def test_a_large_file_is_read_on_every_core_with_the_same_output(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    snapshot_file: Path,
+    command: tuple[str, ...],
+) -> None:
+    """Cut into pieces that forked workers read (and, for `score`, score): the output of one process."""
+    from sync.pipeline import parallel
+    from sync.snapshot import pieces
+
+    pieces_read: list[int] = []
+    real = pieces.PieceReader.results
+
+    def watched(self: pieces.PieceReader, *args: Any) -> Any:
+        pieces_read.append(len(self.pieces))
+        return real(self, *args)
+
+    lines = lines_of(snapshot_file, tmp_path)
+    argv = [*command, "--config", CONFIG, "--snapshot", str(lines), "--now", NOW]
+    monkeypatch.setattr(pieces, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 8192)
+    monkeypatch.setattr(pieces.PieceReader, "results", watched)
+    monkeypatch.setenv(parallel.PROCESSES_ENV, "1")
+    assert main(argv) == 0
+    alone = capsys.readouterr()
+    assert pieces_read == []
+    monkeypatch.setenv(parallel.PROCESSES_ENV, "2")
+    assert main(argv) == 0
+    assert capsys.readouterr() == alone  # what it prints, and what it says on stderr
+    assert pieces_read and pieces_read[0] > 20
+    assert "--contact" not in command or "no contact 999999" in alone.err
