@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sync.core.model import Contact
 from sync.errors import ConfigError
 from sync.pipeline import parallel
 from sync.sandbox.generator import generate_portal
@@ -155,24 +156,95 @@ def test_a_damaged_line_in_a_later_piece_stops_the_read_at_its_line(
 
 
 @needs_fork
-def test_text_that_is_not_utf8_is_a_damaged_file(
+def test_text_that_is_not_utf8_is_a_damaged_file_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[int]
+) -> None:
+    raw = {"contacts": [contact(str(n), f"u{n}@x.com", about="x" * 200) for n in range(1, 301)]}
+    path = as_lines(raw, tmp_path / "p.jsonl")
+    path.write_bytes(path.read_bytes().replace(b"u250@x.com", b"u250@\xff.com"))  # line 251, past 8 KiB blocks
+    for processes in (1, 2):
+        with monkeypatch.context() as local:
+            local.setenv(parallel.PROCESSES_ENV, str(processes))
+            seen: list[str] = []
+            with pytest.raises(ConfigError, match="not UTF-8 text") as caught:
+                for c, _ in SnapshotStream(path).inputs():
+                    seen.append(c.id)
+        assert caught.value.problems[0].line == 251
+        assert seen == [str(n) for n in range(1, 249)]
+
+
+@needs_fork
+def test_a_contact_given_twice_just_before_the_damage_is_reported_as_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[int]
+) -> None:
+    raw = {"contacts": [contact(str(n), f"u{n}@x.com") for n in range(1, 61)] + [contact("5", "again@x.com")]}
+    path = as_lines(raw, tmp_path / "p.jsonl")
+    path.write_bytes(path.read_bytes() + b"{not json\n")
+    problems = []
+    for processes in (1, 2):
+        with monkeypatch.context() as local:
+            local.setenv(parallel.PROCESSES_ENV, str(processes))
+            stream = SnapshotStream(path)
+            with pytest.raises(ConfigError, match="not valid JSON"):
+                list(stream.inputs())
+            problems.append(stream.problems)
+    assert problems[0] == problems[1] == ["contacts[60]: contact 5 appears twice; the later one skipped"]
+
+
+@needs_fork
+def test_a_piece_starts_only_at_a_whole_contact_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[int]
+) -> None:
+    """A line that starts as a contact's but is not one (its `record` given again, or cut short as by a full
+    disk) is read inside a piece, where one process would read it."""
+    raw = {"contacts": [contact(str(n), f"u{n}@x.com") for n in range(1, 61)]}
+    path = as_lines(raw, tmp_path / "p.jsonl")
+    lines = path.read_bytes().splitlines(keepends=True)
+    event = json.dumps({**open_event("twice", "u30@x.com"), "record": "email_event"})
+    odd = b'{"record": "contact", ' + event[1:].encode() + b"\n"
+    path.write_bytes(b"".join([*lines[:31], odd, *lines[31:]]))  # after contact 30: its event
+    assert read(path, monkeypatch, 2) == read(path, monkeypatch, 1)
+    assert len(read(path, monkeypatch, 1)["inputs"][29][1]) == 1
+    path.write_bytes(b"".join(lines) + b'{"record": "contact", "id": "61", "prop')  # cut short at the end
+    for processes in (1, 2):
+        with monkeypatch.context() as local:
+            local.setenv(parallel.PROCESSES_ENV, str(processes))
+            seen: list[str] = []
+            with pytest.raises(ConfigError, match="not valid JSON"):
+                for c, _ in SnapshotStream(path).inputs():
+                    seen.append(c.id)
+        assert seen == [str(n) for n in range(1, 60)]  # the 60th waits for its events: the damage comes first
+
+
+def _fails_on_45(contact: Contact, events: Any) -> str:
+    if contact.id == "45":
+        raise KeyError("no such thing")
+    return contact.id
+
+
+@needs_fork
+def test_the_work_failing_in_a_worker_is_raised_after_the_contacts_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_pieces: list[int]
 ) -> None:
     raw = {"contacts": [contact(str(n), f"u{n}@x.com") for n in range(1, 61)]}
     path = as_lines(raw, tmp_path / "p.jsonl")
-    path.write_bytes(path.read_bytes().replace(b"u50@x.com", b"u50@\xff.com"))
-    for processes in (1, 2):
+    for processes, error in ((1, KeyError), (2, pieces.WorkError)):
         with monkeypatch.context() as local:
             local.setenv(parallel.PROCESSES_ENV, str(processes))
-            with pytest.raises(ConfigError, match="not UTF-8 text"):
-                list(SnapshotStream(path).inputs())
+            seen: list[str] = []
+            with pytest.raises(error, match="no such thing"):
+                for _, value in SnapshotStream(path).results(_fails_on_45):
+                    seen.append(value)
+        assert seen == [str(n) for n in range(1, 45)]
 
 
-def test_pieces_start_at_contact_lines_and_cover_the_file(tmp_path: Path) -> None:
+def test_pieces_start_at_contact_lines_and_cover_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = as_lines(hostile_portal(), tmp_path / "p.jsonl")
     data = path.read_bytes()
     start = data.index(b'{"record": "contact",')
     cuts = pieces.cut(path, start, len(data), 500)
+    monkeypatch.setattr(pieces, "WINDOW", 30)  # a contact's line found across many small reads
+    assert pieces.cut(path, start, len(data), 500) == cuts
     assert cuts is not None and len(cuts) > 10
     assert [a for a, _ in cuts[1:]] == [b for _, b in cuts[:-1]] and cuts[0][0] == start and cuts[-1][1] == len(data)
     assert all(data[a:].startswith(b'{"record": "contact",') for a, _ in cuts)

@@ -90,9 +90,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     reported = len(snapshot.problems)
-    shown = set(args.contact) if args.contact else None
     quiet = args.json or args.jsonl or not sys.stderr.isatty()
-    seen = _Seen(shown)
+    seen = _Seen(set(args.contact) if args.contact else None)
     results = _results(snapshot, scoring, seen, quiet)
     if args.json:
         _print_json(portal, rules.version, now, results, scoring)
@@ -100,16 +99,26 @@ def run(args: argparse.Namespace) -> int:
         _print_jsonl(results, scoring)
     else:
         _print_tables(rules.version, now, results, scoring)
+    _report_after(where, snapshot, reported, scoring, seen)
+    return EXIT_OK
+
+
+def _report_after(
+    where: str, snapshot: Snapshot | SnapshotStream | StoreStream, reported: int, scoring: _Scoring, seen: _Seen
+) -> None:
+    """What was found as the contacts were read and scored, on stderr."""
     for problem in snapshot.problems[reported:]:  # a streamed file's, found as it was read
         print(f"{where}: {problem}", file=sys.stderr)
-    for missing in sorted((shown or set()) - seen.ids):
+    for failure in scoring.failures:
+        print(f"{where}: {failure}", file=sys.stderr)
+    for missing in sorted((seen.wanted or set()) - seen.ids):
         print(f"{where}: no contact {missing}", file=sys.stderr)
-    if snapshot.problems or snapshot.unattached_events:
+    if snapshot.problems or snapshot.unattached_events or scoring.failures:
         print(
-            f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact",
+            f"{len(snapshot.problems)} records skipped, {snapshot.unattached_events} events matched no contact, "
+            f"{plural(len(scoring.failures), 'contact')} could not be scored",
             file=sys.stderr,
         )
-    return EXIT_OK
 
 
 def _results(
@@ -120,8 +129,8 @@ def _results(
 
     if isinstance(snapshot, SnapshotStream) and scoring.accounts is None:
         # On every core for a large file: the workers score what they read, and send back only the results.
-        scored = _track(snapshot.results(scoring.score), snapshot.count, "scoring", quiet)
-        return (result for contact_id, result in scored if seen.shows(contact_id))
+        scored = _track(snapshot.results(scoring.scorer(seen.wanted)), snapshot.count, "scoring", quiet)
+        return (result for contact_id, out in scored if (result := scoring.taken(contact_id, out, seen)) is not None)
     inputs = seen.inputs(snapshot.inputs(), only=scoring.accounts is None)
     return scoring.results(_track(inputs, snapshot.count, "scoring", quiet), seen.wanted)
 
@@ -199,28 +208,53 @@ class _Scoring:
             AccountPass.build(portal.accounts, rules, self.companies) if portal.accounts is not None else None
         )
         self.shown_companies: set[str] | None = None
+        self.failures: list[str] = []  # the contacts whose scoring raised, as "contact ID: Type: message"
 
-    def score(self, contact: Contact, events: list[Event]) -> ScoreResult:
-        """The contact's result, given its primary company's properties (pure: a worker may run it)."""
+    def scorer(self, wanted: set[str] | None) -> Callable[[Contact, list[Event]], ScoreResult | str | None]:
+        """What is done with each contact (pure: a worker may do it): its result, given its primary company's
+        properties; None for one not `wanted` (None wants all); a failure's text, reported, the rest scored."""
+
+        def work(contact: Contact, events: list[Event]) -> ScoreResult | str | None:
+            if wanted is not None and contact.id not in wanted:
+                return None
+            return self._score(contact, events)
+
+        return work
+
+    def taken(self, contact_id: str, out: ScoreResult | str | None, seen: _Seen) -> ScoreResult | None:
+        """A contact's result to show, if it has one (a failure noted, a contact not wanted left out)."""
+        if out is None or not seen.shows(contact_id):
+            return None
+        if isinstance(out, str):
+            self.failures.append(out)
+            return None
+        return out
+
+    def _score(self, contact: Contact, events: list[Event]) -> ScoreResult | str:
         from sync.core.model import with_company
         from sync.core.scoring import score_at
 
-        return score_at(with_company(contact, self.companies.primary(contact.id)), events, self.rules, self.now_ms)
+        try:
+            return score_at(with_company(contact, self.companies.primary(contact.id)), events, self.rules, self.now_ms)
+        except Exception as exc:  # a broken contact is reported, never stops the others
+            return f"contact {contact.id}: {type(exc).__name__}: {exc}"
 
     def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
         """Every contact's result, in order, each counted in the roll-up; with `shown`, only those contacts'
         results are given (the roll-up still counts all)."""
         from sync.core.model import with_company
-        from sync.core.scoring import score_at
 
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
         for bare, events in inputs:
-            contact = with_company(bare, self.companies.primary(bare.id))
-            result = score_at(contact, events, self.rules, self.now_ms)
+            result = self._score(bare, events)
+            if isinstance(result, str):
+                self.failures.append(result)
+                continue
             if self.accounts is not None:
+                contact = with_company(bare, self.companies.primary(bare.id))
                 self.accounts.add(contact, result, events, self.now_ms)
-            if shown is None or contact.id in shown:
+            if shown is None or bare.id in shown:
                 yield result
 
     def company_results(self) -> list[AccountResult]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -431,7 +431,7 @@ def _empty_report(rules: RuleSet, now_ms: int, source: str, base_label: str, *, 
     return report
 
 
-Outcome = tuple[Decided | Failure, Decided | Failure | None]  # a contact's decision, and under the base config
+Made = tuple[Decided | Failure, Decided | Failure | None]  # a contact's decision, and under the base config
 
 
 class _Deciding:
@@ -444,14 +444,14 @@ class _Deciding:
         self,
         inputs: Iterable[tuple[Contact, list[Event]]] | Mapped,
         ask: Callable[[Contact, Sequence[Event]], Ask],
-        decide: Callable[[Ask], Outcome],
+        decide: Callable[[Ask], Made],
         *,
         here: bool,
     ) -> None:
         self.inputs, self.ask, self.decide, self.here = inputs, ask, decide, here
         self._pool = Parallel(decide)
 
-    def __iter__(self) -> Iterator[tuple[Ask, Outcome]]:
+    def __iter__(self) -> Generator[tuple[Ask, Made], None, None]:
         if isinstance(self.inputs, Mapped) and not self.here:
             for _, (contact, outcome) in self.inputs.results(self._read):
                 yield (contact, (), contact.properties, None), outcome
@@ -459,23 +459,25 @@ class _Deciding:
         contacts = self.inputs.inputs() if isinstance(self.inputs, Mapped) else self.inputs
         yield from self._pool.map(self.ask(bare, events) for bare, events in contacts)
 
-    def _read(self, bare: Contact, events: list[Event]) -> tuple[Contact, Outcome]:
+    def _read(self, bare: Contact, events: list[Event]) -> tuple[Contact, Made]:
         ask = self.ask(bare, events)
         return ask[0], self.decide(ask)
 
-    def __enter__(self) -> Iterator[tuple[Ask, Outcome]]:
-        return iter(self)
+    def __enter__(self) -> Iterator[tuple[Ask, Made]]:
+        self._iterating = self.__iter__()
+        return self._iterating
 
     def __exit__(self, *exc: object) -> None:
+        self._iterating.close()  # ends a pool of reading workers too
         self._pool.close()
 
 
-def _decider(rules: RuleSet, base: RuleSet | None, now_ms: int) -> Callable[[Ask], Outcome]:
+def _decider(rules: RuleSet, base: RuleSet | None, now_ms: int) -> Callable[[Ask], Made]:
     """A contact's decision under `rules` and under the base config (None without one)."""
     new = decider(rules, now_ms)
     old = decider(base, now_ms) if base is not None else None
 
-    def work(ask: Ask) -> Outcome:
+    def work(ask: Ask) -> Made:
         return new(ask), old(ask) if old is not None else None
 
     return work

@@ -82,7 +82,7 @@ def is_lines(file: str | Path) -> bool:
 def _lines(path: Path) -> Generator[tuple[int, Any], None, None]:
     """(line number, parsed record) of each non-empty line after the header; the header checked first."""
     try:
-        stream = path.open(encoding="utf-8")
+        stream = path.open(encoding="utf-8", errors="surrogateescape")  # bad bytes found at their line (numbered)
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from exc
     with stream:
@@ -101,18 +101,14 @@ def _lines(path: Path) -> Generator[tuple[int, Any], None, None]:
 
 
 def numbered(path: Path, stream: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """Each line of a text stream with its number; text that is not UTF-8 is a damaged file (the line given is
-    the one being read when the decoder, which reads ahead, found it: at or before the bad bytes)."""
-    n = 0
-    lines = iter(stream)
-    while True:
-        try:
-            line = next(lines)
-        except StopIteration:
-            return
-        except UnicodeDecodeError as exc:
-            raise ConfigError([ConfigProblem(str(path), n + 1, "", f"not UTF-8 text: {exc.reason}")]) from exc
-        n += 1
+    """Each line of a text stream (decoded with `surrogateescape`) with its number; a line that is not UTF-8
+    text is a damaged file, at that line."""
+    for n, line in enumerate(stream, start=1):
+        if not line.isascii():
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as exc:  # the bytes the decoder kept as surrogates
+                raise ConfigError([ConfigProblem(str(path), n, "", "not UTF-8 text")]) from exc
         yield n, line
 
 
@@ -192,6 +188,7 @@ class Tally:
     index: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
     unattached: int = 0
     ignored: int = 0
+    open: _Group | None = None  # the contact whose events are being read
 
     def next_index(self, kind: str) -> int:
         i = self.index[kind]
@@ -327,6 +324,7 @@ class SnapshotStream:
                     yield group.contact, group
                 i = tally.next_index("contact")
                 group = _Group(self._contact(accept(i, item, tally.records.problems)), i, len(tally.records.problems))
+                tally.open = group
             elif kind == "form_submission":
                 self._submission(tally, group, item)
             elif kind == "email_event":
@@ -340,15 +338,23 @@ class SnapshotStream:
         """In a worker: a piece of the file (the bytes from a contact's line) read and checked as `results` reads
         it, but for the check of a contact against those before the piece; numbered from the piece's start."""
         tally = Tally(SnapshotRecords(self.portal_id))
-        text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")  # its line endings, as the one process reads
+        text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="surrogateescape")  # as `_lines` reads
         records = self._records(numbered(self.path, text))
         piece: pieces.Piece[R] = pieces.Piece(lines=data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n"))
         try:
             for c, group in self.groups(records, tally, checked_contact):
                 events = group.events
-                piece.groups.append((group.index, group.mark, c.id, c.email, len(events), work(c, events)))
+                try:
+                    value = work(c, events)
+                except Exception as exc:  # the work's own failure, not the file's: raised after what came before
+                    piece.failure = f"{type(exc).__name__}: {exc}"
+                    break
+                piece.groups.append((group.index, group.mark, c.id, c.email, len(events), value))
         except ConfigError as exc:
             piece.error = exc.problems  # the exception itself does not pickle
+            unread = tally.open
+            if unread is not None and unread.contact is not None:  # checked against the others all the same
+                piece.unread = (unread.index, unread.mark, unread.contact.id, unread.contact.email)
         piece.problems, piece.repeats = tally.records.problems, tally.records.repeats
         piece.counts, piece.unattached, piece.ignored = tally.index, tally.unattached, tally.ignored
         return piece

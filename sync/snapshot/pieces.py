@@ -22,14 +22,14 @@ keep a piece under `LONGEST_PIECE` (a file written with other line shapes).
 
 from __future__ import annotations
 
-import mmap
+import json
 import multiprocessing
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Final, Generic, TypeVar
 
 from sync.core.model import Contact, Event
 from sync.errors import ConfigError, ConfigProblem
@@ -43,6 +43,7 @@ PARALLEL_BYTES: Final = 48 * 2**20  # fewer bytes of contacts (~12,000 contacts)
 PIECE_BYTES: Final = 2**20  # a worker's piece: about 250 contacts of 20 events
 LONGEST_PIECE: Final = 64 * 2**20  # a piece longer than this (no contact line found) keeps the file in one process
 CONTACT_LINE: Final = b'\n{"record": "contact",'  # a newline, then the start of a contact's line as written
+WINDOW: Final = 2**16  # bytes read at a time looking for the next contact's line
 
 _KINDS = {"contacts": "contact", "form_submissions": "form_submission", "email_events": "email_event"}
 _NUMBERED = re.compile(r"^(contacts|form_submissions|email_events)\[(\d+)\]")
@@ -65,6 +66,12 @@ class Piece(Generic[R]):
     unattached: int = 0
     ignored: int = 0
     error: list[ConfigProblem] | None = None  # a ConfigError's problems (the exception itself does not pickle)
+    unread: tuple[int, int, str, str] | None = None  # the contact the error came in (index, mark, id, email)
+    failure: str = ""  # the work's exception, as text, after the last contact in `groups`
+
+
+class WorkError(RuntimeError):
+    """The work a worker did on a contact raised (a bug: the tools' work reports a bad contact as a value)."""
 
 
 def reader(stream: SnapshotStream) -> PieceReader | None:
@@ -96,17 +103,45 @@ def _offset(path: Path, line: int) -> int | None:
 
 def cut(path: Path, start: int, end: int, piece: int) -> list[tuple[int, int]] | None:
     """The file's bytes from `start` (a contact's line) to `end`, cut into pieces of at least `piece` bytes
-    that each start at a contact's line; None when one would be longer than `LONGEST_PIECE`."""
+    that each start at a contact's line; None when one would be longer than `LONGEST_PIECE`. Only a few KiB
+    are read at each cut (by `read`, not a mapping of the file, whose pages would count in this process's
+    memory)."""
     pieces: list[tuple[int, int]] = []
-    with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    with path.open("rb") as stream:
         while start < end:
-            found = data.find(CONTACT_LINE, start + piece - 1, end)
-            stop = end if found < 0 else found + 1
+            found = _next_contact(stream, start + piece - 1, end)
+            stop = end if found is None else found + 1
             if stop - start > LONGEST_PIECE:
                 return None
             pieces.append((start, stop))
             start = stop
     return pieces
+
+
+def _next_contact(stream: BinaryIO, at: int, end: int) -> int | None:
+    """Where the newline before the first whole contact line at or after `at` is; None when there is none."""
+    while at < end:
+        stream.seek(at)
+        block = stream.read(min(WINDOW, end - at))
+        found = block.find(CONTACT_LINE)
+        if found < 0:
+            at += max(1, len(block) - len(CONTACT_LINE) + 1)  # a match across two reads is found in the next
+        elif _contact_at(stream, at + found + 1, end):
+            return at + found
+        else:
+            at += found + 1
+    return None
+
+
+def _contact_at(stream: BinaryIO, start: int, end: int) -> bool:
+    """Whether the line at `start` is a whole contact record (not a damaged line, nor one whose `record` key is
+    given again further on): a piece starts only there, so that it ends where the one process would go on."""
+    stream.seek(start)
+    try:
+        record = json.loads(stream.readline(end - start))
+    except ValueError:  # not JSON, or not UTF-8
+        return False
+    return isinstance(record, dict) and record.get("record") == "contact"
 
 
 def read_piece(stream: SnapshotStream, work: Callable[[Contact, list[Event]], R], span: tuple[int, int]) -> Piece[R]:
@@ -141,6 +176,11 @@ class PieceReader:
                     else:  # its events match no contact, as in one process
                         tally.unattached += events
                         refused.extend((mark, text) for text in said)
+                if piece.unread is not None:  # one process checks a contact as it reads its line
+                    i, mark, contact_id, email = piece.unread
+                    said = []
+                    check.admit(tally.index["contact"] + i, contact_id, email, said)
+                    refused.extend((mark, text) for text in said)
                 tally.records.problems.extend(_merged(problems, refused))
                 tally.records.repeats += piece.repeats
                 tally.unattached += piece.unattached
@@ -150,6 +190,8 @@ class PieceReader:
                 yield from taken
                 if piece.error is not None:
                     raise ConfigError([_moved(p, line - 1) for p in piece.error])
+                if piece.failure:
+                    raise WorkError(piece.failure)
                 line += piece.lines
 
 

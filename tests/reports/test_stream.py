@@ -256,3 +256,36 @@ def test_a_large_file_is_read_on_every_core_with_the_same_output(
     assert capsys.readouterr() == alone  # what it prints, and what it says on stderr
     assert pieces_read and pieces_read[0] > 20
     assert "--contact" not in command or "no contact 999999" in alone.err
+
+
+def test_a_contact_that_fails_to_score_is_reported_and_the_others_scored(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, snapshot_file: Path
+) -> None:
+    """In one process and in the workers alike: the failure said on stderr, every other contact scored."""
+    from sync.core import scoring
+    from sync.core.model import Contact
+    from sync.pipeline import parallel
+    from sync.snapshot import pieces
+
+    real = scoring.score_at
+    broken = json.loads(snapshot_file.read_text(encoding="utf-8"))["contacts"][700]["id"]
+
+    def failing(contact: Contact, events: Any, rules: Any, now_ms: int) -> Any:
+        if contact.id == broken:
+            raise RuntimeError("a rule that cannot be evaluated")
+        return real(contact, events, rules, now_ms)
+
+    monkeypatch.setattr(scoring, "score_at", failing)
+    monkeypatch.setattr(pieces, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 8192)
+    argv = ["score", "--jsonl", "--config", CONFIG, "--snapshot", str(lines_of(snapshot_file, tmp_path)), "--now", NOW]
+    said = []
+    for processes in ("1", "2"):
+        monkeypatch.setenv(parallel.PROCESSES_ENV, processes)
+        assert main(argv) == 0
+        said.append(capsys.readouterr())
+    assert said[0] == said[1]
+    assert f"contact {broken}: RuntimeError: a rule that cannot be evaluated" in said[0].err
+    assert "1 contact could not be scored" in said[0].err
+    ids = [json.loads(line)["contact_id"] for line in said[0].out.splitlines()]
+    assert len(ids) == 1499 and broken not in ids
