@@ -53,6 +53,7 @@ bench: venv
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/agency_bench.py
 	$(BIN)/python bench/rescore_bench.py
+	$(BIN)/python bench/snapshot_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .pure build *.so sync/core/*.so

@@ -44,6 +44,14 @@ class CompanyPage:
 
 
 @dataclass(frozen=True)
+class SubmissionPage:
+    """One page of a form's submissions, newest first."""
+
+    submissions: list[FormSubmission]
+    problems: list[str] = field(default_factory=list)  # records skipped, with the reason
+
+
+@dataclass(frozen=True)
 class EventPage:
     """One page of email events. `through_ms` is set on the last page of a window: every event created up to
     then has been read, so the events cursor may move there."""
@@ -185,9 +193,9 @@ class CrmSource(Protocol):
         first, each once: one search call when there are none."""
         ...
 
-    def form_submissions(
-        self, form_id: str, form_name: str, since_ms: int
-    ) -> tuple[list[FormSubmission], list[str]]: ...
+    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> Iterator[SubmissionPage]:
+        """The form's submissions at or after `since_ms`, a page at a time (a large form is never held whole)."""
+        ...
 
     def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]: ...
 

@@ -67,6 +67,7 @@ from sync.ports import (
     PropertySpec,
     RunRecord,
     StageTransition,
+    SubmissionPage,
     WriteOutcome,
 )
 from sync.sandbox import Portal as SandboxPortal
@@ -905,12 +906,12 @@ class FakeCrm:
                     problems.append(str(exc))
             yield ConversionPage(conversions, problems)
 
-    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
+    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> Iterator[SubmissionPage]:
         self._call("form_submissions", form_id, form_name, since_ms)
-        found: list[FormSubmission] = []
-        problems: list[str] = []
         after: str | None = None
         while True:
+            found: list[FormSubmission] = []
+            problems: list[str] = []
             body = self.portal.submissions(form_id, 50, after)
             older = False
             for raw in body.get("results") or []:
@@ -923,9 +924,10 @@ class FakeCrm:
                     older = True  # newest first: the rest are older still
                     break
                 found.append(submission)
+            yield SubmissionPage(found, problems)
             after = _next_after(body)
             if older or after is None:
-                return found, problems
+                return
 
     def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]:
         """One window, newest first, paged by offset; its last page carries `through_ms`."""

@@ -17,7 +17,7 @@ from sync.hubspot.client import HubSpotClient
 from sync.hubspot.errors import RejectedError
 from sync.hubspot.objects import next_after as _next_after
 from sync.hubspot.shapes import DEFAULT_FORM_TYPES, email_event_from_wire, submission_from_wire
-from sync.ports import EventPage
+from sync.ports import EventPage, SubmissionPage
 
 log = structlog.get_logger("leadsync.hubspot")
 
@@ -63,13 +63,13 @@ class Engagement:
             if after is None:
                 return names
 
-    def submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
-        """Submissions at or after `since_ms`. The endpoint gives newest first with no date filter:
-        page until a submission is older than the checkpoint."""
-        found: list[FormSubmission] = []
-        problems: list[str] = []
+    def submissions(self, form_id: str, form_name: str, since_ms: int) -> Iterator[SubmissionPage]:
+        """Submissions at or after `since_ms`, a page at a time. The endpoint gives newest first with no date
+        filter: page until a submission is older than the checkpoint."""
         after: str | None = None
         while True:
+            found: list[FormSubmission] = []
+            problems: list[str] = []
             params: dict[str, str | int] = {"limit": SUBMISSIONS_PAGE}
             if after:
                 params["after"] = after
@@ -88,9 +88,10 @@ class Engagement:
                     older = True
                     continue
                 found.append(submission)
+            yield SubmissionPage(found, problems)
             after = _next_after(body)
             if older or after is None or not results:
-                return found, problems
+                return
 
     def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]:
         """Email events created in [start_ms, end_ms], a window at a time from the oldest.

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from sync.config import PortalConfig
-from sync.core.model import Company, CompanyAssociation, Contact, FormSubmission, PropertyUpdate, StageChange
+from sync.core.model import Company, CompanyAssociation, Contact, PropertyUpdate, StageChange
 from sync.errors import ConfigError, ConfigProblem
 from sync.hubspot.account_info import account_info
 from sync.hubspot.associations import Associations
@@ -27,6 +27,7 @@ from sync.ports import (
     EventPage,
     PropertyInfo,
     PropertySpec,
+    SubmissionPage,
     WriteOutcome,
 )
 
@@ -105,7 +106,7 @@ class HubSpotPortal:
     def contacts_converted_since(self, since_ms: int) -> Iterator[ConversionPage]:
         return self.contacts.converted_since(since_ms)
 
-    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> tuple[list[FormSubmission], list[str]]:
+    def form_submissions(self, form_id: str, form_name: str, since_ms: int) -> Iterator[SubmissionPage]:
         return self.engagement.submissions(form_id, form_name, since_ms)
 
     def email_events(self, start_ms: int, end_ms: int) -> Iterator[EventPage]:

@@ -58,12 +58,15 @@ def _sweep(scope: RunScope, now_ms: int) -> set[str]:
 
 
 def _read_form(scope: RunScope, form_id: str, name: str, since_ms: int) -> set[str]:
-    submissions, problems = scope.portal.source.form_submissions(form_id, name, since_ms)
-    scope.skipped(problems)
+    emails: set[str] = set()
+    for page in scope.portal.source.form_submissions(form_id, name, since_ms):  # stored a page at a time
+        scope.skipped(page.problems)
+        new = scope.portal.store.add_events(scope.portal.id, page.submissions)
+        scope.summary.add("events_new", new)
+        if new:
+            emails.update(s.email for s in page.submissions)
     scope.summary.add("forms_read")
-    new = scope.portal.store.add_events(scope.portal.id, submissions)
-    scope.summary.add("events_new", new)
-    return {s.email for s in submissions} if new else set()
+    return emails
 
 
 def _poll(scope: RunScope, polled_ms: int, now_ms: int) -> set[str]:

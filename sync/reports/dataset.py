@@ -379,9 +379,9 @@ def all_events(source: CrmSource, until_ms: int, problems: list[str]) -> Iterato
     """Every form submission (a batch per form) and email event (a batch per page) up to `until_ms`;
     unusable records are added to `problems`."""
     for form_id, form_name in sorted(source.forms().items()):
-        submissions, bad = source.form_submissions(form_id, form_name, 0)
-        problems.extend(bad)
-        yield submissions
+        for form_page in source.form_submissions(form_id, form_name, 0):  # a large form is never held whole
+            problems.extend(form_page.problems)
+            yield form_page.submissions
     for page in source.email_events(0, until_ms):
         problems.extend(page.problems)
         yield page.events

@@ -93,11 +93,9 @@ def _read_submissions(cycle: Cycle, converted: Sequence[Contact], forms: FormNam
         for form_id in found:
             since[form_id] = min(since.get(form_id, at), at)
     for form_id, at in sorted(since.items()):
-        submissions, problems = portal.source.form_submissions(
-            form_id, names[form_id], max(0, at - SUBMISSION_SLACK_MS)
-        )
-        cycle.scope.skipped(problems)
-        cycle.summary.add("events_new", portal.store.add_events(portal.id, submissions))
+        for page in portal.source.form_submissions(form_id, names[form_id], max(0, at - SUBMISSION_SLACK_MS)):
+            cycle.scope.skipped(page.problems)
+            cycle.summary.add("events_new", portal.store.add_events(portal.id, page.submissions))
 
 
 def _conv(contacts: Mapping[str, Contact], cid: str) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +23,7 @@ from sync.hubspot.limits import Budget, RateLimiter
 from sync.hubspot.portal import HubSpotPortal
 from sync.hubspot.retry import RetryPolicy
 from sync.hubspot.shapes import email_event_key
-from sync.ports import PropertySpec, WriteOutcome
+from sync.ports import PropertySpec, SubmissionPage, WriteOutcome
 from sync.sandbox import Portal, Sandbox
 from sync.sandbox.generator import generate_portal
 from sync.snapshot import parse_snapshot
@@ -42,6 +42,16 @@ OWNED = [
 READ = ["decision_role", "industry", "need_level", "numberofemployees", "purchase_timeline", "budget_fit", "jobtitle",
         "hs_analytics_source", "hs_analytics_first_referrer", "hs_analytics_num_visits", "ls_sales_feedback",
         "hs_email_optout", *(p.name for p in OWNED)]  # fmt: skip
+
+
+def read_all(pages: Iterable[SubmissionPage]) -> tuple[list[FormSubmission], list[str]]:
+    """A form's submissions and problems, every page of them."""
+    found: list[FormSubmission] = []
+    problems: list[str] = []
+    for page in pages:
+        found += page.submissions
+        problems += page.problems
+    return found, problems
 
 
 @contextmanager
@@ -236,7 +246,7 @@ def test_forms_submissions_email_events_and_lists_read_what_the_portal_holds() -
         truth = snapshot(sb)
         forms = hub.forms()
         since = min(s["submittedAt"] for s in truth["form_submissions"])
-        submissions = [s for fid, name in forms.items() for s in hub.form_submissions(fid, name, since)[0]]
+        submissions = [s for fid, name in forms.items() for s in read_all(hub.form_submissions(fid, name, since))[0]]
         start = min(e["created"] for e in truth["email_events"])
         end = max(e["created"] for e in truth["email_events"])
         events = [e for page in hub.email_events(start, end) for e in page.events]
@@ -264,7 +274,7 @@ def test_submissions_stop_at_the_checkpoint() -> None:
         form_id = Counter(s["formId"] for s in truth).most_common(1)[0][0]
         stamps = sorted((s["submittedAt"] for s in truth if s["formId"] == form_id), reverse=True)
         checkpoint = stamps[len(stamps) // 2]
-        found, _ = hub.form_submissions(form_id, "", checkpoint)
+        found, _ = read_all(hub.form_submissions(form_id, "", checkpoint))
     assert sorted((s.at_ms for s in found), reverse=True) == [t for t in stamps if t >= checkpoint]
 
 

@@ -11,7 +11,7 @@ import pytest
 from sync.hubspot.portal import HubSpotPortal
 from sync.sandbox import Portal
 from sync.sandbox.records import FormRecord, Submission
-from tests.hubspot.test_adapter_sandbox import READ, connected
+from tests.hubspot.test_adapter_sandbox import READ, connected, read_all
 
 T0 = 1_790_000_000_000
 KINDS = ("hubspot", "flow", "captured", "blog_comment")
@@ -63,9 +63,11 @@ def test_submissions_without_conversion_id_are_read_with_their_email_under_one_s
     with connected(contact_form_portal()) as (_, client):
         hub = HubSpotPortal(client, READ)
         forms = hub.forms()
-        first, problems = hub.form_submissions("c-1", forms["c-1"], 0)
-        again, _ = hub.form_submissions("c-1", forms["c-1"], 0)
-        popup, _ = hub.form_submissions("p-1", forms["p-1"], 0)
+        pages = list(hub.form_submissions("c-1", forms["c-1"], 0))
+        first, problems = read_all(pages)
+        again, _ = read_all(hub.form_submissions("c-1", forms["c-1"], 0))
+        popup, _ = read_all(hub.form_submissions("p-1", forms["p-1"], 0))
+    assert [len(page.submissions) for page in pages] == [50, 50, 20]  # a page at a time, never the form whole
     assert forms == {"c-1": "Website contact form", "p-1": "Pop-up: book a demo"}
     assert problems == []
     assert len(first) == 120 and {s.email for s in first} == {f"buyer{i}@voltgrid.ro" for i in range(120)}
