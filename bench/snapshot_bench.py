@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stream_bench import CONFIG, TreeMemory, flatness
+from stream_bench import CONFIG, flatness, measured
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_ENV = "LEADSYNC_BENCH_TOKEN"
@@ -74,25 +73,9 @@ def run_snapshot(config: Path, out: Path, token: str) -> dict[str, Any]:
     """`leadsync snapshot` in a child process: its peak RSS (MiB), the peak of its whole process tree (PSS
     summed: shared pages counted once), its wall time and the API calls it reports."""
     command = [sys.executable, "-m", "sync", "snapshot", "--config", str(config), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), TOKEN_ENV: token}
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-    tree = TreeMemory(child.pid)
-    assert child.stderr is not None
-    err = child.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    tree.stop()
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"snapshot failed ({child.returncode}): {err[-2000:]}")
+    figures, err = measured("snapshot", command, {"PYTHONPATH": str(ROOT), TOKEN_ENV: token})
     calls = re.search(r"\((\d+) API calls\)", err)
-    return {
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # the largest single process of the tree
-        "peak_tree_pss_mib": round(tree.peak / 1024, 1),
-        "seconds": round(seconds, 2),
-        "api_calls": int(calls.group(1)) if calls else None,
-    }
+    return {**figures, "api_calls": int(calls.group(1)) if calls else None}
 
 
 def count_records(path: Path) -> Counter[str]:

@@ -73,23 +73,33 @@ def run_tool(tool: str, snapshot: Path, tmp: str, processes: int) -> dict[str, A
     args = [a.format(tmp=tmp) for a in TOOLS[tool]]
     command = [sys.executable, "-m", "sync", *args, "--config", str(CONFIG), "--snapshot", str(snapshot)]
     command += ["--now", NOW.isoformat()]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), PROCESSES_ENV: str(processes)}
+    figures, _ = measured(tool, command, {"PYTHONPATH": str(ROOT), PROCESSES_ENV: str(processes)})
+    return figures
+
+
+def measured(what: str, command: list[str], env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """`command` in a child process (its output thrown away, `env` added to this one's): its peak RSS (MiB),
+    the peak of its whole process tree (the child and the workers it forks, their proportional set sizes
+    summed: shared pages counted once), its wall time, and what it said on stderr. A failure ends the run."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env}, cwd=ROOT
+    )
     tree = TreeMemory(child.pid)
     assert child.stderr is not None
-    err = child.stderr.read()
+    err = child.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     tree.stop()
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise SystemExit(f"{tool} failed ({child.returncode}): {err.decode(errors='replace')[-2000:]}")
-    return {
+        raise SystemExit(f"{what} failed ({child.returncode}): {err[-2000:]}")
+    figures = {
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # the largest single process of the tree
         "peak_tree_pss_mib": round(tree.peak / 1024, 1),
         "seconds": round(seconds, 1),
     }
+    return figures, err
 
 
 class TreeMemory:
