@@ -43,7 +43,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _add_config_option(backtest)
     source = backtest.add_mutually_exclusive_group(required=True)
-    source.add_argument("--snapshot", metavar="S", help="snapshot JSON file")
+    source.add_argument("--snapshot", metavar="S", help="a snapshot file (JSON, or JSON Lines read as a stream)")
     _add_from_store_option(backtest, source)
     _add_db_option(backtest)
     _add_backtest_options(backtest)

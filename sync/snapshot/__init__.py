@@ -453,7 +453,8 @@ def load_snapshot_json(file: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), exc.lineno, "", f"not valid JSON: {exc.msg}")]) from exc
+        problem = f"not valid JSON: {exc.msg} at column {exc.colno}"
+        raise ConfigError([ConfigProblem(str(path), exc.lineno, "", problem)]) from exc
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem(str(path), 1, "", "a snapshot must be a JSON object")])
     return raw

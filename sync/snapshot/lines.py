@@ -116,8 +116,10 @@ def _parse(path: Path, n: int, line: str) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        # One line of a file written in one go is not worth going on past: the file is damaged.
-        raise ConfigError([ConfigProblem(str(path), n, "", f"not valid JSON: {exc.msg}")]) from exc
+        # One line of a file written in one go is not worth going on past: the file is damaged (at its last
+        # line, most often cut short by an interrupted write).
+        problem = f"not valid JSON: {exc.msg} at column {exc.colno}"
+        raise ConfigError([ConfigProblem(str(path), n, "", problem)]) from exc
 
 
 def _kind(path: Path, n: int, item: Any) -> str:
