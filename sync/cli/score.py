@@ -217,7 +217,7 @@ class _Scoring:
         def work(contact: Contact, events: list[Event]) -> ScoreResult | str | None:
             if wanted is not None and contact.id not in wanted:
                 return None
-            return self._score(contact, events)
+            return self._score(self._attached(contact), events)
 
         return work
 
@@ -230,31 +230,34 @@ class _Scoring:
             return None
         return out
 
-    def _score(self, contact: Contact, events: list[Event]) -> ScoreResult | str:
+    def _attached(self, contact: Contact) -> Contact:
+        """The contact given its primary company's properties."""
         from sync.core.model import with_company
+
+        return with_company(contact, self.companies.primary(contact.id))
+
+    def _score(self, contact: Contact, events: list[Event]) -> ScoreResult | str:
         from sync.core.scoring import score_at
 
         try:
-            return score_at(with_company(contact, self.companies.primary(contact.id)), events, self.rules, self.now_ms)
+            return score_at(contact, events, self.rules, self.now_ms)
         except Exception as exc:  # a broken contact is reported, never stops the others
             return f"contact {contact.id}: {type(exc).__name__}: {exc}"
 
     def results(self, inputs: Iterable[tuple[Contact, list[Event]]], shown: set[str] | None) -> Iterator[ScoreResult]:
         """Every contact's result, in order, each counted in the roll-up; with `shown`, only those contacts'
         results are given (the roll-up still counts all)."""
-        from sync.core.model import with_company
-
         if shown is not None:
             self.shown_companies = {k for cid in shown for k in self.companies.ids_of(cid)}
         for bare, events in inputs:
-            result = self._score(bare, events)
+            contact = self._attached(bare)
+            result = self._score(contact, events)
             if isinstance(result, str):
                 self.failures.append(result)
                 continue
             if self.accounts is not None:
-                contact = with_company(bare, self.companies.primary(bare.id))
                 self.accounts.add(contact, result, events, self.now_ms)
-            if shown is None or bare.id in shown:
+            if shown is None or contact.id in shown:
                 yield result
 
     def company_results(self) -> list[AccountResult]:

@@ -573,9 +573,12 @@ class _Assess:
         return self.account.attach(bare) if self.account is not None else bare
 
     def __call__(self, bare: Contact, events: list[Event]) -> Assessed:
-        if bare.created_at_ms is not None and bare.created_at_ms > self.now_ms:
+        return self.assess(self.contact(bare), events)
+
+    def assess(self, contact: Contact, events: list[Event]) -> Assessed:
+        """Of a contact given its company's properties (`contact`)."""
+        if contact.created_at_ms is not None and contact.created_at_ms > self.now_ms:
             return Assessed(not_yet_created=True)  # it did not exist at `now`: scoring it would use its future
-        contact = self.contact(bare)
         try:
             result, rule_stages = _score(contact, events, self.rules, self.models, self.now_ms)
         except Exception as exc:  # a broken contact is reported, never stops the backtest
@@ -600,12 +603,13 @@ def run_backtest(
     if band_width < 1:
         raise ValueError(f"band_width must be at least 1, not {band_width}")
     bt = Backtest(rules.version, now_ms, outcome, band_width, max(1, min_support))
-    models = {m.spec.name: m for m in rules.models}
     rule_rates: dict[str, RuleRate] = {}
     contributions: dict[str, Contribution] = {}
     account = _AccountCount.of(companies, rules)
+    assess = _Assess(rules, now_ms, outcome, account)
+    models = assess.models
     bt.interests = [InterestBacktest(i.name) for i in rules.spec.interests]
-    for assessed in _assessed(inputs, _Assess(rules, now_ms, outcome, account)):
+    for assessed in _assessed(inputs, assess):
         bt.contacts += 1
         if progress is not None:
             progress(bt.contacts)
@@ -666,9 +670,10 @@ def _assessed(inputs: Iterable[tuple[Contact, list[Event]]] | Mapped, assess: _A
         return
     contacts = inputs.inputs() if isinstance(inputs, Mapped) else inputs
     for bare, events in contacts:
-        assessed = assess(bare, events)
+        contact = assess.contact(bare)
+        assessed = assess.assess(contact, events)
         if account is not None and assessed.result is not None:
-            account.add(assess.contact(bare), assessed.result, events, assess.now_ms, assess.outcome)
+            account.add(contact, assessed.result, events, assess.now_ms, assess.outcome)
         yield assessed
 
 

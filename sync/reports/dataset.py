@@ -22,10 +22,10 @@ from sync.ports import CompanyOutbox, CompanySource, CompanyStore, Contacts, Crm
 from sync.reports.spill import EventSpill, Spill
 from sync.snapshot import read_snapshot
 from sync.snapshot.lines import SECTIONS, SnapshotStream, is_lines, write_lines
+from sync.snapshot.pieces import Work
 
 Progress = Callable[[str, int], None]  # (what is being read, records so far)
 R = TypeVar("R")
-Work = Callable[[Contact, list[Event]], R]  # what a tool works out of each contact, pure
 
 
 @runtime_checkable
@@ -40,13 +40,14 @@ class Mapped(Protocol):
         ...
 
 
+class _Inputs(Protocol):
+    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]: ...
+
+
 class _InOrder:
-    """`results` in this process, over `inputs()`."""
+    """`results` in this process, over the class's own `inputs()`."""
 
-    def inputs(self) -> Iterator[tuple[Contact, list[Event]]]:
-        raise NotImplementedError
-
-    def results(self, work: Work[R]) -> Iterator[tuple[str, R]]:
+    def results(self: _Inputs, work: Work[R]) -> Iterator[tuple[str, R]]:
         for contact, events in self.inputs():
             yield contact.id, work(contact, events)
 

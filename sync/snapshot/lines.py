@@ -293,7 +293,7 @@ class SnapshotStream:
         for _, pair in self.results(_pair):
             yield pair
 
-    def results(self, work: Callable[[Contact, list[Event]], R]) -> Iterator[tuple[str, R]]:
+    def results(self, work: pieces.Work[R]) -> Iterator[tuple[str, R]]:
         """Each contact's id and `work(contact, events)`, in file order. A large file is read on every core, where
         the workers do the work too: `work` must be pure, and what it returns is sent back (the smaller the
         better: a contact and its events cost more to send than to score)."""
@@ -336,7 +336,7 @@ class SnapshotStream:
         if group.contact is not None:
             yield group.contact, group
 
-    def read_piece(self, data: bytes, work: Callable[[Contact, list[Event]], R]) -> pieces.Piece[R]:
+    def read_piece(self, data: bytes, work: pieces.Work[R]) -> pieces.Piece[R]:
         """In a worker: a piece of the file (the bytes from a contact's line) read and checked as `results` reads
         it, but for the check of a contact against those before the piece; numbered from the piece's start."""
         tally = Tally(SnapshotRecords(self.portal_id))

@@ -50,6 +50,7 @@ _NUMBERED = re.compile(r"^(contacts|form_submissions|email_events)\[(\d+)\]")
 
 
 R = TypeVar("R")
+Work = Callable[[Contact, list[Event]], R]  # what a tool works out of each contact: pure, so a worker may do it
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _contact_at(stream: BinaryIO, start: int, end: int) -> bool:
     return isinstance(record, dict) and record.get("record") == "contact"
 
 
-def read_piece(stream: SnapshotStream, work: Callable[[Contact, list[Event]], R], span: tuple[int, int]) -> Piece[R]:
+def read_piece(stream: SnapshotStream, work: Work[R], span: tuple[int, int]) -> Piece[R]:
     """In a worker: the piece's records, read and checked (`SnapshotStream.read_piece`), and the work done."""
     start, end = span
     with stream.path.open("rb") as file:
@@ -158,7 +159,7 @@ class PieceReader:
     def __init__(self, stream: SnapshotStream, pieces: list[tuple[int, int]], processes: int) -> None:
         self.stream, self.pieces, self.processes = stream, pieces, processes
 
-    def results(self, check: ContactCheck, work: Callable[[Contact, list[Event]], R]) -> Iterator[tuple[str, R]]:
+    def results(self, check: ContactCheck, work: Work[R]) -> Iterator[tuple[str, R]]:
         """Each contact's id and `work(contact, events)`, as `SnapshotStream.results` yields them; `check` refuses
         the contacts seen before."""
         tally = self.stream.tally
