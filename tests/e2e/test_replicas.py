@@ -87,9 +87,9 @@ def test_three_replicas_share_nine_portals_and_rebalance_on_a_death_and_a_birth(
             counts = wait_for(lambda: spread([a, b]), 3 * TTL, 0.05)
             took = time.monotonic() - died
             assert sorted(counts.values()) == [4, 5]
-            # The last renewal was at most a third of a ttl before the crash; then one ttl to expire, and the next
-            # lease job (a third of a ttl) takes it.
-            assert took <= TTL * 4 / 3 + 0.5, took
+            # The last renewal was at most a third of a ttl before the crash; then one ttl to expire; then each
+            # survivor's lease job (every third of a ttl, the two not in step) takes its part: 5/3 ttl at worst.
+            assert took <= TTL * 5 / 3 + 0.5, took
 
             # A new replica gets its share (9 over 3 live) within two lease periods of joining (its files loaded).
             with replicas(folder, pg_schema_url, ["r-d"]) as (d,):
